@@ -1,0 +1,56 @@
+"""gunicorn settings for the moderation service; every value says why it is what it is."""
+
+import multiprocessing
+import os
+
+# Loopback by default: put a TLS-terminating proxy in front; containers set 0.0.0.0:8000.
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+
+# Requests are short and mostly wait on the database, so a few sync workers per core
+# give throughput without the pitfalls of async workers around SQLAlchemy sessions.
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+worker_class = "sync"
+
+# A request that takes longer than this is stuck (a hung database connection): the
+# arbiter kills the worker so that it stops holding a slot. Database calls time out sooner.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
+
+# On SIGTERM, let in-flight submissions finish before the worker exits, so no
+# acknowledged comment is cut off mid-commit during a deploy.
+graceful_timeout = 20
+
+# Behind a proxy, keep-alive connections save a TCP handshake per request.
+keepalive = 5
+
+# Recycle workers now and then so a slow leak in any library cannot grow forever;
+# the jitter keeps all workers from restarting at the same moment.
+max_requests = 10_000
+max_requests_jitter = 1_000
+
+# Trust X-Forwarded-* only from these addresses (the proxy in front). The app's own
+# ProxyFix hop count (MODERATION_PROXY_HOPS) decides which X-Forwarded-For entry is the client.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# Our app logs one JSON line per request itself; gunicorn's access log would repeat it.
+accesslog = None
+errorlog = "-"
+loglevel = "info"
+
+# Prometheus multiprocess mode needs a folder shared by the workers, emptied at start.
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+
+def on_starting(server):
+    """Start every run with an empty metrics folder, so old workers' counters do not linger."""
+    if _metrics_dir:
+        os.makedirs(_metrics_dir, exist_ok=True)
+        for name in os.listdir(_metrics_dir):
+            os.remove(os.path.join(_metrics_dir, name))
+
+
+def child_exit(server, worker):
+    """Tell the metrics registry a worker is gone, so its live gauges are dropped."""
+    if _metrics_dir:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

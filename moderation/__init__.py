@@ -1,0 +1,72 @@
+"""Comment moderation service: create_app() builds the Flask application."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+
+def migrations_directory() -> str:
+    """Alembic's folder: the checkout's migrations/, or where MODERATION_MIGRATIONS_DIR says."""
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    default = os.path.join(checkout, "migrations")
+    return os.environ.get("MODERATION_MIGRATIONS_DIR") or default
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: config -> extensions -> errors -> blueprints -> cli."""
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("MODERATION_INSTANCE_PATH") or None,
+        instance_relative_config=True,
+    )
+
+    from moderation.config import load_config
+
+    load_config(app, config)
+    if app.config["PROXY_HOPS"]:
+        # Trust exactly as many X-Forwarded-* hops as there are proxies, no more.
+        hops = int(app.config["PROXY_HOPS"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+
+    from moderation.database import configure_engine
+    from moderation.extensions import api, db, limiter, migrate
+    from moderation.logs import configure_logging
+    from moderation.metrics import init_metrics
+    from moderation.services.rules import init_rules
+
+    configure_logging(app)
+    init_metrics(app)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=migrations_directory())
+    limiter.init_app(app)
+    api.init_app(
+        app,
+        spec_kwargs={
+            "components": {
+                "securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer", "description": "API key"}
+                }
+            }
+        },
+    )
+    configure_engine(app)
+    init_rules(app)
+
+    from moderation.errors import register_error_handlers
+
+    register_error_handlers(app)
+
+    from moderation.api import admin, health, moderation, public, rules
+
+    for module in (public, moderation, admin, rules, health):
+        api.register_blueprint(module.blp)
+    app.after_request(public.add_cors_headers)
+
+    from moderation.cli import register_commands
+
+    register_commands(app)
+    return app

@@ -1,0 +1,70 @@
+"""Thin blueprints: parse with a schema, call a service, dump with a schema."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import flask_smorest
+from flask_smorest.error_handler import ErrorSchema
+from webargs.flaskparser import FlaskParser
+
+from moderation.auth import require
+from moderation.models import Role
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class StrictParser(FlaskParser):
+    # webargs ignores unknown query arguments by default; ours refuses them (the schema's
+    # Meta.unknown = RAISE decides), so a misspelt filter is a 422, not a silent no-op.
+    DEFAULT_UNKNOWN_BY_LOCATION = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None
+    }
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = StrictParser()
+
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
+ERROR_DESCRIPTIONS = {
+    400: "Malformed body",
+    401: "No API key, or an invalid one",
+    403: "The key's role or sites do not cover this",
+    404: "Not found",
+    409: "Conflict",
+    412: "Changed by someone else since the given ETag",
+    413: "Body too large",
+    415: "Unsupported content type",
+    422: "Invalid fields",
+    428: "If-Match is required",
+    429: "Too many requests",
+    503: "The database is unreachable",
+}
+
+
+def errors(blp: Blueprint, *codes: int) -> Callable[[F], F]:
+    """Document error answers in the contract's JSON shape (503 on every database route)."""
+
+    def decorator(view: F) -> F:
+        for code in (*codes, 503):
+            view = blp.alt_response(
+                code,
+                schema=ErrorSchema,
+                description=ERROR_DESCRIPTIONS[code],
+                headers=RETRY_AFTER if code in (429, 503) else None,
+            )(view)
+        return view
+
+    return decorator
+
+
+def guarded(blp: Blueprint, *roles: Role) -> Callable[[F], F]:
+    """Require a key of one of these roles (401/403), and say so in the OpenAPI spec."""
+
+    def decorator(view: F) -> F:
+        view = require(*roles)(view)
+        view = blp.doc(security=[{"bearerAuth": []}])(view)
+        return errors(blp, 401, 403)(view)
+
+    return decorator

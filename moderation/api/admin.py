@@ -1,0 +1,119 @@
+"""Admin routes: sites, keys and the rules in force."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from moderation.api import Blueprint, errors, guarded
+from moderation.auth import current_caller
+from moderation.models import ApiKey, Role
+from moderation.schemas import (
+    EraseAnswerSchema,
+    EraseSchema,
+    ExportQuerySchema,
+    ExportSchema,
+    KeyListSchema,
+    KeyRequestSchema,
+    NewKeySchema,
+    SiteListSchema,
+    SiteSchema,
+)
+from moderation.services import keys, privacy, sites
+
+blp = Blueprint("admin", __name__, url_prefix="/api/v1/admin", description="Sites, keys and rules")
+
+
+def key_of(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "name": key.name,
+        "role": key.role.value,
+        "sites": [site.slug for site in key.sites],
+        "prefix": key.prefix,
+        "created_at": key.created_at,
+        "revoked_at": key.revoked_at,
+    }
+
+
+@blp.route("/sites", methods=["GET"])
+@guarded(blp, Role.ADMIN)
+@blp.response(200, SiteListSchema)
+def list_sites() -> dict[str, Any]:
+    """Every site."""
+    return {"items": sites.list_sites()}
+
+
+@blp.route("/sites", methods=["POST"])
+@guarded(blp, Role.ADMIN)
+@blp.arguments(SiteSchema)
+@blp.response(201, SiteSchema)
+@errors(blp, 400, 409, 415, 422)
+def create_site(site: dict[str, Any]) -> Any:
+    """Add a site."""
+    return sites.create_site(site["slug"], site["name"], site["allowed_origins"])
+
+
+@blp.route("/sites/<string:slug>", methods=["GET"])
+@guarded(blp, Role.ADMIN)
+@blp.response(200, SiteSchema)
+@errors(blp, 404)
+def get_site(slug: str) -> Any:
+    """One site."""
+    return sites.get_site(slug)
+
+
+@blp.route("/sites/<string:slug>", methods=["DELETE"])
+@guarded(blp, Role.ADMIN)
+@blp.response(204)
+@errors(blp, 404, 409)
+def delete_site(slug: str) -> None:
+    """Remove a site that has no comments."""
+    sites.delete_site(slug)
+
+
+@blp.route("/keys", methods=["GET"])
+@guarded(blp, Role.ADMIN)
+@blp.response(200, KeyListSchema)
+def list_keys() -> dict[str, Any]:
+    """Every key, without secrets."""
+    return {"items": [key_of(key) for key in keys.list_keys()]}
+
+
+@blp.route("/keys", methods=["POST"])
+@guarded(blp, Role.ADMIN)
+@blp.arguments(KeyRequestSchema)
+@blp.response(201, NewKeySchema)
+@errors(blp, 400, 415, 422)
+def create_key(request: dict[str, Any]) -> dict[str, Any]:
+    """Issue a key; its secret is in this answer and nowhere else, ever."""
+    key, secret = keys.create_key(request["name"], request["role"], request["sites"])
+    return {**key_of(key), "secret": secret}
+
+
+@blp.route("/keys/<int:key_id>", methods=["DELETE"])
+@guarded(blp, Role.ADMIN)
+@blp.response(204)
+@errors(blp, 404)
+def revoke_key(key_id: int) -> None:
+    """Revoke a key."""
+    keys.revoke_key(key_id)
+
+
+@blp.route("/privacy/erase", methods=["POST"])
+@guarded(blp, Role.ADMIN)
+@blp.arguments(EraseSchema)
+@blp.response(200, EraseAnswerSchema)
+@errors(blp, 400, 415, 422)
+def erase(request: dict[str, Any]) -> dict[str, Any]:
+    """Anonymise every comment by an email address (the right to erasure)."""
+    return {"erased": privacy.erase(current_caller(), request["email"], request["delete_content"])}
+
+
+@blp.route("/privacy/export", methods=["GET"])
+@guarded(blp, Role.ADMIN)
+@blp.arguments(ExportQuerySchema, location="query")
+@blp.response(200, ExportSchema)
+@errors(blp, 422)
+def export(query: dict[str, Any]) -> dict[str, Any]:
+    """Everything stored about the commenter with an email address (the right of access)."""
+    return privacy.export(query["email"])

@@ -1,0 +1,229 @@
+"""Public routes: what a site's comment form and its readers call, with no key."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from flask import Response, jsonify, redirect, request
+from marshmallow import ValidationError
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+
+from moderation.api import Blueprint, errors
+from moderation.auth import current_caller
+from moderation.errors import Forbidden, Invalid
+from moderation.extensions import limiter
+from moderation.models import Role
+from moderation.schemas import (
+    CommentSubmissionSchema,
+    FlagAnswerSchema,
+    FlagSchema,
+    FormTokenQuerySchema,
+    FormTokenSchema,
+    SubmissionAnswerSchema,
+    ThreadPageSchema,
+    ThreadQuerySchema,
+)
+from moderation.services import comments, flags, form_tokens, limits
+from moderation.services.rules import current_rules
+from moderation.services.sites import get_site, origin_allowed
+
+blp = Blueprint("public", __name__, url_prefix="/api/v1", description="Comment forms and readers")
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# The WordPress comment form's field names, so its HTML can post here unchanged.
+WORDPRESS_FIELDS = {
+    "author": "author_name",
+    "email": "author_email",
+    "url": "author_url",
+    "comment": "content",
+    "comment_post_ID": "thread",
+    "comment_parent": "parent_id",
+}
+# Fields a WordPress form sends that mean nothing here.
+WORDPRESS_EXTRAS = ("submit", "wp-comment-cookies-consent", "_wp_unfiltered_html_comment")
+
+
+def _submission_body() -> tuple[dict[str, Any], bool]:
+    """The posted fields and whether they came from an HTML form; 400/415 when unusable."""
+    mimetype = request.mimetype
+    if mimetype == "application/json":
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise BadRequest("The body is not a JSON object.")
+        return body, False
+    if mimetype in FORM_TYPES:
+        form = {key: request.form[key] for key in request.form}
+        for extra in WORDPRESS_EXTRAS:
+            form.pop(extra, None)
+        for wordpress, ours in WORDPRESS_FIELDS.items():
+            if wordpress in form:
+                form.setdefault(ours, form.pop(wordpress))
+        if form.get("parent_id") == "0":  # WordPress's "not a reply"
+            form.pop("parent_id")
+        return form, True
+    raise UnsupportedMediaType("Send application/json or an HTML form.")
+
+
+@blp.route("/comments", methods=["POST"])
+@blp.doc(
+    requestBody={
+        "required": True,
+        "content": {
+            "application/json": {"schema": CommentSubmissionSchema},
+            "application/x-www-form-urlencoded": {"schema": CommentSubmissionSchema},
+        },
+    },
+    parameters=[
+        {
+            "in": "header",
+            "name": "Idempotency-Key",
+            "required": False,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+        }
+    ],
+)
+@limiter.limit(
+    limits.per_ip, key_func=limits.ip_key, scope="submit-ip", exempt_when=limits.no_ip_limit
+)
+@limiter.limit(
+    limits.per_email,
+    key_func=limits.email_key,
+    scope="submit-email",
+    exempt_when=limits.no_email_limit,
+)
+@blp.response(201, SubmissionAnswerSchema)
+@blp.alt_response(303, description="Form posts go back to the page, outcome in the URL")
+@errors(blp, 400, 403, 404, 409, 413, 415, 422, 429)
+def submit_comment() -> Any:
+    """Submit a comment from a site's form or its backend."""
+    body, from_form = _submission_body()
+    honeypot_filled = _take_honeypot(body)
+    try:
+        fields = CommentSubmissionSchema().load(body)
+    except ValidationError as error:
+        raise Invalid("Some fields are invalid.", error.messages) from None  # type: ignore[arg-type]
+    idempotency_key = request.headers.get("Idempotency-Key")
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
+        raise Invalid("Idempotency-Key must be 1 to 255 characters.",
+                      {"Idempotency-Key": ["Length must be between 1 and 255."]})
+    signals = _signals(fields, honeypot_filled, _form_too_fast(fields))
+    answer = comments.submit(fields, signals, idempotency_key)
+    if from_form and answer.status_code == 201:
+        target = _form_return_url(fields, answer)
+        if target:
+            return redirect(target, code=303)
+    response = jsonify(answer.body)
+    response.status_code = answer.status_code
+    return response
+
+
+def _take_honeypot(body: dict[str, Any]) -> bool:
+    """Remove the site's honeypot field from the body; True if a bot filled it in."""
+    slug = body.get("site") if isinstance(body.get("site"), str) else "default"
+    field = current_rules().settings_for(slug).honeypot.field
+    if not field or field not in body:
+        return False
+    return bool(str(body.pop(field)).strip())
+
+
+def _form_too_fast(fields: dict[str, Any]) -> bool:
+    """With form tokens on for the site, a missing, forged or too-quick token is a bot."""
+    settings = current_rules().settings_for(fields["site"]).form_token
+    if not settings.enabled:
+        return False
+    return form_tokens.too_fast(
+        fields.get("form_token"), fields["site"], fields["thread"],
+        settings.min_seconds, settings.max_age_seconds,
+    )
+
+
+def _signals(
+    fields: dict[str, Any], honeypot_filled: bool, form_too_fast: bool
+) -> comments.Signals:
+    """Network facts: from the body only for the site's own key, else from the request."""
+    caller = current_caller()
+    if caller is not None and caller.role is Role.SITE:
+        site = get_site(fields["site"])
+        if not caller.may_act_on(site.id):
+            raise Forbidden("This key may not submit to that site.")
+        return comments.Signals(
+            ip=fields.get("ip"),
+            user_agent=fields.get("user_agent"),
+            referrer=fields.get("referrer"),
+            honeypot_filled=honeypot_filled,
+            form_too_fast=form_too_fast,
+        )
+    return comments.Signals(
+        ip=request.remote_addr,
+        user_agent=(request.user_agent.string or None) and request.user_agent.string[:512],
+        referrer=request.referrer and request.referrer[:2048],
+        honeypot_filled=honeypot_filled,
+        form_too_fast=form_too_fast,
+    )
+
+
+def _form_return_url(fields: dict[str, Any], answer: comments.Answer) -> str | None:
+    """Back to the page the form was on, if it belongs to the site (never an open redirect)."""
+    site = get_site(fields["site"])
+    for candidate in (fields.get("thread_url"), request.referrer):
+        if not candidate:
+            continue
+        parts = urlsplit(candidate)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if parts.scheme in ("http", "https") and origin in (site.allowed_origins or []):
+            query = parts.query + ("&" if parts.query else "") + urlencode(
+                {"comment_status": answer.body["status"], "comment_id": answer.comment_id}
+            )
+            fragment = f"comment-{answer.comment_id}"
+            return urlunsplit((parts.scheme, parts.netloc, parts.path, query, fragment))
+    return None
+
+
+@blp.route("/comments", methods=["GET"])
+@blp.arguments(ThreadQuerySchema, location="query")
+@blp.response(200, ThreadPageSchema)
+@errors(blp, 404, 422)
+def list_comments(query: dict[str, Any]) -> dict[str, Any]:
+    """Approved comments of one thread, oldest first, replies nested."""
+    return comments.thread_page(query["site"], query["thread"], query["limit"], query["cursor"])
+
+
+@blp.route("/comments/<int:comment_id>/flags", methods=["POST"])
+@limiter.limit(
+    limits.per_reporter,
+    key_func=limits.reporter_key,
+    scope="flag",
+    exempt_when=limits.no_reporter_limit,
+)
+@blp.arguments(FlagSchema)
+@blp.response(202, FlagAnswerSchema)
+@errors(blp, 400, 404, 415, 422, 429)
+def flag_comment(report: dict[str, Any], comment_id: int) -> dict[str, Any]:
+    """Report a published comment; enough readers send it back to the moderators."""
+    flags.flag(comment_id, report["reason"], request.remote_addr or "unknown")
+    return {"id": comment_id, "message": "Thank you; a moderator will take a look."}
+
+
+@blp.route("/form-token", methods=["GET"])
+@blp.arguments(FormTokenQuerySchema, location="query")
+@blp.response(200, FormTokenSchema)
+@errors(blp, 404, 422)
+def form_token(query: dict[str, Any]) -> dict[str, Any]:
+    """A signed token for a comment form served now; post it back as `form_token`."""
+    get_site(query["site"])
+    return {"form_token": form_tokens.issue(query["site"], query["thread"])}
+
+
+def add_cors_headers(response: Response) -> Response:
+    """Let a site's own pages call the public routes from the browser, and no other origin."""
+    origin = request.headers.get("Origin")
+    if not origin or not request.path.startswith("/api/v1/comments"):
+        return response
+    if origin_allowed(origin):
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type, Idempotency-Key"
+        response.headers["Access-Control-Max-Age"] = "600"
+    response.headers.add("Vary", "Origin")
+    return response

@@ -1,0 +1,46 @@
+"""Admin routes for the rules: what is in force, dry runs against a comment, backtests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from moderation.api import Blueprint, errors, guarded
+from moderation.models import Role
+from moderation.schemas import (
+    BacktestRequestSchema,
+    BacktestSchema,
+    RulesStateSchema,
+    RulesTestSchema,
+    VerdictSchema,
+)
+from moderation.services import backtest, rules
+
+blp = Blueprint("rules", __name__, url_prefix="/api/v1/admin/rules", description="Rules")
+
+
+@blp.route("", methods=["GET"])
+@guarded(blp, Role.ADMIN)
+@blp.response(200, RulesStateSchema)
+def rules_state() -> dict[str, Any]:
+    """The rules in force: version, when loaded, from where, and the last reload error."""
+    return rules.state()
+
+
+@blp.route("/test", methods=["POST"])
+@guarded(blp, Role.ADMIN)
+@blp.arguments(RulesTestSchema)
+@blp.response(200, VerdictSchema)
+@errors(blp, 400, 415, 422)
+def rules_test(request: dict[str, Any]) -> dict[str, Any]:
+    """Judge a comment under the rules in force, or under the YAML given; stores nothing."""
+    return rules.dry_run(request["comment"], request["rules"]).as_dict()
+
+
+@blp.route("/backtest", methods=["POST"])
+@guarded(blp, Role.ADMIN)
+@blp.arguments(BacktestRequestSchema)
+@blp.response(200, BacktestSchema)
+@errors(blp, 400, 415, 422)
+def rules_backtest(request: dict[str, Any]) -> dict[str, Any]:
+    """How the given rules would have judged the last N comments moderators decided."""
+    return backtest.backtest(backtest.candidate(request["rules"]), request["limit"])

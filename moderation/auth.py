@@ -1,0 +1,108 @@
+"""API keys: issuing, hashing, checking, and the role and site scope of each route."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from flask import g, request
+
+from moderation.errors import Forbidden, Unauthorized
+from moderation.extensions import db
+from moderation.models import ApiKey, Role, Site
+
+KEY_PREFIX = "mk"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made the request: the key's name, role and the site ids it may act on."""
+
+    key_id: int
+    name: str
+    role: Role
+    site_ids: frozenset[int]
+
+    def may_act_on(self, site_id: int) -> bool:
+        return self.role is Role.ADMIN or site_id in self.site_ids
+
+
+def hash_secret(secret: str) -> str:
+    # Keys are 256 random bits, so one SHA-256 is enough; a slow KDF would only cost latency.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_key(name: str, role: Role, sites: Iterable[Site]) -> tuple[ApiKey, str]:
+    """Make a key row and its secret; the caller commits and shows the secret once."""
+    prefix = secrets.token_hex(6)
+    secret = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(name=name, role=role, prefix=prefix, secret_hash=hash_secret(secret))
+    key.sites = list(sites)
+    db.session.add(key)
+    return key, secret
+
+
+def authenticate(header: str | None) -> Caller | None:
+    """The caller named by an `Authorization: Bearer` header, or None when there is none."""
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("Use 'Authorization: Bearer <api key>'.")
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        raise Unauthorized("The API key is not valid.")
+    key = db.session.scalar(sa.select(ApiKey).where(ApiKey.prefix == parts[1]))
+    # Compare even when no row matched, so timing does not tell which prefixes exist.
+    expected = key.secret_hash if key is not None else hash_secret("")
+    if not hmac.compare_digest(expected, hash_secret(token)) or key is None:
+        raise Unauthorized("The API key is not valid.")
+    if key.revoked_at is not None:
+        raise Unauthorized("The API key has been revoked.")
+    return Caller(
+        key_id=key.id,
+        name=key.name,
+        role=key.role,
+        site_ids=frozenset(site.id for site in key.sites),
+    )
+
+
+def current_caller() -> Caller | None:
+    """The authenticated caller of this request, if any (cached on `g`)."""
+    if "caller" not in g:
+        g.caller = authenticate(request.headers.get("Authorization"))
+    return g.caller
+
+
+def require(*roles: Role) -> Callable[[F], F]:
+    """Decorate a view: 401 without a valid key, 403 for a key of another role."""
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            caller = current_caller()
+            if caller is None:
+                raise Unauthorized("This route needs an API key.")
+            if caller.role not in roles:
+                raise Forbidden("This key's role may not use this route.")
+            return view(*args, **kwargs)
+
+        wrapped.required_roles = roles  # type: ignore[attr-defined]
+        return wrapped  # type: ignore[return-value]
+
+    return decorator
+
+
+def require_site(caller: Caller, site: Site) -> None:
+    """403 unless the caller may act on this site."""
+    if not caller.may_act_on(site.id):
+        raise Forbidden("This key may not act on that site.")
+

@@ -1,0 +1,182 @@
+"""The `moderation` command: set-up, keys, sites and rules from the shell."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import sqlalchemy as sa
+from flask import Flask
+from flask.cli import AppGroup, FlaskGroup, with_appcontext
+from flask_migrate import upgrade
+
+from moderation.errors import ServiceError
+from moderation.extensions import db
+from moderation.models import Site
+from moderation.rules import RulesError, load_rules
+
+
+def register_commands(app: Flask) -> None:
+    app.cli.add_command(init_command)
+    app.cli.add_command(keys_group)
+    app.cli.add_command(sites_group)
+    app.cli.add_command(rules_group)
+    app.cli.add_command(purge_command)
+
+
+def _fail(error: ServiceError) -> None:
+    detail = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in (error.errors or {}).items())
+    raise click.ClickException(error.message + (f" ({detail})" if detail else ""))
+
+
+@click.command("init")
+@with_appcontext
+def init_command() -> None:
+    """Migrate the database; on an empty one, create the first admin key and print it once."""
+    from moderation.services import keys
+
+    upgrade()
+    if keys.has_admin_key():
+        click.echo("Database ready.")
+        return
+    _, secret = keys.create_key("first-admin", "admin", [])
+    click.echo("Database ready. The first admin key (shown once, keep it safe):")
+    click.echo(f"  {secret}")
+
+
+@click.group("keys", cls=AppGroup)
+def keys_group() -> None:
+    """Manage API keys."""
+
+
+@keys_group.command("create")
+@click.option("--name", required=True, help="Who or what uses the key; shown in the audit log.")
+@click.option("--role", type=click.Choice(["admin", "moderator", "site"]), required=True)
+@click.option("--site", "sites", multiple=True, help="A site slug (repeat for several).")
+def create_key(name: str, role: str, sites: tuple[str, ...]) -> None:
+    """Create a key and print its secret, once."""
+    from moderation.services import keys
+
+    try:
+        key, secret = keys.create_key(name, role, list(sites))
+    except ServiceError as error:
+        _fail(error)
+        return
+    click.echo(f"Created {key.role.value} key {key.id} ({key.name}). Its secret, shown once:")
+    click.echo(secret)
+
+
+@keys_group.command("list")
+def list_keys() -> None:
+    """List keys (never their secrets)."""
+    from moderation.services import keys
+
+    for key in keys.list_keys():
+        state = "revoked" if key.revoked_at else "active"
+        sites = ",".join(site.slug for site in key.sites) or "*"
+        click.echo(f"{key.id}\t{key.role.value}\t{key.name}\t{sites}\t{state}")
+
+
+@click.group("sites", cls=AppGroup)
+def sites_group() -> None:
+    """Manage sites."""
+
+
+@sites_group.command("create")
+@click.argument("slug")
+@click.option("--name", default="", help="A human name for the site.")
+@click.option("--origin", "origins", multiple=True, help="An allowed origin, https://host.")
+def create_site(slug: str, name: str, origins: tuple[str, ...]) -> None:
+    """Add a site."""
+    from marshmallow import ValidationError
+
+    from moderation.schemas import SiteSchema
+    from moderation.services import sites
+
+    try:
+        data = SiteSchema().load({"slug": slug, "name": name, "allowed_origins": list(origins)})
+    except ValidationError as error:
+        raise click.ClickException(str(error.messages)) from None
+    try:
+        site = sites.create_site(data["slug"], data["name"], data["allowed_origins"])
+    except ServiceError as error:
+        _fail(error)
+        return
+    click.echo(f"Created site {site.slug}.")
+
+
+@sites_group.command("list")
+def list_sites() -> None:
+    """List sites."""
+    for site in db.session.scalars(sa.select(Site).order_by(Site.slug)):
+        click.echo(f"{site.slug}\t{site.name}\t{' '.join(site.allowed_origins or [])}")
+
+
+@click.group("rules", cls=AppGroup)
+def rules_group() -> None:
+    """Check and try rules files."""
+
+
+@rules_group.command("check")
+@click.argument("path", type=click.Path(dir_okay=False))
+def check_rules(path: str) -> None:
+    """Validate a rules file: exit 1 with the file, rule and key at fault."""
+    try:
+        ruleset = load_rules(path)
+    except RulesError as error:
+        for message in error.messages or [str(error)]:
+            click.echo(message, err=True)
+        sys.exit(1)
+    rules = len(ruleset.rules_for("default"))
+    sites = len(ruleset.sites)
+    click.echo(f"{path}: OK, {rules} rules, {sites} site overrides, version {ruleset.version[:12]}")
+
+
+@rules_group.command("backtest")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--limit", default=500, show_default=True, type=click.IntRange(1, 5000),
+              help="How many of the latest decided comments to replay.")
+def backtest_rules(path: str, limit: int) -> None:
+    """Replay the comments moderators decided through a rules file; print what would change."""
+    from moderation.services.backtest import backtest
+
+    try:
+        ruleset = load_rules(path)
+    except RulesError as error:
+        for message in error.messages or [str(error)]:
+            click.echo(message, err=True)
+        sys.exit(1)
+    report = backtest(ruleset, limit)
+    spam, ham = report["confusion"]["spam"], report["confusion"]["ham"]
+    click.echo(f"{report['decided']} decided comments: {report['spam']} spam, {report['ham']} ham")
+    click.echo(f"spam: {spam['caught']} caught, {spam['pending']} pending, "
+               f"{spam['missed']} missed")
+    click.echo(f"ham:  {ham['passed']} passed, {ham['pending']} pending, "
+               f"{ham['false_positives']} false positives")
+    click.echo(f"{'SPAM%':>7} {'HAM%':>7} {'S/O':>6} {'SPAM':>5} {'HAM':>5}  RULE")
+    for rule in report["rules"]:
+        ratio = "-" if rule["s_o"] is None else f"{rule['s_o']:.3f}"
+        click.echo(f"{rule['spam_percent']:7.2f} {rule['ham_percent']:7.2f} {ratio:>6} "
+                   f"{rule['spam_hits']:5d} {rule['ham_hits']:5d}  {rule['rule']}")
+
+
+@click.command("purge")
+@with_appcontext
+@click.option("--spam-days", default=30, show_default=True, type=click.IntRange(min=0),
+              help="Delete spam and rejected comments older than this.")
+@click.option("--ip-days", default=90, show_default=True, type=click.IntRange(min=0),
+              help="Truncate the IP addresses of comments older than this.")
+def purge_command(spam_days: int, ip_days: int) -> None:
+    """Apply the retention policy; safe to run from cron while the service runs."""
+    from moderation.services.retention import purge
+
+    report = purge(spam_days=spam_days, ip_days=ip_days)
+    click.echo(f"Deleted {report.deleted} spam/rejected comments; "
+               f"truncated {report.ips_truncated} IP addresses.")
+
+
+def main() -> None:
+    """Entry point of the `moderation` console script."""
+    from moderation import create_app
+
+    FlaskGroup(create_app=lambda: create_app(), help="Comment moderation service.")()

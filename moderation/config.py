@@ -1,0 +1,92 @@
+"""Configuration: defaults, then instance/config.py, then MODERATION_* env, then the test dict."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+DEFAULTS: dict[str, Any] = {
+    # Bodies above this answer 413; a 10,000-character comment is well under it.
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+    "RULES_FILE": None,
+    # Seconds between checks of the rules file by each worker's watcher.
+    "RULES_RELOAD_INTERVAL": 1.0,
+    "RATELIMIT_ENABLED": True,
+    "RATELIMIT_STORAGE_URI": "memory://",
+    # Keep taking comments if Redis is down: fall back to in-memory limits and log it.
+    "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+    "RATELIMIT_HEADERS_ENABLED": True,
+    "RATELIMIT_SWALLOW_ERRORS": True,
+    # How many proxies sit in front of the service and set X-Forwarded-For (0: none).
+    "PROXY_HOPS": 0,
+    "SQLALCHEMY_ENGINE_OPTIONS": {},
+    "API_TITLE": "Comment moderation service",
+    "API_VERSION": "1.0.0",
+    "OPENAPI_VERSION": "3.1.0",
+    "OPENAPI_URL_PREFIX": "/",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_REDOC_PATH": "docs",
+    "OPENAPI_REDOC_URL": "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js",
+    "JSON_SORT_KEYS": False,
+}
+
+
+def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
+    """Fill app.config in the documented order, and settle the database URL and secret."""
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env("MODERATION")
+    if os.environ.get("DATABASE_URL"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
+    if overrides:
+        app.config.from_mapping(overrides)
+
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        path = Path(app.instance_path) / "moderation.sqlite3"
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{path}"
+    app.config["SQLALCHEMY_DATABASE_URI"] = _with_driver(app.config["SQLALCHEMY_DATABASE_URI"])
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(
+        app.config["SQLALCHEMY_DATABASE_URI"], app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    )
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path))
+
+
+def _with_driver(url: str) -> str:
+    # "postgresql://" would pick psycopg2, which we do not ship; psycopg 3 is the driver.
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain):]
+    return url
+
+
+def _engine_options(url: str, given: dict[str, Any]) -> dict[str, Any]:
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("postgresql"):
+        # Fail fast when the server is away, so clients get a 503 instead of a hang.
+        options["connect_args"] = {"connect_timeout": 3}
+        options["pool_timeout"] = 5
+    elif url.startswith("sqlite"):
+        # Several gunicorn workers write to one file: wait for the lock instead of failing.
+        options["connect_args"] = {"timeout": 15}
+    options.update(given)
+    return options
+
+
+def _instance_secret(instance: Path) -> str:
+    """The server secret, generated once into the instance folder and kept private."""
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / "secret_key"
+    if not path.exists():
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another worker wrote it first
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()

@@ -1,0 +1,159 @@
+"""Domain exceptions, and the handlers that turn every error into the contract's JSON shape."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.http import HTTP_STATUS_CODES
+
+from moderation.extensions import db
+
+log = logging.getLogger("moderation")
+
+# Seconds a client should wait before retrying while the database is away.
+DATABASE_RETRY_AFTER = 5
+
+
+class ServiceError(Exception):
+    """A failure the caller can act on; `code` is the HTTP status the API answers with."""
+
+    code = 400
+
+    def __init__(self, message: str, errors: dict[str, list[str]] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.errors = errors
+
+
+class NotFound(ServiceError):
+    code = 404
+
+
+class Forbidden(ServiceError):
+    code = 403
+
+
+class Conflict(ServiceError):
+    code = 409
+
+
+class Invalid(ServiceError):
+    code = 422
+
+
+class PreconditionFailed(ServiceError):
+    code = 412
+
+
+class PreconditionRequired(ServiceError):
+    code = 428
+
+
+class Unauthorized(ServiceError):
+    code = 401
+
+
+class TooManyRequests(ServiceError):
+    code = 429
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def error_response(
+    code: int,
+    message: str,
+    errors: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The one JSON error shape: code, status, message, and errors where fields are at fault."""
+    body: dict[str, Any] = {
+        "code": code,
+        "status": HTTP_STATUS_CODES.get(code, "Unknown"),
+        "message": message,
+    }
+    if errors:
+        body["errors"] = errors
+    response = jsonify(body)
+    response.status_code = code
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def flatten_field_errors(messages: Any) -> dict[str, Any]:
+    """webargs nests field errors by location ({"json": {...}}); the contract names fields."""
+    if isinstance(messages, dict) and set(messages) <= {
+        "json", "form", "query", "querystring", "headers", "json_or_form", "files", "path",
+    }:
+        flat: dict[str, Any] = {}
+        for location_errors in messages.values():
+            if isinstance(location_errors, dict):
+                flat.update(location_errors)
+            else:
+                flat.setdefault("_schema", []).extend(location_errors)
+        return flat
+    if isinstance(messages, dict):
+        return messages
+    return {"_schema": messages}
+
+
+def _handle_service_error(error: ServiceError) -> Response:
+    headers = None
+    if isinstance(error, TooManyRequests):
+        headers = {"Retry-After": str(error.retry_after)}
+    return error_response(error.code, error.message, error.errors, headers)
+
+
+def _handle_http_exception(error: HTTPException) -> Response:
+    # Build from the exception's own response so status and headers (Allow, Retry-After) survive.
+    original = error.get_response()
+    code = error.code or 500
+    data = getattr(error, "data", None) or {}
+    errors = flatten_field_errors(data["messages"]) if "messages" in data else None
+    message = data.get("message") or error.description or HTTP_STATUS_CODES.get(code, "")
+    if code == 422 and not data.get("message"):
+        message = "Some fields are invalid."
+    if code == 429:
+        message = "Too many requests; slow down."
+    response = error_response(code, message, errors)
+    for name in ("Allow", "Retry-After", "WWW-Authenticate", "Location"):
+        if name in original.headers:
+            response.headers[name] = original.headers[name]
+    if code == 429 and "Retry-After" not in response.headers:
+        response.headers["Retry-After"] = "60"
+    return response
+
+
+def _database_unavailable(error: Exception) -> Response:
+    db.session.rollback()
+    log.error("database unavailable: %s", type(error).__name__)
+    return error_response(
+        503,
+        "The database is unavailable; please retry shortly.",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
+
+
+def _handle_dbapi_error(error: DBAPIError) -> Response:
+    if isinstance(error, OperationalError) or error.connection_invalidated:
+        return _database_unavailable(error)
+    return _handle_unexpected(error)
+
+
+def _handle_unexpected(error: Exception) -> Response:
+    db.session.rollback()
+    log.exception("unhandled error")
+    return error_response(500, InternalServerError.description)
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(ServiceError, _handle_service_error)
+    app.register_error_handler(HTTPException, _handle_http_exception)
+    app.register_error_handler(DBAPIError, _handle_dbapi_error)
+    app.register_error_handler(Exception, _handle_unexpected)

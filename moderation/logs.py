@@ -1,0 +1,62 @@
+"""One JSON line per request: no emails, no comment text, no query strings."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+
+access_log = logging.getLogger("moderation.access")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(app: Flask) -> None:
+    """JSON logs on stderr, and an access line for each request."""
+    root = logging.getLogger("moderation")
+    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        root.propagate = False
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if 0 < len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
+
+    @app.after_request
+    def _log(response: Response) -> Response:
+        started = g.get("started", time.perf_counter())
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        # The path only: query strings can carry an email (privacy export) or search text.
+        access_log.info(
+            "request",
+            extra={
+                "fields": {
+                    "request_id": g.get("request_id"),
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                }
+            },
+        )
+        return response

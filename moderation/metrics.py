@@ -1,0 +1,109 @@
+"""Prometheus metrics; in gunicorn they are shared across workers (multiprocess mode)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import sqlalchemy as sa
+from flask import Flask, Response, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from moderation.extensions import db
+from moderation.models import ClassifierToken, ClassifierTotal, Comment, Site
+
+REQUESTS = Counter(
+    "moderation_http_requests_total", "Requests answered", ["route", "method", "status"]
+)
+LATENCY = Histogram(
+    "moderation_http_request_duration_seconds",
+    "Time to answer a request",
+    ["route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+VERDICTS = Counter("moderation_verdicts_total", "Intake verdicts by outcome", ["outcome"])
+RULE_HITS = Counter("moderation_rule_hits_total", "Rule hits at intake", ["rule"])
+RULES_RELOAD_ERRORS = Counter(
+    "moderation_rules_reload_errors_total", "Rules files refused when (re)loading"
+)
+
+
+class DatabaseCollector(Collector):
+    """Figures read from the database at scrape time: queue depth and classifier size."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        depth = GaugeMetricFamily(
+            "moderation_queue_depth", "Comments by site and status", labels=["site", "status"]
+        )
+        rows = db.session.execute(
+            sa.select(Site.slug, Comment.status, sa.func.count())
+            .join(Site, Site.id == Comment.site_id)
+            .group_by(Site.slug, Comment.status)
+        )
+        for slug, status, count in rows:
+            depth.add_metric([slug, status.value], count)
+        yield depth
+        tokens = GaugeMetricFamily("moderation_classifier_tokens", "Tokens the classifier knows")
+        tokens.add_metric([], db.session.scalar(sa.select(sa.func.count()).select_from(
+            ClassifierToken)) or 0)
+        yield tokens
+        messages = GaugeMetricFamily(
+            "moderation_classifier_messages", "Decisions learned, by label", labels=["label"]
+        )
+        for label, count in db.session.execute(
+            sa.select(ClassifierTotal.label, ClassifierTotal.messages)
+        ):
+            messages.add_metric([label], count)
+        yield messages
+
+
+def _registry() -> CollectorRegistry:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = CollectorRegistry()
+        for collector in (REQUESTS, LATENCY, VERDICTS, RULE_HITS, RULES_RELOAD_ERRORS):
+            registry.register(collector)
+    registry.register(DatabaseCollector())
+    return registry
+
+
+def metrics_response() -> Response:
+    """The Prometheus text format, summed over every worker."""
+    return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
+
+
+def init_metrics(app: Flask) -> None:
+    """Count and time every request by its route pattern (never the raw path)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.metrics_started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        started = g.get("metrics_started", time.perf_counter())
+        REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+        LATENCY.labels(route, request.method).observe(time.perf_counter() - started)
+        return response
+
+
+def count_verdict(outcome: str, rules: list[str]) -> None:
+    VERDICTS.labels(outcome).inc()
+    for rule in rules:
+        RULE_HITS.labels(rule).inc()
+

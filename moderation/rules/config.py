@@ -1,0 +1,308 @@
+"""Reading a rules file: YAML, checked by the schemas, lists expanded, matchers compiled.
+
+Every problem is reported with the file, the rule (or site) and the key at fault, and
+all problems found are reported at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import fields as dataclass_fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+from marshmallow import ValidationError
+
+from .explain import check_template
+from .factory import MATCHER_KEYS, SpecError, build_matcher
+from .model import LIVE, SETTINGS_SECTIONS, SHADOW, SiteSettings, Thresholds
+from .ruleset import Rule, RuleSet
+from .schema import OVERRIDABLE_NEVER, RULE_SCHEMAS, SECTION_SCHEMAS, FileSchema, SiteSchema
+
+__all__ = ["RulesError", "load_rules", "parse_rules", "default_rules_path", "BUILTIN_RULES"]
+
+# Hits the engine adds itself; a file may not define rules with these ids.
+BUILTIN_RULES = (
+    "TRUST_NEW",
+    "TRUST_KNOWN",
+    "TRUST_BAD_RUN",
+    "HONEYPOT",
+    "FORM_TOO_FAST",
+    "PRE_MODERATE",
+)
+
+
+class RulesError(ValueError):
+    """A rules file that can't be used; each message names the file, rule and key."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("\n".join(messages))
+        self.messages = messages
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Safe YAML that refuses a key given twice (plain YAML keeps the last silently)."""
+
+
+def _mapping_without_duplicates(loader: Any, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if isinstance(key, str | int | float | bool) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} is given twice", key_node.start_mark
+            )
+        seen.add(key)
+    return dict(loader.construct_mapping(node))
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
+def default_rules_path() -> Path:
+    """The rules file shipped in the package, used when no other is configured."""
+    return Path(__file__).with_name("default_rules.yaml")
+
+
+def load_rules(path: str | Path) -> RuleSet:
+    """Load and check the rules file at ``path``; raises RulesError saying what is wrong."""
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesError([f"{path}: cannot read the rules file: {exc}"]) from exc
+    return parse_rules(text, source=str(path), base_dir=path.parent)
+
+
+def parse_rules(text: str, source: str = "<string>", base_dir: str | Path | None = None) -> RuleSet:
+    """Check and compile rules given as YAML text; ``file:`` lists resolve in ``base_dir``."""
+    try:
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RulesError([f"{source}: {where}{problem}"]) from exc
+    return _Builder(source, Path(base_dir) if base_dir is not None else None).build(data)
+
+
+def _flatten(messages: Any, path: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """marshmallow's nested error dict as (dotted key, message) pairs."""
+    if isinstance(messages, dict):
+        pairs = []
+        for key, value in messages.items():
+            step = () if key == "_schema" else (str(key),)
+            pairs.extend(_flatten(value, path + step))
+        return pairs
+    if isinstance(messages, list):
+        return [pair for message in messages for pair in _flatten(message, path)]
+    return [(".".join(path) or "(file)", str(messages))]
+
+
+class _Builder:
+    def __init__(self, source: str, base_dir: Path | None) -> None:
+        self.source = source
+        self.base_dir = base_dir
+        self.errors: list[str] = []
+        self.file_cache: dict[Path, list[str]] = {}
+        self.file_hashes: dict[str, str] = {}
+
+    def fail(self, where: str, key: str, message: str) -> None:
+        place = f"{where}: " if where else ""
+        self.errors.append(f"{self.source}: {place}{key}: {message}")
+
+    def build(self, data: Any) -> RuleSet:
+        if not isinstance(data, dict):
+            raise RulesError([f"{self.source}: the file must be a mapping with 'version: 1'"])
+        try:
+            FileSchema().load(data)
+        except ValidationError as exc:
+            for key, message in _flatten(exc.messages):
+                self.fail("", key, message)
+        raw_rules = data.get("rules") or []
+        rules = self._rules(raw_rules if isinstance(raw_rules, list) else [])
+        settings = self._settings("", [data])
+        sites = self._sites(data.get("sites"), data, raw_rules, rules)
+        if self.errors:
+            raise RulesError(self.errors)
+        canonical = json.dumps(
+            {"rules": data, "files": self.file_hashes}, sort_keys=True, default=str
+        )
+        return RuleSet(
+            version=hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
+            source=self.source,
+            rules=tuple(rules.values()),
+            settings=settings,
+            sites=sites,
+            dependencies=tuple(self.file_cache),
+        )
+
+    def _rules(self, raw_rules: list[Any]) -> dict[str, Rule]:
+        rules: dict[str, Rule] = {}
+        for number, raw in enumerate(raw_rules, start=1):
+            if not isinstance(raw, dict):
+                self.fail(f"rule #{number}", "(rule)", "must be a mapping with 'id' and 'type'")
+                continue
+            rule_id = raw.get("id")
+            where = f"rule {rule_id}" if isinstance(rule_id, str) else f"rule #{number}"
+            if rule_id in rules:
+                self.fail(where, "id", "the same id is used by an earlier rule")
+                continue
+            if rule_id in BUILTIN_RULES:
+                self.fail(where, "id", "this id is reserved for the engine's own hits")
+                continue
+            rule = self._rule(where, raw)
+            if rule is not None:
+                rules[rule.id] = rule
+        return rules
+
+    def _rule(
+        self,
+        where: str,
+        raw: dict[str, Any],
+        base: Rule | None = None,
+        base_raw: dict[str, Any] | None = None,
+    ) -> Rule | None:
+        schema_class = RULE_SCHEMAS.get(raw.get("type"))  # type: ignore[arg-type]
+        if schema_class is None:
+            known = ", ".join(RULE_SCHEMAS)
+            self.fail(where, "type", f"unknown rule type {raw.get('type')!r} (one of {known})")
+            return None
+        try:
+            spec = schema_class().load(raw)
+        except ValidationError as exc:
+            for key, message in _flatten(exc.messages):
+                self.fail(where, key, message)
+            return None
+        if "explain" in spec:
+            problem = check_template(spec["explain"])
+            if problem:
+                self.fail(where, "explain", problem)
+                return None
+        keys = MATCHER_KEYS[spec["type"]]
+        if (
+            base is not None
+            and base_raw is not None
+            and all(raw.get(key) == base_raw.get(key) for key in keys)
+        ):
+            matcher = base.matcher  # unchanged lists and patterns: share the compiled matcher
+        else:
+            try:
+                matcher = build_matcher(spec, self.read_list)
+            except SpecError as exc:
+                self.fail(where, exc.key, exc.message)
+                return None
+        return Rule(
+            id=spec["id"],
+            type=spec["type"],
+            targets=tuple(spec.get("targets") or schema_class.default_targets),
+            score=float(spec.get("score", 0.0)),
+            outcome=spec.get("outcome"),
+            enabled=spec.get("enabled", True),
+            shadow=spec.get("mode", LIVE) == SHADOW,
+            explain=spec.get("explain"),
+            description=spec.get("description", ""),
+            matcher=matcher,
+        )
+
+    def read_list(self, reference: str, key: str) -> list[str]:
+        """The entries of a ``file:`` list: one a line, ``#`` comments and blanks skipped."""
+        relative = reference.removeprefix("file:").strip()
+        if self.base_dir is None:
+            raise SpecError(key, f"'{reference}': file lists need a rules file to be relative to")
+        base = self.base_dir.resolve()
+        path = (base / relative).resolve()
+        if not path.is_relative_to(base):
+            raise SpecError(key, f"'{reference}' is outside the rules file's folder")
+        if path not in self.file_cache:
+            try:
+                content = path.read_bytes()
+                text = content.decode("utf-8")
+            except FileNotFoundError as exc:
+                raise SpecError(key, f"file '{relative}' not found (looked for {path})") from exc
+            except (OSError, UnicodeDecodeError) as exc:
+                raise SpecError(key, f"file '{relative}' can't be read: {exc}") from exc
+            self.file_hashes[relative] = hashlib.sha256(content).hexdigest()
+            entries = []
+            for line in text.splitlines():
+                entry = line.split(" #", 1)[0].strip()
+                if entry and not entry.startswith("#"):
+                    entries.append(entry)
+            self.file_cache[path] = entries
+        return self.file_cache[path]
+
+    def _settings(self, where: str, layers: list[dict[str, Any]]) -> SiteSettings:
+        sections = {}
+        for name, section_class in SETTINGS_SECTIONS.items():
+            values: dict[str, Any] = {}
+            for layer in layers:
+                if isinstance(layer.get(name), dict):
+                    values.update(layer[name])
+            try:
+                loaded = SECTION_SCHEMAS[name]().load(values)
+            except ValidationError:
+                continue  # reported when the file or the site was checked as a whole
+            known = {item.name for item in dataclass_fields(section_class)}
+            sections[name] = section_class(**{k: v for k, v in loaded.items() if k in known})
+        thresholds = sections.get("thresholds", Thresholds())
+        if isinstance(thresholds, Thresholds) and thresholds.pending > thresholds.spam:
+            self.fail(where, "thresholds.pending", "must not be above thresholds.spam")
+        return SiteSettings(**sections)
+
+    def _sites(
+        self, raw_sites: Any, data: dict[str, Any], raw_rules: Any, rules: dict[str, Rule]
+    ) -> dict[str, tuple[tuple[Rule, ...], SiteSettings]]:
+        sites: dict[str, tuple[tuple[Rule, ...], SiteSettings]] = {}
+        if not isinstance(raw_sites, dict):
+            if raw_sites is not None:
+                self.fail("", "sites", "must be a mapping of site slug to settings")
+            return sites
+        raw_by_id = {
+            raw.get("id"): raw
+            for raw in (raw_rules if isinstance(raw_rules, list) else [])
+            if isinstance(raw, dict)
+        }
+        for slug, raw_site in raw_sites.items():
+            where = f"site {slug}"
+            raw_site = raw_site or {}
+            try:
+                SiteSchema().load(raw_site)
+            except ValidationError as exc:
+                for key, message in _flatten(exc.messages):
+                    self.fail(where, key, message)
+                continue
+            effective = dict(rules)
+            for rule_id, override in (raw_site.get("rules") or {}).items():
+                self._override(slug, rule_id, override, raw_by_id, effective)
+            settings = self._settings(where, [data, raw_site])
+            sites[slug] = (tuple(effective.values()), settings)
+        return sites
+
+    def _override(
+        self,
+        slug: str,
+        rule_id: str,
+        override: dict[str, Any],
+        raw_by_id: dict[Any, dict[str, Any]],
+        effective: dict[str, Rule],
+    ) -> None:
+        where = f"site {slug}: rule {rule_id}"
+        if rule_id not in effective:
+            self.fail(f"site {slug}", f"rules.{rule_id}", "no rule has this id")
+            return
+        for key in OVERRIDABLE_NEVER:
+            if key in override:
+                self.fail(where, key, "can't be changed per site")
+                return
+        base_raw = raw_by_id[rule_id]
+        merged = {**base_raw, **override}
+        if "score" in override:
+            merged.pop("outcome", None)
+        if "outcome" in override:
+            merged.pop("score", None)
+        rule = self._rule(where, merged, effective[rule_id], base_raw)
+        if rule is not None:
+            effective[rule_id] = rule

@@ -1,0 +1,174 @@
+"""Compiling one checked rule spec into its matcher; lists are read and normalised here."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from typing import Any
+
+import re2
+
+from .hosts import normalise_host
+from .indexes import re2_options
+from .matchers import (
+    CapsMatcher,
+    ClassifierMatcher,
+    DomainsMatcher,
+    EmailMatcher,
+    EmptyUserAgentMatcher,
+    IpMatcher,
+    LengthMatcher,
+    LinksMatcher,
+    Matcher,
+    RegexMatcher,
+    RepeatsMatcher,
+    TermsMatcher,
+    UrlInNameMatcher,
+    canonical_address,
+)
+from .normalise import normalise
+
+__all__ = ["MATCHER_KEYS", "SpecError", "build_matcher"]
+
+ListReader = Callable[[str, str], list[str]]
+
+# The keys each type's matcher is built from; a per-site override that changes none of
+# them shares the compiled matcher (and its index) with the file's own rule.
+MATCHER_KEYS: dict[str, tuple[str, ...]] = {
+    "terms": ("terms", "match"),
+    "regex": ("pattern", "raw"),
+    "links": ("at_least",),
+    "domains": ("domains",),
+    "ip": ("cidrs",),
+    "email": ("addresses", "domains"),
+    "length": ("min", "max"),
+    "caps": ("min_share", "min_letters"),
+    "repeats": ("at_least",),
+    "empty_user_agent": (),
+    "url_in_name": (),
+    "classifier": ("weight", "spam_above", "ham_below"),
+}
+
+
+class SpecError(Exception):
+    """A rule's setting that passed the schema but can't be compiled."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+def _disposable_domains(key: str) -> list[str]:
+    try:
+        from disposable_email_domains import blocklist
+    except ImportError as exc:
+        raise SpecError(
+            key, "'list:disposable' needs the disposable-email-domains package"
+        ) from exc
+    return sorted(blocklist)
+
+
+def _expand(values: list[str], key: str, read_list: ListReader, *, domains: bool) -> list[str]:
+    """The entries of a list setting, with ``file:`` (and for domains ``list:``) expanded."""
+    entries: list[str] = []
+    for value in values:
+        if value.startswith("file:"):
+            entries.extend(read_list(value, key))
+        elif value.startswith("list:"):
+            if not domains or value != "list:disposable":
+                raise SpecError(key, f"unknown list '{value}' (known: list:disposable for domains)")
+            entries.extend(_disposable_domains(key))
+        else:
+            entries.append(value)
+    return entries
+
+
+def _terms(spec: dict[str, Any], read_list: ListReader) -> TermsMatcher:
+    terms: dict[str, str] = {}
+    for written in _expand(spec["terms"], "terms", read_list, domains=False):
+        folded = normalise(written).text
+        if not folded:
+            raise SpecError("terms", f"the term {written!r} is empty once normalised")
+        terms.setdefault(folded, written)
+    if not terms:
+        raise SpecError("terms", "the list is empty")
+    pairs = tuple((folded, written) for folded, written in terms.items())
+    return TermsMatcher(pairs, whole_words=spec.get("match", "word") == "word")
+
+
+def _regex(spec: dict[str, Any]) -> RegexMatcher:
+    raw = spec.get("raw", False)
+    pattern = spec["pattern"]
+    try:
+        compiled = re2.compile(pattern, re2_options(case_sensitive=raw))
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise SpecError(
+            "pattern", f"{reason} (patterns use re2 syntax: no backreferences or lookaround)"
+        ) from exc
+    if compiled.search("") is not None:
+        raise SpecError("pattern", "matches empty text, so it would hit every comment")
+    return RegexMatcher(pattern, raw, compiled)
+
+
+def _domains(values: list[str], key: str, read_list: ListReader) -> frozenset[str]:
+    domains = set()
+    for entry in _expand(values, key, read_list, domains=True):
+        host = normalise_host(entry)
+        if not host:
+            raise SpecError(key, f"{entry!r} is not a domain name")
+        domains.add(host)
+    return frozenset(domains)
+
+
+def _networks(values: list[str], read_list: ListReader) -> IpMatcher:
+    networks: dict[tuple[int, int], set[int]] = {}
+    for entry in _expand(values, "cidrs", read_list, domains=False):
+        try:
+            network = ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError as exc:
+            raise SpecError("cidrs", f"{entry!r} is not an IP network: {exc}") from exc
+        prefix = network.prefixlen
+        value = int(network.network_address) >> (network.max_prefixlen - prefix)
+        networks.setdefault((network.version, prefix), set()).add(value)
+    return IpMatcher({key: frozenset(members) for key, members in networks.items()})
+
+
+def _email(spec: dict[str, Any], read_list: ListReader) -> EmailMatcher:
+    addresses = set()
+    for entry in _expand(spec.get("addresses", []), "addresses", read_list, domains=False):
+        if "@" not in entry:
+            raise SpecError("addresses", f"{entry!r} is not an email address")
+        addresses.add(canonical_address(entry))
+    domains = _domains(spec.get("domains", []), "domains", read_list)
+    return EmailMatcher(frozenset(addresses), domains)
+
+
+def build_matcher(spec: dict[str, Any], read_list: ListReader) -> Matcher:
+    """The compiled matcher for a rule spec that the schema accepted."""
+    rule_type = spec["type"]
+    if rule_type == "terms":
+        return _terms(spec, read_list)
+    if rule_type == "regex":
+        return _regex(spec)
+    if rule_type == "domains":
+        return DomainsMatcher(_domains(spec["domains"], "domains", read_list))
+    if rule_type == "ip":
+        return _networks(spec["cidrs"], read_list)
+    if rule_type == "email":
+        return _email(spec, read_list)
+    simple: dict[str, Callable[[], Matcher]] = {
+        "links": lambda: LinksMatcher(spec["at_least"]),
+        "length": lambda: LengthMatcher(spec.get("min"), spec.get("max")),
+        "caps": lambda: CapsMatcher(spec["min_share"], spec.get("min_letters", 20)),
+        "repeats": lambda: RepeatsMatcher(spec["at_least"]),
+        "empty_user_agent": EmptyUserAgentMatcher,
+        "url_in_name": UrlInNameMatcher,
+        "classifier": lambda: ClassifierMatcher(
+            spec.get("weight", 1.0), spec.get("spam_above", 0.9), spec.get("ham_below", 0.1)
+        ),
+    }
+    return simple[rule_type]()

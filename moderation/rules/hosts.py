@@ -1,0 +1,121 @@
+"""Finding links and host names in text, and comparing hosts the way a browser would."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+__all__ = ["Link", "find_links", "find_hosts", "normalise_host", "host_in"]
+
+_ANCHOR_RE = re.compile(r"""<a\b[^>]*?\bhref\s*=\s*["']?([^"'\s>]*)[^>]*>""", re.I)
+_ANCHOR_END_RE = re.compile(r"</a\s*>", re.I)
+_URL_RE = re.compile(r"""(?:\bhttps?://|\bwww\.)[^\s<>"'`]+""", re.I)
+# A bare host such as spam.example/path: labels of letters, digits and hyphens (any
+# script, so a look-alike host is found and then compared as the different host it is),
+# dots including the ideographic and full-width ones that IDNA treats as dots.
+_DOT = "[.\u3002\uff0e\uff61]"
+_BARE_HOST_RE = re.compile(
+    rf"(?<![\w.\-/])((?:[^\W_](?:[\w\-]{{0,61}}[^\W_])?{_DOT})+[^\W\d_]{{2,63}})(?![\w\-])"
+)
+_TRAILING_PUNCT = ".,;:!?)]}'\""
+
+
+class Link:
+    """A link found in text: where it is and the host it points at."""
+
+    __slots__ = ("start", "end", "text", "host")
+
+    def __init__(self, start: int, end: int, text: str, host: str) -> None:
+        self.start, self.end, self.text, self.host = start, end, text, host
+
+
+def normalise_host(host: str) -> str:
+    """The host as DNS sees it: IDNA-encoded, lower case, no trailing dot; '' if invalid.
+
+    Deliberately no look-alike folding: ``spаm.example`` with a Cyrillic ``а`` is a
+    different registrable domain, so it must not match ``spam.example``.
+    """
+    host = unicodedata.normalize("NFKC", host).strip().rstrip(".").lower()
+    host = re.sub(_DOT, ".", host)
+    if not host or ".." in host:
+        return ""
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return ""
+
+
+def host_in(host: str, domains: frozenset[str]) -> str | None:
+    """The listed domain that ``host`` is, or is a subdomain of; None if there is none."""
+    labels = host.split(".")
+    for index in range(len(labels) - 1):
+        candidate = ".".join(labels[index:])
+        if candidate in domains:
+            return candidate
+    return None
+
+
+def _url_host(url: str) -> str:
+    if url.lower().startswith("www."):
+        url = "http://" + url
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+    return normalise_host(host)
+
+
+def _trim(text: str, start: int, end: int) -> int:
+    while end > start and text[end - 1] in _TRAILING_PUNCT:
+        end -= 1
+    return end
+
+
+def find_links(text: str) -> list[Link]:
+    """Anchors and bare URLs in ``text``, each link once.
+
+    An anchor whose text repeats its own href (``<a href="http://x">http://x</a>``)
+    counts as one link, not two.
+    """
+    links: list[Link] = []
+    anchors: list[tuple[int, int, int, str]] = []
+    for match in _ANCHOR_RE.finditer(text):
+        href = match.group(1)
+        closing = _ANCHOR_END_RE.search(text, match.end())
+        element_end = closing.end() if closing else match.end()
+        anchors.append((match.start(), match.end(), element_end, href.rstrip("/").lower()))
+        links.append(Link(match.start(), match.end(), href, _url_host(href)))
+    for match in _URL_RE.finditer(text):
+        start = match.start()
+        end = _trim(text, start, match.end())
+        url = text[start:end]
+        inside_anchor = any(
+            tag_start <= start < tag_end
+            or (tag_end <= start < element_end and url.rstrip("/").lower() == href)
+            for tag_start, tag_end, element_end, href in anchors
+        )
+        if inside_anchor:
+            continue
+        links.append(Link(start, end, url, _url_host(url)))
+    links.sort(key=lambda link: link.start)
+    return links
+
+
+def find_hosts(text: str) -> Iterator[Link]:
+    """Every host named in ``text``: in links, and bare (``spam.example/path``)."""
+    seen_spans: list[tuple[int, int]] = []
+    for link in find_links(text):
+        seen_spans.append((link.start, link.end))
+        if link.host:
+            yield link
+    for match in _BARE_HOST_RE.finditer(text):
+        start, end = match.span(1)
+        if any(low <= start < high for low, high in seen_spans):
+            continue
+        host = normalise_host(match.group(1))
+        if host:
+            yield Link(start, end, match.group(1), host)

@@ -1,0 +1,425 @@
+"""One folded form of text for matching, the same for listed terms and for comments.
+
+Stages, each recording where it changed lengths so that a span of the folded text maps
+back to the span of the original it came from:
+
+1. HTML tags stripped (inline tags vanish so ``vi<b>ag</b>ra`` stays one word; other
+   tags become a space) and character entities unescaped.
+2. Each character folded on its own: compatibility decomposition (NFKD, which covers
+   full-width, circled and mathematical letters), combining marks and default-ignorable
+   characters dropped, look-alikes mapped through the Unicode confusables data, case
+   folded. Whitespace and control characters become a plain space; ``<``, ``>`` and ``&``
+   become spaces too, so folded text never looks like markup again (which keeps folding
+   idempotent).
+3. Runs of spaces collapsed to one, and spaces at either end dropped.
+4. Letters split by a repeated single separator joined: ``v i a g r a`` and
+   ``v.i.a.g.r.a`` become ``viagra`` (three or more single characters, at least one a
+   letter). A joined run is one word.
+5. Leetspeak folded in words where a leet character touches a letter (``v1agr@``), so
+   plain numbers stay numbers.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import unicodedata
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import re2
+
+__all__ = ["Normalised", "normalise", "is_word_char"]
+
+_BIDI_MARKS = "\u200e\u200f"
+_LEET = str.maketrans("013457@$!", "oieastasi")
+# '!' at either edge of a word and '@' at its start are punctuation ("great!", "@john");
+# a trailing '@' is still leet for 'a' ("v1agr@").
+_EDGE_PUNCT_START = "!@"
+_EDGE_PUNCT_END = "!"
+_INLINE_TAGS = frozenset(
+    [
+        "a",
+        "abbr",
+        "b",
+        "bdi",
+        "bdo",
+        "big",
+        "cite",
+        "code",
+        "del",
+        "dfn",
+        "em",
+        "font",
+        "i",
+        "ins",
+        "kbd",
+        "mark",
+        "q",
+        "s",
+        "samp",
+        "small",
+        "span",
+        "strike",
+        "strong",
+        "sub",
+        "sup",
+        "tt",
+        "u",
+        "var",
+        "wbr",
+    ]
+)
+_HTML_RE = re.compile(
+    r"<!--.*?-->"
+    r"|<(/?)([a-zA-Z][a-zA-Z0-9]*)\b[^<>]*>"
+    r"|&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});",
+    re.S,
+)
+# After the common ASCII specials are replaced, what needs more than lower-casing.
+_SPECIAL_RE = re.compile(r"[^\x20-\x7e]")
+_ASCII_SPACED = "\t\n\r\x0b\x0c<>&"
+_SPACES_RE = re.compile(r" {2,}")
+_TOKEN_RE = re.compile(r"[\w@$!]*")
+_LEET_TRIGGER_RE = re.compile(r"[^\W\d_][013457@$]|[013457@$!][^\W\d_]")
+# For ASCII text: letters -> "a", leet characters -> "1" ("!" apart: it is only leet
+# before a letter, "great!" is punctuation), anything else -> " ".
+_LEET_CLASSES = {code: " " for code in range(128)}
+_LEET_CLASSES.update({ord(char): "a" for char in "abcdefghijklmnopqrstuvwxyz"})
+_LEET_CLASSES.update({ord(char): "1" for char in "013457@$"})
+_LEET_CLASSES[ord("!")] = "!"
+# ASCII folds one character to one, so a single translate does it without moving positions.
+_ASCII_FOLD = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
+_ASCII_FOLD.update({code: 0x20 for code in (*range(0x20), 0x7F, ord("<"), ord(">"), ord("&"))})
+
+_WORD = r"[\pL\pN\pM@$!]"
+_SEP = r"[^\pL\pN\pM@$!]"
+_JOIN_OPTIONS = re2.Options()
+_JOIN_OPTIONS.log_errors = False
+# re2 because this runs on every comment: a linear scan, no look-behind needed since the
+# boundary characters are consumed (a run can't start right after another one ends).
+_JOIN_RE = re2.compile(rf"(?:^|{_SEP})({_WORD}(?:{_SEP}{_WORD}){{2,}})(?:{_SEP}|$)", _JOIN_OPTIONS)
+
+# Default-ignorable code points that are not in category Cf or Mn (those are dropped by
+# category): Hangul fillers, plus reserved ranges that Unicode says to ignore.
+_IGNORABLE_RANGES = (
+    (0x115F, 0x1160),
+    (0x3164, 0x3164),
+    (0xFFA0, 0xFFA0),
+    (0x2060, 0x206F),
+    (0xFFF0, 0xFFF8),
+    (0xE0000, 0xE0FFF),
+)
+
+
+def is_word_char(char: str) -> bool:
+    """Whether a folded character is part of a word (a letter, digit or mark)."""
+    return char.isalnum() or (not char.isascii() and unicodedata.category(char)[0] == "M")
+
+
+def _confusable_map() -> dict[str, str]:
+    """Map each non-ASCII look-alike of an ASCII letter or digit to that (lower-case) one.
+
+    Built from the Unicode confusables data that confusable-homoglyphs ships, so nothing
+    here is typed by hand. Where a character resembles several, a lower-case letter is
+    preferred over an upper-case one, and either over a digit.
+    """
+    text = resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8")
+    best: dict[str, tuple[int, str]] = {}
+    for key, entries in json.loads(text).items():
+        first = key.strip(_BIDI_MARKS)
+        for entry in entries:
+            second = entry["c"].strip(_BIDI_MARKS)
+            for source, target in ((first, second), (second, first)):
+                if len(source) != 1 or source.isascii() or len(target) != 1:
+                    continue
+                if not (target.isascii() and target.isalnum()):
+                    continue
+                rank = 0 if target.islower() else 1 if target.isalpha() else 2
+                candidate = (rank, target.lower())
+                if source not in best or candidate < best[source]:
+                    best[source] = candidate
+    return {source: target for source, (_, target) in best.items()}
+
+
+_CONFUSABLES = _confusable_map()
+
+
+def _is_ignorable(code: int) -> bool:
+    return any(low <= code <= high for low, high in _IGNORABLE_RANGES)
+
+
+def _fold_one(char: str) -> str:
+    """One step of the per-character fold (see ``_fold_char``)."""
+    if char.isascii():
+        return char.translate(_ASCII_FOLD)
+    category = unicodedata.category(char)
+    if category in ("Mn", "Me", "Cf", "Cs", "Cc") or _is_ignorable(ord(char)):
+        return " " if char.isspace() else ""
+    if char.isspace():
+        return " "
+    if category == "Nd":
+        return str(unicodedata.decimal(char))
+    folded = char.casefold()
+    # Look up the case-folded form first: Cyrillic 'І' folds to 'і', which resembles 'i',
+    # while the upper-case form resembles 'l'. Greek 'Η' only has a match before folding.
+    if len(folded) == 1 and folded in _CONFUSABLES:
+        return _CONFUSABLES[folded]
+    if char in _CONFUSABLES:
+        return _CONFUSABLES[char]
+    # Lower after case folding: Cherokee folds to upper case, and every folded character
+    # must be its own lower case so that whole texts can be lower-cased in one call.
+    return folded.lower()
+
+
+@lru_cache(maxsize=65536)
+def _fold_char(char: str) -> str:
+    """Fold one character to its matching form; the result is a fixed point of the fold."""
+    current = char
+    # Decomposition, case folding and the confusables map can each expose a character
+    # the others change; a few rounds reach the fixed point.
+    for _ in range(6):
+        folded = "".join(_fold_one(part) for part in unicodedata.normalize("NFKD", current))
+        if folded == current:
+            break
+        current = folded
+    return current
+
+
+class _FoldTable(dict[int, str]):
+    """A ``str.translate`` table that folds each character the first time it is seen."""
+
+    def __missing__(self, code: int) -> str:
+        folded = self[code] = _fold_char(chr(code))
+        return folded
+
+
+_FOLD_TABLE = _FoldTable()
+
+
+class _Edits:
+    """Where one stage replaced text with text of another length."""
+
+    __slots__ = ("out_starts", "out_ends", "in_starts", "in_ends")
+
+    def __init__(self) -> None:
+        self.out_starts: list[int] = []
+        self.out_ends: list[int] = []
+        self.in_starts: list[int] = []
+        self.in_ends: list[int] = []
+
+    def add(self, in_start: int, in_end: int, out_start: int, out_len: int) -> None:
+        self.in_starts.append(in_start)
+        self.in_ends.append(in_end)
+        self.out_starts.append(out_start)
+        self.out_ends.append(out_start + out_len)
+
+    def char_span(self, index: int) -> tuple[int, int]:
+        """The input span that produced output character ``index``."""
+        k = bisect_right(self.out_starts, index) - 1
+        if k < 0:
+            return index, index + 1
+        if index < self.out_ends[k]:
+            return self.in_starts[k], self.in_ends[k]
+        start = self.in_ends[k] + index - self.out_ends[k]
+        return start, start + 1
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """The input span that produced output span ``[start, end)``."""
+        return self.char_span(start)[0], self.char_span(end - 1)[1]
+
+
+_LazyEdits = Callable[[], _Edits]
+
+
+def _rewrite(text: str, pieces: list[tuple[int, int, str]]) -> tuple[str, _Edits | None]:
+    """Apply ordered, non-overlapping replacements, recording those that change length."""
+    if not pieces:
+        return text, None
+    edits = _Edits()
+    out: list[str] = []
+    last = 0
+    length = 0
+    for start, end, replacement in pieces:
+        out.append(text[last:start])
+        length += start - last
+        if len(replacement) != end - start:
+            edits.add(start, end, length, len(replacement))
+        out.append(replacement)
+        length += len(replacement)
+        last = end
+    out.append(text[last:])
+    return "".join(out), edits if edits.out_starts else None
+
+
+def _strip_html(text: str) -> tuple[str, _Edits | None]:
+    if "<" not in text and "&" not in text:
+        return text, None
+    pieces = []
+    for match in _HTML_RE.finditer(text):
+        token = match.group()
+        if token[0] == "&":
+            replacement = html.unescape(token)
+        elif match.group(2) and match.group(2).lower() in _INLINE_TAGS:
+            replacement = ""
+        else:
+            replacement = " "
+        pieces.append((match.start(), match.end(), replacement))
+    return _rewrite(text, pieces)
+
+
+def _fold_chars(text: str) -> tuple[str, _Edits | None]:
+    if text.isascii():
+        return text.translate(_ASCII_FOLD), None
+    for char in _ASCII_SPACED:
+        if char in text:
+            text = text.replace(char, " ")
+    # Two strategies, because the regex is cheap per character it skips and dear per match:
+    # a few accents or curly quotes in English are found one by one; text mostly in
+    # another script is translated whole.
+    if len(text.encode("utf-8", "surrogatepass")) - len(text) < len(text) // 4:
+        pieces = [
+            (match.start(), match.end(), _FOLD_TABLE[ord(match.group())])
+            for match in _SPECIAL_RE.finditer(text)
+        ]
+        rewritten, edits = _rewrite(text, pieces)
+        # What is left unfolded is plain ASCII; folded characters are their own lower case.
+        return rewritten.lower(), edits
+    folded = text.translate(_FOLD_TABLE)
+    if len(folded) == len(text):
+        return folded, None
+    # Some character folded to nothing or to several: record each one, so that a hit maps
+    # back to exactly the characters it used.
+    pieces = []
+    for index, char in enumerate(text):
+        replacement = _FOLD_TABLE[ord(char)]
+        if len(replacement) != 1:
+            pieces.append((index, index + 1, replacement))
+    rewritten, edits = _rewrite(text, pieces)
+    return rewritten.translate(_FOLD_TABLE), edits
+
+
+def _collapse_spaces(text: str) -> tuple[str, _LazyEdits | None]:
+    collapsed = " ".join(text.split())
+    if len(collapsed) == len(text):
+        return text, None
+    # Line breaks make many runs; the map back is only needed when something hits, so it
+    # is worked out then.
+    return collapsed, lambda: _space_edits(text)
+
+
+def _space_edits(text: str) -> _Edits:
+    edits = _Edits()
+    removed = 0
+    lead = len(text) - len(text.lstrip(" "))
+    if lead:
+        edits.add(0, lead, 0, 0)
+        removed = lead
+    body_end = len(text.rstrip(" "))
+    for match in _SPACES_RE.finditer(text, lead, body_end):
+        start, end = match.span()
+        edits.add(start, end, start - removed, 1)
+        removed += end - start - 1
+    if body_end < len(text) and body_end > lead:
+        edits.add(body_end, len(text), body_end - removed, 0)
+    return edits
+
+
+def _join_split_letters(text: str) -> tuple[str, _Edits | None]:
+    pieces = []
+    for match in _JOIN_RE.finditer(text):
+        start, end = match.span(1)
+        run = text[start:end]
+        if not any(char.isalpha() for char in run[::2]):
+            continue
+        # Only a stretch with one and the same separator is a split word: "a f.u.c.k"
+        # keeps the article "a" apart from the dotted word.
+        separators = run[1::2]
+        first = 0
+        for index in range(1, len(separators) + 1):
+            if index < len(separators) and separators[index] == separators[first]:
+                continue
+            if index - first >= 2:
+                pieces.extend(
+                    (start + 2 * position + 1, start + 2 * position + 2, "")
+                    for position in range(first, index)
+                )
+            first = index
+    return _rewrite(text, pieces)
+
+
+def _leet_triggers(text: str) -> list[int]:
+    """Positions where a leet character touches a letter; only those words are folded."""
+    if text.isascii():
+        # Classify every character in one C-speed translate, then look for the pairs.
+        classes = text.translate(_LEET_CLASSES)
+        positions = []
+        for pair in ("a1", "1a", "!a"):
+            found = classes.find(pair)
+            while found >= 0:
+                positions.append(found)
+                found = classes.find(pair, found + 1)
+        return sorted(positions)
+    return [match.start() for match in _LEET_TRIGGER_RE.finditer(text)]
+
+
+def _fold_leet(text: str) -> str:
+    triggers = _leet_triggers(text)
+    if not triggers:
+        return text
+    chars = list(text)
+    backwards = text[::-1]
+    done_until = 0
+    for position in triggers:
+        if position < done_until:
+            continue
+        # The whole word around the trigger: letters, digits and the leet symbols.
+        end = _TOKEN_RE.match(text, position).end()  # type: ignore[union-attr]
+        back = _TOKEN_RE.match(backwards, len(text) - position)  # type: ignore[union-attr]
+        start = len(text) - back.end()
+        done_until = end
+        while start < end and text[start] in _EDGE_PUNCT_START:
+            start += 1
+        while end > start and text[end - 1] in _EDGE_PUNCT_END:
+            end -= 1
+        chars[start:end] = text[start:end].translate(_LEET)
+    return "".join(chars)
+
+
+@dataclass(frozen=True)
+class Normalised:
+    """Folded text, and the way back from any span of it to the original."""
+
+    original: str
+    text: str
+    _stages: tuple[_Edits | _LazyEdits, ...] = ()
+
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        """The span of ``original`` that the folded span ``[start, end)`` came from."""
+        if end <= start:
+            raise ValueError("empty span")
+        for stage in reversed(self._stages):
+            edits = stage if isinstance(stage, _Edits) else stage()
+            start, end = edits.span(start, end)
+        return start, end
+
+    def original_text(self, start: int, end: int) -> str:
+        """The original text behind the folded span ``[start, end)``."""
+        begin, finish = self.original_span(start, end)
+        return self.original[begin:finish]
+
+
+def normalise(text: str) -> Normalised:
+    """Fold ``text`` for matching; normalising the result again changes nothing."""
+    stages: list[_Edits | _LazyEdits] = []
+    current = text
+    for stage in (_strip_html, _fold_chars, _collapse_spaces, _join_split_letters):
+        current, edits = stage(current)
+        if edits is not None:
+            stages.append(edits)
+    # Leetspeak swaps one character for one, so positions don't move.
+    return Normalised(text, _fold_leet(current), tuple(stages))

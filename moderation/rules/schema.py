@@ -1,0 +1,258 @@
+"""The rules file's shape, as marshmallow schemas: unknown keys and wrong types are refused."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from .model import LIVE, OUTCOMES, SHADOW, TARGETS
+
+__all__ = ["FileSchema", "SiteSchema", "RULE_SCHEMAS", "SECTION_SCHEMAS", "OVERRIDABLE_NEVER"]
+
+RULE_ID = r"^[A-Z0-9_]{1,64}$"
+SITE_SLUG = r"^[a-z0-9-]{1,64}$"
+# Flask-limiter limit strings: "5/minute", "5 per minute", "10/2 hours", joined by ; or ,.
+_LIMIT_ITEM = r"\s*\d+\s*(?:/|per)\s*(?:\d+\s*)?(?:second|minute|hour|day|month|year)s?\s*"
+LIMIT_STRING = rf"^{_LIMIT_ITEM}(?:[;,]{_LIMIT_ITEM})*$"
+OVERRIDABLE_NEVER = ("id", "type")
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = "raise"
+
+
+def _probability() -> validate.Range:
+    return validate.Range(min=0.0, max=1.0)
+
+
+class ListOrSource(fields.Field):
+    """A list of strings, or one string naming where the list lives (``file:...``)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list) and all(isinstance(item, str | int) for item in value):
+            return [str(item) for item in value]
+        raise ValidationError("Must be a list of strings, or 'file:<path>'.")
+
+
+class ThresholdsSchema(_Strict):
+    pending = fields.Float(allow_nan=False)
+    spam = fields.Float(allow_nan=False)
+
+
+class TrustSchema(_Strict):
+    hold_new_commenters = fields.Boolean()
+    trusted_after = fields.Integer(strict=True, validate=validate.Range(min=1))
+    trusted_max_rejection_rate = fields.Float(validate=_probability())
+    trusted_score = fields.Float(allow_nan=False, validate=validate.Range(max=0.0))
+    hold_after_bad_run = fields.Integer(strict=True, validate=validate.Range(min=0))
+
+
+class LimitsSchema(_Strict):
+    per_ip = fields.String(allow_none=True, validate=validate.Regexp(LIMIT_STRING))
+    per_email = fields.String(allow_none=True, validate=validate.Regexp(LIMIT_STRING))
+    flag_per_reporter = fields.String(allow_none=True, validate=validate.Regexp(LIMIT_STRING))
+
+
+class DuplicatesSchema(_Strict):
+    window_seconds = fields.Integer(strict=True, validate=validate.Range(min=0))
+
+
+class FlagsSchema(_Strict):
+    threshold = fields.Integer(strict=True, validate=validate.Range(min=1))
+
+
+class HoneypotSchema(_Strict):
+    field = fields.String(allow_none=True, validate=validate.Regexp(r"^[A-Za-z0-9_\-]{0,64}$"))
+
+
+class FormTokenSchema(_Strict):
+    enabled = fields.Boolean()
+    min_seconds = fields.Float(validate=validate.Range(min=0.0))
+    max_age_seconds = fields.Integer(strict=True, validate=validate.Range(min=1))
+
+
+class PublicSchema(_Strict):
+    reveal_spam = fields.Boolean()
+
+
+class ModerationSchema(_Strict):
+    pre_moderate = fields.Boolean()
+
+
+SECTION_SCHEMAS: dict[str, type[Schema]] = {
+    "thresholds": ThresholdsSchema,
+    "trust": TrustSchema,
+    "limits": LimitsSchema,
+    "duplicates": DuplicatesSchema,
+    "flags": FlagsSchema,
+    "honeypot": HoneypotSchema,
+    "form_token": FormTokenSchema,
+    "public": PublicSchema,
+    "moderation": ModerationSchema,
+}
+
+
+class SiteSchema(_Strict):
+    """``sites.<slug>``: any settings section, and per-rule overrides."""
+
+    rules = fields.Dict(keys=fields.String(), values=fields.Dict())
+    thresholds = fields.Nested(ThresholdsSchema)
+    trust = fields.Nested(TrustSchema)
+    limits = fields.Nested(LimitsSchema)
+    duplicates = fields.Nested(DuplicatesSchema)
+    flags = fields.Nested(FlagsSchema)
+    honeypot = fields.Nested(HoneypotSchema)
+    form_token = fields.Nested(FormTokenSchema)
+    public = fields.Nested(PublicSchema)
+    moderation = fields.Nested(ModerationSchema)
+
+
+class FileSchema(SiteSchema):
+    """The whole file; rules and sites are checked one by one afterwards, to name them."""
+
+    version = fields.Integer(strict=True, required=True, validate=validate.Equal(1))
+    rules = fields.List(fields.Raw())
+    sites = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(SITE_SLUG)), values=fields.Raw()
+    )
+
+
+class RuleSchema(_Strict):
+    """What every rule has. Each type adds its own keys in a subclass."""
+
+    default_targets: ClassVar[tuple[str, ...]] = ("content",)
+    allowed_targets: ClassVar[tuple[str, ...]] = ("content",)
+    scored: ClassVar[bool] = True
+
+    id = fields.String(required=True, validate=validate.Regexp(RULE_ID))
+    type = fields.String(required=True)
+    targets = fields.List(fields.String(validate=validate.OneOf(TARGETS)))
+    score = fields.Float(allow_nan=False)
+    outcome = fields.String(validate=validate.OneOf(OUTCOMES))
+    enabled = fields.Boolean()
+    mode = fields.String(validate=validate.OneOf((LIVE, SHADOW)))
+    explain = fields.String()
+    description = fields.String()
+
+    @validates_schema
+    def _score_or_outcome(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not self.scored:
+            for key in ("score", "outcome"):
+                if key in data:
+                    raise ValidationError("This rule type computes its own score.", key)
+        elif ("score" in data) == ("outcome" in data):
+            raise ValidationError("Give exactly one of 'score' and 'outcome'.", "score")
+        for target in data.get("targets", ()):
+            if target not in self.allowed_targets:
+                allowed = ", ".join(self.allowed_targets)
+                raise ValidationError(
+                    f"'{target}' is not a target of this type ({allowed}).", "targets"
+                )
+        if "targets" in data and not data["targets"]:
+            raise ValidationError("Give at least one target.", "targets")
+
+
+class TermsRule(RuleSchema):
+    default_targets = ("content", "author_name", "author_url")
+    allowed_targets = TARGETS
+    terms = ListOrSource(required=True)
+    match = fields.String(validate=validate.OneOf(("word", "substring")))
+
+
+class RegexRule(RuleSchema):
+    allowed_targets = TARGETS
+    pattern = fields.String(required=True)
+    raw = fields.Boolean()
+
+
+class LinksRule(RuleSchema):
+    default_targets = ("content", "author_url")
+    allowed_targets = ("content", "author_url")
+    at_least = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
+
+
+class DomainsRule(RuleSchema):
+    default_targets = ("content", "author_url")
+    allowed_targets = ("content", "author_url", "author_name")
+    domains = ListOrSource(required=True)
+
+
+class IpRule(RuleSchema):
+    default_targets = allowed_targets = ("ip",)
+    cidrs = ListOrSource(required=True)
+
+
+class EmailRule(RuleSchema):
+    default_targets = allowed_targets = ("author_email",)
+    addresses = ListOrSource()
+    domains = ListOrSource()
+
+    @validates_schema
+    def _something_listed(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "addresses" not in data and "domains" not in data:
+            raise ValidationError("Give 'addresses', 'domains' or both.", "domains")
+
+
+class LengthRule(RuleSchema):
+    allowed_targets = TARGETS
+    min = fields.Integer(strict=True, validate=validate.Range(min=0))
+    max = fields.Integer(strict=True, validate=validate.Range(min=0))
+
+    @validates_schema
+    def _bounds(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "min" not in data and "max" not in data:
+            raise ValidationError("Give 'min', 'max' or both.", "min")
+        if "min" in data and "max" in data and data["min"] > data["max"]:
+            raise ValidationError("'min' is above 'max'.", "min")
+
+
+class CapsRule(RuleSchema):
+    allowed_targets = ("content", "author_name")
+    min_share = fields.Float(required=True, validate=_probability())
+    min_letters = fields.Integer(strict=True, validate=validate.Range(min=1))
+
+
+class RepeatsRule(RuleSchema):
+    allowed_targets = ("content", "author_name")
+    at_least = fields.Integer(strict=True, required=True, validate=validate.Range(min=2))
+
+
+class EmptyUserAgentRule(RuleSchema):
+    default_targets = allowed_targets = ("user_agent",)
+
+
+class UrlInNameRule(RuleSchema):
+    default_targets = allowed_targets = ("author_name",)
+
+
+class ClassifierRule(RuleSchema):
+    allowed_targets = ("content", "author_name", "author_url")
+    scored = False
+    weight = fields.Float(allow_nan=False, validate=validate.Range(min=0.0))
+    spam_above = fields.Float(validate=_probability())
+    ham_below = fields.Float(validate=_probability())
+
+    @validates_schema
+    def _band(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("ham_below", 0.1) >= data.get("spam_above", 0.9):
+            raise ValidationError("'ham_below' must be below 'spam_above'.", "ham_below")
+
+
+RULE_SCHEMAS: dict[str, type[RuleSchema]] = {
+    "terms": TermsRule,
+    "regex": RegexRule,
+    "links": LinksRule,
+    "domains": DomainsRule,
+    "ip": IpRule,
+    "email": EmailRule,
+    "length": LengthRule,
+    "caps": CapsRule,
+    "repeats": RepeatsRule,
+    "empty_user_agent": EmptyUserAgentRule,
+    "url_in_name": UrlInNameRule,
+    "classifier": ClassifierRule,
+}

@@ -1,0 +1,458 @@
+"""marshmallow schemas: one to load each input, others to dump each output."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+import marshmallow as ma
+from email_validator import EmailNotValidError, validate_email
+from marshmallow import RAISE, ValidationError, fields, pre_load, validate
+
+SLUG = re.compile(r"^[a-z0-9-]{1,64}$")
+STATUSES = ("pending", "approved", "spam", "rejected", "deleted")
+ACTIONS = ("approve", "spam", "reject", "delete")
+FLAG_REASONS = ("spam", "abuse", "off-topic", "other")
+
+
+def _http_url(value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValidationError("Must be an http or https URL.")
+
+
+def _email(value: str) -> None:
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise ValidationError(str(error)) from error
+
+
+def _ip(value: str) -> None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError as error:
+        raise ValidationError("Must be an IPv4 or IPv6 address.") from error
+
+
+def _no_control_chars(value: str) -> None:
+    if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in value) or "\x7f" in value:
+        raise ValidationError("Must not contain control characters.")
+
+
+def _single_line(value: str) -> None:
+    if any(ord(ch) < 32 or ch == "\x7f" for ch in value):
+        raise ValidationError("Must be one line without control characters.")
+
+
+class StrictSchema(ma.Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class TrimmedSchema(StrictSchema):
+    """Trims surrounding white space from every string before validating lengths."""
+
+    @pre_load
+    def trim(self, data: Any, **kwargs: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v.strip() if isinstance(v, str) else v for k, v in data.items()}
+        return data
+
+
+Slug = fields.String(validate=validate.Regexp(SLUG, error="Must match [a-z0-9-]{{1,64}}."))
+
+
+class CommentSubmissionSchema(TrimmedSchema):
+    site = fields.String(
+        load_default="default",
+        validate=validate.Regexp(SLUG, error="Must match [a-z0-9-]{{1,64}}."),
+    )
+    thread = fields.String(required=True, validate=[validate.Length(1, 512), _single_line])
+    thread_title = fields.String(
+        load_default=None, allow_none=True, validate=[validate.Length(max=500), _single_line]
+    )
+    thread_url = fields.String(
+        load_default=None, allow_none=True, validate=[validate.Length(max=2048), _http_url]
+    )
+    parent_id = fields.Integer(
+        load_default=None, allow_none=True, strict=False, validate=validate.Range(min=1)
+    )
+    author_name = fields.String(
+        required=True, validate=[validate.Length(1, 100), _single_line]
+    )
+    author_email = fields.String(
+        required=True, validate=[validate.Length(max=254), _email]
+    )
+    author_url = fields.String(
+        load_default=None, allow_none=True, validate=[validate.Length(max=2048), _http_url]
+    )
+    content = fields.String(
+        required=True, validate=[validate.Length(1, 10_000), _no_control_chars]
+    )
+    ip = fields.String(load_default=None, allow_none=True, validate=_ip)
+    user_agent = fields.String(
+        load_default=None, allow_none=True, validate=[validate.Length(max=512), _single_line]
+    )
+    referrer = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(max=2048)
+    )
+    form_token = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=512),
+        metadata={"description": "The signed token from GET /api/v1/form-token, when enabled."},
+    )
+
+    @pre_load
+    def empty_optional_means_absent(self, data: Any, **kwargs: Any) -> Any:
+        # HTML forms send "" for an untouched optional field ("Website").
+        if isinstance(data, dict):
+            optional = ("thread_title", "thread_url", "author_url", "parent_id", "referrer",
+                        "user_agent", "ip", "form_token")
+            return {k: v for k, v in data.items() if not (k in optional and v == "")}
+        return data
+
+
+class SubmissionAnswerSchema(ma.Schema):
+    id = fields.Integer(dump_only=True)
+    site = fields.String(dump_only=True)
+    thread = fields.String(dump_only=True)
+    parent_id = fields.Integer(dump_only=True, allow_none=True)
+    status = fields.String(dump_only=True, metadata={"enum": ["approved", "pending"]})
+    created_at = fields.DateTime(dump_only=True)
+    message = fields.String(dump_only=True)
+
+
+class PublicCommentSchema(ma.Schema):
+    id = fields.Integer(dump_only=True)
+    parent_id = fields.Integer(dump_only=True, allow_none=True)
+    author_name = fields.String(dump_only=True)
+    author_url = fields.String(dump_only=True, allow_none=True)
+    content = fields.String(dump_only=True)
+    content_html = fields.String(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+    replies = fields.List(fields.Nested(lambda: PublicCommentSchema()), dump_only=True)
+
+
+class ThreadPageSchema(ma.Schema):
+    site = fields.String(dump_only=True)
+    thread = fields.String(dump_only=True)
+    title = fields.String(dump_only=True, allow_none=True)
+    closed = fields.Boolean(dump_only=True)
+    items = fields.List(fields.Nested(PublicCommentSchema), dump_only=True)
+    next_cursor = fields.String(dump_only=True, allow_none=True)
+
+
+class ThreadQuerySchema(StrictSchema):
+    site = fields.String(load_default="default", validate=validate.Regexp(SLUG))
+    thread = fields.String(required=True, validate=validate.Length(1, 512))
+    limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+    cursor = fields.String(load_default=None, validate=validate.Length(max=200))
+
+
+class FlagSchema(StrictSchema):
+    reason = fields.String(required=True, validate=validate.OneOf(FLAG_REASONS))
+
+
+class FlagAnswerSchema(ma.Schema):
+    id = fields.Integer(dump_only=True)
+    message = fields.String(dump_only=True)
+
+
+class FormTokenQuerySchema(StrictSchema):
+    site = fields.String(load_default="default", validate=validate.Regexp(SLUG))
+    thread = fields.String(required=True, validate=validate.Length(1, 512))
+
+
+class FormTokenSchema(ma.Schema):
+    form_token = fields.String(dump_only=True)
+
+
+class HitSchema(ma.Schema):
+    rule = fields.String()
+    target = fields.String()
+    match = fields.String()
+    score = fields.Float(allow_none=True)
+    outcome = fields.String(allow_none=True)
+    explanation = fields.String()
+    shadow = fields.Boolean()
+
+
+class DecisionSchema(ma.Schema):
+    id = fields.Integer(dump_only=True)
+    comment_id = fields.Integer(dump_only=True, allow_none=True)
+    site = fields.String(dump_only=True, allow_none=True)
+    actor = fields.String(dump_only=True)
+    action = fields.String(dump_only=True)
+    old_status = fields.String(dump_only=True, allow_none=True)
+    new_status = fields.String(dump_only=True, allow_none=True)
+    reason = fields.String(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+
+
+class FlagDetailSchema(ma.Schema):
+    reason = fields.String(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+
+
+class CommentDetailSchema(PublicCommentSchema):
+    site = fields.String(dump_only=True)
+    thread = fields.String(dump_only=True)
+    thread_title = fields.String(dump_only=True, allow_none=True)
+    status = fields.String(dump_only=True, metadata={"enum": list(STATUSES)})
+    status_reason = fields.String(dump_only=True)
+    author_email = fields.String(dump_only=True)
+    ip = fields.String(dump_only=True, allow_none=True)
+    user_agent = fields.String(dump_only=True, allow_none=True)
+    referrer = fields.String(dump_only=True, allow_none=True)
+    score = fields.Float(dump_only=True)
+    hits = fields.List(fields.Nested(HitSchema), dump_only=True)
+    rules_version = fields.String(dump_only=True)
+    flags = fields.List(fields.Nested(FlagDetailSchema), dump_only=True)
+    flag_count = fields.Integer(dump_only=True)
+    history = fields.List(fields.Nested(DecisionSchema), dump_only=True)
+    version = fields.Integer(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+
+
+class QueuePageSchema(ma.Schema):
+    items = fields.List(fields.Nested(CommentDetailSchema), dump_only=True)
+    next_cursor = fields.String(dump_only=True, allow_none=True)
+
+
+class QueueQuerySchema(StrictSchema):
+    site = fields.String(load_default=None, validate=validate.Regexp(SLUG))
+    status = fields.String(
+        load_default="pending", validate=validate.OneOf((*STATUSES, "flagged"))
+    )
+    thread = fields.String(load_default=None, validate=validate.Length(1, 512))
+    rule = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z0-9_]{1,64}$"))
+    q = fields.String(load_default=None, validate=validate.Length(1, 200))
+    sort = fields.String(
+        load_default="oldest", validate=validate.OneOf(("oldest", "newest", "score"))
+    )
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    cursor = fields.String(load_default=None, validate=validate.Length(max=200))
+
+
+class DecisionRequestSchema(StrictSchema):
+    action = fields.String(required=True, validate=validate.OneOf(ACTIONS))
+    reason = fields.String(load_default="", validate=validate.Length(max=500))
+
+
+class BulkRequestSchema(DecisionRequestSchema):
+    ids = fields.List(
+        fields.Integer(validate=validate.Range(min=1)),
+        required=True,
+        validate=validate.Length(1, 200),
+    )
+
+
+class BulkResultSchema(ma.Schema):
+    id = fields.Integer(dump_only=True)
+    status = fields.String(dump_only=True)
+    error = fields.String(dump_only=True)
+
+
+class BulkAnswerSchema(ma.Schema):
+    results = fields.List(fields.Nested(BulkResultSchema), dump_only=True)
+
+
+class AuditQuerySchema(StrictSchema):
+    site = fields.String(load_default=None, validate=validate.Regexp(SLUG))
+    comment_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    actor = fields.String(load_default=None, validate=validate.Length(1, 100))
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    cursor = fields.String(load_default=None, validate=validate.Length(max=200))
+
+
+class AuditPageSchema(ma.Schema):
+    items = fields.List(fields.Nested(DecisionSchema), dump_only=True)
+    next_cursor = fields.String(dump_only=True, allow_none=True)
+
+
+class ThreadStateSchema(StrictSchema):
+    site = fields.String(load_default="default", validate=validate.Regexp(SLUG))
+    thread = fields.String(required=True, validate=validate.Length(1, 512))
+    closed = fields.Boolean(required=True)
+
+
+class ThreadStateAnswerSchema(ma.Schema):
+    site = fields.String(dump_only=True)
+    thread = fields.String(dump_only=True)
+    closed = fields.Boolean(dump_only=True)
+
+
+class SiteSchema(TrimmedSchema):
+    slug = fields.String(
+        required=True, validate=validate.Regexp(SLUG, error="Must match [a-z0-9-]{{1,64}}.")
+    )
+    name = fields.String(load_default="", validate=validate.Length(max=200))
+    allowed_origins = fields.List(
+        fields.String(validate=[validate.Length(max=255), _http_url]),
+        load_default=list,
+        validate=validate.Length(max=50),
+    )
+    created_at = fields.DateTime(dump_only=True)
+
+
+class SiteListSchema(ma.Schema):
+    items = fields.List(fields.Nested(SiteSchema), dump_only=True)
+
+
+class KeyRequestSchema(TrimmedSchema):
+    name = fields.String(required=True, validate=[validate.Length(1, 100), _single_line])
+    role = fields.String(required=True, validate=validate.OneOf(("admin", "moderator", "site")))
+    sites = fields.List(fields.String(validate=validate.Regexp(SLUG)), load_default=list)
+
+
+class KeySchema(ma.Schema):
+    id = fields.Integer(dump_only=True)
+    name = fields.String(dump_only=True)
+    role = fields.String(dump_only=True)
+    sites = fields.List(fields.String(), dump_only=True)
+    prefix = fields.String(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+    revoked_at = fields.DateTime(dump_only=True, allow_none=True)
+
+
+class NewKeySchema(KeySchema):
+    secret = fields.String(
+        dump_only=True, metadata={"description": "Shown once; only its hash is stored."}
+    )
+
+
+class KeyListSchema(ma.Schema):
+    items = fields.List(fields.Nested(KeySchema), dump_only=True)
+
+
+class HealthSchema(ma.Schema):
+    status = fields.String(dump_only=True)
+    checks = fields.Dict(dump_only=True)
+
+
+class EraseSchema(StrictSchema):
+    email = fields.String(required=True, validate=[validate.Length(1, 254), _email])
+    delete_content = fields.Boolean(load_default=False)
+
+
+class EraseAnswerSchema(ma.Schema):
+    erased = fields.Integer(dump_only=True, metadata={"description": "Comments anonymised"})
+
+
+class ExportQuerySchema(StrictSchema):
+    email = fields.String(required=True, validate=[validate.Length(1, 254), _email])
+
+
+class ExportedCommentSchema(ma.Schema):
+    id = fields.Integer()
+    site = fields.String()
+    thread = fields.String()
+    parent_id = fields.Integer(allow_none=True)
+    status = fields.String()
+    author_name = fields.String()
+    author_email = fields.String()
+    author_url = fields.String(allow_none=True)
+    content = fields.String()
+    ip = fields.String(allow_none=True)
+    user_agent = fields.String(allow_none=True)
+    referrer = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class ExportSchema(ma.Schema):
+    email = fields.String(dump_only=True)
+    comments = fields.List(fields.Nested(ExportedCommentSchema), dump_only=True)
+
+
+class RulesStateSchema(ma.Schema):
+    version = fields.String(dump_only=True)
+    loaded_at = fields.DateTime(dump_only=True)
+    source = fields.String(dump_only=True)
+    last_error = fields.String(dump_only=True, allow_none=True)
+
+
+class TestCommentSchema(TrimmedSchema):
+    site = fields.String(load_default="default", validate=validate.Regexp(SLUG))
+    thread = fields.String(load_default="/rules-test", validate=validate.Length(1, 512))
+    author_name = fields.String(load_default="", validate=validate.Length(max=100))
+    author_email = fields.String(load_default="", validate=validate.Length(max=254))
+    author_url = fields.String(load_default="", allow_none=True, validate=validate.Length(max=2048))
+    content = fields.String(load_default="", validate=validate.Length(max=10_000))
+    ip = fields.String(load_default="", allow_none=True, validate=validate.Length(max=45))
+    user_agent = fields.String(load_default="", allow_none=True, validate=validate.Length(max=512))
+
+
+class RulesTestSchema(StrictSchema):
+    comment = fields.Nested(TestCommentSchema, required=True)
+    rules = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=1_000_000),
+        metadata={"description": "Rules YAML to try instead of the rules in force."},
+    )
+
+
+class VerdictSchema(ma.Schema):
+    outcome = fields.String(dump_only=True)
+    score = fields.Float(dump_only=True)
+    hits = fields.List(fields.Nested(HitSchema), dump_only=True)
+    rules_version = fields.String(dump_only=True)
+
+
+class BacktestRequestSchema(StrictSchema):
+    rules = fields.String(
+        required=True,
+        validate=validate.Length(1, 1_000_000),
+        metadata={"description": "The candidate rules file, as YAML."},
+    )
+    limit = fields.Integer(
+        strict=True,
+        load_default=500,
+        validate=validate.Range(1, 5000),
+        metadata={"description": "How many of the latest decided comments to replay."},
+    )
+
+
+class SpamConfusionSchema(ma.Schema):
+    caught = fields.Integer(dump_only=True, metadata={"description": "Would be spam or rejected"})
+    pending = fields.Integer(dump_only=True, metadata={"description": "Would be held"})
+    missed = fields.Integer(dump_only=True, metadata={"description": "Would be published"})
+
+
+class HamConfusionSchema(ma.Schema):
+    passed = fields.Integer(dump_only=True, metadata={"description": "Would be published"})
+    pending = fields.Integer(dump_only=True, metadata={"description": "Would be held"})
+    false_positives = fields.Integer(
+        dump_only=True, metadata={"description": "Would be spam or rejected"}
+    )
+
+
+class ConfusionSchema(ma.Schema):
+    spam = fields.Nested(SpamConfusionSchema, dump_only=True)
+    ham = fields.Nested(HamConfusionSchema, dump_only=True)
+
+
+class RuleFrequencySchema(ma.Schema):
+    rule = fields.String(dump_only=True)
+    spam_hits = fields.Integer(dump_only=True)
+    ham_hits = fields.Integer(dump_only=True)
+    spam_percent = fields.Float(dump_only=True)
+    ham_percent = fields.Float(dump_only=True)
+    s_o = fields.Float(
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "spam% / (spam% + ham%), as SpamAssassin's hit-frequencies"},
+    )
+
+
+class BacktestSchema(ma.Schema):
+    rules_version = fields.String(dump_only=True)
+    decided = fields.Integer(dump_only=True, metadata={"description": "Comments replayed"})
+    spam = fields.Integer(dump_only=True, metadata={"description": "Moderators said spam/reject"})
+    ham = fields.Integer(dump_only=True, metadata={"description": "Moderators approved"})
+    confusion = fields.Nested(ConfusionSchema, dump_only=True)
+    rules = fields.List(fields.Nested(RuleFrequencySchema), dump_only=True)

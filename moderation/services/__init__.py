@@ -1,0 +1,1 @@
+"""Plain service functions: the only place that commits."""

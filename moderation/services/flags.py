@@ -1,0 +1,51 @@
+"""Reader reports: enough distinct reporters send a published comment back to the queue."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from moderation.extensions import db
+from moderation.models import Decision, Flag, Status, utcnow
+from moderation.services.comments import approved_comment
+from moderation.services.identity import reporter_hash
+from moderation.services.rules import current_rules
+
+# The audit log's actor for changes made by readers' flags rather than by a person.
+FLAG_ACTOR = "readers"
+
+
+def flag(comment_id: int, reason: str, reporter_ip: str) -> bool:
+    """Record one reader's report; True when it put the comment back in the queue."""
+    comment = approved_comment(comment_id)
+    db.session.add(Flag(comment_id=comment.id, reporter_hash=reporter_hash(reporter_ip),
+                        reason=reason))
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()  # this reader flagged it already; one voice each
+        return False
+    reporters = db.session.scalar(
+        sa.select(sa.func.count()).select_from(Flag).where(Flag.comment_id == comment.id)
+    )
+    comment.flag_count = reporters
+    threshold = current_rules().settings_for(comment.site.slug).flags.threshold
+    returned = reporters >= threshold
+    if returned:
+        comment.status = Status.PENDING
+        comment.status_reason = "flagged"
+        comment.version += 1
+        comment.updated_at = utcnow()
+        db.session.add(
+            Decision(
+                site_id=comment.site_id,
+                comment_id=comment.id,
+                actor=FLAG_ACTOR,
+                action="flag",
+                old_status=Status.APPROVED.value,
+                new_status=Status.PENDING.value,
+                reason=f"flagged by {reporters} readers",
+            )
+        )
+    db.session.commit()
+    return returned

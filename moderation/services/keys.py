@@ -1,0 +1,52 @@
+"""API keys as an admin manages them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+from moderation.auth import new_key
+from moderation.errors import Invalid, NotFound
+from moderation.extensions import db
+from moderation.models import ApiKey, Role, Site
+
+
+def create_key(name: str, role: str, site_slugs: list[str]) -> tuple[ApiKey, str]:
+    """Issue a key; moderator and site keys must name their sites. Returns the secret once."""
+    role_enum = Role(role)
+    sites = list(db.session.scalars(sa.select(Site).where(Site.slug.in_(site_slugs))))
+    missing = sorted(set(site_slugs) - {site.slug for site in sites})
+    if missing:
+        raise Invalid("Unknown sites.", {"sites": [f"There is no site '{s}'." for s in missing]})
+    if role_enum is Role.SITE and len(sites) != 1:
+        raise Invalid("A site key names exactly one site.", {"sites": ["Name exactly one site."]})
+    if role_enum is Role.MODERATOR and not sites:
+        raise Invalid("A moderator key names its sites.", {"sites": ["Name at least one site."]})
+    if role_enum is Role.ADMIN and sites:
+        raise Invalid("An admin key covers every site.", {"sites": ["Leave empty for admin."]})
+    key, secret = new_key(name, role_enum, sites)
+    db.session.commit()
+    return key, secret
+
+
+def list_keys() -> list[ApiKey]:
+    return list(db.session.scalars(sa.select(ApiKey).order_by(ApiKey.id)))
+
+
+def revoke_key(key_id: int) -> None:
+    """Revoke a key; it stays listed for the audit trail."""
+    key = db.session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound(f"There is no key {key_id}.")
+    if key.revoked_at is None:
+        key.revoked_at = dt.datetime.now(dt.UTC)
+        db.session.commit()
+
+
+def has_admin_key() -> bool:
+    return bool(
+        db.session.scalar(
+            sa.select(sa.exists().where(ApiKey.role == Role.ADMIN, ApiKey.revoked_at.is_(None)))
+        )
+    )

@@ -1,0 +1,77 @@
+"""Flood and rate limits, per IP and per email, set per site in the rules file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+
+from moderation.auth import current_caller
+from moderation.models import Role
+from moderation.services.identity import email_hash
+from moderation.services.rules import current_rules
+
+
+def _body() -> dict[str, Any]:
+    if request.mimetype == "application/json":
+        body = request.get_json(silent=True)
+        return body if isinstance(body, dict) else {}
+    return request.form.to_dict()
+
+
+def _site() -> str:
+    site = _body().get("site")
+    return site if isinstance(site, str) and len(site) <= 64 else "default"
+
+
+def _commenter_ip() -> str:
+    """The commenter's IP: the body's for a site key (its backend posts for many people)."""
+    caller = current_caller()
+    if caller is not None and caller.role is Role.SITE:
+        given = _body().get("ip")
+        if isinstance(given, str) and given:
+            return given[:45]
+    return request.remote_addr or "unknown"
+
+
+def ip_key() -> str:
+    return f"{_site()}:ip:{_commenter_ip()}"
+
+
+def email_key() -> str:
+    body = _body()
+    email = body.get("author_email") or body.get("email") or ""
+    return f"{_site()}:email:{email_hash(email) if isinstance(email, str) else ''}"
+
+
+def reporter_key() -> str:
+    return f"flag:{request.remote_addr or 'unknown'}"
+
+
+def _limit(name: str, site: str | None = None) -> str | None:
+    return getattr(current_rules().settings_for(site or _site()).limits, name)
+
+
+def per_ip() -> str:
+    return _limit("per_ip") or ""
+
+
+def per_email() -> str:
+    return _limit("per_email") or ""
+
+
+def per_reporter() -> str:
+    return _limit("flag_per_reporter", "default") or ""
+
+
+# A limit set to null in the rules file switches that limit off.
+def no_ip_limit() -> bool:
+    return not _limit("per_ip")
+
+
+def no_email_limit() -> bool:
+    return not _limit("per_email")
+
+
+def no_reporter_limit() -> bool:
+    return not _limit("flag_per_reporter", "default")

@@ -1,0 +1,281 @@
+"""The moderation queue, comment detail, decisions and the audit log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from moderation.auth import Caller, require_site
+from moderation.errors import Forbidden, NotFound, PreconditionFailed
+from moderation.extensions import db
+from moderation.models import (
+    Comment,
+    CommentHit,
+    Decision,
+    Flag,
+    Role,
+    Site,
+    Status,
+    Thread,
+    utcnow,
+)
+from moderation.render import content_html
+from moderation.services import learning
+from moderation.services.cursors import decode, encode
+from moderation.services.sites import get_site
+
+ACTION_STATUS = {
+    "approve": Status.APPROVED,
+    "spam": Status.SPAM,
+    "reject": Status.REJECTED,
+    "delete": Status.DELETED,
+}
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    site: str | None
+    status: str
+    thread: str | None
+    rule: str | None
+    q: str | None
+    sort: str
+    limit: int
+    cursor: str | None
+
+
+def _scope(caller: Caller, site_slug: str | None) -> list[int] | None:
+    """Site ids the caller may see in lists: None means every site (admin, no filter)."""
+    if site_slug is not None:
+        site = get_site(site_slug)
+        require_site(caller, site)
+        return [site.id]
+    if caller.role is Role.ADMIN:
+        return None
+    return sorted(caller.site_ids)
+
+
+def queue(caller: Caller, wanted: QueueFilter) -> dict[str, Any]:
+    """One page of the queue, paged by key so that a deep page costs what the first does."""
+    site_ids = _scope(caller, wanted.site)
+    query = sa.select(Comment)
+    if site_ids is not None:
+        query = query.where(Comment.site_id.in_(site_ids))
+    if wanted.status == "flagged":
+        query = query.where(Comment.status == Status.PENDING, Comment.status_reason == "flagged")
+    else:
+        query = query.where(Comment.status == Status(wanted.status))
+    if wanted.thread is not None:
+        query = query.join(Thread, Thread.id == Comment.thread_id).where(
+            Thread.key == wanted.thread
+        )
+    if wanted.rule is not None:
+        query = query.where(
+            sa.exists().where(CommentHit.comment_id == Comment.id, CommentHit.rule == wanted.rule)
+        )
+    if wanted.q is not None:
+        pattern = "%" + wanted.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            sa.or_(
+                Comment.content.ilike(pattern, escape="\\"),
+                Comment.author_name.ilike(pattern, escape="\\"),
+            )
+        )
+    query, position = _order(query, wanted)
+    comments = list(db.session.scalars(query.limit(wanted.limit + 1)))
+    next_cursor = None
+    if len(comments) > wanted.limit:
+        comments = comments[: wanted.limit]
+        next_cursor = encode(position(comments[-1]))
+    return {"items": [detail_of(comment) for comment in comments], "next_cursor": next_cursor}
+
+
+def _order(query: sa.Select, wanted: QueueFilter) -> tuple[sa.Select, Any]:
+    if wanted.sort == "score":
+        if wanted.cursor:
+            score, after = decode(wanted.cursor, (float, int))
+            query = query.where(
+                sa.or_(Comment.score < score, sa.and_(Comment.score == score, Comment.id < after))
+            )
+        query = query.order_by(Comment.score.desc(), Comment.id.desc())
+        return query, lambda c: [float(c.score), c.id]
+    newest = wanted.sort == "newest"
+    if wanted.cursor:
+        (after,) = decode(wanted.cursor, (int,))
+        query = query.where(Comment.id < after if newest else Comment.id > after)
+    query = query.order_by(Comment.id.desc() if newest else Comment.id)
+    return query, lambda c: [c.id]
+
+
+def comment_for(caller: Caller, comment_id: int) -> Comment:
+    """A comment the caller may moderate, or 404/403."""
+    comment = db.session.get(Comment, comment_id)
+    if comment is None:
+        raise NotFound(f"There is no comment {comment_id}.")
+    if not caller.may_act_on(comment.site_id):
+        raise Forbidden("This key may not act on that site.")
+    return comment
+
+
+def detail_of(comment: Comment, with_history: bool = False) -> dict[str, Any]:
+    """Everything a moderator sees about a comment."""
+    detail: dict[str, Any] = {
+        "id": comment.id,
+        "site": comment.site.slug,
+        "thread": comment.thread.key,
+        "thread_title": comment.thread.title,
+        "parent_id": comment.parent_id,
+        "status": comment.status.value,
+        "status_reason": comment.status_reason,
+        "author_name": comment.author_name,
+        "author_email": comment.author_email,
+        "author_url": comment.author_url,
+        "content": comment.content,
+        "content_html": content_html(comment.content),
+        "ip": comment.ip,
+        "user_agent": comment.user_agent,
+        "referrer": comment.referrer,
+        "score": comment.score,
+        "hits": comment.hits,
+        "rules_version": comment.rules_version,
+        "flag_count": comment.flag_count,
+        "version": comment.version,
+        "created_at": comment.created_at,
+        "updated_at": comment.updated_at,
+    }
+    if with_history:
+        detail["flags"] = list(
+            db.session.scalars(
+                sa.select(Flag).where(Flag.comment_id == comment.id).order_by(Flag.id)
+            )
+        )
+        detail["history"] = [
+            _decision_of(decision, comment.site.slug)
+            for decision in db.session.scalars(
+                sa.select(Decision).where(Decision.comment_id == comment.id).order_by(Decision.id)
+            )
+        ]
+    return detail
+
+
+def _decision_of(decision: Decision, site_slug: str | None) -> dict[str, Any]:
+    return {
+        "id": decision.id,
+        "comment_id": decision.comment_id,
+        "site": site_slug,
+        "actor": decision.actor,
+        "action": decision.action,
+        "old_status": decision.old_status,
+        "new_status": decision.new_status,
+        "reason": decision.reason,
+        "created_at": decision.created_at,
+    }
+
+
+def parse_etag(if_match: str) -> int | None:
+    """The version in an If-Match header ("3", W/"3" or 3); None if it names none."""
+    value = if_match.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    value = value.strip('"')
+    return int(value) if value.isdigit() else None
+
+
+def decide(
+    caller: Caller, comment_id: int, action: str, reason: str, expected_version: int | None
+) -> Comment:
+    """Apply a moderator's decision; with a version, 412 if someone else changed it first."""
+    comment = comment_for(caller, comment_id)
+    old_status = comment.status
+    new_status = ACTION_STATUS[action]
+    update = (
+        sa.update(Comment)
+        .where(Comment.id == comment.id)
+        .values(
+            status=new_status,
+            status_reason="moderator",
+            version=Comment.version + 1,
+            updated_at=utcnow(),
+        )
+    )
+    if expected_version is not None:
+        # Compare-and-set in the database, so two moderators cannot both win the race.
+        update = update.where(Comment.version == expected_version)
+    result = db.session.execute(update, execution_options={"synchronize_session": False})
+    if result.rowcount != 1:
+        db.session.rollback()
+        raise PreconditionFailed("Someone else changed this comment first; reload it.")
+    db.session.add(
+        Decision(
+            site_id=comment.site_id,
+            comment_id=comment.id,
+            actor=caller.name,
+            action=action,
+            old_status=old_status.value,
+            new_status=new_status.value,
+            reason=reason,
+        )
+    )
+    db.session.refresh(comment)
+    learning.learn_from_decision(comment, new_status)
+    db.session.commit()
+    return comment
+
+
+def bulk(caller: Caller, ids: list[int], action: str, reason: str) -> list[dict[str, Any]]:
+    """Apply one decision to many comments; each id answers its own status or error."""
+    results = []
+    for comment_id in dict.fromkeys(ids):
+        try:
+            comment = decide(caller, comment_id, action, reason, expected_version=None)
+        except (NotFound, Forbidden) as error:
+            db.session.rollback()
+            results.append({"id": comment_id, "error": error.message})
+        else:
+            results.append({"id": comment_id, "status": comment.status.value})
+    return results
+
+
+def audit(
+    caller: Caller,
+    site: str | None,
+    comment_id: int | None,
+    actor: str | None,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    """The decision log, newest first, limited to the caller's sites."""
+    site_ids = _scope(caller, site)
+    query = sa.select(Decision, Site.slug).outerjoin(Site, Site.id == Decision.site_id)
+    if site_ids is not None:
+        query = query.where(Decision.site_id.in_(site_ids))
+    if comment_id is not None:
+        query = query.where(Decision.comment_id == comment_id)
+    if actor is not None:
+        query = query.where(Decision.actor == actor)
+    if cursor:
+        (before,) = decode(cursor, (int,))
+        query = query.where(Decision.id < before)
+    rows = db.session.execute(query.order_by(Decision.id.desc()).limit(limit + 1)).all()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode([rows[-1][0].id])
+    return {"items": [_decision_of(d, slug) for d, slug in rows], "next_cursor": next_cursor}
+
+
+def set_thread_closed(caller: Caller, site_slug: str, thread_key: str, closed: bool) -> Thread:
+    """Close a page to new comments (or open it again)."""
+    site = get_site(site_slug)
+    require_site(caller, site)
+    thread = db.session.scalar(
+        sa.select(Thread).where(Thread.site_id == site.id, Thread.key == thread_key)
+    )
+    if thread is None:
+        thread = Thread(site_id=site.id, key=thread_key)
+        db.session.add(thread)
+    thread.closed = closed
+    db.session.commit()
+    return thread

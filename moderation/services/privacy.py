@@ -1,0 +1,85 @@
+"""A commenter's rights: access (export) and erasure, found by email address."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from moderation.auth import Caller
+from moderation.extensions import db
+from moderation.models import Comment, Decision, Site, Status, Thread, utcnow
+from moderation.services.identity import email_hash
+
+ANONYMOUS = "Anonymous"
+
+
+def _by_commenter(email: str) -> sa.Select:
+    # The HMAC finds every comment however the address was capitalised when posted.
+    return sa.select(Comment).where(Comment.email_hash == email_hash(email)).order_by(Comment.id)
+
+
+def export(email: str) -> dict[str, Any]:
+    """Everything stored about the commenter with this address."""
+    rows = db.session.execute(
+        _by_commenter(email)
+        .add_columns(Site.slug, Thread.key)
+        .join(Site, Site.id == Comment.site_id)
+        .join(Thread, Thread.id == Comment.thread_id)
+    ).all()
+    return {
+        "email": email,
+        "comments": [
+            {
+                "id": comment.id,
+                "site": slug,
+                "thread": thread,
+                "parent_id": comment.parent_id,
+                "status": comment.status.value,
+                "author_name": comment.author_name,
+                "author_email": comment.author_email,
+                "author_url": comment.author_url,
+                "content": comment.content,
+                "ip": comment.ip,
+                "user_agent": comment.user_agent,
+                "referrer": comment.referrer,
+                "created_at": comment.created_at,
+            }
+            for comment, slug, thread in rows
+        ],
+    }
+
+
+def erase(caller: Caller, email: str, delete_content: bool) -> int:
+    """Anonymise every comment by this address; the audit log records it without the email."""
+    comments = list(db.session.scalars(_by_commenter(email)))
+    for comment in comments:
+        old_status = comment.status
+        comment.author_name = ANONYMOUS
+        comment.author_email = ""
+        comment.email_hash = ""
+        comment.author_url = None
+        comment.ip = None
+        comment.user_agent = None
+        comment.referrer = None
+        if delete_content:
+            comment.content = ""
+            comment.content_hash = ""
+            comment.status = Status.DELETED
+        comment.status_reason = "erased"
+        comment.version += 1
+        comment.updated_at = utcnow()
+        db.session.add(
+            Decision(
+                site_id=comment.site_id,
+                comment_id=comment.id,
+                actor=caller.name,
+                action="erase",
+                old_status=old_status.value,
+                new_status=comment.status.value,
+                reason="erasure requested by the commenter"
+                + (" (content deleted)" if delete_content else ""),
+            )
+        )
+    db.session.commit()
+    return len(comments)

@@ -1,0 +1,75 @@
+"""Retention: drop old spam and rejected comments, and coarsen old IP addresses."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import aliased
+
+from moderation.extensions import db
+from moderation.models import Comment, Status, utcnow
+
+# Small batches keep each transaction short, so purging beside live traffic never holds
+# the write lock (SQLite) or many row locks (PostgreSQL) for long.
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    deleted: int
+    ips_truncated: int
+
+
+def truncate_ip(ip: str) -> str:
+    """Keep the network, drop the host: IPv4 to /24, IPv6 to /48."""
+    address = ipaddress.ip_address(ip)
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+
+
+def purge(spam_days: int = 30, ip_days: int = 90) -> PurgeReport:
+    """Delete spam/rejected comments older than spam_days; truncate IPs older than ip_days."""
+    now = utcnow()
+    reply = aliased(Comment)
+    deletable = (
+        sa.select(Comment.id)
+        .where(Comment.status.in_((Status.SPAM, Status.REJECTED)))
+        .where(Comment.created_at < now - dt.timedelta(days=spam_days))
+        # A comment that others replied to stays, so no reply loses its parent.
+        .where(~sa.exists().where(reply.parent_id == Comment.id))
+        .limit(BATCH)
+    )
+    deleted = 0
+    while ids := list(db.session.scalars(deletable)):
+        db.session.execute(sa.delete(Comment).where(Comment.id.in_(ids)))
+        db.session.commit()
+        deleted += len(ids)
+
+    truncated = 0
+    after = 0
+    cutoff = now - dt.timedelta(days=ip_days)
+    while True:
+        rows = db.session.execute(
+            sa.select(Comment.id, Comment.ip)
+            .where(Comment.ip.is_not(None), Comment.created_at < cutoff, Comment.id > after)
+            .order_by(Comment.id)
+            .limit(BATCH)
+        ).all()
+        if not rows:
+            break
+        for comment_id, ip in rows:
+            try:
+                coarse = truncate_ip(ip)
+            except ValueError:
+                coarse = None
+            if coarse != ip:
+                db.session.execute(
+                    sa.update(Comment).where(Comment.id == comment_id).values(ip=coarse)
+                )
+                truncated += 1
+        db.session.commit()
+        after = rows[-1][0]
+    return PurgeReport(deleted=deleted, ips_truncated=truncated)

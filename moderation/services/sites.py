@@ -1,0 +1,63 @@
+"""Sites: the websites that use the service."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from moderation.errors import Conflict, NotFound
+from moderation.extensions import db
+from moderation.models import Comment, Site
+
+DEFAULT_SITE = "default"
+
+
+def get_site(slug: str) -> Site:
+    """The site with this slug, or 404."""
+    site = db.session.scalar(sa.select(Site).where(Site.slug == slug))
+    if site is None:
+        raise NotFound(f"There is no site '{slug}'.")
+    return site
+
+
+def list_sites() -> list[Site]:
+    return list(db.session.scalars(sa.select(Site).order_by(Site.slug)))
+
+
+def create_site(slug: str, name: str = "", allowed_origins: list[str] | None = None) -> Site:
+    """Add a site; 409 if the slug is taken."""
+    site = Site(
+        slug=slug,
+        name=name,
+        allowed_origins=[origin.rstrip("/") for origin in allowed_origins or []],
+    )
+    db.session.add(site)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict(f"The site '{slug}' exists already.") from None
+    return site
+
+
+def delete_site(slug: str) -> None:
+    """Remove a site that has no comments; 409 otherwise, so no comment is lost by accident."""
+    site = get_site(slug)
+    if slug == DEFAULT_SITE:
+        raise Conflict("The default site cannot be deleted.")
+    has_comments = db.session.scalar(
+        sa.select(sa.exists().where(Comment.site_id == site.id))
+    )
+    if has_comments:
+        raise Conflict(f"The site '{slug}' has comments; erase or purge them first.")
+    db.session.delete(site)
+    db.session.commit()
+
+
+def origin_allowed(origin: str) -> bool:
+    """Whether any site lists this origin (for CORS preflights, which carry no site)."""
+    origin = origin.rstrip("/")
+    for origins in db.session.scalars(sa.select(Site.allowed_origins)):
+        if origin in (origins or []):
+            return True
+    return False

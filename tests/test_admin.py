@@ -1,0 +1,79 @@
+"""Admin routes for sites and keys; keys are stored hashed and shown once."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from moderation.extensions import db
+from moderation.models import ApiKey
+from tests.conftest import comment
+
+
+def test_sites_can_be_created_listed_read_and_deleted(api, keys):
+    created = api.post(
+        "/api/v1/admin/sites",
+        {"slug": "news", "name": "News", "allowed_origins": ["https://news.example"]},
+        key=keys.admin,
+    )
+    assert created.status_code == 201
+    assert created.get_json()["slug"] == "news"
+    listed = api.get("/api/v1/admin/sites", key=keys.admin).get_json()["items"]
+    assert {"default", "news", "other"} <= {site["slug"] for site in listed}
+    assert api.get("/api/v1/admin/sites/news", key=keys.admin).status_code == 200
+    assert api.post("/api/v1/admin/sites", {"slug": "news"}, key=keys.admin).status_code == 409
+    assert api.delete("/api/v1/admin/sites/news", key=keys.admin).status_code == 204
+    assert api.get("/api/v1/admin/sites/news", key=keys.admin).status_code == 404
+
+
+def test_site_fields_are_validated(api, keys):
+    response = api.post(
+        "/api/v1/admin/sites",
+        {"slug": "Not A Slug", "allowed_origins": ["ftp://x"]},
+        key=keys.admin,
+    )
+    assert response.status_code == 422
+    assert {"slug", "allowed_origins"} <= set(response.get_json()["errors"])
+
+
+def test_a_site_with_comments_cannot_be_deleted(api, keys):
+    api.post("/api/v1/comments", comment(site="other"))
+    assert api.delete("/api/v1/admin/sites/other", key=keys.admin).status_code == 409
+    assert api.delete("/api/v1/admin/sites/default", key=keys.admin).status_code == 409
+
+
+def test_keys_are_shown_once_and_stored_as_hashes(api, app, keys):
+    created = api.post(
+        "/api/v1/admin/keys",
+        {"name": "night-shift", "role": "moderator", "sites": ["default"]},
+        key=keys.admin,
+    )
+    assert created.status_code == 201
+    secret = created.get_json()["secret"]
+    listed = api.get("/api/v1/admin/keys", key=keys.admin).get_json()["items"]
+    assert secret not in str(listed)
+    assert all("secret" not in item for item in listed)
+    with app.app_context():
+        stored = [row.secret_hash for row in db.session.scalars(sa.select(ApiKey))]
+        assert secret not in stored and all(len(h) == 64 for h in stored)
+    assert api.get("/api/v1/moderation/queue", key=secret).status_code == 200
+
+
+def test_key_requests_are_validated(api, keys):
+    for body in (
+        {"name": "x", "role": "site", "sites": []},
+        {"name": "x", "role": "moderator", "sites": []},
+        {"name": "x", "role": "admin", "sites": ["default"]},
+        {"name": "x", "role": "moderator", "sites": ["nowhere"]},
+        {"name": "x", "role": "owner"},
+    ):
+        assert api.post("/api/v1/admin/keys", body, key=keys.admin).status_code == 422, body
+
+
+def test_a_revoked_key_stops_working(api, keys):
+    created = api.post(
+        "/api/v1/admin/keys", {"name": "temp", "role": "admin"}, key=keys.admin
+    ).get_json()
+    assert api.get("/api/v1/admin/keys", key=created["secret"]).status_code == 200
+    assert api.delete(f"/api/v1/admin/keys/{created['id']}", key=keys.admin).status_code == 204
+    assert api.get("/api/v1/admin/keys", key=created["secret"]).status_code == 401
+    assert api.delete("/api/v1/admin/keys/999999", key=keys.admin).status_code == 404

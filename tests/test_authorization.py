@@ -1,0 +1,97 @@
+"""Every route in app.url_map is public by name, or answers 401 / 403 / allowed by key."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import comment
+
+# (method, rule) pairs anyone may call. A new route is protected unless it is added here.
+PUBLIC = {
+    ("POST", "/api/v1/comments"),
+    ("GET", "/api/v1/comments"),
+    ("POST", "/api/v1/comments/<int:comment_id>/flags"),
+    ("GET", "/api/v1/form-token"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+    ("GET", "/static/<path:filename>"),
+}
+
+
+def routes(app):
+    for rule in app.url_map.iter_rules():
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield method, rule.rule, rule.endpoint
+
+
+def test_every_protected_route_declares_its_roles(app):
+    for method, rule, endpoint in routes(app):
+        view = app.view_functions[endpoint]
+        if (method, rule) in PUBLIC:
+            continue
+        assert getattr(view, "required_roles", None), f"{method} {rule} has no key check"
+
+
+def _fill(rule: str, comment_id: int, key_id: int) -> str:
+    rule = re.sub(r"<int:comment_id>", str(comment_id), rule)
+    rule = re.sub(r"<int:key_id>", str(key_id), rule)
+    return re.sub(r"<(string:)?slug>", "default-missing", rule)
+
+
+def test_authorization_matrix(app, api, keys):
+    comment_id = api.post("/api/v1/comments", comment()).get_json()["id"]
+    key_id = 999_999
+    role_keys = {"admin": keys.admin, "moderator": keys.moderator, "site": keys.site}
+    checked = 0
+    for method, rule, endpoint in routes(app):
+        if (method, rule) in PUBLIC:
+            continue
+        roles = {role.value for role in app.view_functions[endpoint].required_roles}
+        path = _fill(rule, comment_id, key_id)
+        call = getattr(api.client, method.lower())
+
+        def send(key, call=call, path=path):
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            return call(path, json={}, headers=headers)
+
+        assert send(None).status_code == 401, f"{method} {rule} without a key"
+        assert send("mk_abc_wrong").status_code == 401, f"{method} {rule} with a bad key"
+        for role, key in role_keys.items():
+            status = send(key).status_code
+            if role in roles:
+                assert status not in (401, 403), f"{method} {rule} as {role}: {status}"
+            else:
+                assert status == 403, f"{method} {rule} as {role}: {status}"
+        checked += 1
+    assert checked >= 12
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/moderation/queue?site=default",
+        "/api/v1/moderation/audit?site=default",
+        "/api/v1/moderation/comments/{id}",
+    ],
+)
+def test_a_moderator_of_another_site_is_403(api, keys, path):
+    comment_id = api.post("/api/v1/comments", comment()).get_json()["id"]
+    url = path.format(id=comment_id)
+    assert api.get(url, key=keys.other_moderator).status_code == 403
+    assert api.get(url, key=keys.moderator).status_code == 200
+
+
+def test_decision_on_another_sites_comment_is_403(api, keys):
+    comment_id = api.post("/api/v1/comments", comment()).get_json()["id"]
+    response = api.post(
+        f"/api/v1/moderation/comments/{comment_id}/decision",
+        {"action": "delete"},
+        key=keys.other_moderator,
+        headers={"If-Match": '"1"'},
+    )
+    assert response.status_code == 403

@@ -1,0 +1,171 @@
+"""Rate limits, reader flags, honeypot and form tokens."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+import pytest
+
+from tests.conftest import RULES_DIR, close_app, comment, make_app
+
+LIMITS = str(RULES_DIR / "limits_rules.yaml")
+
+
+@pytest.fixture
+def app_config():
+    return {"RULES_FILE": LIMITS, "RATELIMIT_ENABLED": True,
+            "RATELIMIT_STORAGE_URI": "memory://"}
+
+
+def test_per_email_limit_answers_429_with_retry_after(api):
+    statuses = [
+        api.post("/api/v1/comments", comment(content=f"note {n}"), environ_base={
+            "REMOTE_ADDR": f"10.0.0.{n}"}).status_code
+        for n in range(3)
+    ]
+    assert statuses == [201, 201, 429]
+    limited = api.post("/api/v1/comments", comment(content="again"),
+                       environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert limited.status_code == 429
+    assert int(limited.headers["Retry-After"]) > 0
+    assert limited.get_json()["code"] == 429
+
+
+def test_per_ip_limit_counts_across_emails(api):
+    statuses = [
+        api.post("/api/v1/comments",
+                 comment(author_email=f"p{n}@example.org", content=f"n {n}")).status_code
+        for n in range(4)
+    ]
+    assert statuses == [201, 201, 201, 429]
+
+
+def test_site_key_limits_by_the_commenters_ip_not_the_backends(api, keys):
+    statuses = [
+        api.post("/api/v1/comments",
+                 comment(author_email=f"p{n}@example.org", content=f"n {n}",
+                         ip=f"198.51.100.{n}"), key=keys.site).status_code
+        for n in range(5)
+    ]
+    assert statuses == [201] * 5
+
+
+def test_a_site_can_switch_limits_off(api):
+    statuses = [
+        api.post("/api/v1/comments", comment(site="other", content=f"n {n}",
+                                             form_token=None)).status_code
+        for n in range(5)
+    ]
+    assert 429 not in statuses
+
+
+def test_limits_switch_off_in_config(database_url):
+    app = make_app(database_url, RULES_FILE=LIMITS, RATELIMIT_ENABLED=False)
+    client = app.test_client()
+    statuses = [client.post("/api/v1/comments", json=comment(content=f"n {n}")).status_code
+                for n in range(4)]
+    close_app(app)
+    assert 429 not in statuses
+
+
+def test_honeypot_filled_is_spam_answered_as_pending(api, keys):
+    filled = api.post("/api/v1/comments", {**comment(), "website_url": "http://bot.example"})
+    assert filled.status_code == 201 and filled.get_json()["status"] == "pending"
+    detail = api.get(f"/api/v1/moderation/comments/{filled.get_json()['id']}",
+                     key=keys.admin).get_json()
+    assert detail["status"] == "spam"
+    assert "HONEYPOT" in [hit["rule"] for hit in detail["hits"]]
+    empty = api.post("/api/v1/comments",
+                     {**comment(author_email="human@example.org"), "website_url": ""})
+    assert empty.get_json()["status"] == "approved"
+
+
+def test_form_token_catches_missing_and_too_fast_posts(api, keys, monkeypatch):
+    thread = "/2026/11/27/a-story"
+    missing = api.post("/api/v1/comments", comment(site="other"))
+    token = api.get(f"/api/v1/form-token?site=other&thread={thread}").get_json()["form_token"]
+    too_fast = api.post("/api/v1/comments", comment(site="other", form_token=token,
+                                                    author_email="b@example.org"))
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 5)
+    patient = api.post("/api/v1/comments", comment(site="other", form_token=token,
+                                                   author_email="c@example.org"))
+    assert patient.get_json()["status"] == "approved"
+
+    def status_of(response):
+        return api.get(f"/api/v1/moderation/comments/{response.get_json()['id']}",
+                       key=keys.admin).get_json()["status"]
+
+    assert status_of(missing) == "spam"
+    assert status_of(too_fast) == "spam"
+
+
+def test_flags_from_distinct_readers_return_a_comment_to_the_queue(api, keys):
+    comment_id = api.post("/api/v1/comments", comment()).get_json()["id"]
+    url = f"/api/v1/comments/{comment_id}/flags"
+    first = api.post(url, {"reason": "abuse"}, environ_base={"REMOTE_ADDR": "10.1.0.1"})
+    assert first.status_code == 202
+    again = api.post(url, {"reason": "abuse"}, environ_base={"REMOTE_ADDR": "10.1.0.1"})
+    assert again.status_code == 202
+    detail = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.moderator).get_json()
+    assert detail["status"] == "approved" and detail["flag_count"] == 1
+    api.post(url, {"reason": "spam"}, environ_base={"REMOTE_ADDR": "10.1.0.2"})
+    detail = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.moderator).get_json()
+    assert detail["status"] == "pending" and detail["status_reason"] == "flagged"
+    assert [flag["reason"] for flag in detail["flags"]] == ["abuse", "spam"]
+    assert detail["history"][-1]["actor"] == "readers"
+    flagged = api.get("/api/v1/moderation/queue?status=flagged", key=keys.moderator).get_json()
+    assert [item["id"] for item in flagged["items"]] == [comment_id]
+    thread = api.get("/api/v1/comments?thread=/2026/11/27/a-story").get_json()
+    assert thread["items"] == []
+
+
+def test_flags_are_validated_and_limited_per_reporter(api):
+    ids = [api.post("/api/v1/comments", comment(author_email=f"f{n}@example.org",
+                                                content=f"flag me {n}")).get_json()["id"]
+           for n in range(3)]
+    elsewhere = {"REMOTE_ADDR": "10.2.0.1"}
+    assert api.post(f"/api/v1/comments/{ids[0]}/flags", {"reason": "boring"},
+                    environ_base=elsewhere).status_code == 422
+    assert api.post("/api/v1/comments/999999/flags", {"reason": "spam"},
+                    environ_base={"REMOTE_ADDR": "10.2.0.2"}).status_code == 404
+    statuses = [api.post(f"/api/v1/comments/{i}/flags", {"reason": "spam"}).status_code
+                for i in ids]
+    assert statuses[:2] == [202, 202] and statuses[2] == 429
+
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL")
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="TEST_REDIS_URL is not set (CI sets it)")
+def test_redis_limits_hold_across_two_app_instances(database_url):
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    apps = [make_app(database_url, RULES_FILE=LIMITS, RATELIMIT_ENABLED=True,
+                     RATELIMIT_STORAGE_URI=REDIS_URL) for _ in range(2)]
+    clients = [app.test_client() for app in apps]
+    run = uuid.uuid4().hex[:8]
+    statuses = [
+        clients[n % 2].post("/api/v1/comments",
+                            json=comment(author_email=f"r{run}{n}@example.org",
+                                         content=f"redis {n}")).status_code
+        for n in range(6)
+    ]
+    for app in apps:
+        close_app(app)
+    assert statuses.count(201) == 3 and statuses.count(429) == 3
+
+
+def test_redis_down_still_takes_comments(database_url, caplog):
+    app = make_app(database_url, RULES_FILE=LIMITS, RATELIMIT_ENABLED=True,
+                   RATELIMIT_STORAGE_URI="redis://127.0.0.1:1")
+    client = app.test_client()
+    statuses = [client.post("/api/v1/comments",
+                            json=comment(author_email=f"d{n}@example.org",
+                                         content=f"down {n}")).status_code for n in range(4)]
+    close_app(app)
+    assert statuses[0] == 201
+    assert 500 not in statuses

@@ -1,0 +1,65 @@
+"""The `moderation` command: first-run set-up, keys, sites, rules check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from moderation.extensions import db
+from moderation.models import ApiKey, Site
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_init_prints_the_first_admin_key_once(runner, app, api):
+    first = runner.invoke(args=["init"])
+    assert first.exit_code == 0, first.output
+    secret = first.output.strip().splitlines()[-1].strip()
+    assert secret.startswith("mk_")
+    assert api.get("/api/v1/admin/keys", key=secret).status_code == 200
+    second = runner.invoke(args=["init"])
+    assert second.exit_code == 0
+    assert "mk_" not in second.output
+
+
+def test_keys_create_prints_a_working_secret(runner, app, api):
+    result = runner.invoke(args=["keys", "create", "--role", "moderator", "--name", "eve",
+                                 "--site", "default"])
+    assert result.exit_code == 0, result.output
+    secret = result.output.strip().splitlines()[-1]
+    assert api.get("/api/v1/moderation/queue", key=secret).status_code == 200
+    with app.app_context():
+        key = db.session.scalar(sa.select(ApiKey).where(ApiKey.name == "eve"))
+        assert key.secret_hash != secret
+    listed = runner.invoke(args=["keys", "list"])
+    assert "eve" in listed.output and secret not in listed.output
+
+
+def test_keys_create_refuses_an_unknown_site(runner):
+    result = runner.invoke(args=["keys", "create", "--role", "site", "--name", "x",
+                                 "--site", "nowhere"])
+    assert result.exit_code != 0
+    assert "nowhere" in result.output
+
+
+def test_sites_create(runner, app):
+    result = runner.invoke(args=["sites", "create", "news", "--name", "News",
+                                 "--origin", "https://news.example"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        site = db.session.scalar(sa.select(Site).where(Site.slug == "news"))
+        assert site.allowed_origins == ["https://news.example"]
+    assert runner.invoke(args=["sites", "create", "Bad Slug"]).exit_code != 0
+
+
+def test_rules_check_passes_the_shipped_file_and_fails_a_broken_one(runner, tmp_path):
+    good = runner.invoke(args=["rules", "check", str(ROOT / "moderation/rules/default_rules.yaml")])
+    assert good.exit_code == 0, good.output
+    assert "OK" in good.output
+    broken = tmp_path / "rules.yaml"
+    broken.write_text("version: 1\nrules:\n  - {id: BAD, type: regex, pattern: '(a', score: 1}\n")
+    result = runner.invoke(args=["rules", "check", str(broken)])
+    assert result.exit_code == 1
+    assert "rules.yaml" in result.output and "BAD" in result.output
+    assert "pattern" in result.output

@@ -1,0 +1,51 @@
+"""Races that real traffic produces: retried submissions and two moderators at once."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import sqlalchemy as sa
+
+from moderation.extensions import db
+from moderation.models import Comment
+from tests.conftest import comment
+
+
+def test_fifty_concurrent_retries_with_one_key_make_one_comment(app, api):
+    start = threading.Barrier(50)
+    body = comment(content="Posted over a flaky connection.")
+
+    def send(_: int):
+        client = app.test_client()
+        start.wait()
+        return client.post("/api/v1/comments", json=body, headers={"Idempotency-Key": "flaky-1"})
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        answers = list(pool.map(send, range(50)))
+    ok = [answer for answer in answers if 200 <= answer.status_code < 300]
+    assert len(ok) == 50, {answer.status_code for answer in answers}
+    assert len({answer.get_json()["id"] for answer in ok}) == 1
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Comment)) == 1
+
+
+def test_two_moderators_with_the_same_etag_one_wins(app, api, keys):
+    comment_id = api.post("/api/v1/comments", comment(content="holdword race")).get_json()["id"]
+    etag = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.moderator).headers["ETag"]
+    start = threading.Barrier(2)
+
+    def decide(action: str):
+        client = app.test_client()
+        start.wait()
+        return client.post(
+            f"/api/v1/moderation/comments/{comment_id}/decision",
+            json={"action": action},
+            headers={"Authorization": f"Bearer {keys.moderator}", "If-Match": etag},
+        ).status_code
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        statuses = sorted(pool.map(decide, ["approve", "spam"]))
+    assert statuses == [200, 412]
+    history = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.moderator)
+    assert len(history.get_json()["history"]) == 1

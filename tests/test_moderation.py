@@ -1,0 +1,201 @@
+"""The moderation queue, comment detail, decisions with If-Match, bulk and audit."""
+
+from __future__ import annotations
+
+from tests.conftest import comment
+
+QUEUE = "/api/v1/moderation/queue"
+
+
+def post(api, **fields):
+    response = api.post("/api/v1/comments", comment(**fields))
+    assert response.status_code in (201, 403), response.get_json()
+    return response.get_json().get("id")
+
+
+def detail(api, key, comment_id):
+    return api.get(f"/api/v1/moderation/comments/{comment_id}", key=key)
+
+
+def decide(api, key, comment_id, action, etag=None, reason="checked"):
+    if etag is None:
+        etag = detail(api, key, comment_id).headers["ETag"]
+    return api.post(
+        f"/api/v1/moderation/comments/{comment_id}/decision",
+        {"action": action, "reason": reason},
+        key=key,
+        headers={"If-Match": etag},
+    )
+
+
+def test_pending_comment_shows_in_the_queue_with_private_fields(api, keys):
+    comment_id = post(api, content="a holdword to hold")
+    page = api.get(QUEUE, key=keys.moderator).get_json()
+    assert [item["id"] for item in page["items"]] == [comment_id]
+    item = page["items"][0]
+    assert item["author_email"] == "ada@example.org"
+    assert item["status"] == "pending"
+    assert item["hits"][0]["rule"] == "HOLD_WORD"
+    assert page["next_cursor"] is None
+
+
+def test_queue_filters_by_status_thread_rule_and_text(api, keys):
+    held = post(api, content="a holdword to hold")
+    spam = post(api, content="a spammyword offer", author_email="s@example.org")
+    other = post(api, thread="/other", content="holdword elsewhere", author_email="o@example.org")
+
+    def ids(query):
+        response = api.get(QUEUE + query, key=keys.moderator)
+        assert response.status_code == 200, response.get_json()
+        return [item["id"] for item in response.get_json()["items"]]
+
+    assert ids("") == [held, other]
+    assert ids("?status=spam") == [spam]
+    assert ids("?thread=/other") == [other]
+    assert ids("?rule=HOLD_WORD") == [held, other]
+    assert ids("?status=spam&rule=SPAMMY_WORD") == [spam]
+    assert ids("?q=ELSEWHERE") == [other]
+    assert ids("?q=100%25") == []
+
+
+def test_queue_sorts_and_pages_by_key(api, keys):
+    made = [post(api, content=f"holdword number {n}", author_email=f"u{n}@example.org")
+            for n in range(5)]
+    newest = api.get(QUEUE + "?sort=newest", key=keys.moderator).get_json()
+    assert [item["id"] for item in newest["items"]] == made[::-1]
+    seen, cursor = [], None
+    while True:
+        query = "?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = api.get(QUEUE + query, key=keys.moderator).get_json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == made
+    by_score, cursor = [], None
+    while True:
+        query = "?sort=score&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = api.get(QUEUE + query, key=keys.moderator).get_json()
+        by_score += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(by_score) == made and len(by_score) == len(set(by_score))
+
+
+def test_queue_rejects_bad_arguments(api, keys):
+    for query in ("?status=lost", "?sort=random", "?limit=201", "?limit=0", "?cursor=zzz",
+                  "?rule=lower"):
+        assert api.get(QUEUE + query, key=keys.moderator).status_code == 422, query
+
+
+def test_moderator_sees_only_their_sites(api, keys):
+    post(api, content="holdword on default")
+    assert api.get(QUEUE, key=keys.other_moderator).get_json()["items"] == []
+    assert api.get(QUEUE + "?site=default", key=keys.other_moderator).status_code == 403
+    assert len(api.get(QUEUE, key=keys.admin).get_json()["items"]) == 1
+
+
+def test_detail_carries_everything_and_an_etag(api, keys):
+    comment_id = post(api, content="holdword detail", ip="198.51.100.1")
+    response = detail(api, keys.moderator, comment_id)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert response.headers["ETag"] == f'"{body["version"]}"'
+    for field in ("author_email", "ip", "user_agent", "referrer", "score", "hits",
+                  "rules_version", "flags", "history", "version", "content_html"):
+        assert field in body, field
+    assert body["hits"][0].keys() >= {"rule", "target", "match", "score", "outcome",
+                                      "explanation"}
+    assert detail(api, keys.other_moderator, comment_id).status_code == 403
+    assert detail(api, keys.moderator, 999_999).status_code == 404
+
+
+def test_approving_publishes_and_writes_the_audit_log(api, keys):
+    comment_id = post(api, content="holdword then approved")
+    response = decide(api, keys.moderator, comment_id, "approve", reason="fine")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "approved"
+    assert response.headers["ETag"] == f'"{body["version"]}"'
+    assert body["history"][0] | {"created_at": None} == {
+        "id": body["history"][0]["id"], "comment_id": comment_id, "site": "default",
+        "actor": "mod", "action": "approve", "old_status": "pending",
+        "new_status": "approved", "reason": "fine", "created_at": None,
+    }
+    thread = api.get("/api/v1/comments?thread=/2026/11/27/a-story").get_json()
+    assert [item["id"] for item in thread["items"]] == [comment_id]
+    audit = api.get("/api/v1/moderation/audit", key=keys.moderator).get_json()
+    assert audit["items"][0]["comment_id"] == comment_id
+
+
+def test_every_action_sets_its_status(api, keys):
+    expected = {"approve": "approved", "spam": "spam", "reject": "rejected", "delete": "deleted"}
+    for n, (action, status) in enumerate(expected.items()):
+        comment_id = post(api, content=f"holdword {n}", author_email=f"a{n}@example.org")
+        assert decide(api, keys.admin, comment_id, action).get_json()["status"] == status
+
+
+def test_decision_needs_if_match_and_refuses_a_stale_one(api, keys):
+    comment_id = post(api, content="holdword contested")
+    url = f"/api/v1/moderation/comments/{comment_id}/decision"
+    missing = api.post(url, {"action": "approve"}, key=keys.moderator)
+    assert missing.status_code == 428
+    etag = detail(api, keys.moderator, comment_id).headers["ETag"]
+    assert decide(api, keys.moderator, comment_id, "approve", etag).status_code == 200
+    stale = decide(api, keys.moderator, comment_id, "spam", etag)
+    assert stale.status_code == 412
+    assert stale.get_json()["code"] == 412
+
+
+def test_decision_body_is_validated(api, keys):
+    comment_id = post(api, content="holdword body")
+    etag = detail(api, keys.moderator, comment_id).headers["ETag"]
+    url = f"/api/v1/moderation/comments/{comment_id}/decision"
+    bad = api.post(url, {"action": "bless"}, key=keys.moderator, headers={"If-Match": etag})
+    assert bad.status_code == 422 and "action" in bad.get_json()["errors"]
+
+
+def test_bulk_reports_each_id(api, keys):
+    first = post(api, content="holdword one")
+    second = post(api, content="holdword two", author_email="b@example.org")
+    response = api.post(
+        "/api/v1/moderation/bulk",
+        {"ids": [first, second, 999_999], "action": "spam", "reason": "wave"},
+        key=keys.moderator,
+    )
+    assert response.status_code == 200
+    results = response.get_json()["results"]
+    assert results[:2] == [{"id": first, "status": "spam"}, {"id": second, "status": "spam"}]
+    assert results[2]["id"] == 999_999 and "error" in results[2]
+
+
+def test_bulk_does_not_touch_another_sites_comments(api, keys):
+    comment_id = post(api, content="holdword default only")
+    response = api.post(
+        "/api/v1/moderation/bulk",
+        {"ids": [comment_id], "action": "delete"},
+        key=keys.other_moderator,
+    )
+    assert "error" in response.get_json()["results"][0]
+    assert detail(api, keys.moderator, comment_id).get_json()["status"] == "pending"
+
+
+def test_audit_filters_and_pages(api, keys):
+    ids = [post(api, content=f"holdword {n}", author_email=f"a{n}@example.org")
+           for n in range(3)]
+    for comment_id in ids:
+        decide(api, keys.moderator, comment_id, "approve")
+    decide(api, keys.admin, ids[0], "delete")
+    everything = api.get("/api/v1/moderation/audit?limit=2", key=keys.admin).get_json()
+    assert len(everything["items"]) == 2 and everything["next_cursor"]
+    rest = api.get(
+        f"/api/v1/moderation/audit?limit=2&cursor={everything['next_cursor']}", key=keys.admin
+    ).get_json()
+    assert len(rest["items"]) == 2 and rest["next_cursor"] is None
+    by_actor = api.get("/api/v1/moderation/audit?actor=ops", key=keys.admin).get_json()
+    assert [d["action"] for d in by_actor["items"]] == ["delete"]
+    by_comment = api.get(
+        f"/api/v1/moderation/audit?comment_id={ids[0]}", key=keys.admin
+    ).get_json()
+    assert [d["action"] for d in by_comment["items"]] == ["delete", "approve"]

@@ -1,0 +1,59 @@
+"""Probes, the OpenAPI spec, docs, and the request log's privacy."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from tests.conftest import comment
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").get_json()["status"] == "ok"
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json()["checks"] == {"database": "ok", "rules": "ok"}
+
+
+def test_openapi_lists_every_route_with_the_bearer_scheme(app, client):
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.1")
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    paths = spec["paths"]
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/"):
+            documented = rule.rule.replace("<int:", "{").replace("<string:", "{").replace(">", "}")
+            assert documented in paths, rule.rule
+    queue = paths["/api/v1/moderation/queue"]["get"]
+    assert queue["security"] == [{"bearerAuth": []}]
+    assert {"200", "401", "403", "422", "503"} <= set(queue["responses"])
+    submit = paths["/api/v1/comments"]["post"]["responses"]
+    assert {"201", "303", "400", "403", "409", "413", "415", "422", "429"} <= set(submit)
+
+
+def test_docs_page_is_served(client):
+    response = client.get("/docs")
+    assert response.status_code == 200
+    assert b"openapi.json" in response.data
+
+
+def test_unknown_route_and_method_are_json(client):
+    missing = client.get("/api/v1/nothing")
+    assert missing.status_code == 404 and missing.get_json()["code"] == 404
+    wrong = client.delete("/api/v1/comments")
+    assert wrong.status_code == 405 and "Allow" in wrong.headers
+
+
+def test_request_log_is_json_without_email_content_or_query(api, caplog):
+    caplog.set_level(logging.INFO, logger="moderation.access")
+    api.post("/api/v1/comments", comment(author_email="secret.person@example.org",
+                                         content="very private words"))
+    api.get("/api/v1/comments?thread=/2026/11/27/a-story&site=default")
+    records = [r for r in caplog.records if r.name == "moderation.access"]
+    assert len(records) == 2
+    fields = records[0].fields
+    assert set(fields) == {"request_id", "method", "path", "status", "duration_ms"}
+    assert fields["status"] == 201 and fields["method"] == "POST"
+    everything = json.dumps([r.fields for r in records]) + " ".join(r.getMessage() for r in records)
+    assert "secret.person" not in everything and "private words" not in everything
+    assert "thread=" not in everything

@@ -1,0 +1,79 @@
+"""Erasure and export by email, and the retention purge."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+from moderation.extensions import db
+from moderation.models import Comment, Decision, Status
+from moderation.services.retention import truncate_ip
+from tests.conftest import comment
+
+
+def test_export_returns_everything_stored_about_the_commenter(api, keys):
+    api.post("/api/v1/comments", comment(author_email="Ada@Example.org"), key=keys.site)
+    api.post("/api/v1/comments", comment(author_email="someone@example.org",
+                                         content="Not Ada's"))
+    response = api.get("/api/v1/admin/privacy/export?email=ada@example.org", key=keys.admin)
+    assert response.status_code == 200
+    exported = response.get_json()["comments"]
+    assert len(exported) == 1
+    assert exported[0]["content"] == comment()["content"]
+    assert {"ip", "user_agent", "author_email", "site", "thread"} <= set(exported[0])
+    assert api.get("/api/v1/admin/privacy/export?email=nope", key=keys.admin).status_code == 422
+
+
+def test_erase_anonymises_and_is_audited_without_the_email(api, app, keys):
+    first = api.post("/api/v1/comments", comment(author_url="https://ada.example")).get_json()
+    api.post("/api/v1/comments", comment(thread="/second", content="Another thought"))
+    response = api.post("/api/v1/admin/privacy/erase", {"email": "ADA@example.org"},
+                        key=keys.admin)
+    assert response.status_code == 200 and response.get_json() == {"erased": 2}
+    detail = api.get(f"/api/v1/moderation/comments/{first['id']}", key=keys.admin).get_json()
+    assert detail["author_name"] == "Anonymous"
+    assert (detail["author_email"], detail["author_url"], detail["ip"], detail["user_agent"]) == (
+        "", None, None, None)
+    assert detail["content"] == comment()["content"]
+    with app.app_context():
+        reasons = [d.reason for d in db.session.scalars(sa.select(Decision))]
+        assert len(reasons) == 2 and all("ada" not in r.lower() for r in reasons)
+    again = api.get("/api/v1/admin/privacy/export?email=ada@example.org", key=keys.admin)
+    assert again.get_json()["comments"] == []
+
+
+def test_erase_can_delete_the_content_too(api, keys):
+    made = api.post("/api/v1/comments", comment()).get_json()
+    api.post("/api/v1/admin/privacy/erase", {"email": "ada@example.org", "delete_content": True},
+             key=keys.admin)
+    detail = api.get(f"/api/v1/moderation/comments/{made['id']}", key=keys.admin).get_json()
+    assert detail["content"] == "" and detail["status"] == "deleted"
+    assert api.get("/api/v1/comments?thread=/2026/11/27/a-story").get_json()["items"] == []
+
+
+def test_truncate_ip_keeps_only_the_network():
+    assert truncate_ip("203.0.113.77") == "203.0.113.0"
+    assert truncate_ip("2001:db8:1234:5678::1") == "2001:db8:1234::"
+
+
+def test_purge_deletes_old_spam_and_truncates_old_ips(api, app, runner):
+    ids = {}
+    for name, content in (("spam", "spammyword old"), ("ham", "old but fine"),
+                          ("fresh", "spammyword new")):
+        ids[name] = api.post("/api/v1/comments",
+                             comment(content=content, author_email=f"{name}@example.org"),
+                             environ_base={"REMOTE_ADDR": "203.0.113.77"}).get_json()["id"]
+    with app.app_context():
+        old = dt.datetime.now(dt.UTC) - dt.timedelta(days=100)
+        db.session.execute(sa.update(Comment).where(Comment.id.in_([ids["spam"], ids["ham"]]))
+                           .values(created_at=old))
+        db.session.commit()
+    result = runner.invoke(args=["purge"])
+    assert result.exit_code == 0, result.output
+    assert "Deleted 1" in result.output and "truncated 1" in result.output
+    with app.app_context():
+        assert db.session.get(Comment, ids["spam"]) is None
+        assert db.session.get(Comment, ids["ham"]).ip == "203.0.113.0"
+        fresh = db.session.get(Comment, ids["fresh"])
+        assert fresh.status is Status.SPAM and fresh.ip == "203.0.113.77"

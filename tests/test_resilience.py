@@ -1,0 +1,35 @@
+"""The database away: 503 with Retry-After, never a traceback or a hang."""
+
+from __future__ import annotations
+
+from moderation import create_app
+from tests.conftest import PERMISSIVE_RULES, close_app, comment
+
+DEAD = "postgresql+psycopg://postgres@127.0.0.1:1/none"
+
+
+def test_unreachable_database_answers_503_with_retry_after():
+    app = create_app({
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": DEAD,
+        "SECRET_KEY": "t",
+        "RULES_FILE": str(PERMISSIVE_RULES),
+        "RATELIMIT_ENABLED": False,
+    })
+    client = app.test_client()
+    try:
+        for response in (
+            client.post("/api/v1/comments", json=comment()),
+            client.get("/api/v1/comments?thread=/t"),
+            client.get("/api/v1/moderation/queue", headers={"Authorization": "Bearer mk_a_b"}),
+        ):
+            assert response.status_code == 503
+            assert response.headers["Retry-After"].isdigit()
+            body = response.get_json()
+            assert body["code"] == 503 and "Traceback" not in response.get_data(as_text=True)
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.get_json()["checks"]["database"] == "unreachable"
+        assert client.get("/healthz").status_code == 200
+    finally:
+        close_app(app)

@@ -1,0 +1,250 @@
+"""POST /api/v1/comments: the contract's fields, answers and error codes."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from moderation.extensions import db
+from moderation.models import Comment
+from tests.conftest import comment
+
+
+def stored(app, comment_id: int) -> Comment:
+    with app.app_context():
+        row = db.session.get(Comment, comment_id)
+        db.session.expunge(row)
+        return row
+
+
+def test_json_submission_is_stored_and_answered(api, app):
+    response = api.post("/api/v1/comments", comment(author_url="https://ada.example"))
+    assert response.status_code == 201
+    body = response.get_json()
+    assert set(body) == {"id", "site", "thread", "parent_id", "status", "created_at", "message"}
+    assert body["status"] == "approved"
+    assert body["site"] == "default"
+    row = stored(app, body["id"])
+    assert row.author_email == "ada@example.org"
+    assert row.content == "A thoughtful reply about the article."
+    assert row.ip == "127.0.0.1"
+
+
+def test_fields_are_trimmed_and_lengths_checked_after_trimming(api):
+    response = api.post("/api/v1/comments", comment(author_name="   ", content="  \n "))
+    assert response.status_code == 422
+    errors = response.get_json()["errors"]
+    assert set(errors) == {"author_name", "content"}
+
+
+def test_missing_required_fields_name_each_field(api):
+    response = api.post("/api/v1/comments", {"thread": "/t"})
+    body = response.get_json()
+    assert response.status_code == 422
+    assert body["code"] == 422 and body["status"] == "Unprocessable Entity"
+    assert {"author_name", "author_email", "content"} <= set(body["errors"])
+
+
+def test_invalid_email_url_and_unknown_field_are_refused(api):
+    response = api.post(
+        "/api/v1/comments",
+        comment(author_email="not-an-email", author_url="javascript:alert(1)", admin=True),
+    )
+    assert response.status_code == 422
+    assert {"author_email", "author_url", "admin"} <= set(response.get_json()["errors"])
+
+
+def test_content_over_ten_thousand_characters_is_refused(api):
+    response = api.post("/api/v1/comments", comment(content="x" * 10_001))
+    assert response.status_code == 422
+    assert "content" in response.get_json()["errors"]
+
+
+def test_malformed_json_is_400(client):
+    response = client.post(
+        "/api/v1/comments", data="{not json", content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.get_json()["code"] == 400
+
+
+def test_json_that_is_not_an_object_is_400(client):
+    response = client.post("/api/v1/comments", data="[1, 2]", content_type="application/json")
+    assert response.status_code == 400
+
+
+def test_wrong_content_type_is_415(client):
+    response = client.post("/api/v1/comments", data="hello", content_type="text/plain")
+    assert response.status_code == 415
+    assert response.get_json()["status"] == "Unsupported Media Type"
+
+
+def test_body_over_the_limit_is_413(client):
+    response = client.post(
+        "/api/v1/comments", data="x" * (65 * 1024), content_type="application/json"
+    )
+    assert response.status_code == 413
+    assert response.get_json()["code"] == 413
+
+
+def test_unknown_site_is_404(api):
+    response = api.post("/api/v1/comments", comment(site="nowhere"))
+    assert response.status_code == 404
+
+
+def test_wordpress_form_posts_redirect_back_with_the_outcome(api, app, keys):
+    with app.app_context():
+        from moderation.services import sites
+
+        sites.create_site("news", "News", ["https://news.example"])
+    response = api.client.post(
+        "/api/v1/comments",
+        data={
+            "site": "news",
+            "author": "Ada",
+            "email": "ada@example.org",
+            "url": "",
+            "comment": "Posted from the WordPress form.",
+            "comment_post_ID": "42",
+            "comment_parent": "0",
+            "thread_url": "https://news.example/2026/11/story/",
+            "submit": "Post Comment",
+        },
+    )
+    assert response.status_code == 303
+    location = response.headers["Location"]
+    assert location.startswith("https://news.example/2026/11/story/?comment_status=approved")
+    comment_id = int(location.split("comment_id=")[1].split("#")[0])
+    row = stored(app, comment_id)
+    assert row.content == "Posted from the WordPress form."
+    assert row.author_url is None
+
+
+def test_form_post_never_redirects_off_site(api):
+    response = api.client.post(
+        "/api/v1/comments",
+        data={
+            "author": "Ada",
+            "email": "ada@example.org",
+            "comment": "Where do I go?",
+            "comment_post_ID": "42",
+            "thread_url": "https://evil.example/phish",
+        },
+    )
+    assert response.status_code == 201
+    assert "Location" not in response.headers
+
+
+def test_reply_must_be_to_an_approved_comment_of_the_same_thread(api):
+    parent = api.post("/api/v1/comments", comment()).get_json()
+    reply = api.post(
+        "/api/v1/comments", comment(parent_id=parent["id"], content="I agree with this.")
+    )
+    assert reply.status_code == 201
+    assert reply.get_json()["parent_id"] == parent["id"]
+    elsewhere = api.post(
+        "/api/v1/comments",
+        comment(thread="/another", parent_id=parent["id"], content="Wrong thread reply."),
+    )
+    assert elsewhere.status_code == 422
+    assert "parent_id" in elsewhere.get_json()["errors"]
+    missing = api.post("/api/v1/comments", comment(parent_id=999_999, content="No parent."))
+    assert missing.status_code == 422
+
+
+def test_the_same_comment_twice_is_409(api):
+    assert api.post("/api/v1/comments", comment()).status_code == 201
+    same = comment(content="  a THOUGHTFUL reply about the article. ")
+    again = api.post("/api/v1/comments", same)
+    assert again.status_code == 409
+    elsewhere = api.post("/api/v1/comments", comment(thread="/other-story"))
+    assert elsewhere.status_code == 201
+
+
+def test_closed_thread_is_403(api, keys):
+    closed = api.put(
+        "/api/v1/moderation/threads",
+        {"thread": "/closed", "closed": True},
+        key=keys.moderator,
+    )
+    assert closed.status_code == 200
+    response = api.post("/api/v1/comments", comment(thread="/closed"))
+    assert response.status_code == 403
+
+
+def test_hard_rejection_is_403_with_a_generic_message_and_is_kept(api, app):
+    response = api.post("/api/v1/comments", comment(content="buy forbiddenword now"))
+    assert response.status_code == 403
+    body = response.get_json()
+    assert "forbiddenword" not in str(body) and "BLOCKED_WORD" not in str(body)
+    with app.app_context():
+        row = db.session.scalar(sa.select(Comment))
+        assert row.status.value == "rejected"
+
+
+def test_spam_is_stored_as_spam_but_answered_as_pending(api, app):
+    response = api.post("/api/v1/comments", comment(content="a spammyword offer"))
+    assert response.status_code == 201
+    assert response.get_json()["status"] == "pending"
+    assert stored(app, response.get_json()["id"]).status.value == "spam"
+
+
+def test_score_over_the_pending_threshold_is_pending(api):
+    response = api.post("/api/v1/comments", comment(content="a holdword here"))
+    assert response.get_json()["status"] == "pending"
+
+
+def test_network_fields_in_the_body_are_ignored_without_a_site_key(api, app, keys):
+    body = comment(ip="198.51.100.7", user_agent="Backend/1.0", referrer="https://x.example/")
+    anonymous = api.post("/api/v1/comments", body).get_json()
+    assert stored(app, anonymous["id"]).ip == "127.0.0.1"
+    from_backend = api.post(
+        "/api/v1/comments", {**body, "thread": "/backend"}, key=keys.site
+    ).get_json()
+    row = stored(app, from_backend["id"])
+    assert (row.ip, row.user_agent, row.referrer) == (
+        "198.51.100.7", "Backend/1.0", "https://x.example/",
+    )
+
+
+def test_a_site_key_for_another_site_is_403(api, keys):
+    response = api.post("/api/v1/comments", comment(ip="198.51.100.7"), key=keys.other_site)
+    assert response.status_code == 403
+
+
+def test_a_bad_key_is_401_even_on_a_public_route(api):
+    response = api.post("/api/v1/comments", comment(), key="mk_nope_nope")
+    assert response.status_code == 401
+
+
+def test_idempotency_key_replays_the_first_answer(api, app):
+    headers = {"Idempotency-Key": "retry-1"}
+    first = api.post("/api/v1/comments", comment(), headers=headers)
+    second = api.post("/api/v1/comments", comment(), headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert first.get_json() == second.get_json()
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Comment)) == 1
+
+
+def test_idempotency_key_with_another_body_is_422(api):
+    headers = {"Idempotency-Key": "retry-2"}
+    assert api.post("/api/v1/comments", comment(), headers=headers).status_code == 201
+    other = api.post("/api/v1/comments", comment(content="Something else."), headers=headers)
+    assert other.status_code == 422
+
+
+def test_cors_allows_only_the_sites_origins(api, app):
+    with app.app_context():
+        from moderation.services import sites
+
+        sites.create_site("news", "News", ["https://news.example"])
+    allowed = api.client.options(
+        "/api/v1/comments", headers={"Origin": "https://news.example",
+                                     "Access-Control-Request-Method": "POST"}
+    )
+    assert allowed.headers.get("Access-Control-Allow-Origin") == "https://news.example"
+    refused = api.client.options(
+        "/api/v1/comments", headers={"Origin": "https://evil.example",
+                                     "Access-Control-Request-Method": "POST"}
+    )
+    assert "Access-Control-Allow-Origin" not in refused.headers

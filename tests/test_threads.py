@@ -1,0 +1,70 @@
+"""GET /api/v1/comments: approved comments of a thread, nested, paged, safe to render."""
+
+from __future__ import annotations
+
+from tests.conftest import comment
+
+
+def post(api, **fields):
+    response = api.post("/api/v1/comments", comment(**fields))
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]
+
+
+def test_only_approved_comments_oldest_first_with_replies_nested(api):
+    first = post(api, content="First!")
+    reply = post(api, content="A reply", parent_id=first, author_email="b@example.org")
+    post(api, content="a spammyword", author_email="c@example.org")
+    nested = post(api, content="Reply to reply", parent_id=reply, author_email="d@example.org")
+    second = post(api, content="Second", author_email="e@example.org")
+    page = api.get("/api/v1/comments?thread=/2026/11/27/a-story").get_json()
+    assert [item["id"] for item in page["items"]] == [first, second]
+    assert page["items"][0]["replies"][0]["id"] == reply
+    assert page["items"][0]["replies"][0]["replies"][0]["id"] == nested
+    assert page["next_cursor"] is None
+    assert "spammyword" not in str(page)
+
+
+def test_public_items_carry_only_public_fields(api):
+    post(api, author_url="https://ada.example")
+    item = api.get("/api/v1/comments?thread=/2026/11/27/a-story").get_json()["items"][0]
+    assert set(item) == {
+        "id", "parent_id", "author_name", "author_url", "content", "content_html",
+        "created_at", "replies",
+    }
+
+
+def test_content_html_is_escaped_and_links_are_nofollow(api):
+    post(api, content="<script>alert(1)</script> see https://example.org/page\n\nBye")
+    item = api.get("/api/v1/comments?thread=/2026/11/27/a-story").get_json()["items"][0]
+    assert item["content"].startswith("<script>")
+    html = item["content_html"]
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert '<a href="https://example.org/page" rel="nofollow ugc noopener">' in html
+    assert html.count("<p>") == 2
+
+
+def test_paging_by_cursor_walks_every_comment_once(api):
+    ids = [post(api, content=f"Comment number {n}", author_email=f"u{n}@example.org")
+           for n in range(7)]
+    seen, cursor = [], None
+    while True:
+        url = "/api/v1/comments?thread=/2026/11/27/a-story&limit=3"
+        page = api.get(url + (f"&cursor={cursor}" if cursor else "")).get_json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ids
+
+
+def test_unknown_thread_is_an_empty_page_and_unknown_site_is_404(api):
+    assert api.get("/api/v1/comments?thread=/none").get_json()["items"] == []
+    assert api.get("/api/v1/comments?thread=/none&site=nowhere").status_code == 404
+
+
+def test_bad_query_arguments_are_422(api):
+    assert api.get("/api/v1/comments").status_code == 422
+    assert api.get("/api/v1/comments?thread=/t&limit=0").status_code == 422
+    assert api.get("/api/v1/comments?thread=/t&cursor=%%%").status_code == 422
+    assert api.get("/api/v1/comments?thread=/t&bogus=1").status_code == 422
