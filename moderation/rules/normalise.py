@@ -22,58 +22,30 @@ back to the span of the original it came from:
 from __future__ import annotations
 
 import html
-import json
 import re
 import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
+from itertools import accumulate
 
 import re2
 
+from .fold import ASCII_FOLD, FOLD_TABLE
+
 __all__ = ["Normalised", "normalise", "is_word_char"]
 
-_BIDI_MARKS = "\u200e\u200f"
 _LEET = str.maketrans("013457@$!", "oieastasi")
 # '!' at either edge of a word and '@' at its start are punctuation ("great!", "@john");
 # a trailing '@' is still leet for 'a' ("v1agr@").
 _EDGE_PUNCT_START = "!@"
 _EDGE_PUNCT_END = "!"
+# Tags that style text inside a word ("vi<b>ag</b>ra"); any other tag separates words.
 _INLINE_TAGS = frozenset(
-    [
-        "a",
-        "abbr",
-        "b",
-        "bdi",
-        "bdo",
-        "big",
-        "cite",
-        "code",
-        "del",
-        "dfn",
-        "em",
-        "font",
-        "i",
-        "ins",
-        "kbd",
-        "mark",
-        "q",
-        "s",
-        "samp",
-        "small",
-        "span",
-        "strike",
-        "strong",
-        "sub",
-        "sup",
-        "tt",
-        "u",
-        "var",
-        "wbr",
-    ]
-)
+    ("a", "abbr", "b", "bdi", "bdo", "big", "cite", "code", "del", "dfn", "em", "font", "i",
+     "ins", "kbd", "mark", "q", "s", "samp", "small", "span", "strike", "strong", "sub",
+     "sup", "tt", "u", "var", "wbr")
+)  # fmt: skip
 _HTML_RE = re.compile(
     r"<!--.*?-->"
     r"|<(/?)([a-zA-Z][a-zA-Z0-9]*)\b[^<>]*>"
@@ -92,10 +64,6 @@ _LEET_CLASSES = {code: " " for code in range(128)}
 _LEET_CLASSES.update({ord(char): "a" for char in "abcdefghijklmnopqrstuvwxyz"})
 _LEET_CLASSES.update({ord(char): "1" for char in "013457@$"})
 _LEET_CLASSES[ord("!")] = "!"
-# ASCII folds one character to one, so a single translate does it without moving positions.
-_ASCII_FOLD = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
-_ASCII_FOLD.update({code: 0x20 for code in (*range(0x20), 0x7F, ord("<"), ord(">"), ord("&"))})
-
 _WORD = r"[\pL\pN\pM@$!]"
 _SEP = r"[^\pL\pN\pM@$!]"
 _JOIN_OPTIONS = re2.Options()
@@ -104,101 +72,10 @@ _JOIN_OPTIONS.log_errors = False
 # boundary characters are consumed (a run can't start right after another one ends).
 _JOIN_RE = re2.compile(rf"(?:^|{_SEP})({_WORD}(?:{_SEP}{_WORD}){{2,}})(?:{_SEP}|$)", _JOIN_OPTIONS)
 
-# Default-ignorable code points that are not in category Cf or Mn (those are dropped by
-# category): Hangul fillers, plus reserved ranges that Unicode says to ignore.
-_IGNORABLE_RANGES = (
-    (0x115F, 0x1160),
-    (0x3164, 0x3164),
-    (0xFFA0, 0xFFA0),
-    (0x2060, 0x206F),
-    (0xFFF0, 0xFFF8),
-    (0xE0000, 0xE0FFF),
-)
-
 
 def is_word_char(char: str) -> bool:
     """Whether a folded character is part of a word (a letter, digit or mark)."""
     return char.isalnum() or (not char.isascii() and unicodedata.category(char)[0] == "M")
-
-
-def _confusable_map() -> dict[str, str]:
-    """Map each non-ASCII look-alike of an ASCII letter or digit to that (lower-case) one.
-
-    Built from the Unicode confusables data that confusable-homoglyphs ships, so nothing
-    here is typed by hand. Where a character resembles several, a lower-case letter is
-    preferred over an upper-case one, and either over a digit.
-    """
-    text = resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8")
-    best: dict[str, tuple[int, str]] = {}
-    for key, entries in json.loads(text).items():
-        first = key.strip(_BIDI_MARKS)
-        for entry in entries:
-            second = entry["c"].strip(_BIDI_MARKS)
-            for source, target in ((first, second), (second, first)):
-                if len(source) != 1 or source.isascii() or len(target) != 1:
-                    continue
-                if not (target.isascii() and target.isalnum()):
-                    continue
-                rank = 0 if target.islower() else 1 if target.isalpha() else 2
-                candidate = (rank, target.lower())
-                if source not in best or candidate < best[source]:
-                    best[source] = candidate
-    return {source: target for source, (_, target) in best.items()}
-
-
-_CONFUSABLES = _confusable_map()
-
-
-def _is_ignorable(code: int) -> bool:
-    return any(low <= code <= high for low, high in _IGNORABLE_RANGES)
-
-
-def _fold_one(char: str) -> str:
-    """One step of the per-character fold (see ``_fold_char``)."""
-    if char.isascii():
-        return char.translate(_ASCII_FOLD)
-    category = unicodedata.category(char)
-    if category in ("Mn", "Me", "Cf", "Cs", "Cc") or _is_ignorable(ord(char)):
-        return " " if char.isspace() else ""
-    if char.isspace():
-        return " "
-    if category == "Nd":
-        return str(unicodedata.decimal(char))
-    folded = char.casefold()
-    # Look up the case-folded form first: Cyrillic 'І' folds to 'і', which resembles 'i',
-    # while the upper-case form resembles 'l'. Greek 'Η' only has a match before folding.
-    if len(folded) == 1 and folded in _CONFUSABLES:
-        return _CONFUSABLES[folded]
-    if char in _CONFUSABLES:
-        return _CONFUSABLES[char]
-    # Lower after case folding: Cherokee folds to upper case, and every folded character
-    # must be its own lower case so that whole texts can be lower-cased in one call.
-    return folded.lower()
-
-
-@lru_cache(maxsize=65536)
-def _fold_char(char: str) -> str:
-    """Fold one character to its matching form; the result is a fixed point of the fold."""
-    current = char
-    # Decomposition, case folding and the confusables map can each expose a character
-    # the others change; a few rounds reach the fixed point.
-    for _ in range(6):
-        folded = "".join(_fold_one(part) for part in unicodedata.normalize("NFKD", current))
-        if folded == current:
-            break
-        current = folded
-    return current
-
-
-class _FoldTable(dict[int, str]):
-    """A ``str.translate`` table that folds each character the first time it is seen."""
-
-    def __missing__(self, code: int) -> str:
-        folded = self[code] = _fold_char(chr(code))
-        return folded
-
-
-_FOLD_TABLE = _FoldTable()
 
 
 class _Edits:
@@ -272,9 +149,9 @@ def _strip_html(text: str) -> tuple[str, _Edits | None]:
     return _rewrite(text, pieces)
 
 
-def _fold_chars(text: str) -> tuple[str, _Edits | None]:
+def fold_chars(text: str) -> tuple[str, _Edits | None]:
     if text.isascii():
-        return text.translate(_ASCII_FOLD), None
+        return text.translate(ASCII_FOLD), None
     for char in _ASCII_SPACED:
         if char in text:
             text = text.replace(char, " ")
@@ -283,24 +160,24 @@ def _fold_chars(text: str) -> tuple[str, _Edits | None]:
     # another script is translated whole.
     if len(text.encode("utf-8", "surrogatepass")) - len(text) < len(text) // 4:
         pieces = [
-            (match.start(), match.end(), _FOLD_TABLE[ord(match.group())])
+            (match.start(), match.end(), FOLD_TABLE[ord(match.group())])
             for match in _SPECIAL_RE.finditer(text)
         ]
         rewritten, edits = _rewrite(text, pieces)
         # What is left unfolded is plain ASCII; folded characters are their own lower case.
         return rewritten.lower(), edits
-    folded = text.translate(_FOLD_TABLE)
+    folded = text.translate(FOLD_TABLE)
     if len(folded) == len(text):
         return folded, None
     # Some character folded to nothing or to several: record each one, so that a hit maps
     # back to exactly the characters it used.
     pieces = []
     for index, char in enumerate(text):
-        replacement = _FOLD_TABLE[ord(char)]
+        replacement = FOLD_TABLE[ord(char)]
         if len(replacement) != 1:
             pieces.append((index, index + 1, replacement))
     rewritten, edits = _rewrite(text, pieces)
-    return rewritten.translate(_FOLD_TABLE), edits
+    return rewritten.translate(FOLD_TABLE), edits
 
 
 def _collapse_spaces(text: str) -> tuple[str, _LazyEdits | None]:
@@ -314,18 +191,23 @@ def _collapse_spaces(text: str) -> tuple[str, _LazyEdits | None]:
 
 def _space_edits(text: str) -> _Edits:
     edits = _Edits()
-    removed = 0
     lead = len(text) - len(text.lstrip(" "))
-    if lead:
-        edits.add(0, lead, 0, 0)
-        removed = lead
     body_end = len(text.rstrip(" "))
-    for match in _SPACES_RE.finditer(text, lead, body_end):
-        start, end = match.span()
-        edits.add(start, end, start - removed, 1)
-        removed += end - start - 1
-    if body_end < len(text) and body_end > lead:
-        edits.add(body_end, len(text), body_end - removed, 0)
+    runs = [match.span() for match in _SPACES_RE.finditer(text, lead, max(lead, body_end))]
+    # Each run keeps one space: everything before run k has lost ``removed[k]`` characters.
+    removed = list(accumulate((end - start - 1 for start, end in runs), initial=lead))
+    edits.in_starts = [start for start, _ in runs]
+    edits.in_ends = [end for _, end in runs]
+    edits.out_starts = [start - gone for (start, _), gone in zip(runs, removed, strict=False)]
+    edits.out_ends = [start + 1 for start in edits.out_starts]
+    if lead:
+        edits.in_starts.insert(0, 0)
+        edits.in_ends.insert(0, lead)
+        edits.out_starts.insert(0, 0)
+        edits.out_ends.insert(0, 0)
+    if lead < body_end < len(text):
+        out = body_end - removed[-1]
+        edits.add(body_end, len(text), out, 0)
     return edits
 
 
@@ -417,7 +299,7 @@ def normalise(text: str) -> Normalised:
     """Fold ``text`` for matching; normalising the result again changes nothing."""
     stages: list[_Edits | _LazyEdits] = []
     current = text
-    for stage in (_strip_html, _fold_chars, _collapse_spaces, _join_split_letters):
+    for stage in (_strip_html, fold_chars, _collapse_spaces, _join_split_letters):
         current, edits = stage(current)
         if edits is not None:
             stages.append(edits)

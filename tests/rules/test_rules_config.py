@@ -1,0 +1,263 @@
+"""Loading rules files: the contract's example, the shipped defaults, refusals that say where."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from moderation.rules import (
+    Context,
+    RulesError,
+    Submission,
+    default_rules_path,
+    evaluate,
+    load_rules,
+    parse_rules,
+)
+
+HERE = Path(__file__).parent
+
+
+def test_the_contract_example_loads_unchanged() -> None:
+    ruleset = load_rules(HERE / "contract_rules.yaml")
+    assert len(ruleset.version) == 64
+    assert ruleset.source.endswith("contract_rules.yaml")
+    assert ruleset.settings_for("news").thresholds.pending == 2.0
+    assert ruleset.settings_for("news").thresholds.spam == 6.0
+    assert ruleset.settings_for("other").thresholds.pending == 3.0
+    assert ruleset.settings_for("news").trust.hold_new_commenters is True
+
+
+def test_the_shipped_rules_load_and_leave_a_plain_comment_alone() -> None:
+    ruleset = load_rules(default_rules_path())
+    verdict = evaluate(
+        ruleset,
+        Submission(
+            "default",
+            "t",
+            "Ann",
+            "ann@example.org",
+            content="Thanks for the careful reporting on the council budget.",
+            user_agent="Mozilla/5.0",
+        ),
+    )
+    assert verdict.hits[-1].rule == "TRUST_NEW"  # a first comment waits
+    assert verdict.score == 0.0
+    assert ruleset.settings_for("default").honeypot.field == "website_url"
+
+
+@pytest.mark.parametrize(
+    ("content", "author_name", "outcome", "rules"),
+    [
+        (
+            "Earn $85 an hour working from home! Click here: http://bit.ly/x http://y.example",
+            "Ann",
+            "spam",
+            {"MONEY_PER_TIME", "PROMOTION_TERMS", "SHORTENED_LINK", "MANY_LINKS"},
+        ),
+        (
+            "Ask the recovery expert on WhatsApp +1 555 010 0199 about crypto investment",
+            "Ann",
+            "pending",
+            {"MONEY_SCAM_TERMS", "MESSENGER_CONTACT"},
+        ),
+        ("You are a f.u.c.k.i.n.g idiot", "Ann", "pending", {"ABUSE_TERMS"}),
+        ("Read the full budget at https://council.example/budget", "Ann", "approved", set()),
+        ("Nice piece on the casino vote.", "Ann", "approved", {"GAMBLING_TERMS"}),
+        ("Good point.", "Best Loans www.loans.example", "approved", {"URL_IN_NAME"}),
+        ("See grabify.link/abc", "Ann", "spam", {"BAD_HOST"}),
+    ],
+)
+def test_the_shipped_rules_on_typical_comments(
+    content: str, author_name: str, outcome: str, rules: set[str]
+) -> None:
+    ruleset = load_rules(default_rules_path())
+    submission = Submission(
+        "default", "t", author_name, "reader@example.org", content=content, user_agent="Mozilla/5.0"
+    )
+    verdict = evaluate(ruleset, submission, Context(approved_count=1))
+    assert verdict.outcome == outcome
+    assert {hit.rule for hit in verdict.hits} == rules
+
+
+def test_settings_sections_have_defaults_and_site_overrides() -> None:
+    ruleset = parse_rules(
+        """
+version: 1
+limits: {per_ip: "10/minute"}
+flags: {threshold: 5}
+sites:
+  blog:
+    limits: {per_email: "2 per hour"}
+    moderation: {pre_moderate: true}
+    public: {reveal_spam: true}
+    form_token: {enabled: true, min_seconds: 2.5}
+"""
+    )
+    default, blog = ruleset.settings_for("default"), ruleset.settings_for("blog")
+    assert (default.limits.per_ip, default.limits.per_email) == ("10/minute", "5/minute;30/hour")
+    assert (blog.limits.per_ip, blog.limits.per_email) == ("10/minute", "2 per hour")
+    assert blog.flags.threshold == default.flags.threshold == 5
+    assert blog.moderation.pre_moderate and not default.moderation.pre_moderate
+    assert blog.public.reveal_spam and not default.public.reveal_spam
+    assert blog.form_token.enabled and blog.form_token.min_seconds == 2.5
+    assert default.duplicates.window_seconds == 86400
+    assert default.honeypot.field is None
+
+
+def refusal(text: str, base_dir: Path | None = None) -> str:
+    with pytest.raises(RulesError) as caught:
+        parse_rules(text, source="rules.yaml", base_dir=base_dir)
+    assert caught.value.messages
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "version: 1\nrules: [{id: PILLS, type: regex, pattern: 'cheap(pills', score: 1}]",
+            "rules.yaml: rule PILLS: pattern: missing ): cheap(pills",
+        ),
+        (
+            "version: 1\nrules: [{id: R, type: regex, pattern: '(a)\\1', score: 1}]",
+            "rules.yaml: rule R: pattern: invalid escape sequence",
+        ),
+        (
+            "version: 1\nrules: [{id: R, type: regex, pattern: 'a(?=b)', score: 1}]",
+            "rules.yaml: rule R: pattern: invalid perl operator: (?=",
+        ),
+        (
+            "version: 1\nrules: [{id: R, type: regex, pattern: 'x*', score: 1}]",
+            "rules.yaml: rule R: pattern: matches empty text",
+        ),
+        (
+            "version: 1\nrules: [{id: T, type: terms, terms: [a], score: 1, colour: red}]",
+            "rules.yaml: rule T: colour: Unknown field.",
+        ),
+        ("version: 1\ncolour: red", "rules.yaml: colour: Unknown field."),
+        ("version: 1\ntrust: {hold_new: true}", "rules.yaml: trust.hold_new: Unknown field."),
+        (
+            "version: 1\nsites: {news: {trust: {hold: 1}}}",
+            "rules.yaml: site news: trust.hold: Unknown field.",
+        ),
+        (
+            "version: 1\nrules:\n - {id: T, type: terms, terms: [a], score: 1}\n"
+            " - {id: T, type: terms, terms: [b], score: 1}",
+            "rules.yaml: rule T: id: the same id is used by an earlier rule",
+        ),
+        (
+            "version: 1\nrules: [{id: T, type: terms, terms: [a], score: 1, outcome: spam}]",
+            "rules.yaml: rule T: score: Give exactly one of 'score' and 'outcome'.",
+        ),
+        (
+            "version: 1\nrules: [{id: T, type: terms, terms: [a], score: high}]",
+            "rules.yaml: rule T: score: Not a valid number.",
+        ),
+        (
+            "version: 1\nrules: [{id: T, type: wordlist, terms: [a], score: 1}]",
+            "rules.yaml: rule T: type: unknown rule type 'wordlist'",
+        ),
+        (
+            "version: 1\nrules: [{id: bad id, type: terms, terms: [a], score: 1}]",
+            "rules.yaml: rule bad id: id: String does not match expected pattern.",
+        ),
+        (
+            "version: 1\nrules: [{id: T, type: terms, terms: [a], score: 1, targets: [body]}]",
+            "rules.yaml: rule T: targets.0: Must be one of",
+        ),
+        (
+            "version: 1\nrules: [{id: I, type: ip, cidrs: [300.1.1.0/24], outcome: spam}]",
+            "rules.yaml: rule I: cidrs: '300.1.1.0/24' is not an IP network",
+        ),
+        (
+            "version: 1\nrules: [{id: T, type: terms, terms: [a], score: 1}]\n"
+            "sites: {news: {rules: {NOPE: {score: 2}}}}",
+            "rules.yaml: site news: rules.NOPE: no rule has this id",
+        ),
+        (
+            "version: 1\nrules: [{id: P, type: regex, pattern: a, score: 1}]\n"
+            "sites: {news: {rules: {P: {pattern: '(b'}}}}",
+            "rules.yaml: site news: rule P: pattern: missing ): (b",
+        ),
+        (
+            "version: 1\nrules: [{id: T, type: terms, terms: [a], score: 1}]\n"
+            "sites: {news: {rules: {T: {type: regex}}}}",
+            "rules.yaml: site news: rule T: type: can't be changed per site",
+        ),
+        (
+            "version: 1\nrules: [{id: T, type: terms, terms: [a], explain: '{oops}', score: 1}]",
+            "rules.yaml: rule T: explain: unknown placeholder {oops}",
+        ),
+        (
+            "version: 1\nrules: [{id: TRUST_NEW, type: terms, terms: [a], score: 1}]",
+            "rules.yaml: rule TRUST_NEW: id: this id is reserved",
+        ),
+        (
+            "version: 1\nthresholds: {pending: 7, spam: 6}",
+            "rules.yaml: thresholds.pending: must not be above thresholds.spam",
+        ),
+        ("version: 1\nlimits: {per_ip: lots}", "rules.yaml: limits.per_ip: String does not match"),
+        ("version: 2", "rules.yaml: version: Must be equal to 1."),
+        ("version: 1\nversion: 1", "rules.yaml: line 2, column 1: key 'version' is given twice"),
+        ("version: 1\nrules: [", "rules.yaml: line 3, column 1: did not find expected node"),
+        ("- just a list", "rules.yaml: the file must be a mapping"),
+    ],
+)
+def test_a_bad_file_is_refused_naming_the_place(text: str, expected: str) -> None:
+    assert expected in refusal(text)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    message = refusal(
+        "version: 1\nrules:\n - {id: A, type: regex, pattern: '(', score: 1}\n"
+        " - {id: B, type: terms, terms: [x], score: 1, colour: red}"
+    )
+    assert "rule A: pattern" in message and "rule B: colour" in message
+
+
+def test_a_missing_list_file_is_refused_naming_the_file_and_rule(tmp_path: Path) -> None:
+    message = refusal(
+        "version: 1\nrules: [{id: WORDS, type: terms, terms: 'file:lists/nope.txt', score: 1}]",
+        base_dir=tmp_path,
+    )
+    assert "rules.yaml: rule WORDS: terms: file 'lists/nope.txt' not found" in message
+
+
+def test_list_files_must_stay_beside_the_rules_file(tmp_path: Path) -> None:
+    message = refusal(
+        "version: 1\nrules: [{id: W, type: terms, terms: 'file:../secrets.txt', score: 1}]",
+        base_dir=tmp_path,
+    )
+    assert "rule W: terms: 'file:../secrets.txt' is outside the rules file's folder" in message
+
+
+def test_list_files_are_read_and_change_the_version(tmp_path: Path) -> None:
+    (tmp_path / "lists").mkdir()
+    words = tmp_path / "lists" / "words.txt"
+    words.write_text("# spam words\n\nviagra\ncasino  # inline comment\n", "utf-8")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "version: 1\nrules: [{id: W, type: terms, terms: 'file:lists/words.txt', score: 1}]"
+    )
+    first = load_rules(rules)
+    verdict = evaluate(first, Submission("default", "t", "n", "e@x.org", content="a casino"))
+    assert [hit.match for hit in verdict.hits if hit.rule == "W"] == ["casino"]
+    assert first.dependencies == (words.resolve(),)
+    words.write_text("viagra\n", "utf-8")
+    second = load_rules(rules)
+    assert second.version != first.version
+    verdict = evaluate(second, Submission("default", "t", "n", "e@x.org", content="a casino"))
+    assert [hit.rule for hit in verdict.hits if hit.rule == "W"] == []
+
+
+def test_the_version_ignores_comments_but_not_content() -> None:
+    base = "version: 1\nrules: [{id: T, type: terms, terms: [a], score: 1}]"
+    assert parse_rules(base).version == parse_rules("# a note\n" + base).version
+    assert parse_rules(base).version != parse_rules(base.replace("score: 1", "score: 2")).version
+
+
+def test_a_missing_rules_file_is_refused_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(RulesError, match="nope.yaml: cannot read the rules file"):
+        load_rules(tmp_path / "nope.yaml")

@@ -1,0 +1,336 @@
+"""Every rule type: what hits, what must not, and what the hit shows."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from moderation.rules import (
+    ClassifierScore,
+    Context,
+    Hit,
+    Submission,
+    evaluate,
+    parse_rules,
+)
+
+NOBODY = Context()
+
+
+def hits_of(rule_yaml: str, context: Context = NOBODY, **fields: str) -> list[Hit]:
+    """The hits of one rule (given as a YAML mapping) on a submission with ``fields``."""
+    text = "version: 1\ntrust: {hold_new_commenters: false}\nrules:\n" + textwrap.indent(
+        "- " + textwrap.dedent(rule_yaml).strip().replace("\n", "\n  "), "  "
+    )
+    ruleset = parse_rules(text)
+    values = {"site": "default", "thread": "t", "author_name": "Ann", "author_email": "a@b.org"}
+    values.update(fields)
+    return list(evaluate(ruleset, Submission(**values), context).hits)
+
+
+TERMS = "{id: T, type: terms, terms: [viagra, ass, french fries], score: 1}"
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("buy viagra", "viagra"),
+        ("buy VIAGRA now", "VIAGRA"),
+        ("buy ｖｉａｇｒａ now", "ｖｉａｇｒａ"),
+        ("buy 𝐯𝐢𝐚𝐠𝐫𝐚", "𝐯𝐢𝐚𝐠𝐫𝐚"),
+        ("buy ⓥⓘⓐⓖⓡⓐ", "ⓥⓘⓐⓖⓡⓐ"),
+        ("buy viаgra", "viаgra"),
+        ("buy via\u200bgra", "via\u200bgra"),
+        ("buy via\u00adgra", "via\u00adgra"),
+        ("buy v1agr@!", "v1agr@"),
+        ("buy v i a g r a today", "v i a g r a"),
+        ("buy v.i.a.g.r.a.", "v.i.a.g.r.a"),
+        ("buy vi<b>ag</b>ra", "vi<b>ag</b>ra"),
+        ("you ass", "ass"),
+        ("an a.s.s", "a.s.s"),
+        ("FRENCH   Fries please", "FRENCH   Fries"),
+    ],
+)
+def test_terms_see_through_evasions(content: str, match: str) -> None:
+    [hit] = hits_of(TERMS, content=content)
+    assert (hit.rule, hit.target, hit.match) == ("T", "content", match)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "a class of its own",
+        "the assassin",
+        "passage and bass",
+        "viagrafalls",
+        "c1ass",  # leet inside a longer word is still the longer word
+    ],
+)
+def test_word_terms_never_hit_inside_a_longer_word(content: str) -> None:
+    assert hits_of(TERMS, content=content) == []
+
+
+def test_word_terms_hit_between_punctuation() -> None:
+    [hit] = hits_of(TERMS, content="glass-ass-embly")
+    assert hit.match == "ass"
+
+
+def test_substring_terms_hit_inside_words() -> None:
+    [hit] = hits_of(
+        "{id: T, type: terms, terms: [ass], match: substring, score: 1}", content="a class"
+    )
+    assert hit.match == "ass"
+
+
+def test_terms_cover_the_name_and_url_by_default_and_count_matches() -> None:
+    hits = hits_of(TERMS, content="viagra, viagra and VIAGRA", author_name="Viagra Shop")
+    assert [(hit.target, hit.match) for hit in hits] == [
+        ("content", "viagra"),
+        ("author_name", "Viagra"),
+    ]
+    assert "'viagra'" in hits[0].explanation
+
+
+def test_explanation_shows_the_original_spelling() -> None:
+    [hit] = hits_of(TERMS, content="cheap v.i.a.g.r.a")
+    assert hit.explanation == "content contains the listed term 'viagra' (as 'v.i.a.g.r.a')"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    term=st.text("abcdefgh", min_size=2, max_size=6),
+    prefix=st.text("abcdefghxyzéß", max_size=4),
+    suffix=st.text("abcdefghxyzéß", max_size=4),
+    before=st.lists(st.text("abcdefgh", min_size=2, max_size=6), max_size=3),
+    after=st.lists(st.text("abcdefgh", min_size=2, max_size=6), max_size=3),
+)
+def test_word_mode_never_reports_a_hit_inside_a_longer_word(
+    term: str, prefix: str, suffix: str, before: list[str], after: list[str]
+) -> None:
+    # Every word but the term itself is longer than the term or different from it, so
+    # any hit at all would be a hit inside a longer word.
+    assume(prefix or suffix)
+    assume(term not in before + after)
+    content = " ".join([*before, prefix + term + suffix, *after])
+    ruleset = parse_rules(f"version: 1\nrules: [{{id: T, type: terms, terms: [{term}], score: 1}}]")
+    verdict = evaluate(ruleset, Submission("default", "t", "n", "e@x.org", content=content))
+    assert [hit for hit in verdict.hits if hit.rule == "T"] == []
+
+
+def test_regex_matches_the_normalised_text_and_shows_the_original() -> None:
+    rule = r"{id: PILLS, type: regex, pattern: 'cheap\W{0,3}(pills|meds)', score: 2.5}"
+    [hit] = hits_of(rule, content="Get CHEAP - P1LLS here")
+    assert (hit.match, hit.score) == ("CHEAP - P1LLS", 2.5)
+    assert hits_of(rule, content="cheap -- pills") == []  # four separators: too far apart
+
+
+def test_raw_regex_matches_the_original_text_as_written() -> None:
+    rule = "{id: SHOUT, type: regex, pattern: '[A-Z]{5,}', raw: true, score: 1}"
+    assert [hit.match for hit in hits_of(rule, content="this is LOUD TEXT")] == []
+    assert [hit.match for hit in hits_of(rule, content="this is LOUDER")] == ["LOUDER"]
+
+
+def test_regex_stays_linear_on_a_pathological_input() -> None:
+    rule = "{id: R, type: regex, pattern: '(a+)+b', score: 1}"
+    assert hits_of(rule, content="a" * 5000 + "!") == []
+
+
+@pytest.mark.parametrize(
+    ("content", "author_url", "count"),
+    [
+        ("one http://a.example/x", "", 1),
+        ("http://a.example and www.b.example and https://c.example/p?q=1", "", 3),
+        ('<a href="http://a.example">http://a.example</a>', "", 1),
+        ('<a href="http://a.example">here</a> and http://b.example', "https://me.example", 3),
+    ],
+)
+def test_links_count_anchors_bare_urls_and_the_author_url(
+    content: str, author_url: str, count: int
+) -> None:
+    hits = hits_of(
+        "{id: L, type: links, at_least: 1, score: 1}", content=content, author_url=author_url
+    )
+    assert [hit.explanation.split(" carry ")[1].split()[0] for hit in hits] == [str(count)]
+    assert (
+        hits_of(
+            f"{{id: L, type: links, at_least: {count + 1}, score: 1}}",
+            content=content,
+            author_url=author_url,
+        )
+        == []
+    )
+
+
+DOMAINS = "{id: D, type: domains, domains: [spam.example, Bücher.example], outcome: spam}"
+
+
+@pytest.mark.parametrize(
+    ("content", "author_url", "match"),
+    [
+        ("see http://spam.example/page", "", "http://spam.example/page"),
+        ("see https://x.spam.example", "", "https://x.spam.example"),
+        ("see SPAM.EXAMPLE/path", "", "SPAM.EXAMPLE"),
+        ('<a href="http://www.spam.example/">here</a>', "", "http://www.spam.example/"),
+        ("nothing here", "http://spam.example", "http://spam.example"),
+        ("visit xn--bcher-kva.example", "", "xn--bcher-kva.example"),
+        ("visit bücher.example", "", "bücher.example"),
+    ],
+)
+def test_domains_hit_listed_hosts_and_their_subdomains(
+    content: str, author_url: str, match: str
+) -> None:
+    [hit] = hits_of(DOMAINS, content=content, author_url=author_url)
+    assert (hit.match, hit.outcome) == (match, "spam")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "see http://spam.example.evil.com/",
+        "see notspam.example",
+        "see http://spаm.example",  # Cyrillic а: a different registrable domain
+        "see spam.examples.org",
+        "mail me at spam dot example",
+    ],
+)
+def test_domains_leave_other_hosts_alone(content: str) -> None:
+    assert hits_of(DOMAINS, content=content) == []
+
+
+IPS = "{id: I, type: ip, cidrs: [203.0.113.0/24, '2001:db8::/32', 198.51.100.7], outcome: spam}"
+
+
+@pytest.mark.parametrize(
+    "ip", ["203.0.113.5", "203.0.113.255", "2001:db8::1", "::ffff:203.0.113.9", "198.51.100.7"]
+)
+def test_ip_rules_hit_addresses_in_the_networks(ip: str) -> None:
+    [hit] = hits_of(IPS, ip=ip)
+    assert (hit.target, hit.match) == ("ip", ip)
+
+
+@pytest.mark.parametrize(
+    "ip",
+    [
+        "203.0.114.5",
+        "203.0.113.55x",
+        "1203.0.113.5",
+        "203.0.113",
+        "2001:db9::1",
+        "198.51.100.8",
+        "",
+    ],
+)
+def test_ip_rules_miss_other_and_invalid_addresses(ip: str) -> None:
+    assert hits_of(IPS, ip=ip) == []
+
+
+EMAIL = "{id: E, type: email, addresses: [bad@ok.example], domains: [trash.example], score: 2}"
+
+
+@pytest.mark.parametrize(
+    "email", ["bad@ok.example", "BAD+tag@ok.example", "x@trash.example", "x@mx.trash.example"]
+)
+def test_email_rules_hit_addresses_and_domains(email: str) -> None:
+    [hit] = hits_of(EMAIL, author_email=email)
+    assert (hit.target, hit.match) == ("author_email", email)
+
+
+@pytest.mark.parametrize(
+    "email", ["good@ok.example", "x@nottrash.example", "x@trash.example.org", "not-an-address"]
+)
+def test_email_rules_leave_other_addresses_alone(email: str) -> None:
+    assert hits_of(EMAIL, author_email=email) == []
+
+
+def test_email_domains_can_come_from_the_disposable_list() -> None:
+    rule = "{id: E, type: email, domains: 'list:disposable', score: 1}"
+    assert [hit.rule for hit in hits_of(rule, author_email="x@mailinator.com")] == ["E"]
+    assert hits_of(rule, author_email="x@gmail.com") == []
+
+
+@pytest.mark.parametrize(
+    ("rule", "fields", "hit"),
+    [
+        ("{id: X, type: length, min: 5, score: 1}", {"content": " hi  "}, True),
+        ("{id: X, type: length, min: 5, score: 1}", {"content": "hello"}, False),
+        (
+            "{id: X, type: length, max: 5, targets: [author_name], score: 1}",
+            {"author_name": "A very long name"},
+            True,
+        ),
+        (
+            "{id: X, type: caps, min_share: 0.7, min_letters: 10, score: 1}",
+            {"content": "THIS IS ALL SHOUTING!"},
+            True,
+        ),
+        (
+            "{id: X, type: caps, min_share: 0.7, min_letters: 10, score: 1}",
+            {"content": "This is Normal text, NASA and BBC."},
+            False,
+        ),
+        ("{id: X, type: caps, min_share: 0.7, score: 1}", {"content": "SHORT"}, False),
+        ("{id: X, type: repeats, at_least: 5, score: 1}", {"content": "nooooooo"}, True),
+        ("{id: X, type: repeats, at_least: 5, score: 1}", {"content": "!!!!!"}, True),
+        ("{id: X, type: repeats, at_least: 5, score: 1}", {"content": "noooo     x"}, False),
+        ("{id: X, type: empty_user_agent, score: 1}", {"user_agent": "  "}, True),
+        ("{id: X, type: empty_user_agent, score: 1}", {"user_agent": "Mozilla/5.0"}, False),
+        (
+            "{id: X, type: url_in_name, score: 1}",
+            {"author_name": "Cheap Loans www.x.example"},
+            True,
+        ),
+        ("{id: X, type: url_in_name, score: 1}", {"author_name": "best-deals.com"}, True),
+        ("{id: X, type: url_in_name, score: 1}", {"author_name": "https://x.example"}, True),
+        ("{id: X, type: url_in_name, score: 1}", {"author_name": "J. R. Smith"}, False),
+        ("{id: X, type: url_in_name, score: 1}", {"author_name": "Ann Lee"}, False),
+    ],
+)
+def test_field_checks(rule: str, fields: dict[str, str], hit: bool) -> None:
+    assert [h.rule for h in hits_of(rule, **fields)] == (["X"] if hit else [])
+
+
+CLASSIFIER = "{id: C, type: classifier, weight: 4, spam_above: 0.9, ham_below: 0.1}"
+
+
+def fake_classifier(probability: float, ready: bool = True) -> tuple[Context, list[str]]:
+    """A context whose classifier always answers ``probability``, and the texts it saw."""
+    seen: list[str] = []
+
+    def classify(text: str) -> ClassifierScore:
+        seen.append(text)
+        return ClassifierScore(probability, ready, ("free", "money", "click"))
+
+    return Context(classify=classify), seen
+
+
+@pytest.mark.parametrize(
+    ("probability", "ready", "score"),
+    [
+        (0.99, True, 3.92),
+        (1.0, True, 4.0),
+        (0.02, True, -3.84),
+        (0.5, True, None),
+        (0.89, True, None),
+        (0.99, False, None),
+    ],
+)
+def test_classifier_turns_probability_into_a_score(
+    probability: float, ready: bool, score: float | None
+) -> None:
+    context, seen = fake_classifier(probability, ready)
+    hits = hits_of(CLASSIFIER, context, content="the comment text")
+    assert seen == ["the comment text"]
+    assert [hit.score for hit in hits] == ([score] if score is not None else [])
+    if hits:
+        assert "free, money, click" in hits[0].explanation
+
+
+def test_classifier_is_not_asked_without_a_hook_or_when_disabled() -> None:
+    assert hits_of(CLASSIFIER, Context(), content="text") == []
+    context, seen = fake_classifier(0.99)
+    disabled = "{id: C, type: classifier, weight: 4, enabled: false}"
+    assert hits_of(disabled, context, content="text") == []
+    assert seen == []
