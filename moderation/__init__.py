@@ -56,6 +56,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     configure_engine(app)
     init_rules(app)
 
+    from moderation.api import IdConverter, id_parameter_schema
+
+    app.url_map.converters["id"] = IdConverter
+    api.register_converter(IdConverter, id_parameter_schema)
+
     from moderation.errors import register_error_handlers
 
     register_error_handlers(app)

@@ -11,7 +11,12 @@ import marshmallow as ma
 from email_validator import EmailNotValidError, validate_email
 from marshmallow import RAISE, ValidationError, fields, pre_load, validate
 
+from moderation.services.cursors import ID_CURSOR, QUEUE_CURSOR
+
 SLUG = re.compile(r"^[a-z0-9-]{1,64}$")
+# Row ids are signed 64-bit integers in every database we support.
+MAX_ID = 2**63 - 1
+ID = validate.Range(1, MAX_ID)
 STATUSES = ("pending", "approved", "spam", "rejected", "deleted")
 ACTIONS = ("approve", "spam", "reject", "delete")
 FLAG_REASONS = ("spam", "abuse", "off-topic", "other")
@@ -19,8 +24,20 @@ FLAG_REASONS = ("spam", "abuse", "off-topic", "other")
 
 def _http_url(value: str) -> None:
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or any(ch.isspace() or not ch.isprintable() for ch in value)
+    ):
         raise ValidationError("Must be an http or https URL.")
+
+
+ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def _origin(value: str) -> None:
+    if not ORIGIN.fullmatch(value.rstrip("/")):
+        raise ValidationError("Must be an origin like https://news.example (IDN in punycode).")
 
 
 def _email(value: str) -> None:
@@ -47,6 +64,24 @@ def _single_line(value: str) -> None:
         raise ValidationError("Must be one line without control characters.")
 
 
+# What the validators above enforce, said in the OpenAPI spec too, so clients (and
+# schemathesis) know a valid request before sending it.
+ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+ONE_LINE_TEXT = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*\S[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+HTTP_URL = {"format": "uri", "pattern": "^https?://[^/?#\\s]+"}
+IP = {"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON true or false only: 0, 1, "yes" and "on" are not booleans in a JSON API."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class StrictSchema(ma.Schema):
     class Meta:
         unknown = RAISE
@@ -70,38 +105,61 @@ class CommentSubmissionSchema(TrimmedSchema):
         load_default="default",
         validate=validate.Regexp(SLUG, error="Must match [a-z0-9-]{{1,64}}."),
     )
-    thread = fields.String(required=True, validate=[validate.Length(1, 512), _single_line])
+    thread = fields.String(
+        required=True,
+        validate=[validate.Length(1, 512), _single_line],
+        metadata={"pattern": ONE_LINE_TEXT},
+    )
     thread_title = fields.String(
-        load_default=None, allow_none=True, validate=[validate.Length(max=500), _single_line]
+        load_default=None,
+        allow_none=False,
+        validate=[validate.Length(max=500), _single_line],
+        metadata={"pattern": ONE_LINE},
     )
     thread_url = fields.String(
-        load_default=None, allow_none=True, validate=[validate.Length(max=2048), _http_url]
+        load_default=None,
+        allow_none=False,
+        validate=[validate.Length(max=2048), _http_url],
+        metadata=HTTP_URL,
     )
-    parent_id = fields.Integer(
-        load_default=None, allow_none=True, strict=False, validate=validate.Range(min=1)
-    )
+    parent_id = fields.Integer(load_default=None,
+        allow_none=False, strict=False, validate=ID)
     author_name = fields.String(
-        required=True, validate=[validate.Length(1, 100), _single_line]
+        required=True,
+        validate=[validate.Length(1, 100), _single_line],
+        metadata={"pattern": ONE_LINE_TEXT},
     )
     author_email = fields.String(
-        required=True, validate=[validate.Length(max=254), _email]
+        required=True,
+        validate=[validate.Length(max=254), _email],
+        metadata={"format": "email"},
     )
     author_url = fields.String(
-        load_default=None, allow_none=True, validate=[validate.Length(max=2048), _http_url]
+        load_default=None,
+        allow_none=False,
+        validate=[validate.Length(max=2048), _http_url],
+        metadata=HTTP_URL,
     )
     content = fields.String(
-        required=True, validate=[validate.Length(1, 10_000), _no_control_chars]
+        required=True,
+        validate=[validate.Length(1, 10_000), _no_control_chars],
+        metadata={"pattern": TEXT},
     )
-    ip = fields.String(load_default=None, allow_none=True, validate=_ip)
+    ip = fields.String(load_default=None,
+        allow_none=False, validate=_ip, metadata=IP)
     user_agent = fields.String(
-        load_default=None, allow_none=True, validate=[validate.Length(max=512), _single_line]
+        load_default=None,
+        allow_none=False,
+        validate=[validate.Length(max=512), _single_line],
+        metadata={"pattern": ONE_LINE},
     )
     referrer = fields.String(
-        load_default=None, allow_none=True, validate=validate.Length(max=2048)
+        load_default=None,
+        allow_none=False, validate=validate.Length(max=2048), metadata={"pattern": ONE_LINE}
     )
     form_token = fields.String(
         load_default=None,
-        allow_none=True,
+        allow_none=False,
         validate=validate.Length(max=512),
         metadata={"description": "The signed token from GET /api/v1/form-token, when enabled."},
     )
@@ -150,7 +208,7 @@ class ThreadQuerySchema(StrictSchema):
     site = fields.String(load_default="default", validate=validate.Regexp(SLUG))
     thread = fields.String(required=True, validate=validate.Length(1, 512))
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
-    cursor = fields.String(load_default=None, validate=validate.Length(max=200))
+    cursor = fields.String(load_default=None, validate=validate.Regexp(ID_CURSOR))
 
 
 class FlagSchema(StrictSchema):
@@ -235,7 +293,7 @@ class QueueQuerySchema(StrictSchema):
         load_default="oldest", validate=validate.OneOf(("oldest", "newest", "score"))
     )
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
-    cursor = fields.String(load_default=None, validate=validate.Length(max=200))
+    cursor = fields.String(load_default=None, validate=validate.Regexp(QUEUE_CURSOR))
 
 
 class DecisionRequestSchema(StrictSchema):
@@ -245,7 +303,7 @@ class DecisionRequestSchema(StrictSchema):
 
 class BulkRequestSchema(DecisionRequestSchema):
     ids = fields.List(
-        fields.Integer(validate=validate.Range(min=1)),
+        fields.Integer(validate=ID),
         required=True,
         validate=validate.Length(1, 200),
     )
@@ -263,10 +321,10 @@ class BulkAnswerSchema(ma.Schema):
 
 class AuditQuerySchema(StrictSchema):
     site = fields.String(load_default=None, validate=validate.Regexp(SLUG))
-    comment_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    comment_id = fields.Integer(load_default=None, validate=ID)
     actor = fields.String(load_default=None, validate=validate.Length(1, 100))
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
-    cursor = fields.String(load_default=None, validate=validate.Length(max=200))
+    cursor = fields.String(load_default=None, validate=validate.Regexp(ID_CURSOR))
 
 
 class AuditPageSchema(ma.Schema):
@@ -277,7 +335,7 @@ class AuditPageSchema(ma.Schema):
 class ThreadStateSchema(StrictSchema):
     site = fields.String(load_default="default", validate=validate.Regexp(SLUG))
     thread = fields.String(required=True, validate=validate.Length(1, 512))
-    closed = fields.Boolean(required=True)
+    closed = StrictBoolean(required=True)
 
 
 class ThreadStateAnswerSchema(ma.Schema):
@@ -292,7 +350,9 @@ class SiteSchema(TrimmedSchema):
     )
     name = fields.String(load_default="", validate=validate.Length(max=200))
     allowed_origins = fields.List(
-        fields.String(validate=[validate.Length(max=255), _http_url]),
+        fields.String(
+            validate=[validate.Length(max=255), _origin], metadata={"pattern": ORIGIN.pattern}
+        ),
         load_default=list,
         validate=validate.Length(max=50),
     )
@@ -304,9 +364,45 @@ class SiteListSchema(ma.Schema):
 
 
 class KeyRequestSchema(TrimmedSchema):
-    name = fields.String(required=True, validate=[validate.Length(1, 100), _single_line])
+    name = fields.String(
+        required=True,
+        validate=[validate.Length(1, 100), _single_line],
+        metadata={"pattern": ONE_LINE_TEXT},
+    )
     role = fields.String(required=True, validate=validate.OneOf(("admin", "moderator", "site")))
-    sites = fields.List(fields.String(validate=validate.Regexp(SLUG)), load_default=list)
+    sites = fields.List(
+        fields.String(validate=validate.Regexp(SLUG)),
+        load_default=list,
+        validate=validate.Length(max=100),
+    )
+
+
+def _key_variant(role: str, min_sites: int, max_sites: int) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name", "role"] + (["sites"] if min_sites else []),
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": ONE_LINE_TEXT},
+            "role": {"type": "string", "enum": [role]},
+            "sites": {
+                "type": "array",
+                "minItems": min_sites,
+                "maxItems": max_sites,
+                "items": {"type": "string", "pattern": SLUG.pattern},
+            },
+        },
+    }
+
+
+# The key request as the spec states it: which roles take which sites.
+KEY_REQUEST_DOC = {
+    "oneOf": [
+        _key_variant("admin", 0, 0),
+        _key_variant("moderator", 1, 100),
+        _key_variant("site", 1, 1),
+    ]
+}
 
 
 class KeySchema(ma.Schema):
@@ -336,7 +432,7 @@ class HealthSchema(ma.Schema):
 
 class EraseSchema(StrictSchema):
     email = fields.String(required=True, validate=[validate.Length(1, 254), _email])
-    delete_content = fields.Boolean(load_default=False)
+    delete_content = StrictBoolean(load_default=False)
 
 
 class EraseAnswerSchema(ma.Schema):

@@ -63,10 +63,11 @@ def test_key_requests_are_validated(api, keys):
         {"name": "x", "role": "site", "sites": []},
         {"name": "x", "role": "moderator", "sites": []},
         {"name": "x", "role": "admin", "sites": ["default"]},
-        {"name": "x", "role": "moderator", "sites": ["nowhere"]},
         {"name": "x", "role": "owner"},
     ):
         assert api.post("/api/v1/admin/keys", body, key=keys.admin).status_code == 422, body
+    unknown_site = {"name": "x", "role": "moderator", "sites": ["nowhere"]}
+    assert api.post("/api/v1/admin/keys", unknown_site, key=keys.admin).status_code == 404
 
 
 def test_a_revoked_key_stops_working(api, keys):

@@ -12,7 +12,7 @@ from tests.conftest import comment
 PUBLIC = {
     ("POST", "/api/v1/comments"),
     ("GET", "/api/v1/comments"),
-    ("POST", "/api/v1/comments/<int:comment_id>/flags"),
+    ("POST", "/api/v1/comments/<id:comment_id>/flags"),
     ("GET", "/api/v1/form-token"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
@@ -38,8 +38,8 @@ def test_every_protected_route_declares_its_roles(app):
 
 
 def _fill(rule: str, comment_id: int, key_id: int) -> str:
-    rule = re.sub(r"<int:comment_id>", str(comment_id), rule)
-    rule = re.sub(r"<int:key_id>", str(key_id), rule)
+    rule = re.sub(r"<id:comment_id>", str(comment_id), rule)
+    rule = re.sub(r"<id:key_id>", str(key_id), rule)
     return re.sub(r"<(string:)?slug>", "default-missing", rule)
 
 

@@ -8,11 +8,24 @@ from typing import Any, TypeVar
 import flask_smorest
 from flask_smorest.error_handler import ErrorSchema
 from webargs.flaskparser import FlaskParser
+from werkzeug.routing import IntegerConverter
 
 from moderation.auth import require
 from moderation.models import Role
+from moderation.schemas import MAX_ID
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class IdConverter(IntegerConverter):
+    """A row id in a path: 1 up to a signed 64-bit integer, so no id overflows the database."""
+
+    def __init__(self, map, *args, **kwargs):  # noqa: A002 - werkzeug's argument name
+        super().__init__(map, min=1, max=MAX_ID)
+
+
+def id_parameter_schema(converter: IdConverter) -> dict[str, Any]:
+    return {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 
 
 class StrictParser(FlaskParser):

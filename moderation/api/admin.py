@@ -8,6 +8,7 @@ from moderation.api import Blueprint, errors, guarded
 from moderation.auth import current_caller
 from moderation.models import ApiKey, Role
 from moderation.schemas import (
+    KEY_REQUEST_DOC,
     EraseAnswerSchema,
     EraseSchema,
     ExportQuerySchema,
@@ -82,15 +83,16 @@ def list_keys() -> dict[str, Any]:
 @blp.route("/keys", methods=["POST"])
 @guarded(blp, Role.ADMIN)
 @blp.arguments(KeyRequestSchema)
+@blp.doc(requestBody={"content": {"application/json": {"schema": KEY_REQUEST_DOC}}})
 @blp.response(201, NewKeySchema)
-@errors(blp, 400, 415, 422)
+@errors(blp, 400, 404, 415, 422)
 def create_key(request: dict[str, Any]) -> dict[str, Any]:
     """Issue a key; its secret is in this answer and nowhere else, ever."""
     key, secret = keys.create_key(request["name"], request["role"], request["sites"])
     return {**key_of(key), "secret": secret}
 
 
-@blp.route("/keys/<int:key_id>", methods=["DELETE"])
+@blp.route("/keys/<id:key_id>", methods=["DELETE"])
 @guarded(blp, Role.ADMIN)
 @blp.response(204)
 @errors(blp, 404)

@@ -28,6 +28,7 @@ blp = Blueprint(
     "moderation", __name__, url_prefix="/api/v1/moderation", description="Moderation queue"
 )
 MODERATORS = (Role.ADMIN, Role.MODERATOR)
+ETAG_PATTERN = r'^(W/)?"?[0-9]{1,18}"?$'
 ETAG_HEADER = {"ETag": {"description": "The comment's version", "schema": {"type": "string"}}}
 
 
@@ -45,7 +46,7 @@ def queue(query: dict[str, Any]) -> dict[str, Any]:
     return moderation.queue(current_caller(), moderation.QueueFilter(**query))
 
 
-@blp.route("/comments/<int:comment_id>")
+@blp.route("/comments/<id:comment_id>")
 @guarded(blp, *MODERATORS)
 @blp.response(200, CommentDetailSchema, headers=ETAG_HEADER)
 @errors(blp, 404)
@@ -55,27 +56,33 @@ def comment_detail(comment_id: int) -> Any:
     return moderation.detail_of(comment, with_history=True), 200, _etag(comment.version)
 
 
-@blp.route("/comments/<int:comment_id>/decision", methods=["POST"])
+@blp.route("/comments/<id:comment_id>/decision", methods=["POST"])
 @guarded(blp, *MODERATORS)
 @blp.arguments(DecisionRequestSchema)
 @blp.doc(
     parameters=[
-        {"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}
+        {
+            "in": "header",
+            "name": "If-Match",
+            "required": True,
+            "description": "The ETag of the comment as you saw it",
+            "schema": {"type": "string", "pattern": ETAG_PATTERN},
+        }
     ]
 )
 @blp.response(200, CommentDetailSchema, headers=ETAG_HEADER)
 @errors(blp, 400, 404, 412, 415, 422, 428)
 def decide(decision: dict[str, Any], comment_id: int) -> Any:
     """Approve, mark as spam, reject or delete a comment, guarded by If-Match."""
+    caller = current_caller()
+    comment = moderation.comment_for(caller, comment_id)
     if_match = request.headers.get("If-Match")
     if not if_match:
         raise PreconditionRequired("Send If-Match with the ETag of the comment you saw.")
     version = moderation.parse_etag(if_match)
     if version is None:
         raise PreconditionRequired("If-Match must carry an ETag from this API, like \"3\".")
-    comment = moderation.decide(
-        current_caller(), comment_id, decision["action"], decision["reason"], version
-    )
+    comment = moderation.decide(caller, comment, decision["action"], decision["reason"], version)
     return moderation.detail_of(comment, with_history=True), 200, _etag(comment.version)
 
 

@@ -56,11 +56,11 @@ def _submission_body() -> tuple[dict[str, Any], bool]:
         form = {key: request.form[key] for key in request.form}
         for extra in WORDPRESS_EXTRAS:
             form.pop(extra, None)
+        if form.get("comment_parent") == "0":  # WordPress's "not a reply"
+            form.pop("comment_parent")
         for wordpress, ours in WORDPRESS_FIELDS.items():
             if wordpress in form:
                 form.setdefault(ours, form.pop(wordpress))
-        if form.get("parent_id") == "0":  # WordPress's "not a reply"
-            form.pop("parent_id")
         return form, True
     raise UnsupportedMediaType("Send application/json or an HTML form.")
 
@@ -189,7 +189,7 @@ def list_comments(query: dict[str, Any]) -> dict[str, Any]:
     return comments.thread_page(query["site"], query["thread"], query["limit"], query["cursor"])
 
 
-@blp.route("/comments/<int:comment_id>/flags", methods=["POST"])
+@blp.route("/comments/<id:comment_id>/flags", methods=["POST"])
 @limiter.limit(
     limits.per_reporter,
     key_func=limits.reporter_key,

@@ -18,7 +18,7 @@ from moderation.models import Comment, CommentHit, IdempotencyRecord, Site, Stat
 from moderation.render import content_html
 from moderation.rules import Submission, Verdict, evaluate
 from moderation.services import trust
-from moderation.services.cursors import decode, encode
+from moderation.services.cursors import SCORE_DECIMALS, decode_id, encode_id
 from moderation.services.identity import content_hash, email_hash
 from moderation.services.rules import current_rules
 from moderation.services.sites import get_site
@@ -248,7 +248,8 @@ def _store(
         ip=signals.ip,
         user_agent=signals.user_agent,
         referrer=signals.referrer,
-        score=verdict.score,
+        # Rounded so that queue cursors carry scores exactly.
+        score=round(verdict.score, SCORE_DECIMALS),
         hits=[hit.as_dict() for hit in verdict.hits],
         rules_version=verdict.rules_version,
     )
@@ -262,7 +263,7 @@ def _store(
 def thread_page(site_slug: str, thread_key: str, limit: int, cursor: str | None) -> dict[str, Any]:
     """One page of a thread's approved top-level comments, oldest first, replies nested."""
     site = get_site(site_slug)
-    after = decode(cursor, (int,))[0] if cursor else None
+    after = decode_id(cursor) if cursor else None
     thread = db.session.scalar(
         sa.select(Thread).where(Thread.site_id == site.id, Thread.key == thread_key)
     )
@@ -291,7 +292,7 @@ def thread_page(site_slug: str, thread_key: str, limit: int, cursor: str | None)
     roots = list(db.session.scalars(query))
     if len(roots) > limit:
         roots = roots[:limit]
-        page["next_cursor"] = encode([roots[-1].id])
+        page["next_cursor"] = encode_id(roots[-1].id)
     page["items"] = _nest(thread, roots)
     return page
 

@@ -1,33 +1,38 @@
-"""Opaque keyset cursors: the position after the last item of a page."""
+"""Keyset cursors: the position of the last item of a page, as a short string.
+
+Clients treat cursors as opaque; their shape is still documented as a pattern, so a
+well-formed cursor always names a position (an id, or a score and an id in the queue).
+"""
 
 from __future__ import annotations
 
-import base64
-import json
-from typing import Any
+import re
 
-from moderation.errors import Invalid
-
-
-def encode(position: list[Any]) -> str:
-    raw = json.dumps(position, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+# Ids fit a signed 64-bit integer; 18 digits keep every well-formed cursor inside that.
+ID_CURSOR = r"^[0-9]{1,18}$"
+# Scores are stored rounded to SCORE_DECIMALS, so the cursor carries them exactly.
+SCORE_DECIMALS = 3
+QUEUE_CURSOR = r"^-?[0-9]{1,12}\.[0-9]{3}_[0-9]{1,18}$"
 
 
-def decode(cursor: str, shape: tuple[type, ...]) -> list[Any]:
-    """The position in a cursor, checked against the expected types; 422 if it was tampered."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        position = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except ValueError:
-        position = None
-    if (
-        not isinstance(position, list)
-        or len(position) != len(shape)
-        or not all(
-            isinstance(value, kind) and not isinstance(value, bool)
-            for value, kind in zip(position, shape, strict=True)
-        )
-    ):
-        raise Invalid("The cursor is not valid.", {"cursor": ["Not a cursor from this API."]})
-    return position
+def encode_id(last_id: int) -> str:
+    return str(last_id)
+
+
+def decode_id(cursor: str) -> int:
+    """The id in a cursor the schema's ID_CURSOR pattern has already checked."""
+    return int(cursor)
+
+
+def encode_queue(score: float, last_id: int) -> str:
+    return f"{score:.{SCORE_DECIMALS}f}_{last_id}"
+
+
+def decode_queue(cursor: str) -> tuple[float, int]:
+    """(score, id) from a cursor the schema's QUEUE_CURSOR pattern has already checked."""
+    score, _, last_id = cursor.partition("_")
+    return float(score), int(last_id)
+
+
+def is_id_cursor(cursor: str) -> bool:
+    return re.fullmatch(ID_CURSOR, cursor) is not None

@@ -18,7 +18,7 @@ def create_key(name: str, role: str, site_slugs: list[str]) -> tuple[ApiKey, str
     sites = list(db.session.scalars(sa.select(Site).where(Site.slug.in_(site_slugs))))
     missing = sorted(set(site_slugs) - {site.slug for site in sites})
     if missing:
-        raise Invalid("Unknown sites.", {"sites": [f"There is no site '{s}'." for s in missing]})
+        raise NotFound(f"There is no site '{missing[0]}'.")
     if role_enum is Role.SITE and len(sites) != 1:
         raise Invalid("A site key names exactly one site.", {"sites": ["Name exactly one site."]})
     if role_enum is Role.MODERATOR and not sites:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import joinedload
 
 from moderation.auth import Caller, require_site
 from moderation.errors import Forbidden, NotFound, PreconditionFailed
@@ -23,7 +24,7 @@ from moderation.models import (
 )
 from moderation.render import content_html
 from moderation.services import learning
-from moderation.services.cursors import decode, encode
+from moderation.services.cursors import decode_id, decode_queue, encode_id, encode_queue
 from moderation.services.sites import get_site
 
 ACTION_STATUS = {
@@ -60,7 +61,8 @@ def _scope(caller: Caller, site_slug: str | None) -> list[int] | None:
 def queue(caller: Caller, wanted: QueueFilter) -> dict[str, Any]:
     """One page of the queue, paged by key so that a deep page costs what the first does."""
     site_ids = _scope(caller, wanted.site)
-    query = sa.select(Comment)
+    # Each item names its site and thread: load them in the same query (no N+1 per page).
+    query = sa.select(Comment).options(joinedload(Comment.site), joinedload(Comment.thread))
     if site_ids is not None:
         query = query.where(Comment.site_id.in_(site_ids))
     if wanted.status == "flagged":
@@ -83,30 +85,28 @@ def queue(caller: Caller, wanted: QueueFilter) -> dict[str, Any]:
                 Comment.author_name.ilike(pattern, escape="\\"),
             )
         )
-    query, position = _order(query, wanted)
-    comments = list(db.session.scalars(query.limit(wanted.limit + 1)))
+    comments = list(db.session.scalars(_order(query, wanted).limit(wanted.limit + 1)))
     next_cursor = None
     if len(comments) > wanted.limit:
         comments = comments[: wanted.limit]
-        next_cursor = encode(position(comments[-1]))
+        next_cursor = encode_queue(comments[-1].score, comments[-1].id)
     return {"items": [detail_of(comment) for comment in comments], "next_cursor": next_cursor}
 
 
-def _order(query: sa.Select, wanted: QueueFilter) -> tuple[sa.Select, Any]:
+def _order(query: sa.Select, wanted: QueueFilter) -> sa.Select:
+    position = decode_queue(wanted.cursor) if wanted.cursor else None
     if wanted.sort == "score":
-        if wanted.cursor:
-            score, after = decode(wanted.cursor, (float, int))
+        if position:
+            score, after = position
             query = query.where(
                 sa.or_(Comment.score < score, sa.and_(Comment.score == score, Comment.id < after))
             )
-        query = query.order_by(Comment.score.desc(), Comment.id.desc())
-        return query, lambda c: [float(c.score), c.id]
+        return query.order_by(Comment.score.desc(), Comment.id.desc())
     newest = wanted.sort == "newest"
-    if wanted.cursor:
-        (after,) = decode(wanted.cursor, (int,))
+    if position:
+        after = position[1]
         query = query.where(Comment.id < after if newest else Comment.id > after)
-    query = query.order_by(Comment.id.desc() if newest else Comment.id)
-    return query, lambda c: [c.id]
+    return query.order_by(Comment.id.desc() if newest else Comment.id)
 
 
 def comment_for(caller: Caller, comment_id: int) -> Comment:
@@ -184,10 +184,9 @@ def parse_etag(if_match: str) -> int | None:
 
 
 def decide(
-    caller: Caller, comment_id: int, action: str, reason: str, expected_version: int | None
+    caller: Caller, comment: Comment, action: str, reason: str, expected_version: int | None
 ) -> Comment:
     """Apply a moderator's decision; with a version, 412 if someone else changed it first."""
-    comment = comment_for(caller, comment_id)
     old_status = comment.status
     new_status = ACTION_STATUS[action]
     update = (
@@ -229,7 +228,9 @@ def bulk(caller: Caller, ids: list[int], action: str, reason: str) -> list[dict[
     results = []
     for comment_id in dict.fromkeys(ids):
         try:
-            comment = decide(caller, comment_id, action, reason, expected_version=None)
+            comment = decide(
+                caller, comment_for(caller, comment_id), action, reason, expected_version=None
+            )
         except (NotFound, Forbidden) as error:
             db.session.rollback()
             results.append({"id": comment_id, "error": error.message})
@@ -256,13 +257,12 @@ def audit(
     if actor is not None:
         query = query.where(Decision.actor == actor)
     if cursor:
-        (before,) = decode(cursor, (int,))
-        query = query.where(Decision.id < before)
+        query = query.where(Decision.id < decode_id(cursor))
     rows = db.session.execute(query.order_by(Decision.id.desc()).limit(limit + 1)).all()
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode([rows[-1][0].id])
+        next_cursor = encode_id(rows[-1][0].id)
     return {"items": [_decision_of(d, slug) for d, slug in rows], "next_cursor": next_cursor}
 
 
