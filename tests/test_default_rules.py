@@ -1,0 +1,64 @@
+"""The shipped rules file, through the real intake path."""
+
+from __future__ import annotations
+
+import pytest
+
+from moderation.rules import default_rules_path, load_rules
+from tests.conftest import comment
+
+
+@pytest.fixture
+def app_config():
+    return {"RULES_FILE": None}
+
+
+def judged(api, keys, **fields):
+    answer = api.post("/api/v1/comments", comment(**fields), key=keys.site)
+    assert answer.status_code in (201, 403), answer.get_json()
+    if answer.status_code == 403:
+        return "rejected", []
+    detail = api.get(f"/api/v1/moderation/comments/{answer.get_json()['id']}",
+                     key=keys.admin).get_json()
+    return detail["status"], [hit["rule"] for hit in detail["hits"]]
+
+
+def test_the_shipped_file_is_what_the_service_runs(api, keys):
+    state = api.get("/api/v1/admin/rules", key=keys.admin).get_json()
+    assert state["version"] == load_rules(default_rules_path()).version
+
+
+def test_a_newcomers_ordinary_comment_waits_for_a_moderator(api, keys):
+    status, rules = judged(api, keys, content="Good reporting, thanks.",
+                           user_agent="Mozilla/5.0")
+    assert status == "pending" and "TRUST_NEW" in rules
+
+
+def test_pharmacy_link_spam_is_spam_whatever_the_disguise(api, keys):
+    status, rules = judged(
+        api, keys,
+        content="Ch3ap v.i.a.g.r.a and ｃｉａｌｉｓ, online pharmacy, no prescription: "
+                "https://bit.ly/x1 https://bit.ly/x2 https://bit.ly/x3 https://bit.ly/x4",
+        user_agent="Mozilla/5.0",
+    )
+    assert status == "spam"
+    assert {"PHARMA_TERMS", "SHORTENED_LINK", "LINK_FLOOD"} <= set(rules)
+
+
+def test_abuse_is_held_for_review_not_rejected(api, keys):
+    status, rules = judged(api, keys, content="You are a fucking idiot.",
+                           user_agent="Mozilla/5.0")
+    assert status == "pending" and "ABUSE_TERMS" in rules
+
+
+def test_a_filled_honeypot_is_spam(api, keys):
+    answer = api.post("/api/v1/comments", {**comment(), "website_url": "https://x.example"})
+    assert answer.get_json()["status"] == "pending"
+    detail = api.get(f"/api/v1/moderation/comments/{answer.get_json()['id']}",
+                     key=keys.admin).get_json()
+    assert detail["status"] == "spam" and detail["hits"][0]["rule"] == "HONEYPOT"
+
+
+def test_disposable_email_and_missing_user_agent_add_up(api, keys):
+    _, rules = judged(api, keys, author_email="someone@mailinator.com", content="Hello!")
+    assert {"DISPOSABLE_EMAIL", "NO_USER_AGENT"} <= set(rules)

@@ -1,0 +1,222 @@
+"""The learned classifier: its maths, and learning and un-learning through decisions."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from moderation.classifier import (
+    MAX_TOKEN,
+    Counts,
+    chi2_q,
+    combine,
+    score,
+    token_probability,
+    tokens,
+)
+from moderation.extensions import db
+from moderation.models import ClassifierToken, Comment
+from moderation.services import learning
+from tests.conftest import Api, Keys, comment
+
+CLASSIFIER_RULES = """\
+version: 1
+thresholds: {pending: 3.0, spam: 6.0}
+trust: {hold_new_commenters: false}
+rules:
+  - {id: CLASSIFIER, type: classifier, weight: 10.0, spam_above: 0.8, ham_below: 0.2}
+"""
+SPAM_TEXTS = [
+    "Buy cheap replica watches today, huge discount, order now",
+    "Cheap watches at a discount, order your replica now",
+    "Huge discount on replica watches, buy now",
+]
+HAM_TEXTS = [
+    "The council vote on the new library was closer than the article suggests",
+    "I was at the library meeting and the council listened to residents",
+    "Good reporting on the council and the library budget",
+]
+
+
+@pytest.fixture
+def app_config(tmp_path: Path) -> dict[str, Any]:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(CLASSIFIER_RULES)
+    return {"RULES_FILE": str(rules), "CLASSIFIER_MIN_DECISIONS": 3}
+
+
+def post(api: Api, text: str, n: int) -> int:
+    response = api.post("/api/v1/comments", comment(content=text,
+                                                    author_email=f"c{n}@example.org"))
+    assert response.status_code == 201, response.json
+    return response.json["id"]
+
+
+def decide(api: Api, keys: Keys, comment_id: int, action: str) -> dict[str, Any]:
+    detail = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.moderator)
+    response = api.post(f"/api/v1/moderation/comments/{comment_id}/decision",
+                        {"action": action, "reason": "test"}, key=keys.moderator,
+                        headers={"If-Match": detail.headers["ETag"]})
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def train(api: Api, keys: Keys) -> None:
+    for n, text in enumerate(SPAM_TEXTS):
+        decide(api, keys, post(api, text, n), "spam")
+    for n, text in enumerate(HAM_TEXTS):
+        decide(api, keys, post(api, text, 100 + n), "approve")
+
+
+def probability(app: Flask, text: str) -> float:
+    with app.app_context():
+        result = learning.classify(text)
+        assert result.ready
+        return result.probability
+
+
+def token_rows(app: Flask) -> dict[str, tuple[int, int]]:
+    with app.app_context():
+        rows = db.session.execute(sa.select(ClassifierToken.token, ClassifierToken.spam,
+                                            ClassifierToken.ham))
+        return {token: (spam, ham) for token, spam, ham in rows}
+
+
+# --- tokenizer and maths -----------------------------------------------------------------
+
+
+def test_tokens_fold_words_like_the_rules_do() -> None:
+    features = tokens("Cheap V1AGRA and v.i.a.g.r.a here")
+    assert {"cheap", "viagra", "here", "cheap viagra"} <= features
+
+
+def test_tokens_name_link_hosts_and_shapes() -> None:
+    features = tokens("SEE www.Shop.Example.com/deal and https://bit.ly/x !! 😍")
+    assert {"url:www.shop.example.com", "url:example.com", "url:bit.ly"} <= features
+    assert {"shape:link", "shape:links", "shape:caps", "shape:exclaim", "sym:😍"} <= features
+    assert "shape:link" not in tokens("no links at all")
+
+
+def test_tokens_fit_the_column() -> None:
+    features = tokens("a" * 300 + " " + "x.example." * 30 + "com")
+    assert features
+    assert all(len(token) <= MAX_TOKEN for token in features)
+    assert "skip:a 300" in features
+
+
+def test_token_probability_is_smoothed_towards_unknown() -> None:
+    assert token_probability(Counts(0, 0), 10, 10) == 0.5
+    once = token_probability(Counts(1, 0), 10, 10)
+    often = token_probability(Counts(20, 0), 20, 20)
+    assert once == pytest.approx((0.45 * 0.5 + 1) / 1.45)
+    assert 0.5 < once < often < 1
+    assert token_probability(Counts(0, 5), 10, 10) < 0.2
+
+
+def test_chi2_q_matches_the_closed_form_for_two_degrees() -> None:
+    assert chi2_q(0.0, 2) == 1.0
+    assert chi2_q(4.0, 2) == pytest.approx(math.exp(-2.0))
+    assert chi2_q(1000.0, 10) < 1e-100
+
+
+def test_combining_agrees_with_its_evidence() -> None:
+    assert combine([]) == 0.5
+    assert combine([0.99] * 5) > 0.99
+    assert combine([0.01] * 5) < 0.01
+    assert combine([0.99, 0.01]) == pytest.approx(0.5)
+
+
+def test_score_names_the_clues_that_pulled_its_way() -> None:
+    result = score({"cheap": Counts(9, 0), "watches": Counts(8, 1), "the": Counts(5, 5),
+                    "library": Counts(0, 1)}, 10, 10)
+    assert result.probability > 0.75
+    assert result.clues == ("cheap", "watches")
+    assert "the" not in result.clues and "library" not in result.clues
+
+
+# --- learning through the decision API ---------------------------------------------------
+
+
+def test_cold_start_is_neutral_and_adds_no_hit(app: Flask, api: Api, keys: Keys) -> None:
+    with app.app_context():
+        result = learning.classify(SPAM_TEXTS[0])
+    assert (result.ready, result.probability, result.tokens) == (False, 0.5, ())
+    comment_id = post(api, SPAM_TEXTS[0], 1)
+    detail = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.moderator).json
+    assert detail["status"] == "approved"
+    assert [hit for hit in detail["hits"] if hit["rule"] == "CLASSIFIER"] == []
+
+
+def test_not_ready_until_enough_of_each_kind(app: Flask, api: Api, keys: Keys) -> None:
+    for n, text in enumerate(SPAM_TEXTS * 2):
+        decide(api, keys, post(api, f"{text} {n}", n), "spam")
+    with app.app_context():
+        assert not learning.classify(SPAM_TEXTS[0]).ready  # six spam, no ham yet
+
+
+def test_decisions_teach_and_the_hit_shows_tokens(app: Flask, api: Api, keys: Keys) -> None:
+    train(api, keys)
+    assert probability(app, "cheap replica watches, order now") > 0.9
+    assert probability(app, "the council and the library") < 0.1
+
+    comment_id = post(api, "Order cheap replica watches now", 50)
+    detail = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.moderator).json
+    assert detail["status"] == "spam"
+    (hit,) = [hit for hit in detail["hits"] if hit["rule"] == "CLASSIFIER"]
+    assert hit["score"] > 6
+    assert "replica" in hit["match"] and "watches" in hit["match"]
+    assert "replica" in hit["explanation"]
+
+    comment_id = post(api, "What did the council say about the library?", 51)
+    detail = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.moderator).json
+    (hit,) = [hit for hit in detail["hits"] if hit["rule"] == "CLASSIFIER"]
+    assert detail["status"] == "approved" and hit["score"] < -6
+
+
+def test_a_reversed_decision_moves_the_score_back(app: Flask, api: Api, keys: Keys) -> None:
+    train(api, keys)
+    text = "A discount for library members, order at the council office"
+    before = probability(app, text)
+    counts_before = token_rows(app)
+
+    comment_id = post(api, text, 60)
+    decide(api, keys, comment_id, "approve")
+    as_ham = probability(app, text)
+    decide(api, keys, comment_id, "spam")
+    as_spam = probability(app, text)
+    assert as_ham < before < as_spam
+
+    decide(api, keys, comment_id, "approve")
+    assert probability(app, text) == pytest.approx(as_ham)
+    decide(api, keys, comment_id, "reject")
+    assert probability(app, text) == pytest.approx(before)
+    assert token_rows(app) == counts_before
+    with app.app_context():
+        assert db.session.get(Comment, comment_id).learned_as is None
+
+
+@pytest.mark.parametrize("action", ["reject", "delete"])
+def test_reject_and_delete_unlearn(app: Flask, api: Api, keys: Keys, action: str) -> None:
+    train(api, keys)
+    counts_before = token_rows(app)
+    comment_id = post(api, "Replica watches for the library fundraiser", 70)
+    decide(api, keys, comment_id, "spam")
+    assert token_rows(app) != counts_before
+    decide(api, keys, comment_id, action)
+    assert token_rows(app) == counts_before
+
+
+def test_the_same_decision_twice_learns_once(app: Flask, api: Api, keys: Keys) -> None:
+    train(api, keys)
+    trained = token_rows(app)["replica watches"]
+    comment_id = post(api, "Replica watches again", 80)
+    decide(api, keys, comment_id, "spam")
+    once = token_rows(app)
+    decide(api, keys, comment_id, "spam")
+    assert token_rows(app) == once
+    assert once["replica watches"] == (trained[0] + 1, trained[1])

@@ -1,0 +1,114 @@
+"""The rules as the service uses them: admin routes, hot reload, trust, the shipped file."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.conftest import close_app, comment, make_app
+
+RULES_TEMPLATE = """
+version: 1
+trust: {{hold_new_commenters: false}}
+rules:
+  - {{id: WORDS, type: terms, terms: [{term}], outcome: spam}}
+"""
+
+
+def write_rules(path: Path, term: str) -> None:
+    path.write_text(RULES_TEMPLATE.format(term=term))
+
+
+def wait_for(predicate, seconds: float = 3.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_rules_state_reports_version_source_and_errors(api, keys, app):
+    state = api.get("/api/v1/admin/rules", key=keys.admin).get_json()
+    assert set(state) == {"version", "loaded_at", "source", "last_error"}
+    assert state["source"].endswith("permissive_rules.yaml")
+    assert state["last_error"] is None and len(state["version"]) == 64
+
+
+def test_dry_run_under_the_rules_in_force_stores_nothing(api, keys):
+    response = api.post(
+        "/api/v1/admin/rules/test",
+        {"comment": {"author_email": "x@example.org", "content": "buy forbiddenword"}},
+        key=keys.admin,
+    )
+    assert response.status_code == 200
+    verdict = response.get_json()
+    assert verdict["outcome"] == "rejected"
+    assert verdict["hits"][0]["rule"] == "BLOCKED_WORD"
+    assert verdict["hits"][0]["match"] == "forbiddenword"
+    queue = api.get("/api/v1/moderation/queue?status=rejected", key=keys.admin).get_json()
+    assert queue["items"] == []
+
+
+def test_dry_run_with_given_yaml_and_its_errors(api, keys):
+    rules = ("version: 1\ntrust: {hold_new_commenters: false}\nrules:\n"
+             "  - {id: LOTTO, type: terms, terms: [lottery], score: 7}\n")
+    verdict = api.post(
+        "/api/v1/admin/rules/test",
+        {"comment": {"content": "Win the L0TTERY"}, "rules": rules},
+        key=keys.admin,
+    ).get_json()
+    assert verdict["outcome"] == "spam" and verdict["score"] == 7
+    assert verdict["hits"][0]["match"] == "L0TTERY"
+    broken = api.post(
+        "/api/v1/admin/rules/test",
+        {"comment": {"content": "x"},
+         "rules": "version: 1\nrules:\n  - {id: BAD, type: regex, pattern: '(?<=a)b', score: 1}\n"},
+        key=keys.admin,
+    )
+    assert broken.status_code == 422
+    assert "BAD" in broken.get_json()["message"] and "pattern" in broken.get_json()["message"]
+
+
+def test_queue_filters_by_the_rule_that_hit(api, keys):
+    api.post("/api/v1/comments", comment(content="a spammyword"))
+    api.post("/api/v1/comments", comment(content="a holdword", author_email="b@example.org"))
+    spam = api.get("/api/v1/moderation/queue?status=spam&rule=SPAMMY_WORD", key=keys.admin)
+    assert len(spam.get_json()["items"]) == 1
+    none = api.get("/api/v1/moderation/queue?status=spam&rule=HOLD_WORD", key=keys.admin)
+    assert none.get_json()["items"] == []
+
+
+def test_two_app_instances_follow_a_rules_file_edit_and_survive_a_broken_one(
+    database_url, tmp_path
+):
+    rules = tmp_path / "rules.yaml"
+    write_rules(rules, "alpha")
+    apps = [make_app(database_url, RULES_FILE=str(rules), RULES_RELOAD_INTERVAL=0.1)
+            for _ in range(2)]
+    clients = [app.test_client() for app in apps]
+
+    def outcome(client, text):
+        with client.application.app_context():
+            from moderation.rules import Submission, evaluate
+            from moderation.services.rules import current_rules
+
+            return evaluate(current_rules(), Submission("default", "/t", "A", "a@x.org",
+                                                        content=text)).outcome
+
+    try:
+        assert [outcome(c, "alpha") for c in clients] == ["spam", "spam"]
+        time.sleep(0.05)
+        write_rules(rules, "beta")
+        assert wait_for(lambda: [outcome(c, "beta") for c in clients] == ["spam", "spam"], 2.0)
+        assert [outcome(c, "alpha") for c in clients] == ["approved", "approved"]
+        good_version = apps[0].extensions["moderation.rules"].current.version
+        rules.write_text("version: 1\nrules:\n  - {id: X, type: nonsense}\n")
+        assert wait_for(lambda: all(a.extensions["moderation.rules"].last_error for a in apps))
+        for app in apps:
+            assert app.extensions["moderation.rules"].current.version == good_version
+            assert "X" in app.extensions["moderation.rules"].last_error
+        assert [outcome(c, "beta") for c in clients] == ["spam", "spam"]
+    finally:
+        for app in apps:
+            close_app(app)
