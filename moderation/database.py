@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,6 +13,43 @@ from flask import Flask, has_request_context, request
 from moderation.extensions import db
 
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Set while a writing request reads: its transactions then begin without the write lock.
+_reading: ContextVar[bool] = ContextVar("reading", default=False)
+
+
+@contextmanager
+def reading() -> Iterator[None]:
+    """Run the block's queries in a read transaction, ended (committed) on the way out.
+
+    On SQLite a writing request otherwise takes the write lock at its first query and
+    holds it while it judges the comment, so workers would queue behind each other.
+    Reading first and writing in a short transaction after keeps the lock brief. On
+    PostgreSQL this changes nothing but where the transaction ends.
+    """
+    token = _reading.set(True)
+    try:
+        yield
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    finally:
+        _reading.reset(token)
+
+
+@contextmanager
+def writing() -> Iterator[None]:
+    """Inside reading(): run the block in its own write transaction, committed on the way out."""
+    db.session.commit()  # end the read transaction: SQLite cannot upgrade it safely
+    token = _reading.set(False)
+    try:
+        yield
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    finally:
+        _reading.reset(token)
 
 
 def configure_engine(app: Flask) -> None:
@@ -38,5 +78,6 @@ def _configure_sqlite(engine: sa.Engine) -> None:
     def _on_begin(connection: sa.Connection) -> None:
         # A deferred transaction that reads and then writes cannot wait for the lock in WAL
         # mode (SQLITE_BUSY at once), so requests that may write take the lock up front.
-        writes = not (has_request_context() and request.method in READ_ONLY_METHODS)
+        read_only_request = has_request_context() and request.method in READ_ONLY_METHODS
+        writes = not (_reading.get() or read_only_request)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")

@@ -45,7 +45,9 @@ class Base(DeclarativeBase):
     })
 
 
-db = SQLAlchemy(model_class=Base)
+# A request's session ends with the request, so objects need not be reloaded after each
+# commit (which would cost a SELECT per object touched after it).
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 api = Api()
 # Per-route limits are declared where they apply; nothing is limited by default.

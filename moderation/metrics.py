@@ -22,6 +22,11 @@ from prometheus_client.registry import Collector
 from moderation.extensions import db
 from moderation.models import ClassifierToken, ClassifierTotal, Comment, Site
 
+# Multiprocess mode writes each metric to a file in this folder as soon as the metric is
+# defined (below), so the folder must exist before then; gunicorn.conf.py empties it.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 REQUESTS = Counter(
     "moderation_http_requests_total", "Requests answered", ["route", "method", "status"]
 )
@@ -86,8 +91,6 @@ def metrics_response() -> Response:
 
 def init_metrics(app: Flask) -> None:
     """Count and time every request by its route pattern (never the raw path)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
     @app.before_request
     def _start_timer() -> None:

@@ -11,10 +11,19 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from moderation.database import reading, writing
 from moderation.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from moderation.extensions import db
 from moderation.metrics import count_verdict
-from moderation.models import Comment, CommentHit, IdempotencyRecord, Site, Status, Thread
+from moderation.models import (
+    Comment,
+    CommentHit,
+    IdempotencyRecord,
+    Site,
+    Status,
+    Thread,
+    utcnow,
+)
 from moderation.render import content_html
 from moderation.rules import Submission, Verdict, evaluate
 from moderation.services import trust
@@ -50,45 +59,58 @@ class Answer:
     comment_id: int | None = None
 
 
+@dataclass(frozen=True)
+class Judged:
+    """What the read phase of intake found and decided, ready to be written."""
+
+    site: Site
+    thread: Thread
+    parent: Comment | None
+    commenter: str
+    digest: str
+    verdict: Verdict
+    reveal_spam: bool
+    duplicate_window: int
+
+
 def submit(fields: dict[str, Any], signals: Signals, idempotency_key: str | None) -> Answer:
-    """Judge and store a comment; a retry with the same Idempotency-Key gets the first answer."""
-    site = get_site(fields["site"])
+    """Judge and store a comment; a retry with the same Idempotency-Key gets the first answer.
+
+    Everything that only reads (lookups, history, the rules) runs before the short write
+    transaction that stores the comment, so concurrent intakes wait for each other only
+    while they insert.
+    """
     request_hash = _request_hash(fields)
-    if idempotency_key:
-        replay = _replay(site, idempotency_key, request_hash)
-        if replay is not None:
-            return replay
-
+    with reading():
+        site = get_site(fields["site"])
+        if idempotency_key:
+            replay = _replay(site, idempotency_key, request_hash)
+            if replay is not None:
+                return replay
+        judged = _judge(site, fields, signals)
     try:
-        answer = _judge_and_store(site, fields, signals)
-    except ServiceError:
-        # A concurrent request with the same key may have committed since we looked (its
-        # comment then reads as our duplicate): its answer is the answer.
-        db.session.rollback()
-        replay = _replay(site, idempotency_key, request_hash) if idempotency_key else None
-        if replay is None:
-            raise
-        return replay
-
-    if idempotency_key:
-        db.session.add(
-            IdempotencyRecord(
-                site_id=site.id,
-                key=idempotency_key,
-                request_hash=request_hash,
-                response_status=answer.status_code,
-                response_body=answer.body,
+        answer = _store(judged, fields, signals)
+        if idempotency_key:
+            db.session.add(
+                IdempotencyRecord(
+                    site_id=site.id,
+                    key=idempotency_key,
+                    request_hash=request_hash,
+                    response_status=answer.status_code,
+                    response_body=answer.body,
+                )
             )
-        )
-    try:
         db.session.commit()
-    except IntegrityError:
-        # Another request with the same key committed first: its answer is the answer.
+    except (IntegrityError, ServiceError):
+        # A concurrent request with the same key committed first (its comment then also
+        # reads as our duplicate): its answer is the answer.
         db.session.rollback()
         replay = _replay(site, idempotency_key, request_hash) if idempotency_key else None
         if replay is None:
             raise
         return replay
+    count_verdict(judged.verdict.outcome,
+                  [hit.rule for hit in judged.verdict.hits if not hit.shadow])
     return answer
 
 
@@ -113,7 +135,8 @@ def _replay(site: Site, key: str, request_hash: str) -> Answer | None:
     return Answer(record.response_status, record.response_body, record.response_body.get("id"))
 
 
-def _judge_and_store(site: Site, fields: dict[str, Any], signals: Signals) -> Answer:
+def _judge(site: Site, fields: dict[str, Any], signals: Signals) -> Judged:
+    """The read phase: the thread, the parent, the commenter's history and the verdict."""
     thread = _thread_for(site, fields)
     if thread.closed:
         raise Forbidden("Comments are closed on this page.")
@@ -122,9 +145,6 @@ def _judge_and_store(site: Site, fields: dict[str, Any], signals: Signals) -> An
     ruleset = current_rules()
     settings = ruleset.settings_for(site.slug)
     commenter = email_hash(fields["author_email"])
-    digest = content_hash(fields["content"])
-    _refuse_duplicate(thread, digest, commenter, signals.ip, settings.duplicates.window_seconds)
-
     submission = Submission(
         site=site.slug,
         thread=thread.key,
@@ -140,25 +160,16 @@ def _judge_and_store(site: Site, fields: dict[str, Any], signals: Signals) -> An
         honeypot_filled=signals.honeypot_filled,
         form_too_fast=signals.form_too_fast,
     )
-    verdict = evaluate(ruleset, submission, context)
-    comment = _store(site, thread, parent, fields, signals, commenter, digest, verdict)
-    count_verdict(verdict.outcome, [hit.rule for hit in verdict.hits if not hit.shadow])
-
-    if comment.status is Status.REJECTED:
-        return Answer(403, _blocked_body(), comment.id)
-    shown = comment.status
-    if shown is Status.SPAM and not settings.public.reveal_spam:
-        shown = Status.PENDING  # spammers learn nothing from the answer
-    body = {
-        "id": comment.id,
-        "site": site.slug,
-        "thread": thread.key,
-        "parent_id": comment.parent_id,
-        "status": shown.value,
-        "created_at": comment.created_at.isoformat(),
-        "message": MESSAGES.get(shown, "Thank you; your comment was received."),
-    }
-    return Answer(201, body, comment.id)
+    return Judged(
+        site=site,
+        thread=thread,
+        parent=parent,
+        commenter=commenter,
+        digest=content_hash(fields["content"]),
+        verdict=evaluate(ruleset, submission, context),
+        reveal_spam=settings.public.reveal_spam,
+        duplicate_window=settings.duplicates.window_seconds,
+    )
 
 
 def _blocked_body() -> dict[str, Any]:
@@ -172,14 +183,14 @@ def _thread_for(site: Site, fields: dict[str, Any]) -> Thread:
     thread = db.session.scalar(query)
     if thread is not None:
         return thread
-    db.session.add(
-        Thread(site_id=site.id, key=key, title=fields.get("thread_title"),
-               url=fields.get("thread_url"))
-    )
     try:
-        db.session.commit()
+        with writing():
+            db.session.add(
+                Thread(site_id=site.id, key=key, title=fields.get("thread_title"),
+                       url=fields.get("thread_url"))
+            )
     except IntegrityError:
-        db.session.rollback()  # made by a concurrent first comment on the same page
+        pass  # made by a concurrent first comment on the same page
     thread = db.session.scalar(query)
     assert thread is not None
     return thread
@@ -197,21 +208,22 @@ def _parent(thread: Thread, parent_id: int | None) -> Comment | None:
     return parent
 
 
-def _refuse_duplicate(
-    thread: Thread, digest: str, commenter: str, ip: str | None, window_seconds: int
-) -> None:
-    """409 when the same commenter (email or IP) said the same in this thread recently."""
-    if window_seconds <= 0:
+def _refuse_duplicate(judged: Judged, ip: str | None) -> None:
+    """409 when the same commenter (email or IP) said the same in this thread recently.
+
+    Checked in the write transaction, so of two identical comments racing in, one wins.
+    """
+    if judged.duplicate_window <= 0:
         return
-    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=window_seconds)
-    same_person = Comment.email_hash == commenter
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=judged.duplicate_window)
+    same_person = Comment.email_hash == judged.commenter
     if ip:
         same_person = sa.or_(same_person, Comment.ip == ip)
     duplicate = db.session.scalar(
         sa.select(
             sa.exists().where(
-                Comment.thread_id == thread.id,
-                Comment.content_hash == digest,
+                Comment.thread_id == judged.thread.id,
+                Comment.content_hash == judged.digest,
                 Comment.created_at >= since,
                 Comment.status != Status.DELETED,
                 same_person,
@@ -222,29 +234,23 @@ def _refuse_duplicate(
         raise Conflict("You have already posted this comment.")
 
 
-def _store(
-    site: Site,
-    thread: Thread,
-    parent: Comment | None,
-    fields: dict[str, Any],
-    signals: Signals,
-    commenter: str,
-    digest: str,
-    verdict: Verdict,
-) -> Comment:
+def _store(judged: Judged, fields: dict[str, Any], signals: Signals) -> Answer:
+    """The write phase: refuse a duplicate, insert the comment and its hits; no commit."""
+    _refuse_duplicate(judged, signals.ip)
+    verdict, parent = judged.verdict, judged.parent
     comment = Comment(
-        site_id=site.id,
-        thread_id=thread.id,
+        site_id=judged.site.id,
+        thread_id=judged.thread.id,
         parent_id=parent.id if parent else None,
         root_id=(parent.root_id or parent.id) if parent else None,
         status=Status(verdict.outcome),
         status_reason="rules",
         author_name=fields["author_name"],
         author_email=fields["author_email"],
-        email_hash=commenter,
+        email_hash=judged.commenter,
         author_url=fields.get("author_url"),
         content=fields["content"],
-        content_hash=digest,
+        content_hash=judged.digest,
         ip=signals.ip,
         user_agent=signals.user_agent,
         referrer=signals.referrer,
@@ -252,23 +258,52 @@ def _store(
         score=round(verdict.score, SCORE_DECIMALS),
         hits=[hit.as_dict() for hit in verdict.hits],
         rules_version=verdict.rules_version,
+        created_at=utcnow(),
     )
     db.session.add(comment)
     db.session.flush()
-    for rule in sorted({hit.rule for hit in verdict.hits}):
-        db.session.add(CommentHit(comment_id=comment.id, rule=rule))
-    return comment
+    db.session.add_all(
+        CommentHit(comment_id=comment.id, rule=rule)
+        for rule in sorted({hit.rule for hit in verdict.hits})
+    )
+    if comment.status is Status.REJECTED:
+        return Answer(403, _blocked_body(), comment.id)
+    shown = comment.status
+    if shown is Status.SPAM and not judged.reveal_spam:
+        shown = Status.PENDING  # spammers learn nothing from the answer
+    body = {
+        "id": comment.id,
+        "site": judged.site.slug,
+        "thread": judged.thread.key,
+        "parent_id": comment.parent_id,
+        "status": shown.value,
+        "created_at": comment.created_at.isoformat(),
+        "message": MESSAGES.get(shown, "Thank you; your comment was received."),
+    }
+    return Answer(201, body, comment.id)
+
+
+# What a reader may see of a comment: never the email, IP, user agent, score or hits.
+PUBLIC_COLUMNS = (
+    Comment.id,
+    Comment.parent_id,
+    Comment.author_name,
+    Comment.author_url,
+    Comment.content,
+    Comment.created_at,
+)
 
 
 def thread_page(site_slug: str, thread_key: str, limit: int, cursor: str | None) -> dict[str, Any]:
     """One page of a thread's approved top-level comments, oldest first, replies nested."""
-    site = get_site(site_slug)
     after = decode_id(cursor) if cursor else None
-    thread = db.session.scalar(
-        sa.select(Thread).where(Thread.site_id == site.id, Thread.key == thread_key)
-    )
+    thread = db.session.execute(
+        sa.select(Thread.id, Thread.title, Thread.closed)
+        .join(Site, Site.id == Thread.site_id)
+        .where(Site.slug == site_slug, Thread.key == thread_key)
+    ).first()
     page: dict[str, Any] = {
-        "site": site.slug,
+        "site": site_slug,
         "thread": thread_key,
         "title": thread.title if thread else None,
         "closed": thread.closed if thread else False,
@@ -276,9 +311,10 @@ def thread_page(site_slug: str, thread_key: str, limit: int, cursor: str | None)
         "next_cursor": None,
     }
     if thread is None:
+        get_site(site_slug)  # 404 for an unknown site; an unknown thread is just empty
         return page
     query = (
-        sa.select(Comment)
+        sa.select(*PUBLIC_COLUMNS)
         .where(
             Comment.thread_id == thread.id,
             Comment.status == Status.APPROVED,
@@ -289,22 +325,22 @@ def thread_page(site_slug: str, thread_key: str, limit: int, cursor: str | None)
     )
     if after is not None:
         query = query.where(Comment.id > after)
-    roots = list(db.session.scalars(query))
+    roots = db.session.execute(query).all()
     if len(roots) > limit:
         roots = roots[:limit]
         page["next_cursor"] = encode_id(roots[-1].id)
-    page["items"] = _nest(thread, roots)
+    page["items"] = _nest(thread.id, roots)
     return page
 
 
-def _nest(thread: Thread, roots: list[Comment]) -> list[dict[str, Any]]:
+def _nest(thread_id: int, roots: list[sa.Row[Any]]) -> list[dict[str, Any]]:
     """Hang each approved reply under its parent; a reply whose parent is hidden is hidden."""
     if not roots:
         return []
-    replies = db.session.scalars(
-        sa.select(Comment)
+    replies = db.session.execute(
+        sa.select(*PUBLIC_COLUMNS)
         .where(
-            Comment.thread_id == thread.id,
+            Comment.thread_id == thread_id,
             Comment.status == Status.APPROVED,
             Comment.root_id.in_([root.id for root in roots]),
         )
@@ -312,28 +348,23 @@ def _nest(thread: Thread, roots: list[Comment]) -> list[dict[str, Any]]:
     )
     nodes: dict[int, dict[str, Any]] = {}
     items = []
-    for comment in [*roots, *replies]:
-        node = {"comment": comment, "replies": []}
-        nodes[comment.id] = node
-        if comment.parent_id is None:
+    for row in [*roots, *replies]:
+        node = {
+            "id": row.id,
+            "parent_id": row.parent_id,
+            "author_name": row.author_name,
+            "author_url": row.author_url,
+            "content": row.content,
+            "content_html": content_html(row.content),
+            "created_at": row.created_at,
+            "replies": [],
+        }
+        nodes[row.id] = node
+        if row.parent_id is None:
             items.append(node)
-        elif comment.parent_id in nodes:
-            nodes[comment.parent_id]["replies"].append(node)
-    return [_public(node) for node in items]
-
-
-def _public(node: dict[str, Any]) -> dict[str, Any]:
-    comment: Comment = node["comment"]
-    return {
-        "id": comment.id,
-        "parent_id": comment.parent_id,
-        "author_name": comment.author_name,
-        "author_url": comment.author_url,
-        "content": comment.content,
-        "content_html": content_html(comment.content),
-        "created_at": comment.created_at,
-        "replies": [_public(child) for child in node["replies"]],
-    }
+        elif row.parent_id in nodes:
+            nodes[row.parent_id]["replies"].append(node)
+    return items
 
 
 def approved_comment(comment_id: int) -> Comment:

@@ -1,0 +1,91 @@
+"""The service as `make run` serves it: gunicorn, several workers, metrics summed across them."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def call(url: str, body: dict | None = None) -> tuple[int, bytes]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+@pytest.fixture
+def served(tmp_path):
+    port = free_port()
+    env = {
+        **os.environ,
+        "MODERATION_INSTANCE_PATH": str(tmp_path / "instance"),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "2",
+        "MODERATION_RATELIMIT_ENABLED": "false",
+    }
+    env.pop("DATABASE_URL", None)
+    init = subprocess.run([BIN / "moderation", "init"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert init.returncode == 0, init.stderr
+    assert init.stdout.strip().splitlines()[-1].strip().startswith("mk_")
+    server = subprocess.Popen([BIN / "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if call(base + "/readyz")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("gunicorn did not become ready")
+        yield base
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+
+
+def test_two_workers_take_comments_and_metrics_sum_across_them(served):
+    for n in range(12):
+        status, _ = call(served + "/api/v1/comments", {
+            "thread": "/served", "author_name": f"Reader {n}",
+            "author_email": f"r{n}@example.org", "content": f"Comment {n} on the story.",
+        })
+        assert status == 201
+    pids = set()
+    text = ""
+    for _ in range(10):
+        status, body = call(served + "/metrics")
+        assert status == 200
+        text = body.decode()
+        pids.add(text)
+    line = [row for row in text.splitlines()
+            if row.startswith("moderation_http_requests_total{")
+            and 'route="/api/v1/comments"' in row and 'status="201"' in row]
+    assert line and float(line[0].rsplit(" ", 1)[1]) == 12.0
+    assert 'moderation_queue_depth{site="default",status="pending"} 12.0' in text
