@@ -53,6 +53,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             }
         },
     )
+    from moderation.schemas import string_without_nul
+
+    api.ma_plugin.converter.add_attribute_function(string_without_nul)
     configure_engine(app)
     init_rules(app)
 

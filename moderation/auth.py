@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from moderation.extensions import db
 from moderation.models import ApiKey, Role, Site
 
 KEY_PREFIX = "mk"
+PREFIX = re.compile(r"[0-9a-f]{12}")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -58,7 +60,7 @@ def authenticate(header: str | None) -> Caller | None:
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("Use 'Authorization: Bearer <api key>'.")
     parts = token.split("_", 2)
-    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not PREFIX.fullmatch(parts[1]):
         raise Unauthorized("The API key is not valid.")
     key = db.session.scalar(sa.select(ApiKey).where(ApiKey.prefix == parts[1]))
     # Compare even when no row matched, so timing does not tell which prefixes exist.

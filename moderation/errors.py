@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -143,6 +143,12 @@ def _database_unavailable(error: Exception) -> Response:
 def _handle_dbapi_error(error: DBAPIError) -> Response:
     if isinstance(error, OperationalError) or error.connection_invalidated:
         return _database_unavailable(error)
+    if isinstance(error, DataError):
+        # A value the database cannot hold slipped past validation: still the caller's
+        # input, so a 422, logged in full so that the validation gap gets closed.
+        db.session.rollback()
+        log.exception("value refused by the database")
+        return error_response(422, "A value is not valid for storage.")
     return _handle_unexpected(error)
 
 

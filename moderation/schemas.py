@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,8 +15,8 @@ from marshmallow import RAISE, ValidationError, fields, pre_load, validate
 from moderation.services.cursors import ID_CURSOR, QUEUE_CURSOR
 
 SLUG = re.compile(r"^[a-z0-9-]{1,64}$")
-# Row ids are signed 64-bit integers in every database we support.
-MAX_ID = 2**63 - 1
+# Row ids are 32-bit INTEGER columns (2,147 million rows a table is plenty here).
+MAX_ID = 2**31 - 1
 ID = validate.Range(1, MAX_ID)
 STATUSES = ("pending", "approved", "spam", "rejected", "deleted")
 ACTIONS = ("approve", "spam", "reject", "delete")
@@ -82,9 +83,41 @@ class StrictBoolean(fields.Boolean):
         return value
 
 
+NO_NUL = r"^[^\u0000]*$"
+
+
+def _nul_errors(data: Any) -> dict[str, list[str]]:
+    """Fields whose text holds a NUL character, which no database column can store."""
+    if not isinstance(data, Mapping):
+        return {}
+    return {
+        key: ["Must not contain NUL characters."]
+        for key, value in data.items()
+        if (isinstance(value, str) and "\x00" in value)
+        or (isinstance(value, list) and any(isinstance(v, str) and "\x00" in v for v in value))
+        or (isinstance(value, Mapping) and _nul_errors(value))
+    }
+
+
+def string_without_nul(converter: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any):
+    """OpenAPI: say of every free-text input field that NUL is not allowed."""
+    if isinstance(field, fields.String) and not field.dump_only and not (
+        {"pattern", "format", "enum", "anyOf"} & set(ret)
+    ):
+        return {"pattern": NO_NUL}
+    return {}
+
+
 class StrictSchema(ma.Schema):
     class Meta:
         unknown = RAISE
+
+    @pre_load
+    def refuse_nul(self, data: Any, **kwargs: Any) -> Any:
+        errors = _nul_errors(data)
+        if errors:
+            raise ValidationError(errors)
+        return data
 
 
 class TrimmedSchema(StrictSchema):

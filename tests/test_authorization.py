@@ -61,6 +61,8 @@ def test_authorization_matrix(app, api, keys):
 
         assert send(None).status_code == 401, f"{method} {rule} without a key"
         assert send("mk_abc_wrong").status_code == 401, f"{method} {rule} with a bad key"
+        unknown = "mk_0123456789ab_" + "x" * 43
+        assert send(unknown).status_code == 401, f"{method} {rule} with an unknown key"
         for role, key in role_keys.items():
             status = send(key).status_code
             if role in roles:

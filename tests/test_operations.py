@@ -63,3 +63,26 @@ def test_request_log_is_json_without_email_content_or_query(api, caplog):
     everything = json.dumps(lines)
     assert "secret.person" not in everything and "private words" not in everything
     assert "thread=" not in everything
+
+
+def test_proxy_hops_take_the_client_ip_from_x_forwarded_for(database_url, app):
+    from moderation.extensions import db
+    from moderation.models import Comment
+    from tests.conftest import close_app, make_app
+
+    headers = {"X-Forwarded-For": "198.51.100.23"}
+    direct = app.test_client().post("/api/v1/comments", json=comment(), headers=headers)
+    proxied_app = make_app(database_url, PROXY_HOPS=1)
+    try:
+        proxied = proxied_app.test_client().post(
+            "/api/v1/comments", json=comment(thread="/behind-proxy"), headers=headers
+        )
+        with proxied_app.app_context():
+            ips = {
+                response_id: db.session.get(Comment, response_id).ip
+                for response_id in (direct.get_json()["id"], proxied.get_json()["id"])
+            }
+    finally:
+        close_app(proxied_app)
+    assert ips[direct.get_json()["id"]] == "127.0.0.1"
+    assert ips[proxied.get_json()["id"]] == "198.51.100.23"

@@ -248,3 +248,17 @@ def test_cors_allows_only_the_sites_origins(api, app):
                                      "Access-Control-Request-Method": "POST"}
     )
     assert "Access-Control-Allow-Origin" not in refused.headers
+
+
+def test_nul_characters_are_refused_not_stored(api, keys):
+    response = api.post("/api/v1/comments", comment(content="nul\x00here"))
+    assert response.status_code == 422 and "content" in response.get_json()["errors"]
+    listing = api.get("/api/v1/comments?thread=a%00b")
+    assert listing.status_code == 422 and "thread" in listing.get_json()["errors"]
+    assert api.get("/api/v1/admin/sites/a%00b", key=keys.admin).status_code == 404
+
+
+def test_ids_past_the_database_range_are_refused(api):
+    response = api.post("/api/v1/comments", comment(parent_id=2**31))
+    assert response.status_code == 422 and "parent_id" in response.get_json()["errors"]
+    assert api.get("/api/v1/comments?thread=/t&cursor=999999999999999999").status_code == 200

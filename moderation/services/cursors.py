@@ -6,9 +6,7 @@ well-formed cursor always names a position (an id, or a score and an id in the q
 
 from __future__ import annotations
 
-import re
-
-# Ids fit a signed 64-bit integer; 18 digits keep every well-formed cursor inside that.
+# Any number of up to 18 digits is well formed; one past the largest id means past the end.
 ID_CURSOR = r"^[0-9]{1,18}$"
 # Scores are stored rounded to SCORE_DECIMALS, so the cursor carries them exactly.
 SCORE_DECIMALS = 3
@@ -19,9 +17,13 @@ def encode_id(last_id: int) -> str:
     return str(last_id)
 
 
+# Ids are 32-bit columns; a position past the largest id is simply past the end.
+MAX_POSITION = 2**31 - 1
+
+
 def decode_id(cursor: str) -> int:
     """The id in a cursor the schema's ID_CURSOR pattern has already checked."""
-    return int(cursor)
+    return min(int(cursor), MAX_POSITION)
 
 
 def encode_queue(score: float, last_id: int) -> str:
@@ -31,8 +33,4 @@ def encode_queue(score: float, last_id: int) -> str:
 def decode_queue(cursor: str) -> tuple[float, int]:
     """(score, id) from a cursor the schema's QUEUE_CURSOR pattern has already checked."""
     score, _, last_id = cursor.partition("_")
-    return float(score), int(last_id)
-
-
-def is_id_cursor(cursor: str) -> bool:
-    return re.fullmatch(ID_CURSOR, cursor) is not None
+    return float(score), min(int(last_id), MAX_POSITION)

@@ -8,13 +8,16 @@ from sqlalchemy.exc import IntegrityError
 from moderation.errors import Conflict, NotFound
 from moderation.extensions import db
 from moderation.models import Comment, Site
+from moderation.schemas import SLUG
 
 DEFAULT_SITE = "default"
 
 
 def get_site(slug: str) -> Site:
     """The site with this slug, or 404."""
-    site = db.session.scalar(sa.select(Site).where(Site.slug == slug))
+    site = None
+    if SLUG.fullmatch(slug):
+        site = db.session.scalar(sa.select(Site).where(Site.slug == slug))
     if site is None:
         raise NotFound(f"There is no site '{slug}'.")
     return site
