@@ -18,15 +18,9 @@ _reading: ContextVar[bool] = ContextVar("reading", default=False)
 
 
 @contextmanager
-def reading() -> Iterator[None]:
-    """Run the block's queries in a read transaction, ended (committed) on the way out.
-
-    On SQLite a writing request otherwise takes the write lock at its first query and
-    holds it while it judges the comment, so workers would queue behind each other.
-    Reading first and writing in a short transaction after keeps the lock brief. On
-    PostgreSQL this changes nothing but where the transaction ends.
-    """
-    token = _reading.set(True)
+def _transaction(read_only: bool) -> Iterator[None]:
+    """Run the block in one transaction of that kind, committed (or rolled back) on the way out."""
+    token = _reading.set(read_only)
     try:
         yield
         db.session.commit()
@@ -38,18 +32,24 @@ def reading() -> Iterator[None]:
 
 
 @contextmanager
+def reading() -> Iterator[None]:
+    """Run the block's queries in a read transaction, ended (committed) on the way out.
+
+    On SQLite a writing request otherwise takes the write lock at its first query and
+    holds it while it judges the comment, so workers would queue behind each other.
+    Reading first and writing in a short transaction after keeps the lock brief. On
+    PostgreSQL this changes nothing but where the transaction ends.
+    """
+    with _transaction(read_only=True):
+        yield
+
+
+@contextmanager
 def writing() -> Iterator[None]:
     """Inside reading(): run the block in its own write transaction, committed on the way out."""
     db.session.commit()  # end the read transaction: SQLite cannot upgrade it safely
-    token = _reading.set(False)
-    try:
+    with _transaction(read_only=False):
         yield
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    finally:
-        _reading.reset(token)
 
 
 def configure_engine(app: Flask) -> None:

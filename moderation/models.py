@@ -181,7 +181,6 @@ class ApiKey(db.Model):
     prefix: Mapped[str] = mapped_column(sa.String(16), unique=True)
     secret_hash: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    last_used_at: Mapped[dt.datetime | None] = mapped_column()
     revoked_at: Mapped[dt.datetime | None] = mapped_column()
 
     sites: Mapped[list[Site]] = relationship(secondary=key_sites, lazy="selectin")
