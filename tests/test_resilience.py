@@ -21,7 +21,8 @@ def test_unreachable_database_answers_503_with_retry_after():
         for response in (
             client.post("/api/v1/comments", json=comment()),
             client.get("/api/v1/comments?thread=/t"),
-            client.get("/api/v1/moderation/queue", headers={"Authorization": "Bearer mk_0123456789ab_secret"}),
+            client.get("/api/v1/moderation/queue",
+                       headers={"Authorization": "Bearer mk_0123456789ab_secret"}),
         ):
             assert response.status_code == 503
             assert response.headers["Retry-After"].isdigit()
