@@ -134,9 +134,26 @@ def test_combining_agrees_with_its_evidence() -> None:
 def test_score_names_the_clues_that_pulled_its_way() -> None:
     result = score({"cheap": Counts(9, 0), "watches": Counts(8, 1), "the": Counts(5, 5),
                     "library": Counts(0, 1)}, 10, 10)
-    assert result.probability > 0.75
+    assert result.probability > 0.55
     assert result.clues == ("cheap", "watches")
     assert "the" not in result.clues and "library" not in result.clues
+
+
+def test_only_strong_clues_make_the_indicator_confident() -> None:
+    # One strong clue (p >= 0.9) and a weak one: Fisher's indicator, with its distance
+    # from 0.5 scaled by 1 / (1 + 2).
+    counts = {"cheap": Counts(9, 0), "watches": Counts(8, 1)}
+    fisher = combine(token_probability(seen, 10, 10) for seen in counts.values())
+    assert score(counts, 10, 10).probability == pytest.approx(0.5 + (fisher - 0.5) / 3)
+    # Many middling clues, none strong (common words a small corpus saw more in spam):
+    # Fisher alone would be sure; without strong clues the verdict stays unsure.
+    middling = {word: Counts(7, 2) for word in ("if", "you", "my", "so", "much")}
+    assert combine(token_probability(seen, 10, 10) for seen in middling.values()) > 0.9
+    assert score(middling, 10, 10).probability == pytest.approx(0.5)
+    # Strong clues that agree: confident.
+    strong = {word: Counts(10, 0) for word in ("replica", "watches", "cheap", "order")}
+    assert score(strong, 10, 10).probability > 0.8
+    assert score({w: Counts(0, 10) for w in strong}, 10, 10).probability < 0.2
 
 
 # --- learning through the decision API ---------------------------------------------------
@@ -161,8 +178,10 @@ def test_not_ready_until_enough_of_each_kind(app: Flask, api: Api, keys: Keys) -
 
 def test_decisions_teach_and_the_hit_shows_tokens(app: Flask, api: Api, keys: Keys) -> None:
     train(api, keys)
-    assert probability(app, "cheap replica watches, order now") > 0.9
-    assert probability(app, "the council and the library") < 0.1
+    # Several strong clues each way: past 0.85 and under 0.15 (the evidence scaling holds
+    # five strong clues to 0.14..0.86).
+    assert probability(app, "cheap replica watches, order now") > 0.85
+    assert probability(app, "the council and the library") < 0.15
 
     comment_id = post(api, "Order cheap replica watches now", 50)
     detail = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.moderator).json
