@@ -15,6 +15,9 @@ DEFAULTS: dict[str, Any] = {
     "RULES_FILE": None,
     # Seconds between checks of the rules file by each worker's watcher.
     "RULES_RELOAD_INTERVAL": 1.0,
+    # The classifier counts for nothing until it has learned this many spam and as many
+    # ham decisions: a handful of examples would make it confidently wrong.
+    "CLASSIFIER_MIN_DECISIONS": 10,
     "RATELIMIT_ENABLED": True,
     "RATELIMIT_STORAGE_URI": "memory://",
     # Keep taking comments if Redis is down: fall back to in-memory limits and log it.

@@ -26,7 +26,6 @@ HAM = "ham"
 # rules' abuse lists and the moderators handle, and says nothing about advertising;
 # `delete` says nothing about why. Both un-learn what the comment had taught.
 LABELS = {Status.APPROVED: HAM, Status.SPAM: SPAM}
-DEFAULT_MIN_DECISIONS = 10
 # Rows per statement: well under SQLite's and PostgreSQL's bound-parameter limits.
 CHUNK = 1000
 NEUTRAL = ClassifierScore(probability=0.5, ready=False)
@@ -92,7 +91,7 @@ def classify(text: str, *, leave_out: str | None = None) -> ClassifierScore:
     elif leave_out == HAM:
         ham_messages -= 1
         counts = {t: Counts(c.spam, max(c.ham - 1, 0)) for t, c in counts.items()}
-    minimum = int(current_app.config.get("CLASSIFIER_MIN_DECISIONS", DEFAULT_MIN_DECISIONS))
+    minimum = int(current_app.config["CLASSIFIER_MIN_DECISIONS"])
     if spam_messages < minimum or ham_messages < minimum:
         return NEUTRAL
     result = score(counts, spam_messages, ham_messages)
