@@ -68,8 +68,10 @@ def _with_driver(url: str) -> str:
 
 
 def _engine_options(url: str, given: dict[str, Any]) -> dict[str, Any]:
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    options: dict[str, Any] = {}
     if url.startswith("postgresql"):
+        # A pooled connection may have died with a server restart: test it on checkout.
+        options["pool_pre_ping"] = True
         # Fail fast when the server is away, so clients get a 503 instead of a hang.
         options["connect_args"] = {"connect_timeout": 3}
         options["pool_timeout"] = 5
