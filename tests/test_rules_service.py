@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.conftest import close_app, comment, make_app
+from tests.conftest import close_app, comment, make_app, wait_for
 
 RULES_TEMPLATE = """
 version: 1
@@ -18,14 +18,6 @@ rules:
 def write_rules(path: Path, term: str) -> None:
     path.write_text(RULES_TEMPLATE.format(term=term))
 
-
-def wait_for(predicate, seconds: float = 3.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def test_rules_state_reports_version_source_and_errors(api, keys, app):
@@ -104,7 +96,7 @@ def test_two_app_instances_follow_a_rules_file_edit_and_survive_a_broken_one(
         assert [outcome(c, "alpha") for c in clients] == ["approved", "approved"]
         good_version = apps[0].extensions["moderation.rules"].current.version
         rules.write_text("version: 1\nrules:\n  - {id: X, type: nonsense}\n")
-        assert wait_for(lambda: all(a.extensions["moderation.rules"].last_error for a in apps))
+        assert wait_for(lambda: all(a.extensions["moderation.rules"].last_error for a in apps), 3.0)
         for app in apps:
             assert app.extensions["moderation.rules"].current.version == good_version
             assert "X" in app.extensions["moderation.rules"].last_error

@@ -5,13 +5,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from moderation.rules import RulesError, RulesWatcher, Submission, evaluate
+from tests.conftest import wait_for
 
 GOOD = "version: 1\nrules: [{{id: WORDS, type: terms, terms: [{word}], outcome: spam}}]\n"
 BROKEN = "version: 1\nrules: [{id: WORDS, type: regex, pattern: 'oops(', score: 1}]\n"
@@ -23,14 +23,6 @@ def write(path: Path, text: str) -> None:
     aside.write_text(text, "utf-8")
     os.replace(aside, path)
 
-
-def wait_for(condition: Callable[[], bool], timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def outcome(watcher: RulesWatcher, content: str) -> str:
