@@ -194,6 +194,16 @@ def isso_read_paths(base: str) -> list[str]:
 # --------------------------------------------------------------------------- run
 
 
+
+def show(kind: str, name: str, run: int, result: dict) -> None:
+    """One line of progress per wrk run."""
+    print(
+        f"{kind:6} {name:4} run {run + 1}: {result['rps']:8.1f} rps "
+        f"p50 {fmt_ms(result['p50_us'])} ms p99 {fmt_ms(result['p99_us'])} ms "
+        f"errors {result['errors']}",
+        flush=True,
+    )
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 runs of 3 s each")
@@ -300,12 +310,7 @@ def main() -> int:
                         connections=opts.connections,
                     )
                     intake[name].append(result)
-                    print(
-                        f"intake {name:4} run {run + 1}: {result['rps']:8.1f} rps "
-                        f"p50 {fmt_ms(result['p50_us'])} ms p99 {fmt_ms(result['p99_us'])} ms "
-                        f"errors {result['errors']}",
-                        flush=True,
-                    )
+                    show("intake", name, run, result)
                 for name in order:
                     result = run_wrk(
                         urls[name] + "/",
@@ -315,12 +320,7 @@ def main() -> int:
                         connections=opts.connections,
                     )
                     reads[name].append(result)
-                    print(
-                        f"read   {name:4} run {run + 1}: {result['rps']:8.1f} rps "
-                        f"p50 {fmt_ms(result['p50_us'])} ms p99 {fmt_ms(result['p99_us'])} ms "
-                        f"errors {result['errors']}",
-                        flush=True,
-                    )
+                    show("read", name, run, result)
             for name, proc in procs.items():
                 rss[name] = [peak_rss_mib(pid) for pid in workers_of(proc.pid)]
             stored = count_ours(ours_env)

@@ -1,13 +1,8 @@
 -- wrk script: POST a unique comment per request (unique content and email, so the
 -- duplicate check never answers 409). Args: <nonce> <ours|isso> [thread key].
 -- `tid` is set per thread by setup(), so every thread's counter makes distinct ids.
-local threads = {}
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "common.lua")
 local counter = 0
-
-function setup(thread)
-  thread:set("tid", #threads + 1)
-  table.insert(threads, thread)
-end
 
 function init(args)
   nonce = args[1] or tostring(os.time())
@@ -30,15 +25,4 @@ function request()
       .. '"content":"Benchmark comment ' .. id .. ': a few words about the article, nothing more."}'
   end
   return wrk.format(nil, nil, nil, body)
-end
-
-function done(summary, latency, requests)
-  io.write(string.format(
-    'WRKJSON {"requests":%d,"duration_us":%d,"connect_errors":%d,"read_errors":%d,' ..
-    '"write_errors":%d,"status_errors":%d,"timeouts":%d,"p50_us":%d,"p90_us":%d,' ..
-    '"p99_us":%d,"mean_us":%.1f,"max_us":%d}\n',
-    summary.requests, summary.duration, summary.errors.connect, summary.errors.read,
-    summary.errors.write, summary.errors.status, summary.errors.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency.mean, latency.max))
 end
