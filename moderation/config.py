@@ -9,6 +9,8 @@ from typing import Any
 
 from flask import Flask
 
+from moderation.database import BUSY_TIMEOUT, WriteLockedConnection
+
 DEFAULTS: dict[str, Any] = {
     # Bodies above this answer 413; a 10,000-character comment is well under it.
     "MAX_CONTENT_LENGTH": 64 * 1024,
@@ -76,8 +78,9 @@ def _engine_options(url: str, given: dict[str, Any]) -> dict[str, Any]:
         options["connect_args"] = {"connect_timeout": 3}
         options["pool_timeout"] = 5
     elif url.startswith("sqlite"):
-        # Several gunicorn workers write to one file: wait for the lock instead of failing.
-        options["connect_args"] = {"timeout": 15}
+        # Several gunicorn workers write to one file: wait for the lock instead of failing,
+        # queued on a file lock (see moderation.database.WriteLockedConnection).
+        options["connect_args"] = {"timeout": BUSY_TIMEOUT, "factory": WriteLockedConnection}
     options.update(given)
     return options
 
