@@ -46,3 +46,32 @@ def test_a_run_of_spam_puts_a_commenter_back_under_review(api, keys):
     assert held["status"] == "pending"
     hits = api.get(f"/api/v1/moderation/comments/{held['id']}", key=keys.admin).get_json()["hits"]
     assert "TRUST_BAD_RUN" in [hit["rule"] for hit in hits]
+
+
+def test_history_counts_and_the_bad_run_since_the_last_approval(app, api, keys):
+    """Counts over the whole history; the bad run counts only what follows the last approval."""
+    from moderation.services import trust
+    from moderation.services.identity import email_hash
+
+    def decide(action: str) -> None:
+        made = api.post("/api/v1/comments", comment(content=f"Remark {decide.n}.")).get_json()
+        decide.n += 1
+        api.post("/api/v1/moderation/bulk", {"ids": [made["id"]], "action": action},
+                 key=keys.admin)
+    decide.n = 0
+
+    def history() -> tuple[int, int, int]:
+        with app.test_request_context():
+            context = trust.context_for(email_hash(comment()["author_email"]),
+                                        honeypot_filled=False, form_too_fast=False)
+            return context.approved_count, context.rejected_count, context.recent_bad_run
+
+    assert history() == (0, 0, 0)
+    for action in ["approve"] * 12 + ["spam", "reject"]:
+        decide(action)
+    assert history() == (12, 2, 2)
+    decide("approve")
+    assert history() == (13, 2, 0)
+    for _ in range(trust.RECENT + 2):
+        decide("spam")
+    assert history() == (13, 14, trust.RECENT)

@@ -59,13 +59,52 @@ class Answer:
     comment_id: int | None = None
 
 
+# Intake and the read path use the tables (SQLAlchemy Core) and statements built once at
+# import: they are the busiest routes, and building ORM expressions and objects on each
+# request cost more than running the SQL.
+_comments = Comment.__table__
+_threads = Thread.__table__
+_sites = Site.__table__
+_hits = CommentHit.__table__
+_idempotency = IdempotencyRecord.__table__
+
+# The site by slug, and its thread by key if the page has been commented on before.
+_SITE_AND_THREAD = (
+    sa.select(_sites.c.id, _threads.c.id, _threads.c.closed)
+    .select_from(_sites)
+    .outerjoin(_threads, sa.and_(_threads.c.site_id == _sites.c.id,
+                                 _threads.c.key == sa.bindparam("thread")))
+    .where(_sites.c.slug == sa.bindparam("site"))
+)
+_REPLAY = sa.select(
+    _idempotency.c.request_hash, _idempotency.c.response_status, _idempotency.c.response_body
+).where(_idempotency.c.site_id == sa.bindparam("site_id"),
+        _idempotency.c.key == sa.bindparam("key"))
+_PARENT = sa.select(_comments.c.thread_id, _comments.c.status, _comments.c.root_id).where(
+    _comments.c.id == sa.bindparam("id")
+)
+_INSERT_COMMENT = sa.insert(_comments)
+_INSERT_HITS = sa.insert(_hits)
+_INSERT_IDEMPOTENCY = sa.insert(_idempotency)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a comment goes: its site and the thread of its page."""
+
+    site_id: int
+    site: str
+    thread_id: int
+    thread: str
+
+
 @dataclass(frozen=True)
 class Judged:
     """What the read phase of intake found and decided, ready to be written."""
 
-    site: Site
-    thread: Thread
-    parent: Comment | None
+    place: Place
+    parent_id: int | None
+    root_id: int | None
     commenter: str
     digest: str
     verdict: Verdict
@@ -82,30 +121,28 @@ def submit(fields: dict[str, Any], signals: Signals, idempotency_key: str | None
     """
     request_hash = _request_hash(fields)
     with reading():
-        site = get_site(fields["site"])
+        place = _locate(fields)
         if idempotency_key:
-            replay = _replay(site, idempotency_key, request_hash)
+            replay = _replay(place.site_id, idempotency_key, request_hash)
             if replay is not None:
                 return replay
-        judged = _judge(site, fields, signals)
+        judged = _judge(place, fields, signals)
     try:
         answer = _store(judged, fields, signals)
         if idempotency_key:
-            db.session.add(
-                IdempotencyRecord(
-                    site_id=site.id,
-                    key=idempotency_key,
-                    request_hash=request_hash,
-                    response_status=answer.status_code,
-                    response_body=answer.body,
-                )
-            )
+            db.session.execute(_INSERT_IDEMPOTENCY, {
+                "site_id": place.site_id,
+                "key": idempotency_key,
+                "request_hash": request_hash,
+                "response_status": answer.status_code,
+                "response_body": answer.body,
+            })
         db.session.commit()
     except (IntegrityError, ServiceError):
         # A concurrent request with the same key committed first (its comment then also
         # reads as our duplicate): its answer is the answer.
         db.session.rollback()
-        replay = _replay(site, idempotency_key, request_hash) if idempotency_key else None
+        replay = _replay(place.site_id, idempotency_key, request_hash) if idempotency_key else None
         if replay is None:
             raise
         return replay
@@ -119,35 +156,57 @@ def _request_hash(fields: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _replay(site: Site, key: str, request_hash: str) -> Answer | None:
-    record = db.session.scalar(
-        sa.select(IdempotencyRecord).where(
-            IdempotencyRecord.site_id == site.id, IdempotencyRecord.key == key
-        )
-    )
+def _replay(site_id: int, key: str, request_hash: str) -> Answer | None:
+    record = db.session.execute(_REPLAY, {"site_id": site_id, "key": key}).first()
     if record is None:
         return None
-    if record.request_hash != request_hash:
+    first_hash, status_code, body = record
+    if first_hash != request_hash:
         raise Invalid(
             "This Idempotency-Key was used with a different request.",
             {"Idempotency-Key": ["Reused with a different body."]},
         )
-    return Answer(record.response_status, record.response_body, record.response_body.get("id"))
+    return Answer(status_code, body, body.get("id"))
 
 
-def _judge(site: Site, fields: dict[str, Any], signals: Signals) -> Judged:
-    """The read phase: the thread, the parent, the commenter's history and the verdict."""
-    thread = _thread_for(site, fields)
-    if thread.closed:
+def _locate(fields: dict[str, Any]) -> Place:
+    """The site (404 if unknown) and the page's thread, made on first sight.
+
+    A new thread keeps the title and URL given with its first comment.
+    """
+    slug, key = fields["site"], fields["thread"]
+    found = db.session.execute(_SITE_AND_THREAD, {"site": slug, "thread": key}).first()
+    if found is None:
+        raise NotFound(f"There is no site '{slug}'.")
+    site_id, thread_id, closed = found
+    if thread_id is None:
+        try:
+            with writing():
+                db.session.add(
+                    Thread(site_id=site_id, key=key, title=fields.get("thread_title"),
+                           url=fields.get("thread_url"))
+                )
+        except IntegrityError:
+            pass  # made by a concurrent first comment on the same page
+        found = db.session.execute(_SITE_AND_THREAD, {"site": slug, "thread": key}).first()
+        assert found is not None and found[1] is not None
+        site_id, thread_id, closed = found
+    if closed:
         raise Forbidden("Comments are closed on this page.")
-    parent = _parent(thread, fields.get("parent_id"))
+    return Place(site_id=site_id, site=slug, thread_id=thread_id, thread=key)
+
+
+def _judge(place: Place, fields: dict[str, Any], signals: Signals) -> Judged:
+    """The read phase: the parent, the commenter's history and the verdict."""
+    parent_id = fields.get("parent_id")
+    root_id = _root_of_parent(place, parent_id) if parent_id is not None else None
 
     ruleset = current_rules()
-    settings = ruleset.settings_for(site.slug)
+    settings = ruleset.settings_for(place.site)
     commenter = email_hash(fields["author_email"])
     submission = Submission(
-        site=site.slug,
-        thread=thread.key,
+        site=place.site,
+        thread=place.thread,
         author_name=fields["author_name"],
         author_email=fields["author_email"],
         author_url=fields.get("author_url") or "",
@@ -161,9 +220,9 @@ def _judge(site: Site, fields: dict[str, Any], signals: Signals) -> Judged:
         form_too_fast=signals.form_too_fast,
     )
     return Judged(
-        site=site,
-        thread=thread,
-        parent=parent,
+        place=place,
+        parent_id=parent_id,
+        root_id=root_id,
         commenter=commenter,
         digest=content_hash(fields["content"]),
         verdict=evaluate(ruleset, submission, context),
@@ -176,36 +235,35 @@ def _blocked_body() -> dict[str, Any]:
     return {"code": 403, "status": "Forbidden", "message": BLOCKED_MESSAGE}
 
 
-def _thread_for(site: Site, fields: dict[str, Any]) -> Thread:
-    """The thread of this page, made on first sight with the title and URL given then."""
-    key = fields["thread"]
-    query = sa.select(Thread).where(Thread.site_id == site.id, Thread.key == key)
-    thread = db.session.scalar(query)
-    if thread is not None:
-        return thread
-    try:
-        with writing():
-            db.session.add(
-                Thread(site_id=site.id, key=key, title=fields.get("thread_title"),
-                       url=fields.get("thread_url"))
-            )
-    except IntegrityError:
-        pass  # made by a concurrent first comment on the same page
-    thread = db.session.scalar(query)
-    assert thread is not None
-    return thread
-
-
-def _parent(thread: Thread, parent_id: int | None) -> Comment | None:
-    if parent_id is None:
-        return None
-    parent = db.session.get(Comment, parent_id)
-    if parent is None or parent.thread_id != thread.id or parent.status is not Status.APPROVED:
+def _root_of_parent(place: Place, parent_id: int) -> int:
+    """The top of the conversation a reply joins; 422 unless it replies to a published comment."""
+    parent = db.session.execute(_PARENT, {"id": parent_id}).first()
+    published = parent is not None and parent.status is Status.APPROVED
+    if not published or parent.thread_id != place.thread_id:
         raise Invalid(
             "The comment replied to is not a published comment of this thread.",
             {"parent_id": ["Must be an approved comment in the same thread."]},
         )
-    return parent
+    return parent.root_id or parent_id
+
+
+def _duplicate_query(by_ip: bool) -> sa.Select[Any]:
+    """Whether this thread has the same text, recently, from the same email (or IP)."""
+    same_person = _comments.c.email_hash == sa.bindparam("commenter")
+    if by_ip:
+        same_person = sa.or_(same_person, _comments.c.ip == sa.bindparam("ip"))
+    return sa.select(
+        sa.exists().where(
+            _comments.c.thread_id == sa.bindparam("thread_id"),
+            _comments.c.content_hash == sa.bindparam("digest"),
+            _comments.c.created_at >= sa.bindparam("since", type_=_comments.c.created_at.type),
+            _comments.c.status != Status.DELETED,
+            same_person,
+        )
+    )
+
+
+_DUPLICATE = {by_ip: _duplicate_query(by_ip) for by_ip in (False, True)}
 
 
 def _refuse_duplicate(judged: Judged, ip: str | None) -> None:
@@ -216,20 +274,13 @@ def _refuse_duplicate(judged: Judged, ip: str | None) -> None:
     if judged.duplicate_window <= 0:
         return
     since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=judged.duplicate_window)
-    same_person = Comment.email_hash == judged.commenter
-    if ip:
-        same_person = sa.or_(same_person, Comment.ip == ip)
-    duplicate = db.session.scalar(
-        sa.select(
-            sa.exists().where(
-                Comment.thread_id == judged.thread.id,
-                Comment.content_hash == judged.digest,
-                Comment.created_at >= since,
-                Comment.status != Status.DELETED,
-                same_person,
-            )
-        )
-    )
+    duplicate = db.session.scalar(_DUPLICATE[bool(ip)], {
+        "commenter": judged.commenter,
+        "ip": ip,
+        "thread_id": judged.place.thread_id,
+        "digest": judged.digest,
+        "since": since,
+    })
     if duplicate:
         raise Conflict("You have already posted this comment.")
 
@@ -237,59 +288,55 @@ def _refuse_duplicate(judged: Judged, ip: str | None) -> None:
 def _store(judged: Judged, fields: dict[str, Any], signals: Signals) -> Answer:
     """The write phase: refuse a duplicate, insert the comment and its hits; no commit."""
     _refuse_duplicate(judged, signals.ip)
-    verdict, parent = judged.verdict, judged.parent
-    comment = Comment(
-        site_id=judged.site.id,
-        thread_id=judged.thread.id,
-        parent_id=parent.id if parent else None,
-        root_id=(parent.root_id or parent.id) if parent else None,
-        status=Status(verdict.outcome),
-        status_reason="rules",
-        author_name=fields["author_name"],
-        author_email=fields["author_email"],
-        email_hash=judged.commenter,
-        author_url=fields.get("author_url"),
-        content=fields["content"],
-        content_hash=judged.digest,
-        ip=signals.ip,
-        user_agent=signals.user_agent,
-        referrer=signals.referrer,
+    verdict = judged.verdict
+    status = Status(verdict.outcome)
+    created_at = utcnow()
+    inserted = db.session.execute(_INSERT_COMMENT, {
+        "site_id": judged.place.site_id,
+        "thread_id": judged.place.thread_id,
+        "parent_id": judged.parent_id,
+        "root_id": judged.root_id,
+        "status": status,
+        "status_reason": "rules",
+        "author_name": fields["author_name"],
+        "author_email": fields["author_email"],
+        "email_hash": judged.commenter,
+        "author_url": fields.get("author_url"),
+        "content": fields["content"],
+        "content_hash": judged.digest,
+        "ip": signals.ip,
+        "user_agent": signals.user_agent,
+        "referrer": signals.referrer,
         # Rounded so that queue cursors carry scores exactly.
-        score=round(verdict.score, SCORE_DECIMALS),
-        hits=[hit.as_dict() for hit in verdict.hits],
-        rules_version=verdict.rules_version,
-        created_at=utcnow(),
-    )
-    db.session.add(comment)
-    db.session.flush()
-    db.session.add_all(
-        CommentHit(comment_id=comment.id, rule=rule)
-        for rule in sorted({hit.rule for hit in verdict.hits})
-    )
-    if comment.status is Status.REJECTED:
-        return Answer(403, _blocked_body(), comment.id)
-    shown = comment.status
+        "score": round(verdict.score, SCORE_DECIMALS),
+        "hits": [hit.as_dict() for hit in verdict.hits],
+        "rules_version": verdict.rules_version,
+        "created_at": created_at,
+        "updated_at": created_at,
+    })
+    comment_id = inserted.inserted_primary_key[0]
+    rules_hit = sorted({hit.rule for hit in verdict.hits})
+    if rules_hit:
+        db.session.execute(_INSERT_HITS,
+                           [{"comment_id": comment_id, "rule": rule} for rule in rules_hit])
+    if status is Status.REJECTED:
+        return Answer(403, _blocked_body(), comment_id)
+    shown = status
     if shown is Status.SPAM and not judged.reveal_spam:
         shown = Status.PENDING  # spammers learn nothing from the answer
     body = {
-        "id": comment.id,
-        "site": judged.site.slug,
-        "thread": judged.thread.key,
-        "parent_id": comment.parent_id,
+        "id": comment_id,
+        "site": judged.place.site,
+        "thread": judged.place.thread,
+        "parent_id": judged.parent_id,
         "status": shown.value,
-        "created_at": comment.created_at.isoformat(),
+        "created_at": created_at.isoformat(),
         "message": MESSAGES.get(shown, "Thank you; your comment was received."),
     }
-    return Answer(201, body, comment.id)
+    return Answer(201, body, comment_id)
 
 
 # What a reader may see of a comment: never the email, IP, user agent, score or hits.
-# The read path uses the tables (SQLAlchemy Core) and statements built once at import: a
-# thread page is the busiest route, and building the ORM expressions on each request cost
-# more than running them.
-_comments = Comment.__table__
-_threads = Thread.__table__
-_sites = Site.__table__
 PUBLIC_COLUMNS = (
     _comments.c.id,
     _comments.c.parent_id,

@@ -16,6 +16,32 @@ BAD = (Status.SPAM, Status.REJECTED)
 RECENT = 10
 
 
+# A commenter's decided comments (older than :before_id), keyed by the email HMAC.
+_comments = Comment.__table__
+_DECIDED = (
+    _comments.c.email_hash == sa.bindparam("commenter"),
+    _comments.c.status.in_((Status.APPROVED, *BAD)),
+    # BIGINT, so that "no limit" fits where ids are 32-bit (PostgreSQL's INTEGER).
+    _comments.c.id < sa.bindparam("before_id", type_=sa.BigInteger),
+)
+_APPROVED = _comments.c.status == Status.APPROVED
+_BAD = _comments.c.status.in_(BAD)
+_LAST_APPROVED = (
+    sa.select(sa.func.coalesce(sa.func.max(_comments.c.id), 0))
+    .where(*_DECIDED, _APPROVED)
+    .scalar_subquery()
+)
+# One query, built once: a first-time commenter costs one index probe. The recent bad run
+# is the spam or rejected comments newer than the newest approved one.
+_HISTORY = sa.select(
+    sa.func.count(sa.case((_APPROVED, 1))),
+    sa.func.count(sa.case((_BAD, 1))),
+    sa.func.count(sa.case((sa.and_(_BAD, _comments.c.id > _LAST_APPROVED), 1))),
+).where(*_DECIDED)
+# Above any comment id.
+_NO_LIMIT = 2**62
+
+
 def context_for(
     commenter: str,
     *,
@@ -28,28 +54,14 @@ def context_for(
 
     ``before_id`` counts only comments older than that one (a backtest replaying it).
     """
-    decided = sa.and_(
-        Comment.email_hash == commenter,
-        Comment.status.in_((Status.APPROVED, *BAD)),
-        Comment.id < before_id if before_id is not None else sa.true(),
-    )
-    counts = dict(
-        db.session.execute(
-            sa.select(Comment.status, sa.func.count()).where(decided).group_by(Comment.status)
-        ).all()
-    )
-    recent = db.session.scalars(
-        sa.select(Comment.status).where(decided).order_by(Comment.id.desc()).limit(RECENT)
-    )
-    bad_run = 0
-    for status in recent:
-        if status not in BAD:
-            break
-        bad_run += 1
+    approved_count, rejected_count, bad_run = db.session.execute(
+        _HISTORY,
+        {"commenter": commenter, "before_id": _NO_LIMIT if before_id is None else before_id},
+    ).one()
     return Context(
-        approved_count=counts.get(Status.APPROVED, 0),
-        rejected_count=sum(counts.get(status, 0) for status in BAD),
-        recent_bad_run=bad_run,
+        approved_count=approved_count,
+        rejected_count=rejected_count,
+        recent_bad_run=min(bad_run, RECENT),
         honeypot_filled=honeypot_filled,
         form_too_fast=form_too_fast,
         classify=classify,
