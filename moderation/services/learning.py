@@ -64,36 +64,38 @@ def learning_text(comment: Comment) -> str:
     return "\n".join(getattr(comment, target) or "" for target in targets)
 
 
+_TOKEN_COUNTS = sa.select(ClassifierToken.token, ClassifierToken.spam, ClassifierToken.ham).where(
+    ClassifierToken.token.in_(sa.bindparam("tokens", expanding=True))
+)
+_TOTALS = sa.select(ClassifierTotal.label, ClassifierTotal.messages)
+
+
 def classify(text: str, *, leave_out: str | None = None) -> ClassifierScore:
     """The classifier's spam probability for ``text``; neutral and not ready on a cold start.
 
-    Two queries: the counts of the text's tokens, and the message totals. Ready once it
-    has learned ``CLASSIFIER_MIN_DECISIONS`` spam and as many ham comments. With
-    ``leave_out`` (a label), the text is taken to be one that was learned under that
+    Two queries: the message totals, then (once ready) the counts of the text's tokens.
+    Ready once it has learned ``CLASSIFIER_MIN_DECISIONS`` spam and as many ham comments.
+    With ``leave_out`` (a label), the text is taken to be one that was learned under that
     label and its own contribution is subtracted first, so a backtest does not judge a
     comment by what that very comment taught.
     """
-    features = tokens(text)
-    counts: dict[str, Counts] = {}
-    for chunk in _chunks(sorted(features)):
-        rows = db.session.execute(
-            sa.select(ClassifierToken.token, ClassifierToken.spam, ClassifierToken.ham).where(
-                ClassifierToken.token.in_(chunk)
-            )
-        )
-        counts.update((token, Counts(spam, ham)) for token, spam, ham in rows)
-    totals_query = sa.select(ClassifierTotal.label, ClassifierTotal.messages)
-    totals = {label: messages for label, messages in db.session.execute(totals_query)}
+    totals = {label: messages for label, messages in db.session.execute(_TOTALS)}
     spam_messages, ham_messages = totals.get(SPAM, 0), totals.get(HAM, 0)
     if leave_out == SPAM:
         spam_messages -= 1
-        counts = {t: Counts(max(c.spam - 1, 0), c.ham) for t, c in counts.items()}
     elif leave_out == HAM:
         ham_messages -= 1
-        counts = {t: Counts(c.spam, max(c.ham - 1, 0)) for t, c in counts.items()}
     minimum = int(current_app.config["CLASSIFIER_MIN_DECISIONS"])
     if spam_messages < minimum or ham_messages < minimum:
-        return NEUTRAL
+        return NEUTRAL  # and no need to look at the text
+    counts: dict[str, Counts] = {}
+    for chunk in _chunks(sorted(tokens(text))):
+        rows = db.session.execute(_TOKEN_COUNTS, {"tokens": chunk})
+        counts.update((token, Counts(spam, ham)) for token, spam, ham in rows)
+    if leave_out == SPAM:
+        counts = {t: Counts(max(c.spam - 1, 0), c.ham) for t, c in counts.items()}
+    elif leave_out == HAM:
+        counts = {t: Counts(c.spam, max(c.ham - 1, 0)) for t, c in counts.items()}
     result = score(counts, spam_messages, ham_messages)
     return ClassifierScore(round(result.probability, 6), True, result.clues)
 
