@@ -39,12 +39,13 @@ def _transaction(read_only: bool) -> Iterator[None]:
 
 @contextmanager
 def reading() -> Iterator[None]:
-    """Run the block's queries in a read transaction, ended (committed) on the way out.
+    """Run the block's queries as reads, ended (committed) on the way out.
 
     On SQLite a writing request otherwise takes the write lock at its first query and
     holds it while it judges the comment, so workers would queue behind each other.
-    Reading first and writing in a short transaction after keeps the lock brief. On
-    PostgreSQL this changes nothing but where the transaction ends.
+    Reading first (in autocommit, without the lock) and writing in a short transaction
+    after keeps the lock brief. On PostgreSQL this changes nothing but where the
+    transaction ends.
     """
     with _transaction(read_only=True):
         yield
@@ -148,13 +149,13 @@ def _configure_sqlite(engine: sa.Engine) -> None:
         # A deferred transaction that reads and then writes cannot wait for the lock in WAL
         # mode (SQLITE_BUSY at once), so requests that may write take the lock up front.
         read_only_request = has_request_context() and request.method in READ_ONLY_METHODS
-        if read_only_request:
-            # A GET's few statements run in autocommit, each its own snapshot: BEGIN and
-            # the ROLLBACK at teardown were a fifth of a thread page's SQL time.
+        if read_only_request or _reading.get():
+            # Reads (a GET, intake's judging) run in autocommit, each statement its own
+            # snapshot: BEGIN and the ROLLBACK or COMMIT after were a fifth of a thread
+            # page's SQL time, and nothing here needs the reads to agree to the instant.
             return
-        writes = not _reading.get()
-        if writes and database:
+        if database:
             dbapi_connection = connection.connection.dbapi_connection
             if isinstance(dbapi_connection, WriteLockedConnection):
                 dbapi_connection.acquire_write_lock(database, BUSY_TIMEOUT)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
