@@ -58,8 +58,8 @@ DATA = ROOT.parent / "shared" / "data" / "youtube-spam"
 DEFAULT_RULES = ROOT / "moderation" / "rules" / "default_rules.yaml"
 POSITIVE = {"spam", "rejected"}
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
-# Seeds 1-5 were used to tune the classifier and the rule weights (offline replay);
-# 6-10 were held out. The default run replays tuning seeds 1-3.
+# Seeds 1-3 were used to tune the classifier and the rule weights (offline replay);
+# 4-10 were held out. The default run replays the tuning seeds.
 SEEDS = (1, 2, 3)
 
 
@@ -285,7 +285,7 @@ def main() -> None:
     body = (
         header(this_command())
         + f"- Rules: `{shown}`"
-        " with `trust: {hold_new_commenters: false}`; seeds 1-5 were tuned on, 6-10 held out.\n"
+        " with `trust: {hold_new_commenters: false}`; seeds 1-3 were tuned on, 4-10 held out.\n"
         "- Positive = the service filed the comment as `spam` or `rejected`; `pending` is "
         "not positive. Ham FP = share of ham that ended spam or rejected. 409 = comments "
         "refused as duplicates (left out of the scores), 429 = throttled and retried.\n\n"

@@ -36,29 +36,35 @@ from moderation.rules.hosts import find_hosts
 MAX_TOKEN = 64
 
 # Robinson's smoothing: a token seen n times gets (S*X + n*p) / (S + n), so a token seen
-# once cannot claim certainty. SpamBayes' defaults, which its tests tuned on real mail.
+# once cannot claim certainty. SpamBayes' default S is 0.45, tuned on mailboxes of
+# thousands of messages; a comment section learns from hundreds of short comments, where a
+# word seen once or twice in spam is mostly chance, so it is pulled harder towards 0.5.
 UNKNOWN_PROBABILITY = 0.5
-STRENGTH = 0.45
+STRENGTH = 1.5
 # Tokens closer to 0.5 than this say little and only dilute the chi-square combining.
-MIN_DISTANCE = 0.1
+MIN_DISTANCE = 0.15
 # SpamBayes' max_discriminators: the most extreme tokens of a message are its clues.
 MAX_CLUES = 150
 # How many clues a hit names for the moderator.
 SHOWN_CLUES = 8
 # Evidence: Fisher's combining grows confident from several middling clues, and in a short
-# comment those are common words ("if you", "my", "so much") that a small corpus happens
-# to have seen more in spam. A clue at least this far from 0.5 (p >= 0.9 or <= 0.1) is
+# comment those are common words ("if", "you", "my", "much") that a small corpus happens
+# to have seen more in spam. A clue at least this far from 0.5 (p >= 0.85 or <= 0.15) is
 # strong; the indicator's distance from 0.5 is scaled by n / (n + EVIDENCE_PRIOR), n the
-# strong clues that agree with it, so one strong clue keeps a third of the verdict, two
-# keep half, and a comment with none stays at 0.5, unsure.
-STRONG_CLUE = 0.4
-EVIDENCE_PRIOR = 2
+# strong clues that agree with it, so one strong clue keeps half the verdict, two keep
+# two thirds, and a comment with none stays at 0.5, unsure.
+STRONG_CLUE = 0.35
+EVIDENCE_PRIOR = 1
 
 _WORD_RE = re.compile(r"[^\W_][\w'$%-]*")
 _CAPS_WORD_RE = re.compile(r"\b[A-Z]{3,}\b")
 # Words longer than this are usually URLs, hashes or keyboard mashing: SpamBayes keeps
 # only their first letter and length bucket, which generalises better than the word.
 _LONG_WORD = 20
+# A crude stem: longer words also count by their first letters, so "subscribe",
+# "subscribers" and "subscribed" (or "promote", "promotion") back one another's evidence
+# even when the corpus has seen only one of them.
+_STEM = 5
 
 
 def tokens(text: str) -> frozenset[str]:
@@ -66,9 +72,13 @@ def tokens(text: str) -> frozenset[str]:
 
     Words are folded by the rules engine's ``normalise`` (case, look-alikes, leetspeak,
     split letters), so evasions of the rules are also evasions of nothing here. On top
-    of words: adjacent-word bigrams, link hosts (``url:host``, and its parent domain),
-    shape tokens (has a link, shouted words, repeated punctuation, length bucket) and
-    emoji.
+    of words: their stems, the first word (``first:``), link hosts (``url:host``, and its
+    parent domain), shape tokens (has a link, shouted words, repeated punctuation, length
+    bucket) and emoji.
+
+    No word pairs: in a corpus of a few hundred short comments most pairs are seen once or
+    twice, and each repeats the evidence of its two words, which the combining (it takes
+    clues as independent) then counts twice; that filed good comments as spam.
     """
     found: set[str] = set()
     hosts = [link.host for link in find_hosts(text) if link.host]
@@ -91,7 +101,12 @@ def tokens(text: str) -> frozenset[str]:
 
     words = [_word_token(word) for word in _WORD_RE.findall(normalise(text).text)]
     found.update(words)
-    found.update(f"{first} {second}" for first, second in zip(words, words[1:], strict=False))
+    found.update(f"stem:{word[:_STEM]}" for word in words
+                 if len(word) > _STEM and word.isalpha())
+    # Comment spam tends to open with its call to action ("subscribe ...", "check out ...",
+    # "visit ..."), where a reply opens with its subject: the opening word is its own clue.
+    if words:
+        found.add(f"first:{words[0]}")
     return frozenset(token[:MAX_TOKEN] for token in found)
 
 

@@ -12,6 +12,7 @@ from flask import Flask
 
 from moderation.classifier import (
     MAX_TOKEN,
+    STRENGTH,
     Counts,
     chi2_q,
     combine,
@@ -50,8 +51,8 @@ def app_config(tmp_path: Path) -> dict[str, Any]:
     return {"RULES_FILE": str(rules), "CLASSIFIER_MIN_DECISIONS": 3}
 
 
-def post(api: Api, text: str, n: int) -> int:
-    response = api.post("/api/v1/comments", comment(content=text,
+def post(api: Api, text: str, n: int, thread: str = "/2026/11/27/a-story") -> int:
+    response = api.post("/api/v1/comments", comment(content=text, thread=thread,
                                                     author_email=f"c{n}@example.org"))
     assert response.status_code == 201, response.json
     return response.json["id"]
@@ -67,10 +68,13 @@ def decide(api: Api, keys: Keys, comment_id: int, action: str) -> dict[str, Any]
 
 
 def train(api: Api, keys: Keys) -> None:
-    for n, text in enumerate(SPAM_TEXTS):
-        decide(api, keys, post(api, text, n), "spam")
-    for n, text in enumerate(HAM_TEXTS):
-        decide(api, keys, post(api, text, 100 + n), "approve")
+    # Each text twice (in two threads, so not a duplicate): a word seen in only three
+    # comments is not yet a strong clue (see moderation.classifier.STRENGTH).
+    for thread in ("/2026/11/27/a-story", "/2026/11/28/another-story"):
+        for n, text in enumerate(SPAM_TEXTS):
+            decide(api, keys, post(api, text, n, thread), "spam")
+        for n, text in enumerate(HAM_TEXTS):
+            decide(api, keys, post(api, text, 100 + n, thread), "approve")
 
 
 def probability(app: Flask, text: str) -> float:
@@ -92,7 +96,16 @@ def token_rows(app: Flask) -> dict[str, tuple[int, int]]:
 
 def test_tokens_fold_words_like_the_rules_do() -> None:
     features = tokens("Cheap V1AGRA and v.i.a.g.r.a here")
-    assert {"cheap", "viagra", "here", "cheap viagra"} <= features
+    assert {"cheap", "viagra", "here"} <= features
+    # No word pairs: they repeat their words' evidence (see ``tokens``).
+    assert "cheap viagra" not in features
+
+
+def test_tokens_add_stems_and_the_opening_word() -> None:
+    features = tokens("Please subscribers, subscribe!")
+    assert {"first:please", "stem:subsc", "stem:pleas"} <= features
+    # Short words are their own stem; numbers and skipped words have none.
+    assert not any(token.startswith("stem:") for token in tokens("sub me 12345678 now"))
 
 
 def test_tokens_name_link_hosts_and_shapes() -> None:
@@ -113,7 +126,7 @@ def test_token_probability_is_smoothed_towards_unknown() -> None:
     assert token_probability(Counts(0, 0), 10, 10) == 0.5
     once = token_probability(Counts(1, 0), 10, 10)
     often = token_probability(Counts(20, 0), 20, 20)
-    assert once == pytest.approx((0.45 * 0.5 + 1) / 1.45)
+    assert once == pytest.approx((STRENGTH * 0.5 + 1) / (STRENGTH + 1))
     assert 0.5 < once < often < 1
     assert token_probability(Counts(0, 5), 10, 10) < 0.2
 
@@ -140,15 +153,15 @@ def test_score_names_the_clues_that_pulled_its_way() -> None:
 
 
 def test_only_strong_clues_make_the_indicator_confident() -> None:
-    # One strong clue (p >= 0.9) and a weak one: Fisher's indicator, with its distance
-    # from 0.5 scaled by 1 / (1 + 2).
+    # One strong clue (p >= 0.85) and a weak one: Fisher's indicator, with its distance
+    # from 0.5 scaled by 1 / (1 + 1).
     counts = {"cheap": Counts(9, 0), "watches": Counts(8, 1)}
     fisher = combine(token_probability(seen, 10, 10) for seen in counts.values())
-    assert score(counts, 10, 10).probability == pytest.approx(0.5 + (fisher - 0.5) / 3)
+    assert score(counts, 10, 10).probability == pytest.approx(0.5 + (fisher - 0.5) / 2)
     # Many middling clues, none strong (common words a small corpus saw more in spam):
     # Fisher alone would be sure; without strong clues the verdict stays unsure.
     middling = {word: Counts(7, 2) for word in ("if", "you", "my", "so", "much")}
-    assert combine(token_probability(seen, 10, 10) for seen in middling.values()) > 0.9
+    assert combine(token_probability(seen, 10, 10) for seen in middling.values()) > 0.85
     assert score(middling, 10, 10).probability == pytest.approx(0.5)
     # Strong clues that agree: confident.
     strong = {word: Counts(10, 0) for word in ("replica", "watches", "cheap", "order")}
@@ -179,7 +192,7 @@ def test_not_ready_until_enough_of_each_kind(app: Flask, api: Api, keys: Keys) -
 def test_decisions_teach_and_the_hit_shows_tokens(app: Flask, api: Api, keys: Keys) -> None:
     train(api, keys)
     # Several strong clues each way: past 0.85 and under 0.15 (the evidence scaling holds
-    # five strong clues to 0.14..0.86).
+    # five strong clues to 0.08..0.92).
     assert probability(app, "cheap replica watches, order now") > 0.85
     assert probability(app, "the council and the library") < 0.15
 
@@ -232,10 +245,10 @@ def test_reject_and_delete_unlearn(app: Flask, api: Api, keys: Keys, action: str
 
 def test_the_same_decision_twice_learns_once(app: Flask, api: Api, keys: Keys) -> None:
     train(api, keys)
-    trained = token_rows(app)["replica watches"]
+    trained = token_rows(app)["replica"]
     comment_id = post(api, "Replica watches again", 80)
     decide(api, keys, comment_id, "spam")
     once = token_rows(app)
     decide(api, keys, comment_id, "spam")
     assert token_rows(app) == once
-    assert once["replica watches"] == (trained[0] + 1, trained[1])
+    assert once["replica"] == (trained[0] + 1, trained[1])
