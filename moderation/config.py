@@ -15,6 +15,10 @@ DEFAULTS: dict[str, Any] = {
     # Bodies above this answer 413; a 10,000-character comment is well under it.
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "RULES_FILE": None,
+    # SQLite's PRAGMA synchronous: FULL flushes every commit to disk, so nothing
+    # acknowledged is lost even to a power cut; NORMAL is faster and survives only
+    # crashes of the service itself (PostgreSQL has its own, durable, settings).
+    "SQLITE_SYNCHRONOUS": "FULL",
     # Seconds between checks of the rules file by each worker's watcher.
     "RULES_RELOAD_INTERVAL": 1.0,
     # The classifier counts for nothing until it has learned this many spam and as many

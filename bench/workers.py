@@ -1,0 +1,193 @@
+"""Worker count: the same intake and thread-read loads as http_bench.py, for ours, bare Flask
+and isso, at several gunicorn worker counts, with the workers' CPU time per request.
+
+  .venv/bin/python bench/workers.py [--counts 1 2 4] [--duration 8] [--no-isso]
+
+Ours runs twice: as shipped (SQLite synchronous=FULL, a disk flush per commit) and with
+MODERATION_SQLITE_SYNCHRONOUS=NORMAL, to show what durability against power cuts costs.
+
+It says which worker count to compare the servers at (http_bench.py --workers) on this
+machine: sync workers are CPU-bound here (SQLite is a local file), so more workers than
+cores only add context switches, and wrk shares the same cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (  # noqa: E402
+    BENCH,
+    base_env,
+    ensure_wrk,
+    free_port,
+    gunicorn_cmd,
+    header,
+    lua_dir,
+    moderation_cli,
+    now_id,
+    process,
+    remove,
+    run_wrk,
+    temp_dir,
+    this_command,
+    workers_of,
+    write_section,
+)
+from http_bench import (  # noqa: E402
+    ISSO_VENV,
+    READ_COMMENTS,
+    ensure_isso,
+    isso_config,
+    isso_read_paths,
+    ours_read_paths,
+    preload_isso,
+    preload_ours,
+)
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def cpu_seconds(master_pid: int) -> float:
+    """User + system CPU of the master's workers, live and reaped.
+
+    Workers are replaced after max_requests, so the master's children-time (cutime,
+    cstime) carries the CPU of those that have exited.
+    """
+    master = _stat(master_pid)
+    total = int(master[13]) + int(master[14]) if master else 0
+    for pid in workers_of(master_pid):
+        fields = _stat(pid)
+        if fields:
+            total += int(fields[11]) + int(fields[12])
+    return total / TICK
+
+
+def measure(url: str, script: str, args: list[str], master: int, duration: int) -> dict:
+    before = cpu_seconds(master)
+    result = run_wrk(url, lua_dir() / script, args, duration=duration)
+    result["cpu_ms"] = (cpu_seconds(master) - before) * 1000 / max(result["requests"], 1)
+    return result
+
+
+def run_count(workers: int, opts: argparse.Namespace, tmp: Path) -> dict[str, dict]:
+    """Fresh servers with this many workers; one intake and one read run each."""
+    ports = {name: free_port() for name in ("ours", "ours-normal", "bare", "isso")}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    folder = tmp / f"w{workers}"
+    servers = {}
+    # Ours as shipped, and with SQLite's synchronous=NORMAL (no disk flush per commit).
+    for name, synchronous in (("ours", "FULL"), ("ours-normal", "NORMAL")):
+        env = base_env(
+            MODERATION_INSTANCE_PATH=str(folder / name),
+            MODERATION_RATELIMIT_ENABLED="false",
+            MODERATION_SQLITE_SYNCHRONOUS=synchronous,
+            GUNICORN_WORKERS=str(workers),
+            GUNICORN_BIND=f"127.0.0.1:{ports[name]}",
+        )
+        moderation_cli(["init"], env)
+        preload_ours(env)
+        servers[name] = (gunicorn_cmd("wsgi:app"), env, "/healthz")
+    servers.update({
+        "bare": (
+            [*gunicorn_cmd("bare_app:app"), "--pythonpath", str(BENCH)],
+            base_env(GUNICORN_WORKERS=str(workers), GUNICORN_BIND=f"127.0.0.1:{ports['bare']}"),
+            "/api/v1/comments",
+        ),
+    })
+    if not opts.no_isso:
+        (folder / "isso").mkdir(parents=True)
+        cfg = isso_config(folder / "isso")
+        preload_isso(cfg)
+        isso_env = base_env(GUNICORN_WORKERS=str(workers),
+                            GUNICORN_BIND=f"127.0.0.1:{ports['isso']}", ISSO_SETTINGS=str(cfg))
+        servers["isso"] = (
+            gunicorn_cmd("isso.run:application", ISSO_VENV / "bin" / "gunicorn"), isso_env, "/info"
+        )
+    results: dict[str, dict] = {}
+    with ExitStack() as stack:
+        masters = {
+            name: stack.enter_context(
+                process(cmd, env, folder / f"{name}.log", ready_url=urls[name] + ready)
+            ).pid
+            for name, (cmd, env, ready) in servers.items()
+        }
+        nonce = now_id()
+        read_files = {"bare": folder / "bare-paths.txt"}
+        read_files["bare"].write_text("/api/v1/comments\n")
+        for name in ("ours", "ours-normal"):
+            read_files[name] = folder / f"{name}-paths.txt"
+            read_files[name].write_text("\n".join(ours_read_paths(urls[name])) + "\n")
+        if "isso" in servers:
+            read_files["isso"] = folder / "isso-paths.txt"
+            read_files["isso"].write_text("\n".join(isso_read_paths(urls["isso"])) + "\n")
+        for name in servers:
+            mode = "isso" if name == "isso" else "ours"
+            post_url = urls[name] + ("/new?uri=/bench/intake" if mode == "isso" else
+                                     "/api/v1/comments")
+            run_wrk(post_url, lua_dir() / "post.lua", [f"warm{nonce}", mode], duration=2)
+            intake = measure(post_url, "post.lua", [f"w{workers}{nonce}", mode],
+                             masters[name], opts.duration)
+            read = measure(urls[name] + "/", "read.lua", [str(read_files[name])],
+                           masters[name], opts.duration)
+            results[name] = {"intake": intake, "read": read}
+            print(f"workers {workers} {name:11}: intake {intake['rps']:7.1f} rps "
+                  f"({intake['cpu_ms']:.2f} ms CPU/req, {intake['errors']} errors), "
+                  f"read {read['rps']:7.1f} rps ({read['cpu_ms']:.2f} ms CPU/req, "
+                  f"{read['errors']} errors)", flush=True)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--counts", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    parser.add_argument("--no-isso", action="store_true")
+    parser.add_argument("--no-write", action="store_true")
+    opts = parser.parse_args()
+    ensure_wrk()
+    if not opts.no_isso:
+        ensure_isso()
+    tmp = temp_dir("workers-")
+    try:
+        by_count = {workers: run_count(workers, opts, tmp) for workers in opts.counts}
+    finally:
+        remove(tmp)
+
+    names = list(next(iter(by_count.values())))
+    lines = [
+        header(this_command()),
+        f"- One wrk run of {opts.duration} s per cell (-t2 -c8, loopback), fresh servers per "
+        "worker count, sync workers, `gunicorn.conf.py`; the loads of `bench/http_bench.py` "
+        f"(unique comments; a {READ_COMMENTS}-comment thread read 20 a page). CPU per "
+        "request is the workers' user + system time over the run divided by the requests.",
+        "",
+        "| workers | " + " | ".join(f"{n} intake req/s (CPU ms/req)" for n in names)
+        + " | " + " | ".join(f"{n} read req/s (CPU ms/req)" for n in names) + " |",
+        "|---" * (1 + 2 * len(names)) + "|",
+    ]
+    for workers, results in by_count.items():
+        cells = [f"{results[n][kind]['rps']:,.0f} ({results[n][kind]['cpu_ms']:.2f})"
+                 for kind in ("intake", "read") for n in names]
+        lines.append(f"| {workers} | " + " | ".join(cells) + " |")
+    body = "\n".join(lines) + "\n"
+    print(body)
+    if not opts.no_write:
+        write_section("Worker count", body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
