@@ -151,28 +151,38 @@ def main() -> int:
                 )
             )
             edited = time.monotonic()
+            # Each worker reloads on its own watcher's tick, so an instance has settled once
+            # STREAK answers in a row (its workers take turns) carry the new version; its
+            # time is that of the first answer of that streak.
+            streak_needed = opts.workers * 4
             seen: dict[int, float] = {}
+            settled: dict[int, float] = {}
+            streak = {0: 0, 1: 0}
+            streak_start: dict[int, float] = {}
             versions: dict[int, str] = {}
-            while len(seen) < 2 and time.monotonic() - edited < 15:
+            while len(settled) < 2 and time.monotonic() - edited < 15:
                 for i, b in enumerate(bases):
-                    if i in seen:
+                    if i in settled:
                         continue
                     status, _, body = http("GET", b + "/api/v1/admin/rules", headers=auth)
-                    if status == 200 and body["version"] != before[i]:
-                        seen[i] = time.monotonic() - edited
-                        versions[i] = body["version"]
-                time.sleep(0.05)
+                    now = time.monotonic() - edited
+                    if status != 200 or body["version"] == before[i]:
+                        streak[i] = 0
+                        continue
+                    seen.setdefault(i, now)
+                    versions[i] = body["version"]
+                    if streak[i] == 0:
+                        streak_start[i] = now
+                    streak[i] += 1
+                    if streak[i] >= streak_needed:
+                        settled[i] = streak_start[i]
+                time.sleep(0.02)
             outcome["before"] = before
             outcome["after"] = versions
             outcome["reload_seconds"] = seen
-            # Every worker: ask a few more times per instance, all must report the new version.
-            stale = 0
-            for b in bases:
-                for _ in range(opts.workers * 4):
-                    status, _, body = http("GET", b + "/api/v1/admin/rules", headers=auth)
-                    stale += body["version"] != versions.get(0)
-            outcome["stale_answers_after"] = stale
-            print(f"rules change seen after: {seen}; stale answers afterwards: {stale}", flush=True)
+            outcome["settled_seconds"] = settled
+            print(f"rules change first seen after: {seen}; every worker after: {settled}",
+                  flush=True)
     finally:
         remove(folder)
         redis.Redis.from_url(REDIS_URI).flushdb()
@@ -183,7 +193,8 @@ def main() -> int:
 def report(opts, outcome) -> None:
     seen = outcome["reload_seconds"]
     ok_limit = outcome["accepted"] <= LIMIT and outcome["accepted"] > 0
-    ok_rules = len(seen) == 2 and max(seen.values()) <= 2.5 and outcome["stale_answers_after"] == 0
+    settled = outcome["settled_seconds"]
+    ok_rules = len(settled) == 2 and max(settled.values()) <= 2.5
     body = header(this_command())
     body += (
         f"- Two gunicorn instances ({opts.workers} workers each) on two ports, one "
@@ -200,9 +211,10 @@ def report(opts, outcome) -> None:
         "- Rules change (shared file edited in place, thresholds.pending 3.0 -> 3.5): "
         "new version seen on "
         + ", ".join(f"instance {i} after {s:.2f} s" for i, s in sorted(seen.items()))
-        + f"; {outcome['stale_answers_after']} stale answers when asked "
-        f"{opts.workers * 4} more times per instance. Target ~2 s on both: "
-        f"{'met' if ok_rules else 'NOT met'}.\n"
+        + "; every worker of it (then "
+        + f"{opts.workers * 4} new answers in a row) after "
+        + ", ".join(f"{s:.2f} s" for _, s in sorted(settled.items()))
+        + f". Target ~2 s on both: {'met' if ok_rules else 'NOT met'}.\n"
     )
     write_section("Two instances: shared limits and rules", body)
 
