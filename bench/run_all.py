@@ -19,6 +19,7 @@ BENCH = Path(__file__).resolve().parent
 # (name, script, per-script time limit in seconds, passes --quick through)
 SCRIPTS = [
     ("http", "http_bench.py", 900, True),
+    ("workers", "workers.py", 900, True),
     ("memory", "memory.py", 600, True),
     ("scale_pg", "scale_pg.py", 1200, True),
     ("chaos", "chaos.py", 300, True),

@@ -1,7 +1,7 @@
 """Worker count: the same intake and thread-read loads as http_bench.py, for ours, bare Flask
 and isso, at several gunicorn worker counts, with the workers' CPU time per request.
 
-  .venv/bin/python bench/workers.py [--counts 1 2 4] [--duration 8] [--no-isso]
+  .venv/bin/python bench/workers.py [--quick] [--counts 1 2 4] [--duration 8] [--no-isso]
 
 Ours runs twice: as shipped (SQLite synchronous=FULL, a disk flush per commit) and with
 MODERATION_SQLITE_SYNCHRONOUS=NORMAL, to show what durability against power cuts costs.
@@ -156,7 +156,10 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--no-isso", action="store_true")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="1 and 2 workers, 3 s runs")
     opts = parser.parse_args()
+    if opts.quick:
+        opts.counts, opts.duration = [1, 2], 3
     ensure_wrk()
     if not opts.no_isso:
         ensure_isso()
