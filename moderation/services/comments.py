@@ -119,7 +119,7 @@ def submit(fields: dict[str, Any], signals: Signals, idempotency_key: str | None
     transaction that stores the comment, so concurrent intakes wait for each other only
     while they insert.
     """
-    request_hash = _request_hash(fields)
+    request_hash = _request_hash(fields) if idempotency_key else ""
     with reading():
         place = _locate(fields)
         if idempotency_key:
