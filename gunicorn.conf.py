@@ -6,9 +6,24 @@ import os
 # Loopback by default: put a TLS-terminating proxy in front; containers set 0.0.0.0:8000.
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 
-# Requests are short and mostly wait on the database, so a few sync workers per core
-# give throughput without the pitfalls of async workers around SQLAlchemy sessions.
-workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+
+
+def _default_workers() -> int:
+    """One worker per core on SQLite; 2 x cores + 1 when the database is across a network.
+
+    On SQLite (the default) a request never waits on the network, so workers beyond the
+    cores only add context switches: bench/workers.py measured one per core fastest. With
+    PostgreSQL a worker waits on each round trip, and the classic 2 x cores + 1 keeps the
+    cores busy meanwhile.
+    """
+    cores = multiprocessing.cpu_count()
+    url = os.environ.get("DATABASE_URL") or os.environ.get("MODERATION_SQLALCHEMY_DATABASE_URI")
+    return cores * 2 + 1 if url and url.startswith("postgres") else cores
+
+
+workers = int(os.environ.get("GUNICORN_WORKERS", _default_workers()))
+# Sync workers: requests are short and CPU-bound, so threads or gevent would overlap
+# nothing, and they keep the pitfalls of async workers around SQLAlchemy sessions away.
 worker_class = "sync"
 
 # A request that takes longer than this is stuck (a hung database connection): the
