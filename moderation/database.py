@@ -95,6 +95,10 @@ class WriteLockedConnection(sqlite3.Connection):
                 self._holding = True
                 return
 
+    @property
+    def holding_write_lock(self) -> bool:
+        return self._holding
+
     def _release(self) -> None:
         if self._holding and self._lock_fd is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)

@@ -1,0 +1,76 @@
+"""SQLite writers queue on a file lock: taken before BEGIN IMMEDIATE, released at the end."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from moderation.database import WriteLockedConnection
+
+
+def _connect(path: Path) -> WriteLockedConnection:
+    connection = sqlite3.connect(path, factory=WriteLockedConnection, isolation_level=None,
+                                 check_same_thread=False)
+    assert isinstance(connection, WriteLockedConnection)
+    return connection
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> str:
+    path = tmp_path / "lock.sqlite3"
+    with sqlite3.connect(path) as setup:
+        setup.execute("CREATE TABLE t (x INTEGER)")
+    return str(path)
+
+
+@pytest.mark.parametrize("end", ["commit", "rollback"])
+def test_a_waiting_writer_gets_the_lock_when_the_holder_ends(database: str, end: str) -> None:
+    first, second = _connect(database), _connect(database)
+    first.acquire_write_lock(database, timeout=5)
+    assert first.holding_write_lock
+    first.execute("BEGIN IMMEDIATE")
+    first.execute("INSERT INTO t VALUES (1)")
+    acquired_after: list[float] = []
+    start = time.monotonic()
+
+    def wait_and_write() -> None:
+        second.acquire_write_lock(database, timeout=5)
+        acquired_after.append(time.monotonic() - start)
+        second.execute("BEGIN IMMEDIATE")
+        second.execute("INSERT INTO t VALUES (2)")
+        second.commit()
+
+    waiter = threading.Thread(target=wait_and_write)
+    waiter.start()
+    time.sleep(0.3)
+    assert not acquired_after  # still queued behind the first writer
+    getattr(first, end)()
+    assert not first.holding_write_lock
+    waiter.join(timeout=5)
+    assert acquired_after and 0.3 <= acquired_after[0] < 3
+    rows = sorted(x for (x,) in second.execute("SELECT x FROM t"))
+    assert rows == ([1, 2] if end == "commit" else [2])
+    first.close()
+    second.close()
+
+
+def test_after_the_timeout_the_writer_is_left_to_sqlite_without_the_lock(database: str) -> None:
+    first, second = _connect(database), _connect(database)
+    first.acquire_write_lock(database, timeout=5)
+    start = time.monotonic()
+    second.acquire_write_lock(database, timeout=0.1)
+    assert 0.1 <= time.monotonic() - start < 2
+    assert not second.holding_write_lock
+    second.commit()  # ending without the lock releases nothing
+    assert first.holding_write_lock
+    first.commit()
+    third = _connect(database)
+    third.acquire_write_lock(database, timeout=0.1)  # free again at once
+    assert third.holding_write_lock
+    third.commit()
+    for connection in (first, second, third):
+        connection.close()
