@@ -77,8 +77,8 @@ def queue(caller: Caller, wanted: QueueFilter) -> dict[str, Any]:
     """One page of the queue, paged by key so that a deep page costs what the first does.
 
     Read with SQLAlchemy Core and returned JSON-ready (the route sends it as built):
-    loading 50 ORM objects and dumping them through marshmallow cost several times the
-    query.
+    loading 50 ORM objects and dumping them through marshmallow took a quarter of the
+    page's time at 1M comments (9.1 -> 6.9 ms p50, bench/scale_pg.py).
     """
     site_ids = _scope(caller, wanted.site)
     query = _QUEUE_COLUMNS
