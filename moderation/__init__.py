@@ -27,6 +27,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from moderation.config import load_config
 
     load_config(app, config)
+    # Answers keep their fields in the contract's order ("id" first), not sorted; Flask 3
+    # reads this from app.json, no longer from the JSON_SORT_KEYS setting.
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     if app.config["PROXY_HOPS"]:
         # Trust exactly as many X-Forwarded-* hops as there are proxies, no more.
         hops = int(app.config["PROXY_HOPS"])
