@@ -30,7 +30,6 @@ from moderation.services import trust
 from moderation.services.cursors import SCORE_DECIMALS, decode_id, encode_id
 from moderation.services.identity import content_hash, email_hash
 from moderation.services.rules import current_rules
-from moderation.services.sites import get_site
 
 MESSAGES = {
     Status.APPROVED: "Thank you; your comment is published.",
@@ -68,9 +67,10 @@ _sites = Site.__table__
 _hits = CommentHit.__table__
 _idempotency = IdempotencyRecord.__table__
 
-# The site by slug, and its thread by key if the page has been commented on before.
+# The site by slug (no row: no such site), and its thread by key if the page has been
+# commented on before (NULL thread columns otherwise). Intake and the thread page use it.
 _SITE_AND_THREAD = (
-    sa.select(_sites.c.id, _threads.c.id, _threads.c.closed)
+    sa.select(_sites.c.id, _threads.c.id, _threads.c.closed, _threads.c.title)
     .select_from(_sites)
     .outerjoin(_threads, sa.and_(_threads.c.site_id == _sites.c.id,
                                  _threads.c.key == sa.bindparam("thread")))
@@ -178,7 +178,7 @@ def _locate(fields: dict[str, Any]) -> Place:
     found = db.session.execute(_SITE_AND_THREAD, {"site": slug, "thread": key}).first()
     if found is None:
         raise NotFound(f"There is no site '{slug}'.")
-    site_id, thread_id, closed = found
+    site_id, thread_id, closed, _ = found
     if thread_id is None:
         try:
             with writing():
@@ -190,7 +190,7 @@ def _locate(fields: dict[str, Any]) -> Place:
             pass  # made by a concurrent first comment on the same page
         found = db.session.execute(_SITE_AND_THREAD, {"site": slug, "thread": key}).first()
         assert found is not None and found[1] is not None
-        site_id, thread_id, closed = found
+        site_id, thread_id, closed, _ = found
     if closed:
         raise Forbidden("Comments are closed on this page.")
     return Place(site_id=site_id, site=slug, thread_id=thread_id, thread=key)
@@ -345,11 +345,6 @@ PUBLIC_COLUMNS = (
     _comments.c.content,
     _comments.c.created_at,
 )
-_THREAD_OF_SITE = (
-    sa.select(_threads.c.id, _threads.c.title, _threads.c.closed)
-    .join(_sites, _sites.c.id == _threads.c.site_id)
-    .where(_sites.c.slug == sa.bindparam("site"), _threads.c.key == sa.bindparam("thread"))
-)
 _APPROVED_IN_THREAD = sa.and_(
     _comments.c.thread_id == sa.bindparam("thread_id"),
     _comments.c.status == Status.APPROVED,
@@ -375,26 +370,28 @@ def thread_page(site_slug: str, thread_key: str, limit: int, cursor: str | None)
 
     The result is already in ThreadPageSchema's JSON shape (the route sends it as is).
     """
-    thread = db.session.execute(_THREAD_OF_SITE, {"site": site_slug, "thread": thread_key}).first()
+    found = db.session.execute(_SITE_AND_THREAD, {"site": site_slug, "thread": thread_key}).first()
+    if found is None:
+        raise NotFound(f"There is no site '{site_slug}'.")
+    _, thread_id, closed, title = found
     page: dict[str, Any] = {
         "site": site_slug,
         "thread": thread_key,
-        "title": thread.title if thread else None,
-        "closed": thread.closed if thread else False,
+        "title": title,
+        "closed": bool(closed),  # an unknown thread is just empty, and open
         "items": [],
         "next_cursor": None,
     }
-    if thread is None:
-        get_site(site_slug)  # 404 for an unknown site; an unknown thread is just empty
+    if thread_id is None:
         return page
     after = decode_id(cursor) if cursor else 0
     roots = db.session.execute(
-        _ROOTS, {"thread_id": thread.id, "after": after, "limit": limit + 1}
+        _ROOTS, {"thread_id": thread_id, "after": after, "limit": limit + 1}
     ).all()
     if len(roots) > limit:
         roots = roots[:limit]
         page["next_cursor"] = encode_id(roots[-1].id)
-    page["items"] = _nest(thread.id, roots)
+    page["items"] = _nest(thread_id, roots)
     return page
 
 
