@@ -24,6 +24,7 @@ import subprocess
 import sys
 import textwrap
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -191,6 +192,100 @@ def isso_read_paths(base: str) -> list[str]:
     return paths
 
 
+@dataclass(frozen=True)
+class Server:
+    """One server of a comparison: how to start it, and which API it speaks."""
+
+    kind: str  # "ours", "bare" or "isso"
+    cmd: list[str]
+    env: dict[str, str]
+    url: str
+
+    @property
+    def ready_url(self) -> str:
+        return self.url + {"ours": "/healthz", "bare": "/api/v1/comments", "isso": "/info"}[
+            self.kind
+        ]
+
+    @property
+    def post_url(self) -> str:
+        return self.url + ("/new?uri=/bench/intake" if self.kind == "isso" else "/api/v1/comments")
+
+    @property
+    def lua_mode(self) -> str:
+        """What bench/lua/post.lua sends: isso's fields, or ours (bare Flask takes anything)."""
+        return "isso" if self.kind == "isso" else "ours"
+
+
+def prepare_servers(
+    folder: Path, workers: int, with_isso: bool, ours: dict[str, dict[str, str]] | None = None
+) -> dict[str, Server]:
+    """The servers to compare, under the same gunicorn.conf.py and worker count, each
+    database holding the read thread: ours (one per entry of ``ours``: name -> extra
+    environment), bare Flask and, if asked, isso."""
+    gunicorn_env = {"GUNICORN_WORKERS": str(workers)}
+    servers: dict[str, Server] = {}
+    for name, extra in (ours or {"ours": {}}).items():
+        port = free_port()
+        env = base_env(
+            MODERATION_INSTANCE_PATH=str(folder / name),
+            MODERATION_RATELIMIT_ENABLED="false",
+            **gunicorn_env,
+            GUNICORN_BIND=f"127.0.0.1:{port}",
+            **extra,
+        )
+        moderation_cli(["init"], env)
+        preload_ours(env)
+        servers[name] = Server("ours", gunicorn_cmd("wsgi:app"), env, f"http://127.0.0.1:{port}")
+    port = free_port()
+    servers["bare"] = Server(
+        "bare",
+        [*gunicorn_cmd("bare_app:app"), "--pythonpath", str(BENCH)],
+        base_env(**gunicorn_env, GUNICORN_BIND=f"127.0.0.1:{port}"),
+        f"http://127.0.0.1:{port}",
+    )
+    if with_isso:
+        isso_dir = folder / "isso"
+        isso_dir.mkdir(parents=True)
+        cfg = isso_config(isso_dir)
+        preload_isso(cfg)
+        port = free_port()
+        servers["isso"] = Server(
+            "isso",
+            gunicorn_cmd("isso.run:application", ISSO_VENV / "bin" / "gunicorn"),
+            base_env(**gunicorn_env, GUNICORN_BIND=f"127.0.0.1:{port}", ISSO_SETTINGS=str(cfg)),
+            f"http://127.0.0.1:{port}",
+        )
+    return servers
+
+
+def start_servers(
+    stack: ExitStack, servers: dict[str, Server], folder: Path
+) -> dict[str, subprocess.Popen]:
+    """Start every server, each logging into the folder; the stack stops them."""
+    return {
+        name: stack.enter_context(
+            process(server.cmd, server.env, folder / f"{name}.log", ready_url=server.ready_url)
+        )
+        for name, server in servers.items()
+    }
+
+
+def write_read_paths(servers: dict[str, Server], folder: Path) -> dict[str, Path]:
+    """For each running server, a file of the paths that read the thread 20 at a time."""
+    files = {}
+    for name, server in servers.items():
+        if server.kind == "ours":
+            paths = ours_read_paths(server.url)
+        elif server.kind == "isso":
+            paths = isso_read_paths(server.url)
+        else:
+            paths = ["/api/v1/comments"]
+        files[name] = folder / f"{name}-paths.txt"
+        files[name].write_text("\n".join(paths) + "\n")
+    return files
+
+
 # --------------------------------------------------------------------------- run
 
 
@@ -224,90 +319,34 @@ def main() -> int:
         ensure_isso()
 
     tmp = temp_dir("http-")
-    ports = {"ours": free_port(), "bare": free_port(), "isso": free_port()}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    gunicorn_env = {"GUNICORN_WORKERS": str(opts.workers)}
-
-    ours_env = base_env(
-        MODERATION_INSTANCE_PATH=str(tmp / "instance"),
-        MODERATION_RATELIMIT_ENABLED="false",
-        **gunicorn_env,
-        GUNICORN_BIND=f"127.0.0.1:{ports['ours']}",
-    )
-    moderation_cli(["init"], ours_env)
-    preload_ours(ours_env)
-    bare_env = base_env(**gunicorn_env, GUNICORN_BIND=f"127.0.0.1:{ports['bare']}")
-    if with_isso:
-        isso_dir = tmp / "isso"
-        isso_dir.mkdir()
-        cfg = isso_config(isso_dir)
-        preload_isso(cfg)
-        isso_env = base_env(
-            **gunicorn_env, GUNICORN_BIND=f"127.0.0.1:{ports['isso']}", ISSO_SETTINGS=str(cfg)
-        )
-
-    intake: dict[str, list[dict]] = {"ours": [], "bare": [], "isso": []}
-    reads: dict[str, list[dict]] = {"ours": [], "bare": [], "isso": []}
+    servers = prepare_servers(tmp, opts.workers, with_isso)
+    names = list(servers)
+    intake: dict[str, list[dict]] = {name: [] for name in names}
+    reads: dict[str, list[dict]] = {name: [] for name in names}
     rss: dict[str, list[float]] = {}
     try:
         with ExitStack() as stack:
-            procs = {}
-            procs["ours"] = stack.enter_context(
-                process(
-                    gunicorn_cmd("wsgi:app"),
-                    ours_env,
-                    tmp / "ours.log",
-                    ready_url=urls["ours"] + "/healthz",
-                )
-            )
-            procs["bare"] = stack.enter_context(
-                process(
-                    [*gunicorn_cmd("bare_app:app"), "--pythonpath", str(BENCH)],
-                    bare_env,
-                    tmp / "bare.log",
-                    ready_url=urls["bare"] + "/api/v1/comments",
-                )
-            )
-            if with_isso:
-                procs["isso"] = stack.enter_context(
-                    process(
-                        gunicorn_cmd("isso.run:application", ISSO_VENV / "bin" / "gunicorn"),
-                        isso_env,
-                        tmp / "isso.log",
-                        ready_url=urls["isso"] + "/info",
-                    )
-                )
-            names = [n for n in ("ours", "bare", "isso") if n in procs]
+            procs = start_servers(stack, servers, tmp)
 
             # Warm up (imports, first connections, rules compiled) before measuring.
             nonce = now_id()
-            for name in names:
+            for server in servers.values():
                 run_wrk(
-                    urls[name]
-                    + ("/new?uri=/bench/intake" if name == "isso" else "/api/v1/comments"),
+                    server.post_url,
                     lua_dir() / "post.lua",
-                    [f"warm{nonce}", "isso" if name == "isso" else "ours"],
+                    [f"warm{nonce}", server.lua_mode],
                     duration=2,
                     connections=opts.connections,
                 )
-
-            read_files = {}
-            read_files["ours"] = tmp / "ours-paths.txt"
-            read_files["ours"].write_text("\n".join(ours_read_paths(urls["ours"])) + "\n")
-            read_files["bare"] = tmp / "bare-paths.txt"
-            read_files["bare"].write_text("/api/v1/comments\n")
-            if with_isso:
-                read_files["isso"] = tmp / "isso-paths.txt"
-                read_files["isso"].write_text("\n".join(isso_read_paths(urls["isso"])) + "\n")
+            read_files = write_read_paths(servers, tmp)
 
             for run in range(opts.runs):
                 order = names[run % len(names) :] + names[: run % len(names)]
                 for name in order:
-                    path = "/new?uri=/bench/intake" if name == "isso" else "/api/v1/comments"
                     result = run_wrk(
-                        urls[name] + path,
+                        servers[name].post_url,
                         lua_dir() / "post.lua",
-                        [f"r{run}{nonce}", "isso" if name == "isso" else "ours"],
+                        [f"r{run}{nonce}", servers[name].lua_mode],
                         duration=opts.duration,
                         connections=opts.connections,
                     )
@@ -315,7 +354,7 @@ def main() -> int:
                     show("intake", name, run, result)
                 for name in order:
                     result = run_wrk(
-                        urls[name] + "/",
+                        servers[name].url + "/",
                         lua_dir() / "read.lua",
                         [str(read_files[name])],
                         duration=opts.duration,
@@ -325,7 +364,7 @@ def main() -> int:
                     show("read", name, run, result)
             for name, proc in procs.items():
                 rss[name] = [peak_rss_mib(pid) for pid in workers_of(proc.pid)]
-            stored = count_ours(ours_env)
+            stored = count_ours(servers["ours"].env)
     finally:
         if not opts.keep:
             remove(tmp)

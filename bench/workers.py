@@ -22,16 +22,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
-    BENCH,
-    base_env,
     ensure_wrk,
-    free_port,
-    gunicorn_cmd,
     header,
     lua_dir,
-    moderation_cli,
     now_id,
-    process,
     remove,
     run_wrk,
     temp_dir,
@@ -40,14 +34,11 @@ from common import (  # noqa: E402
     write_section,
 )
 from http_bench import (  # noqa: E402
-    ISSO_VENV,
     READ_COMMENTS,
     ensure_isso,
-    isso_config,
-    isso_read_paths,
-    ours_read_paths,
-    preload_isso,
-    preload_ours,
+    prepare_servers,
+    start_servers,
+    write_read_paths,
 )
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -84,64 +75,23 @@ def measure(url: str, script: str, args: list[str], master: int, duration: int) 
 
 def run_count(workers: int, opts: argparse.Namespace, tmp: Path) -> dict[str, dict]:
     """Fresh servers with this many workers; one intake and one read run each."""
-    ports = {name: free_port() for name in ("ours", "ours-normal", "bare", "isso")}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     folder = tmp / f"w{workers}"
-    servers = {}
     # Ours as shipped, and with SQLite's synchronous=NORMAL (no disk flush per commit).
-    for name, synchronous in (("ours", "FULL"), ("ours-normal", "NORMAL")):
-        env = base_env(
-            MODERATION_INSTANCE_PATH=str(folder / name),
-            MODERATION_RATELIMIT_ENABLED="false",
-            MODERATION_SQLITE_SYNCHRONOUS=synchronous,
-            GUNICORN_WORKERS=str(workers),
-            GUNICORN_BIND=f"127.0.0.1:{ports[name]}",
-        )
-        moderation_cli(["init"], env)
-        preload_ours(env)
-        servers[name] = (gunicorn_cmd("wsgi:app"), env, "/healthz")
-    servers.update({
-        "bare": (
-            [*gunicorn_cmd("bare_app:app"), "--pythonpath", str(BENCH)],
-            base_env(GUNICORN_WORKERS=str(workers), GUNICORN_BIND=f"127.0.0.1:{ports['bare']}"),
-            "/api/v1/comments",
-        ),
-    })
-    if not opts.no_isso:
-        (folder / "isso").mkdir(parents=True)
-        cfg = isso_config(folder / "isso")
-        preload_isso(cfg)
-        isso_env = base_env(GUNICORN_WORKERS=str(workers),
-                            GUNICORN_BIND=f"127.0.0.1:{ports['isso']}", ISSO_SETTINGS=str(cfg))
-        servers["isso"] = (
-            gunicorn_cmd("isso.run:application", ISSO_VENV / "bin" / "gunicorn"), isso_env, "/info"
-        )
+    ours = {"ours": {}, "ours-normal": {"MODERATION_SQLITE_SYNCHRONOUS": "NORMAL"}}
+    servers = prepare_servers(folder, workers, not opts.no_isso, ours)
     results: dict[str, dict] = {}
     with ExitStack() as stack:
-        masters = {
-            name: stack.enter_context(
-                process(cmd, env, folder / f"{name}.log", ready_url=urls[name] + ready)
-            ).pid
-            for name, (cmd, env, ready) in servers.items()
-        }
+        procs = start_servers(stack, servers, folder)
         nonce = now_id()
-        read_files = {"bare": folder / "bare-paths.txt"}
-        read_files["bare"].write_text("/api/v1/comments\n")
-        for name in ("ours", "ours-normal"):
-            read_files[name] = folder / f"{name}-paths.txt"
-            read_files[name].write_text("\n".join(ours_read_paths(urls[name])) + "\n")
-        if "isso" in servers:
-            read_files["isso"] = folder / "isso-paths.txt"
-            read_files["isso"].write_text("\n".join(isso_read_paths(urls["isso"])) + "\n")
-        for name in servers:
-            mode = "isso" if name == "isso" else "ours"
-            post_url = urls[name] + ("/new?uri=/bench/intake" if mode == "isso" else
-                                     "/api/v1/comments")
-            run_wrk(post_url, lua_dir() / "post.lua", [f"warm{nonce}", mode], duration=2)
-            intake = measure(post_url, "post.lua", [f"w{workers}{nonce}", mode],
-                             masters[name], opts.duration)
-            read = measure(urls[name] + "/", "read.lua", [str(read_files[name])],
-                           masters[name], opts.duration)
+        read_files = write_read_paths(servers, folder)
+        for name, server in servers.items():
+            master = procs[name].pid
+            run_wrk(server.post_url, lua_dir() / "post.lua", [f"warm{nonce}", server.lua_mode],
+                    duration=2)
+            intake = measure(server.post_url, "post.lua",
+                             [f"w{workers}{nonce}", server.lua_mode], master, opts.duration)
+            read = measure(server.url + "/", "read.lua", [str(read_files[name])],
+                           master, opts.duration)
             results[name] = {"intake": intake, "read": read}
             print(f"workers {workers} {name:11}: intake {intake['rps']:7.1f} rps "
                   f"({intake['cpu_ms']:.2f} ms CPU/req, {intake['errors']} errors), "
