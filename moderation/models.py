@@ -209,6 +209,8 @@ class ClassifierToken(db.Model):
     token: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     spam: Mapped[int] = mapped_column(default=0)
     ham: Mapped[int] = mapped_column(default=0)
+    # The logistic half's weight: the sum of the steps of the learned comments with the token.
+    weight: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default="0")
 
 
 class ClassifierTotal(db.Model):
@@ -218,3 +220,16 @@ class ClassifierTotal(db.Model):
 
     label: Mapped[str] = mapped_column(sa.String(8), primary_key=True)
     messages: Mapped[int] = mapped_column(default=0)
+    # The logistic half's bias, the share added by the comments learned under this label.
+    weight: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default="0")
+
+
+class ClassifierStep(db.Model):
+    """What one learned comment added to the weight of each of its tokens, to be taken back."""
+
+    __tablename__ = "classifier_steps"
+
+    comment_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("comments.id", ondelete="CASCADE"), primary_key=True
+    )
+    step: Mapped[float] = mapped_column(sa.Float)

@@ -21,7 +21,7 @@ from moderation.classifier import (
     tokens,
 )
 from moderation.extensions import db
-from moderation.models import ClassifierToken, Comment
+from moderation.models import ClassifierStep, ClassifierToken, ClassifierTotal, Comment
 from moderation.services import learning
 from tests.conftest import Api, Keys, comment
 
@@ -241,6 +241,33 @@ def test_reject_and_delete_unlearn(app: Flask, api: Api, keys: Keys, action: str
     assert token_rows(app) != counts_before
     decide(api, keys, comment_id, action)
     assert token_rows(app) == counts_before
+
+
+def weight_rows(app: Flask) -> dict[str, float]:
+    """The regression's weights by token, and its bias as ``@bias``."""
+    with app.app_context():
+        weights = dict(db.session.execute(sa.select(ClassifierToken.token,
+                                                    ClassifierToken.weight)).all())
+        weights["@bias"] = db.session.scalar(sa.select(sa.func.sum(ClassifierTotal.weight)))
+        return weights
+
+
+@pytest.mark.parametrize("action", ["reject", "delete"])
+def test_unlearning_takes_back_the_regression_step(
+    app: Flask, api: Api, keys: Keys, action: str
+) -> None:
+    train(api, keys)
+    before = weight_rows(app)
+    comment_id = post(api, "Replica watches for the library fundraiser", 90)
+    decide(api, keys, comment_id, "spam")
+    learned = weight_rows(app)
+    assert learned["replica"] > before["replica"] and learned["fundraiser"] > 0
+    decide(api, keys, comment_id, "approve")  # a reversal: the spam step out, a ham step in
+    assert weight_rows(app)["fundraiser"] < 0
+    decide(api, keys, comment_id, action)
+    assert weight_rows(app) == pytest.approx(before)
+    with app.app_context():
+        assert db.session.get(ClassifierStep, comment_id) is None
 
 
 def test_the_same_decision_twice_learns_once(app: Flask, api: Api, keys: Keys) -> None:

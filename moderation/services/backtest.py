@@ -92,7 +92,8 @@ def backtest(ruleset: RuleSet, limit: int) -> dict[str, Any]:
             honeypot_filled=False,
             form_too_fast=False,
             before_id=comment.id,
-            classify=partial(learning.classify, leave_out=comment.learned_as),
+            classify=partial(learning.classify, leave_out=comment.learned_as,
+                             comment_id=comment.id),
         )
         verdict = evaluate(ruleset, submission, context)
         outcomes[(label, verdict.outcome)] += 1

@@ -1,8 +1,9 @@
-"""What the service learns from moderators' decisions: the spam classifier's counts.
+"""What the service learns from moderators' decisions: the spam classifier's counts and weights.
 
-The counts live in the database (``classifier_tokens``, ``classifier_totals``), so every
-worker and every instance judges by the same, current state; there is nothing to pickle
-or reload. The maths is in ``moderation.classifier``.
+The counts and the regression's weights live in the database (``classifier_tokens``,
+``classifier_totals``; ``classifier_steps`` for un-learning), so every worker and every
+instance judges by the same, current state; there is nothing to pickle or reload. The
+maths is in ``moderation.classifier``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,23 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
-from moderation.classifier import Counts, score, tokens
+from moderation.classifier import (
+    BIAS_RATE,
+    Counts,
+    blend,
+    logistic,
+    logistic_step,
+    score,
+    tokens,
+)
 from moderation.extensions import db
-from moderation.models import ClassifierToken, ClassifierTotal, Comment, Status
+from moderation.models import (
+    ClassifierStep,
+    ClassifierToken,
+    ClassifierTotal,
+    Comment,
+    Status,
+)
 from moderation.rules import ClassifierScore
 from moderation.services.rules import current_rules
 
@@ -44,9 +59,11 @@ def learn_from_decision(comment: Comment, new_status: Status) -> None:
         return
     features = tokens(learning_text(comment))
     if comment.learned_as is not None:
-        _unlearn(features, comment.learned_as)
+        _unlearn(features, comment.learned_as, _forget_step(comment.id))
     if label is not None:
-        _learn(features, label)
+        step = _regression_step(features, spam=label == SPAM)
+        _learn(features, label, step)
+        db.session.execute(_insert(ClassifierStep).values(comment_id=comment.id, step=step))
     comment.learned_as = label
 
 
@@ -64,23 +81,30 @@ def learning_text(comment: Comment) -> str:
     return "\n".join(getattr(comment, target) or "" for target in targets)
 
 
-_TOKEN_COUNTS = sa.select(ClassifierToken.token, ClassifierToken.spam, ClassifierToken.ham).where(
-    ClassifierToken.token.in_(sa.bindparam("tokens", expanding=True))
-)
-_TOTALS = sa.select(ClassifierTotal.label, ClassifierTotal.messages)
+_TOKEN_COUNTS = sa.select(
+    ClassifierToken.token, ClassifierToken.spam, ClassifierToken.ham, ClassifierToken.weight
+).where(ClassifierToken.token.in_(sa.bindparam("tokens", expanding=True)))
+_TOTALS = sa.select(ClassifierTotal.label, ClassifierTotal.messages, ClassifierTotal.weight)
+_STEP = sa.select(ClassifierStep.step).where(ClassifierStep.comment_id == sa.bindparam("id"))
 
 
-def classify(text: str, *, leave_out: str | None = None) -> ClassifierScore:
+def classify(
+    text: str, *, leave_out: str | None = None, comment_id: int | None = None
+) -> ClassifierScore:
     """The classifier's spam probability for ``text``; neutral and not ready on a cold start.
 
-    Two queries: the message totals, then (once ready) the counts of the text's tokens.
+    Two queries: the message totals and the bias, then (once ready) the counts and weights
+    of the text's tokens. The probability blends Robinson-Fisher on the counts with the
+    logistic regression on the weights; the tokens named are Robinson-Fisher's clues.
     Ready once it has learned ``CLASSIFIER_MIN_DECISIONS`` spam and as many ham comments.
     With ``leave_out`` (a label), the text is taken to be one that was learned under that
     label and its own contribution is subtracted first, so a backtest does not judge a
-    comment by what that very comment taught.
+    comment by what that very comment taught; given ``comment_id`` too, its regression step
+    is subtracted as well.
     """
-    totals = {label: messages for label, messages in db.session.execute(_TOTALS)}
-    spam_messages, ham_messages = totals.get(SPAM, 0), totals.get(HAM, 0)
+    totals = {label: (messages, weight) for label, messages, weight in db.session.execute(_TOTALS)}
+    spam_messages, ham_messages = totals.get(SPAM, (0, 0.0))[0], totals.get(HAM, (0, 0.0))[0]
+    bias = sum(weight for _, weight in totals.values())
     if leave_out == SPAM:
         spam_messages -= 1
     elif leave_out == HAM:
@@ -88,16 +112,24 @@ def classify(text: str, *, leave_out: str | None = None) -> ClassifierScore:
     minimum = int(current_app.config["CLASSIFIER_MIN_DECISIONS"])
     if spam_messages < minimum or ham_messages < minimum:
         return NEUTRAL  # and no need to look at the text
+    features = tokens(text)
     counts: dict[str, Counts] = {}
-    for chunk in _chunks(sorted(tokens(text))):
-        rows = db.session.execute(_TOKEN_COUNTS, {"tokens": chunk})
-        counts.update((token, Counts(spam, ham)) for token, spam, ham in rows)
+    weights: dict[str, float] = {}
+    for chunk in _chunks(sorted(features)):
+        for token, spam, ham, weight in db.session.execute(_TOKEN_COUNTS, {"tokens": chunk}):
+            counts[token] = Counts(spam, ham)
+            weights[token] = weight
+    if leave_out is not None and comment_id is not None:
+        step = db.session.scalar(_STEP, {"id": comment_id}) or 0.0
+        weights = {token: weight - step for token, weight in weights.items()}
+        bias -= step * BIAS_RATE
     if leave_out == SPAM:
         counts = {t: Counts(max(c.spam - 1, 0), c.ham) for t, c in counts.items()}
     elif leave_out == HAM:
         counts = {t: Counts(c.spam, max(c.ham - 1, 0)) for t, c in counts.items()}
     result = score(counts, spam_messages, ham_messages)
-    return ClassifierScore(round(result.probability, 6), True, result.clues)
+    probability = blend(round(result.probability, 6), logistic(bias, weights, features))
+    return ClassifierScore(round(probability, 6), True, result.clues)
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:
@@ -111,28 +143,58 @@ def _insert(model: type[Any]) -> Any:
     return dialect.insert(model)
 
 
-def _learn(features: frozenset[str], label: str) -> None:
-    """Add one to the label's count of each token and of the messages, atomically in SQL."""
+def _regression_step(features: frozenset[str], *, spam: bool) -> float:
+    """The regression's online step for one comment, from the weights as they stand.
+
+    A decision that another worker commits meanwhile is not seen in the step (as in
+    lock-free SGD); the additions themselves are atomic, so nothing is lost.
+    """
+    bias = sum(weight for _, _, weight in db.session.execute(_TOTALS))
+    weights: dict[str, float] = {}
+    for chunk in _chunks(sorted(features)):
+        rows = db.session.execute(_TOKEN_COUNTS, {"tokens": chunk})
+        weights.update((token, weight) for token, _, _, weight in rows)
+    return logistic_step(bias, weights, features, spam)
+
+
+def _forget_step(comment_id: int) -> float:
+    """The step the comment's learning added (0 if it was learned before there were weights)."""
+    step = db.session.scalar(_STEP, {"id": comment_id})
+    db.session.execute(sa.delete(ClassifierStep).where(ClassifierStep.comment_id == comment_id))
+    return step or 0.0
+
+
+def _learn(features: frozenset[str], label: str, step: float) -> None:
+    """Add one to the label's count of each token and of the messages, and the regression's
+    step to the tokens' weights (BIAS_RATE of it to the label's share of the bias),
+    atomically in SQL."""
     column = getattr(ClassifierToken, label)
+    weight = ClassifierToken.weight
     # Sorted, so concurrent learners take PostgreSQL's row locks in one order: no deadlock.
     for chunk in _chunks(sorted(features)):
         insert = _insert(ClassifierToken).values(
-            [{"token": token, "spam": int(label == SPAM), "ham": int(label == HAM)}
-             for token in chunk]
+            [{"token": token, "spam": int(label == SPAM), "ham": int(label == HAM),
+              "weight": step} for token in chunk]
         )
         db.session.execute(
-            insert.on_conflict_do_update(index_elements=["token"], set_={label: column + 1})
+            insert.on_conflict_do_update(
+                index_elements=["token"], set_={label: column + 1, "weight": weight + step}
+            )
         )
-    insert = _insert(ClassifierTotal).values(label=label, messages=1)
+    insert = _insert(ClassifierTotal).values(label=label, messages=1, weight=step * BIAS_RATE)
     db.session.execute(
         insert.on_conflict_do_update(
-            index_elements=["label"], set_={"messages": ClassifierTotal.messages + 1}
+            index_elements=["label"],
+            set_={"messages": ClassifierTotal.messages + 1,
+                  "weight": ClassifierTotal.weight + step * BIAS_RATE},
         )
     )
 
 
-def _unlearn(features: frozenset[str], label: str) -> None:
-    """Take one off the label's count of each token and of the messages; drop empty rows."""
+def _unlearn(features: frozenset[str], label: str, step: float) -> None:
+    """Take one off the label's count of each token and of the messages, and the comment's
+    step off the weights; drop empty rows (their weight is then 0: it is the sum of the
+    steps of the learned comments that have the token)."""
     column = getattr(ClassifierToken, label)
     for chunk in _chunks(sorted(features)):
         # Lock in token order first (a no-op on SQLite, which locks the whole file).
@@ -146,7 +208,7 @@ def _unlearn(features: frozenset[str], label: str) -> None:
         db.session.execute(
             sa.update(ClassifierToken)
             .where(ClassifierToken.token.in_(chunk), column > 0)
-            .values({label: column - 1}),
+            .values({label: column - 1, "weight": ClassifierToken.weight - step}),
             execution_options={"synchronize_session": False},
         )
         db.session.execute(
@@ -159,6 +221,7 @@ def _unlearn(features: frozenset[str], label: str) -> None:
     db.session.execute(
         sa.update(ClassifierTotal)
         .where(ClassifierTotal.label == label, ClassifierTotal.messages > 0)
-        .values(messages=ClassifierTotal.messages - 1),
+        .values(messages=ClassifierTotal.messages - 1,
+                weight=ClassifierTotal.weight - step * BIAS_RATE),
         execution_options={"synchronize_session": False},
     )
