@@ -24,6 +24,9 @@ def _default_workers() -> int:
 workers = int(os.environ.get("GUNICORN_WORKERS", _default_workers()))
 # Sync workers: requests are short and CPU-bound, so threads or gevent would overlap
 # nothing, and they keep the pitfalls of async workers around SQLAlchemy sessions away.
+# A sync worker closes each connection after its response (it has no keep-alive, so
+# gunicorn's `keepalive` setting would do nothing here): run it behind a buffering
+# proxy such as nginx, which keeps the clients' connections open itself.
 worker_class = "sync"
 
 # A request that takes longer than this is stuck (a hung database connection): the
@@ -33,9 +36,6 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 # On SIGTERM, let in-flight submissions finish before the worker exits, so no
 # acknowledged comment is cut off mid-commit during a deploy.
 graceful_timeout = 20
-
-# Behind a proxy, keep-alive connections save a TCP handshake per request.
-keepalive = 5
 
 # Recycle workers now and then so a slow leak in any library cannot grow forever;
 # the jitter keeps all workers from restarting at the same moment.
