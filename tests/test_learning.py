@@ -279,3 +279,26 @@ def test_the_same_decision_twice_learns_once(app: Flask, api: Api, keys: Keys) -
     decide(api, keys, comment_id, "spam")
     assert token_rows(app) == once
     assert once["replica"] == (trained[0] + 1, trained[1])
+
+
+def test_erasure_unlearns_from_the_text_that_taught(app: Flask, api: Api, keys: Keys) -> None:
+    train(api, keys)
+    counts_before, weights_before = token_rows(app), weight_rows(app)
+    kept = post(api, "Replica watches for the library fundraiser", 60)
+    decide(api, keys, kept, "spam")
+    taught = token_rows(app)
+    erased = post(api, "Fundraiser tickets, replica watches, order now", 61)
+    decide(api, keys, erased, "spam")
+
+    # Erasing with the content deleted takes back what that comment taught...
+    response = api.post("/api/v1/admin/privacy/erase",
+                        {"email": "c61@example.org", "delete_content": True}, key=keys.admin)
+    assert response.status_code == 200
+    assert token_rows(app) == taught
+    # ...and keeping the content keeps what it taught; a reversal after the erasure then
+    # takes back exactly that, not counts of tokens the changed comment never taught.
+    api.post("/api/v1/admin/privacy/erase", {"email": "c60@example.org"}, key=keys.admin)
+    assert token_rows(app) == taught
+    decide(api, keys, kept, "delete")
+    assert token_rows(app) == counts_before
+    assert weight_rows(app) == pytest.approx(weights_before)

@@ -54,12 +54,22 @@ def learn_from_decision(comment: Comment, new_status: Status) -> None:
     then spam) un-learns the first label before learning the second; a decision that
     teaches nothing (reject, delete) un-learns whatever the comment had taught.
     """
-    label = LABELS.get(new_status)
+    teach(comment, LABELS.get(new_status))
+
+
+def teach(comment: Comment, label: str | None) -> None:
+    """Make ``comment`` teach ``label`` (None: nothing), from its text as it stands now.
+
+    An erasure, which changes the text, un-learns before the change and teaches again
+    after it: un-learning later, from the changed text, would take the counts off tokens
+    the comment never taught.
+    """
     if comment.learned_as == label:
         return
     features = tokens(learning_text(comment))
     if comment.learned_as is not None:
         _unlearn(features, comment.learned_as, _forget_step(comment.id))
+        comment.learned_as = None
     if label is not None:
         step = _regression_step(features, spam=label == SPAM)
         _learn(features, label, step)

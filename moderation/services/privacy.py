@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from moderation.auth import Caller
 from moderation.extensions import db
 from moderation.models import Comment, Decision, Site, Status, Thread, utcnow
+from moderation.services import learning
 from moderation.services.identity import email_hash
 
 ANONYMOUS = "Anonymous"
@@ -52,9 +53,14 @@ def export(email: str) -> dict[str, Any]:
 
 def erase(caller: Caller, email: str, delete_content: bool) -> int:
     """Anonymise every comment by this address; the audit log records it without the email."""
-    comments = list(db.session.scalars(_by_commenter(email)))
+    # Locked, as a decision locks its comment: both change what the comment has taught.
+    comments = list(db.session.scalars(_by_commenter(email).with_for_update()))
     for comment in comments:
         old_status = comment.status
+        # What the classifier learned from this comment is taken back while its text is
+        # still here, and taught again below from what the erasure keeps.
+        taught = comment.learned_as
+        learning.teach(comment, None)
         comment.author_name = ANONYMOUS
         comment.author_email = ""
         comment.email_hash = ""
@@ -66,6 +72,8 @@ def erase(caller: Caller, email: str, delete_content: bool) -> int:
             comment.content = ""
             comment.content_hash = ""
             comment.status = Status.DELETED
+        if not delete_content:
+            learning.teach(comment, taught)
         comment.status_reason = "erased"
         comment.version += 1
         comment.updated_at = utcnow()
