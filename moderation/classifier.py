@@ -201,7 +201,6 @@ def score(counts: dict[str, Counts], spam_messages: int, ham_messages: int) -> S
     return Score(result, shown)
 
 
-
 # The logistic half. Robinson-Fisher rates each token on its own and takes clues as
 # independent; a logistic regression learned from the same decisions weighs tokens
 # against one another (a stem and its word, a length bucket and the words of a short
