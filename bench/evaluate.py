@@ -101,7 +101,7 @@ class Tally:
         pending = sum(n for (_, s), n in self.outcomes.items() if s == "pending")
         return {
             "n": total, "precision": precision, "recall": recall, "f1": f1, "mcc": mcc,
-            "ham_fp": fp / (fp + tn) if fp + tn else 0.0,
+            "ham_fp": fp / (fp + tn) if fp + tn else 0.0, "false_positives": fp,
             "pending": pending / total if total else 0.0,
         }
 
@@ -132,6 +132,12 @@ def split(rows: list[Labelled], seed: int) -> tuple[list[Labelled], list[Labelle
     generator.shuffle(train)
     generator.shuffle(test)
     return train, test
+
+
+def commenter(row: Labelled) -> tuple[str, str]:
+    """The author's email and IP: the same for every comment of one author name."""
+    digest = hashlib.sha256(row.author.encode()).digest()
+    return f"u{digest[:6].hex()}@example.org", f"10.{digest[6]}.{digest[7]}.{digest[8]}"
 
 
 class Service:
@@ -167,13 +173,13 @@ class Service:
 
     def submit(self, row: Labelled, thread: str, tally: Tally) -> tuple[int, int | None]:
         """Post as the site's backend would; (HTTP status, comment id)."""
-        digest = hashlib.sha256(row.author.encode()).digest()
+        email, ip = commenter(row)
         body = {
             "thread": thread,
             "author_name": row.author,
-            "author_email": f"u{digest[:6].hex()}@example.org",
+            "author_email": email,
             "content": row.content,
-            "ip": f"10.{digest[6]}.{digest[7]}.{digest[8]}",
+            "ip": ip,
             "user_agent": USER_AGENT,
         }
         while True:
@@ -311,8 +317,9 @@ def main() -> None:
 
 def summary_text(trained: dict[str, list[dict[str, float]]]) -> str:
     """Per file over the seeds: mean F1, ham filed as spam, and runs meeting both targets."""
-    out = ["| file (target F1) | runs | mean F1 | min F1 | runs with ham FP > 1% | runs meeting"
-           " F1 and ham FP <= 1% |", "|---|---|---|---|---|---|"]
+    out = ["| file (target F1) | runs | mean F1 | min F1 | ham filed as spam (all runs) "
+           "| runs with ham FP > 1% | runs meeting F1 and ham FP <= 1% |",
+           "|---|---|---|---|---|---|---|"]
     for name, runs in trained.items():
         target = TARGET_F1.get(name)
         f1s = [run["f1"] for run in runs]
@@ -320,8 +327,9 @@ def summary_text(trained: dict[str, list[dict[str, float]]]) -> str:
         met = sum(target is not None and run["f1"] >= target and run["ham_fp"] <= 0.01
                   for run in runs)
         shown = f"{name} ({target})" if target is not None else name
+        wrong = sum(int(run["false_positives"]) for run in runs)
         out.append(f"| {shown} | {len(runs)} | {sum(f1s) / len(f1s):.3f} | {min(f1s):.3f} "
-                   f"| {over} | {met} |")
+                   f"| {wrong} | {over} | {met} |")
     return "\n".join(out)
 
 
