@@ -46,7 +46,7 @@ def list_sites() -> dict[str, Any]:
 
 @blp.route("/sites", methods=["POST"])
 @guarded(blp, Role.ADMIN)
-@blp.arguments(SiteSchema)
+@blp.arguments(SiteSchema())
 @blp.response(201, SiteSchema)
 @errors(blp, 400, 409, 415, 422)
 def create_site(site: dict[str, Any]) -> Any:
@@ -82,7 +82,7 @@ def list_keys() -> dict[str, Any]:
 
 @blp.route("/keys", methods=["POST"])
 @guarded(blp, Role.ADMIN)
-@blp.arguments(KeyRequestSchema)
+@blp.arguments(KeyRequestSchema())
 @blp.doc(requestBody={"content": {"application/json": {"schema": KEY_REQUEST_DOC}}})
 @blp.response(201, NewKeySchema)
 @errors(blp, 400, 404, 415, 422)
@@ -103,7 +103,7 @@ def revoke_key(key_id: int) -> None:
 
 @blp.route("/privacy/erase", methods=["POST"])
 @guarded(blp, Role.ADMIN)
-@blp.arguments(EraseSchema)
+@blp.arguments(EraseSchema())
 @blp.response(200, EraseAnswerSchema)
 @errors(blp, 400, 415, 422)
 def erase(request: dict[str, Any]) -> dict[str, Any]:
@@ -113,7 +113,7 @@ def erase(request: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/privacy/export", methods=["GET"])
 @guarded(blp, Role.ADMIN)
-@blp.arguments(ExportQuerySchema, location="query")
+@blp.arguments(ExportQuerySchema(), location="query")
 @blp.response(200, ExportSchema)
 @errors(blp, 422)
 def export(query: dict[str, Any]) -> dict[str, Any]:

@@ -38,7 +38,7 @@ def _etag(version: int) -> dict[str, str]:
 
 @blp.route("/queue")
 @guarded(blp, *MODERATORS)
-@blp.arguments(QueueQuerySchema, location="query")
+@blp.arguments(QueueQuerySchema(), location="query")
 @blp.response(200, QueuePageSchema)
 @errors(blp, 404, 422)
 def queue(query: dict[str, Any]) -> Response:
@@ -60,7 +60,7 @@ def comment_detail(comment_id: int) -> Any:
 
 @blp.route("/comments/<id:comment_id>/decision", methods=["POST"])
 @guarded(blp, *MODERATORS)
-@blp.arguments(DecisionRequestSchema)
+@blp.arguments(DecisionRequestSchema())
 @blp.doc(
     parameters=[
         {
@@ -90,7 +90,7 @@ def decide(decision: dict[str, Any], comment_id: int) -> Any:
 
 @blp.route("/bulk", methods=["POST"])
 @guarded(blp, *MODERATORS)
-@blp.arguments(BulkRequestSchema)
+@blp.arguments(BulkRequestSchema())
 @blp.response(200, BulkAnswerSchema)
 @errors(blp, 400, 415, 422)
 def bulk(decision: dict[str, Any]) -> dict[str, Any]:
@@ -103,7 +103,7 @@ def bulk(decision: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/audit")
 @guarded(blp, *MODERATORS)
-@blp.arguments(AuditQuerySchema, location="query")
+@blp.arguments(AuditQuerySchema(), location="query")
 @blp.response(200, AuditPageSchema)
 @errors(blp, 404, 422)
 def audit(query: dict[str, Any]) -> dict[str, Any]:
@@ -113,7 +113,7 @@ def audit(query: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/threads", methods=["PUT"])
 @guarded(blp, *MODERATORS)
-@blp.arguments(ThreadStateSchema)
+@blp.arguments(ThreadStateSchema())
 @blp.response(200, ThreadStateAnswerSchema)
 @errors(blp, 400, 404, 415, 422)
 def thread_state(state: dict[str, Any]) -> dict[str, Any]:

@@ -184,7 +184,7 @@ def _form_return_url(fields: dict[str, Any], answer: comments.Answer) -> str | N
 
 
 @blp.route("/comments", methods=["GET"])
-@blp.arguments(ThreadQuerySchema, location="query")
+@blp.arguments(ThreadQuerySchema(), location="query")
 @blp.response(200, ThreadPageSchema)
 @errors(blp, 404, 422)
 def list_comments(query: dict[str, Any]) -> Response:
@@ -204,7 +204,7 @@ def list_comments(query: dict[str, Any]) -> Response:
     scope="flag",
     exempt_when=limits.no_reporter_limit,
 )
-@blp.arguments(FlagSchema)
+@blp.arguments(FlagSchema())
 @blp.response(202, FlagAnswerSchema)
 @errors(blp, 400, 404, 415, 422, 429)
 def flag_comment(report: dict[str, Any], comment_id: int) -> dict[str, Any]:
@@ -214,7 +214,7 @@ def flag_comment(report: dict[str, Any], comment_id: int) -> dict[str, Any]:
 
 
 @blp.route("/form-token", methods=["GET"])
-@blp.arguments(FormTokenQuerySchema, location="query")
+@blp.arguments(FormTokenQuerySchema(), location="query")
 @blp.response(200, FormTokenSchema)
 @errors(blp, 404, 422)
 def form_token(query: dict[str, Any]) -> dict[str, Any]:

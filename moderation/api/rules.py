@@ -28,7 +28,7 @@ def rules_state() -> dict[str, Any]:
 
 @blp.route("/test", methods=["POST"])
 @guarded(blp, Role.ADMIN)
-@blp.arguments(RulesTestSchema)
+@blp.arguments(RulesTestSchema())
 @blp.response(200, VerdictSchema)
 @errors(blp, 400, 415, 422)
 def rules_test(request: dict[str, Any]) -> dict[str, Any]:
@@ -38,7 +38,7 @@ def rules_test(request: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/backtest", methods=["POST"])
 @guarded(blp, Role.ADMIN)
-@blp.arguments(BacktestRequestSchema)
+@blp.arguments(BacktestRequestSchema())
 @blp.response(200, BacktestSchema)
 @errors(blp, 400, 415, 422)
 def rules_backtest(request: dict[str, Any]) -> dict[str, Any]:
