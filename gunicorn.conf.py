@@ -27,7 +27,13 @@ workers = int(os.environ.get("GUNICORN_WORKERS", _default_workers()))
 # A sync worker closes each connection after its response (it has no keep-alive, so
 # gunicorn's `keepalive` setting would do nothing here): run it behind a buffering
 # proxy such as nginx, which keeps the clients' connections open itself.
+# bench/worker_class.py measured gthread against it, with every connection closed as
+# here: with 2 or 4 threads per worker, intake fell by a quarter to a third and p99 grew
+# two to four times. Threads only overlap the commit's disk flush, and they then queue for
+# the same write lock and the GIL.
 worker_class = "sync"
+# For that comparison (gunicorn runs gthread workers when threads > 1); leave it at 1.
+threads = int(os.environ.get("GUNICORN_THREADS", 1))
 
 # A request that takes longer than this is stuck (a hung database connection): the
 # arbiter kills the worker so that it stops holding a slot. Database calls time out sooner.
