@@ -68,3 +68,33 @@ def test_bad_query_arguments_are_422(api):
     assert api.get("/api/v1/comments?thread=/t&limit=0").status_code == 422
     assert api.get("/api/v1/comments?thread=/t&cursor=%%%").status_code == 422
     assert api.get("/api/v1/comments?thread=/t&bogus=1").status_code == 422
+
+
+def every_id(items):
+    return [i["id"] for i in items] + [n for i in items for n in every_id(i["replies"])]
+
+
+def test_replies_under_a_hidden_comment_stay_hidden_on_every_page(api, keys):
+    first = post(api, content="First", author_email="a1@example.org")
+    hidden = post(api, content="Later found to be spam", author_email="a2@example.org")
+    orphan = post(api, content="A reply to it", parent_id=hidden, author_email="a3@example.org")
+    third = post(api, content="Third", author_email="a4@example.org")
+    reply = post(api, content="A reply to the third", parent_id=third,
+                 author_email="a5@example.org")
+    etag = api.get(f"/api/v1/moderation/comments/{hidden}", key=keys.moderator).headers["ETag"]
+    decided = api.post(f"/api/v1/moderation/comments/{hidden}/decision",
+                       {"action": "spam", "reason": "test"}, key=keys.moderator,
+                       headers={"If-Match": etag})
+    assert decided.status_code == 200
+
+    whole = api.get("/api/v1/comments?thread=/2026/11/27/a-story").get_json()
+    assert [item["id"] for item in whole["items"]] == [first, third]
+    assert whole["items"][1]["replies"][0]["id"] == reply
+    assert orphan not in every_id(whole["items"])
+    # One root a page: each page carries its own root's replies and no others.
+    first_page = api.get("/api/v1/comments?thread=/2026/11/27/a-story&limit=1").get_json()
+    assert [(i["id"], i["replies"]) for i in first_page["items"]] == [(first, [])]
+    second_page = api.get("/api/v1/comments?thread=/2026/11/27/a-story&limit=1"
+                          f"&cursor={first_page['next_cursor']}").get_json()
+    assert [i["id"] for i in second_page["items"]] == [third]
+    assert [r["id"] for r in second_page["items"][0]["replies"]] == [reply]

@@ -358,9 +358,14 @@ _ROOTS = (
     .order_by(_comments.c.id)
     .limit(sa.bindparam("limit"))
 )
+# The page's replies: those under a root between its first and last. Every approved
+# top-level comment in that range is on the page, so a range finds the same replies as a
+# list of the roots (plus any under a hidden root, which _nest drops), and, unlike an
+# expanding IN list, it is one fixed SQL string that SQLAlchemy need not re-render.
 _REPLIES = (
     sa.select(*PUBLIC_COLUMNS)
-    .where(_APPROVED_IN_THREAD, _comments.c.root_id.in_(sa.bindparam("roots", expanding=True)))
+    .where(_APPROVED_IN_THREAD,
+           _comments.c.root_id.between(sa.bindparam("first_root"), sa.bindparam("last_root")))
     .order_by(_comments.c.id)
 )
 
@@ -400,7 +405,7 @@ def _nest(thread_id: int, roots: list[sa.Row[Any]]) -> list[dict[str, Any]]:
     if not roots:
         return []
     replies = db.session.execute(
-        _REPLIES, {"thread_id": thread_id, "roots": [root.id for root in roots]}
+        _REPLIES, {"thread_id": thread_id, "first_root": roots[0].id, "last_root": roots[-1].id}
     )
     nodes: dict[int, dict[str, Any]] = {}
     items = []
