@@ -22,8 +22,8 @@ def _default_workers() -> int:
 
 
 workers = int(os.environ.get("GUNICORN_WORKERS", _default_workers()))
-# Sync workers: requests are short and CPU-bound, so threads or gevent would overlap
-# nothing, and they keep the pitfalls of async workers around SQLAlchemy sessions away.
+# Sync workers: requests are short and mostly CPU-bound, and sync workers keep the
+# pitfalls of async workers around SQLAlchemy sessions away.
 # A sync worker closes each connection after its response (it has no keep-alive, so
 # gunicorn's `keepalive` setting would do nothing here): run it behind a buffering
 # proxy such as nginx, which keeps the clients' connections open itself.

@@ -37,6 +37,8 @@ class StrictParser(FlaskParser):
 
 
 class Blueprint(flask_smorest.Blueprint):
+    # Routes hand @blp.arguments a schema instance, not its class: given a class, webargs
+    # builds (and deep-copies the fields of) a new schema on every request.
     ARGUMENTS_PARSER = StrictParser()
 
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
