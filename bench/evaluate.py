@@ -134,6 +134,14 @@ def split(rows: list[Labelled], seed: int) -> tuple[list[Labelled], list[Labelle
     return train, test
 
 
+def served_rules(rules: Path) -> str:
+    """The rules file as the evaluation serves it: hold_new_commenters off, since every
+    author in the data is new."""
+    settings = yaml.safe_load(rules.read_text())
+    settings.setdefault("trust", {})["hold_new_commenters"] = False
+    return yaml.safe_dump(settings, sort_keys=False)
+
+
 def commenter(row: Labelled) -> tuple[str, str]:
     """The author's email and IP: the same for every comment of one author name."""
     digest = hashlib.sha256(row.author.encode()).digest()
@@ -148,9 +156,7 @@ class Service:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         rules_copy = workdir / "rules.yaml"
-        settings = yaml.safe_load(rules.read_text())
-        settings.setdefault("trust", {})["hold_new_commenters"] = False
-        rules_copy.write_text(yaml.safe_dump(settings, sort_keys=False))
+        rules_copy.write_text(served_rules(rules))
         if (rules.parent / "lists").is_dir():
             shutil.copytree(rules.parent / "lists", workdir / "lists")
         self.env = base_env(

@@ -28,8 +28,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from evaluate import (  # noqa: E402
@@ -42,19 +40,12 @@ from evaluate import (  # noqa: E402
     commenter,
     read_labelled,
     row_text,
+    served_rules,
     split,
     summary_text,
 )
 
-from moderation.classifier import (  # noqa: E402
-    BIAS_RATE,
-    Counts,
-    blend,
-    logistic,
-    logistic_step,
-    score,
-    tokens,
-)
+from moderation.classifier import BIAS_RATE, Counts, indicator, logistic_step, tokens  # noqa: E402
 from moderation.config import DEFAULTS  # noqa: E402
 from moderation.rules import (  # noqa: E402
     ClassifierScore,
@@ -100,10 +91,9 @@ class Memory:
         known = [token for token in features if token in self.counts]
         counts = {token: Counts(*self.counts[token]) for token in known}
         weights = {token: self.weights[token] for token in known}
-        result = score(counts, spam_messages, ham_messages)
-        probability = blend(round(result.probability, 6),
-                            logistic(sum(self.bias.values()), weights, features))
-        return ClassifierScore(round(probability, 6), True, result.clues)
+        result = indicator(features, counts, weights, sum(self.bias.values()),
+                           spam_messages, ham_messages)
+        return ClassifierScore(result.probability, True, result.clues)
 
     def teach(self, text: str, label: str) -> None:
         """As ``services.learning.teach`` for a comment that has taught nothing yet."""
@@ -131,9 +121,7 @@ class Memory:
 
 def load_rules(path: Path) -> RuleSet:
     """The rules file as evaluate.py serves it: hold_new_commenters off."""
-    settings = yaml.safe_load(path.read_text())
-    settings.setdefault("trust", {})["hold_new_commenters"] = False
-    return parse_rules(yaml.safe_dump(settings, sort_keys=False), base_dir=path.parent)
+    return parse_rules(served_rules(path), base_dir=path.parent)
 
 
 def replay_pass(ruleset: RuleSet, thread: str, train: list[Labelled], test: list[Labelled],

@@ -246,3 +246,17 @@ def logistic_step(
 def blend(robinson: float, regression: float) -> float:
     """The indicator the rule sees: the mean of the two halves."""
     return BLEND * robinson + (1.0 - BLEND) * regression
+
+
+def indicator(
+    features: frozenset[str],
+    counts: dict[str, Counts],
+    weights: dict[str, float],
+    bias: float,
+    spam_messages: int,
+    ham_messages: int,
+) -> Score:
+    """Both halves on one text, blended; the clues named are Robinson-Fisher's."""
+    robinson = score(counts, spam_messages, ham_messages)
+    probability = blend(round(robinson.probability, 6), logistic(bias, weights, features))
+    return Score(round(probability, 6), robinson.clues)

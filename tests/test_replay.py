@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from moderation.rules.config import default_rules_path
 from tests.conftest import Api, Keys
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
-from evaluate import USER_AGENT, Labelled, Tally, commenter  # noqa: E402
+from evaluate import USER_AGENT, Labelled, Tally, commenter, served_rules  # noqa: E402
 from replay import load_rules, replay_pass  # noqa: E402
 
 THREAD = "/videos/replay-check"
@@ -48,9 +47,7 @@ def labelled(generator: random.Random, n: int) -> list[Labelled]:
 @pytest.fixture
 def app_config(tmp_path: Path) -> dict[str, Any]:
     # The shipped rules as evaluate.py serves them: hold_new_commenters off.
-    settings = yaml.safe_load(default_rules_path().read_text())
-    settings.setdefault("trust", {})["hold_new_commenters"] = False
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    (tmp_path / "rules.yaml").write_text(served_rules(default_rules_path()))
     shutil.copytree(default_rules_path().parent / "lists", tmp_path / "lists")
     return {"RULES_FILE": str(tmp_path / "rules.yaml"), "CLASSIFIER_MIN_DECISIONS": 4}
 

@@ -15,15 +15,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
-from moderation.classifier import (
-    BIAS_RATE,
-    Counts,
-    blend,
-    logistic,
-    logistic_step,
-    score,
-    tokens,
-)
+from moderation.classifier import BIAS_RATE, Counts, indicator, logistic_step, tokens
 from moderation.extensions import db
 from moderation.models import (
     ClassifierStep,
@@ -112,9 +104,8 @@ def classify(
     comment by what that very comment taught; given ``comment_id`` too, its regression step
     is subtracted as well.
     """
-    totals = {label: (messages, weight) for label, messages, weight in db.session.execute(_TOTALS)}
-    spam_messages, ham_messages = totals.get(SPAM, (0, 0.0))[0], totals.get(HAM, (0, 0.0))[0]
-    bias = sum(weight for _, weight in totals.values())
+    messages, bias = _totals()
+    spam_messages, ham_messages = messages.get(SPAM, 0), messages.get(HAM, 0)
     if leave_out == SPAM:
         spam_messages -= 1
     elif leave_out == HAM:
@@ -123,12 +114,7 @@ def classify(
     if spam_messages < minimum or ham_messages < minimum:
         return NEUTRAL  # and no need to look at the text
     features = tokens(text)
-    counts: dict[str, Counts] = {}
-    weights: dict[str, float] = {}
-    for chunk in _chunks(sorted(features)):
-        for token, spam, ham, weight in db.session.execute(_TOKEN_COUNTS, {"tokens": chunk}):
-            counts[token] = Counts(spam, ham)
-            weights[token] = weight
+    counts, weights = _token_state(features)
     if leave_out is not None and comment_id is not None:
         step = db.session.scalar(_STEP, {"id": comment_id}) or 0.0
         weights = {token: weight - step for token, weight in weights.items()}
@@ -137,9 +123,25 @@ def classify(
         counts = {t: Counts(max(c.spam - 1, 0), c.ham) for t, c in counts.items()}
     elif leave_out == HAM:
         counts = {t: Counts(c.spam, max(c.ham - 1, 0)) for t, c in counts.items()}
-    result = score(counts, spam_messages, ham_messages)
-    probability = blend(round(result.probability, 6), logistic(bias, weights, features))
-    return ClassifierScore(round(probability, 6), True, result.clues)
+    result = indicator(features, counts, weights, bias, spam_messages, ham_messages)
+    return ClassifierScore(result.probability, True, result.clues)
+
+
+def _totals() -> tuple[dict[str, int], float]:
+    """Messages learned by label, and the regression's bias (the sum of the labels' shares)."""
+    rows = db.session.execute(_TOTALS).all()
+    return {label: messages for label, messages, _ in rows}, sum(weight for _, _, weight in rows)
+
+
+def _token_state(features: frozenset[str]) -> tuple[dict[str, Counts], dict[str, float]]:
+    """The counts and weights of those of ``features`` the classifier has learned."""
+    counts: dict[str, Counts] = {}
+    weights: dict[str, float] = {}
+    for chunk in _chunks(sorted(features)):
+        for token, spam, ham, weight in db.session.execute(_TOKEN_COUNTS, {"tokens": chunk}):
+            counts[token] = Counts(spam, ham)
+            weights[token] = weight
+    return counts, weights
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:
@@ -159,11 +161,8 @@ def _regression_step(features: frozenset[str], *, spam: bool) -> float:
     A decision that another worker commits meanwhile is not seen in the step (as in
     lock-free SGD); the additions themselves are atomic, so nothing is lost.
     """
-    bias = sum(weight for _, _, weight in db.session.execute(_TOTALS))
-    weights: dict[str, float] = {}
-    for chunk in _chunks(sorted(features)):
-        rows = db.session.execute(_TOKEN_COUNTS, {"tokens": chunk})
-        weights.update((token, weight) for token, _, _, weight in rows)
+    _, bias = _totals()
+    _, weights = _token_state(features)
     return logistic_step(bias, weights, features, spam)
 
 
