@@ -54,7 +54,7 @@ def context_for(
 
     ``before_id`` counts only comments older than that one (a backtest replaying it).
     """
-    approved_count, rejected_count, bad_run = db.session.execute(
+    approved_count, rejected_count, bad_run = db.session.connection().execute(
         _HISTORY,
         {"commenter": commenter, "before_id": _NO_LIMIT if before_id is None else before_id},
     ).one()
