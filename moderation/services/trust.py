@@ -16,16 +16,27 @@ BAD = (Status.SPAM, Status.REJECTED)
 RECENT = 10
 
 
-# A commenter's decided comments (older than :before_id), keyed by the email HMAC.
 _comments = Comment.__table__
+
+
+def _status_is(*statuses: Status) -> sa.ColumnElement[bool]:
+    """The comment has one of ``statuses``.
+
+    Equalities joined by OR, not IN: SQLAlchemy renders an IN list's values into the
+    statement's SQL at every execution, which cost a thirtieth of intake.
+    """
+    return sa.or_(*(_comments.c.status == status for status in statuses))
+
+
+# A commenter's decided comments (older than :before_id), keyed by the email HMAC.
 _DECIDED = (
     _comments.c.email_hash == sa.bindparam("commenter"),
-    _comments.c.status.in_((Status.APPROVED, *BAD)),
+    _status_is(Status.APPROVED, *BAD),
     # BIGINT, so that "no limit" fits where ids are 32-bit (PostgreSQL's INTEGER).
     _comments.c.id < sa.bindparam("before_id", type_=sa.BigInteger),
 )
-_APPROVED = _comments.c.status == Status.APPROVED
-_BAD = _comments.c.status.in_(BAD)
+_APPROVED = _status_is(Status.APPROVED)
+_BAD = _status_is(*BAD)
 _LAST_APPROVED = (
     sa.select(sa.func.coalesce(sa.func.max(_comments.c.id), 0))
     .where(*_DECIDED, _APPROVED)
