@@ -254,6 +254,18 @@ def current_rss_mib(pid: int) -> float:
     return 0.0
 
 
+def pss_mib(pid: int) -> float:
+    """Proportional set size: resident pages, each shared page divided among its sharers.
+
+    With the app preloaded in gunicorn's master, workers share its pages until they write
+    to them, so RSS counts those pages once per worker while PSS splits them.
+    """
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def moderation_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> str:
     """Run the `moderation` command; return its stdout (raise with stderr on failure)."""
     result = subprocess.run(

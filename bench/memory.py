@@ -34,6 +34,7 @@ from common import (  # noqa: E402
     now_id,
     peak_rss_mib,
     process,
+    pss_mib,
     remove,
     run_wrk,
     temp_dir,
@@ -102,12 +103,14 @@ def measure(label: str, rules: Path | None, folder: Path, workers: int, seconds:
         )
         pids = workers_of(server.pid)
         peaks = [peak_rss_mib(pid) for pid in pids]
+        pss = [pss_mib(pid) for pid in pids]
         master = peak_rss_mib(server.pid)
     return {
         "label": label,
         "boot": boot,
         "idle": idle,
         "peaks": peaks,
+        "pss": pss,
         "master": master,
         "rps": result["rps"],
         "p50": result["p50_us"],
@@ -134,21 +137,26 @@ def main() -> int:
         remove(folder)
     body = header(this_command())
     body += (
-        f"- gunicorn.conf.py with GUNICORN_WORKERS={opts.workers} (each worker imports the "
-        "app and loads the rules itself: no preload), SQLite, limits off; "
+        f"- gunicorn.conf.py with GUNICORN_WORKERS={opts.workers} (the app and its rules are "
+        "loaded once in the master and the workers forked from it), SQLite, limits off; "
         f"{seconds} s of wrk unique-comment load (-t2 -c8) before reading VmHWM.\n"
         f"- `{opts.terms // 1000}k-terms` = the shipped rules plus a `terms` rule with a "
         f"`file:` list of {opts.terms:,} generated words and phrases (20% two-word).\n\n"
     )
     body += (
-        "| rules | peak RSS per worker, MiB (median; each) | idle RSS after boot, MiB | "
-        "master peak MiB | boot to ready s | intake req/s | p50 ms | p99 ms | errors |\n"
-        "|---|---|---|---|---|---|---|---|---|\n"
+        "- Peak RSS counts every page a worker touched, the pages it still shares with the "
+        "master included; PSS (after the load) divides each shared page among its sharers, "
+        "so the workers' PSS and the master's add up to what the service holds.\n\n"
+        "| rules | peak RSS per worker, MiB (median; each) | PSS per worker, MiB (median) "
+        "| idle RSS after boot, MiB | master peak MiB | boot to ready s | intake req/s "
+        "| p50 ms | p99 ms | errors |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
     )
     for r in rows:
         body += (
             f"| {r['label']} | **{statistics.median(r['peaks']):.0f}** "
             f"({', '.join(f'{v:.0f}' for v in r['peaks'])}) | "
+            f"{statistics.median(r['pss']):.0f} | "
             f"{statistics.median(r['idle']):.0f} | {r['master']:.0f} | {r['boot']:.1f} | "
             f"{r['rps']:.0f} | {fmt_ms(r['p50'])} | {fmt_ms(r['p99'])} | {r['errors']} |\n"
         )

@@ -21,6 +21,7 @@ SCRIPTS = [
     ("http", "http_bench.py", 900, True),
     ("workers", "workers.py", 900, True),
     ("worker_class", "worker_class.py", 600, True),
+    ("recycle", "recycle.py", 600, True),
     ("memory", "memory.py", 600, True),
     ("scale_pg", "scale_pg.py", 1200, True),
     ("chaos", "chaos.py", 300, True),

@@ -10,6 +10,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,8 +36,9 @@ def call(url: str, body: dict | None = None) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-@pytest.fixture
-def served(tmp_path):
+@contextmanager
+def gunicorn(tmp_path: Path, *args: str, **settings: str) -> Iterator[str]:
+    """`moderation init`, then gunicorn.conf.py with two workers (plus ``args``); its base URL."""
     port = free_port()
     env = {
         **os.environ,
@@ -44,13 +47,14 @@ def served(tmp_path):
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "2",
         "MODERATION_RATELIMIT_ENABLED": "false",
+        **settings,
     }
     env.pop("DATABASE_URL", None)
     init = subprocess.run([BIN / "moderation", "init"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
     assert init.returncode == 0, init.stderr
     assert init.stdout.strip().splitlines()[-1].strip().startswith("mk_")
-    server = subprocess.Popen([BIN / "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+    server = subprocess.Popen([BIN / "gunicorn", "-c", "gunicorn.conf.py", *args, "wsgi:app"],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -70,13 +74,22 @@ def served(tmp_path):
         server.wait(timeout=30)
 
 
+@pytest.fixture
+def served(tmp_path):
+    with gunicorn(tmp_path) as base:
+        yield base
+
+
+def post_comment(base: str, n: int, content: str | None = None) -> int:
+    return call(base + "/api/v1/comments", {
+        "thread": "/served", "author_name": f"Reader {n}",
+        "author_email": f"r{n}@example.org", "content": content or f"Comment {n} on the story.",
+    })[0]
+
+
 def test_two_workers_take_comments_and_metrics_sum_across_them(served):
     for n in range(12):
-        status, _ = call(served + "/api/v1/comments", {
-            "thread": "/served", "author_name": f"Reader {n}",
-            "author_email": f"r{n}@example.org", "content": f"Comment {n} on the story.",
-        })
-        assert status == 201
+        assert post_comment(served, n) == 201
     pids = set()
     text = ""
     for _ in range(10):
@@ -89,3 +102,29 @@ def test_two_workers_take_comments_and_metrics_sum_across_them(served):
             and 'route="/api/v1/comments"' in row and 'status="201"' in row]
     assert line and float(line[0].rsplit(" ", 1)[1]) == 12.0
     assert 'moderation_queue_depth{site="default",status="pending"} 12.0' in text
+
+
+def test_recycled_workers_fork_from_the_preloaded_app_and_follow_rules_edits(tmp_path):
+    """Workers recycled every few requests (max_requests) keep serving, count in the
+    metrics, and use the rules file as it is now, not as the master loaded it."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules: []\n")
+    recycle = ("--max-requests", "3", "--max-requests-jitter", "0")
+    with gunicorn(tmp_path, *recycle, MODERATION_RULES_FILE=str(rules)) as base:
+        for n in range(12):
+            assert post_comment(base, n) == 201
+        aside = tmp_path / "rules.tmp"
+        aside.write_text("version: 1\nrules: [{id: ZEBRA, type: terms, terms: [zebra], "
+                         "outcome: rejected}]\n")
+        os.replace(aside, rules)
+        # The two workers running now serve at most three requests each, with the rules
+        # they had (until their own watcher's next look); every worker forked after them
+        # must judge by the edited file from its first request.
+        answers = [post_comment(base, 100 + n, f"A zebra, number {n}.") for n in range(12)]
+        assert answers[6:] == [403] * 6, answers
+        _, body = call(base + "/metrics")
+    # Counters of recycled workers stay in the sum.
+    line = [row for row in body.decode().splitlines()
+            if row.startswith("moderation_http_requests_total{")
+            and 'route="/api/v1/comments"' in row and 'status="201"' in row]
+    assert line and float(line[0].rsplit(" ", 1)[1]) == 12 + answers.count(201)

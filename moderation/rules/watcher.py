@@ -73,6 +73,10 @@ class RulesWatcher:
             if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
                 return
             # A thread started before a fork does not exist in the child: start another.
+            # A child forked from a preloaded master (gunicorn's preload_app) holds the
+            # rules as the master loaded them, maybe long ago: check the files now rather
+            # than serve those until the thread's first check.
+            self.check_now()
             self._pid = os.getpid()
             self._stop = threading.Event()
             self._thread = threading.Thread(target=self._run, name="rules-watcher", daemon=True)

@@ -177,3 +177,16 @@ def test_two_worker_processes_both_follow_edits(rules_file: Path, tmp_path: Path
             commands.join_thread()
             answers.join_thread()
     assert [process.exitcode for process in workers] == [0, 0]
+
+
+def test_a_forked_child_checks_the_files_before_serving(rules_file: Path) -> None:
+    """As in a worker forked from a preloaded master: the rules it inherited are stale."""
+    watcher = RulesWatcher(rules_file, interval=60)  # its thread would not look for a minute
+    watcher.start()
+    try:
+        write(rules_file, GOOD.format(word="lottery"))
+        watcher._pid = -1  # as seen from a child process after fork
+        watcher.start()
+        assert outcome(watcher, "lottery") == "spam"
+    finally:
+        watcher.stop()
