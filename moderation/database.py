@@ -40,6 +40,22 @@ def _transaction(read_only: bool) -> Iterator[None]:
 
 
 @contextmanager
+def read_only() -> Iterator[None]:
+    """Run a lookup as a read, its transaction ended on the way out (on SQLite: no lock).
+
+    For a writing request's lookups before intake's own phases (the API key, the site):
+    on SQLite a POST's first query would otherwise begin the write transaction and hold its
+    lock while the comment is judged. Inside a transaction already begun, the block simply
+    joins it, so that nothing already written is committed early.
+    """
+    if db.session().in_transaction():
+        yield
+        return
+    with _transaction(read_only=True):
+        yield
+
+
+@contextmanager
 def reading() -> Iterator[None]:
     """Run the block's queries as reads; what the session runs after it is a write transaction.
 

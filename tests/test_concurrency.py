@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import sqlalchemy as sa
 
 from moderation.extensions import db
 from moderation.models import Comment
+from moderation.services import comments
 from tests.conftest import comment
 
 
@@ -49,3 +51,32 @@ def test_two_moderators_with_the_same_etag_one_wins(app, api, keys):
     assert statuses == [200, 412]
     history = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.moderator)
     assert len(history.get_json()["history"]) == 1
+
+
+@pytest.mark.parametrize("app_config", [{"RATELIMIT_ENABLED": True}])
+@pytest.mark.parametrize("by", ["form", "site key"])
+def test_intake_judges_without_holding_the_sqlite_write_lock(app, api, keys, monkeypatch, by):
+    """Judging (history, rules, classifier) is intake's slow part: holding SQLite's one write
+    lock through it would queue every other worker's intake behind it. The key lookup
+    (and the rate limits' look at the caller) come first and must not take the lock."""
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            pytest.skip("the write lock is SQLite's")
+    held: list[bool] = []
+    judge = comments._judge
+
+    def judging(*args, **kwargs):
+        held.append(db.session.connection().connection.dbapi_connection.holding_write_lock)
+        return judge(*args, **kwargs)
+
+    body = comment(content="Judged while other workers write.")
+    key = None
+    if by == "site key":
+        body, key = {**body, "ip": "198.51.100.7"}, keys.site
+    # The thread exists already, as for most comments (a first one creates it in a
+    # transaction of its own, which ends whatever came before).
+    first = api.post("/api/v1/comments", {**body, "content": "The first."}, key=key)
+    assert first.status_code == 201
+    monkeypatch.setattr(comments, "_judge", judging)
+    assert api.post("/api/v1/comments", body, key=key).status_code == 201
+    assert held == [False]

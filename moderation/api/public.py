@@ -11,6 +11,7 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from moderation.api import Blueprint, errors
 from moderation.auth import current_caller
+from moderation.database import read_only
 from moderation.errors import Forbidden, Invalid
 from moderation.extensions import limiter
 from moderation.models import Role
@@ -147,8 +148,9 @@ def _signals(
     """Network facts: from the body only for the site's own key, else from the request."""
     caller = current_caller()
     if caller is not None and caller.role is Role.SITE:
-        site = get_site(fields["site"])
-        if not caller.may_act_on(site.id):
+        with read_only():  # not holding SQLite's write lock while the comment is judged
+            site_id = get_site(fields["site"]).id
+        if not caller.may_act_on(site_id):
             raise Forbidden("This key may not submit to that site.")
         return comments.Signals(
             ip=fields.get("ip"),
@@ -168,13 +170,14 @@ def _signals(
 
 def _form_return_url(fields: dict[str, Any], answer: comments.Answer) -> str | None:
     """Back to the page the form was on, if it belongs to the site (never an open redirect)."""
-    site = get_site(fields["site"])
+    with read_only():  # after intake's commit: a lookup, not a write transaction
+        allowed = get_site(fields["site"]).allowed_origins or []
     for candidate in (fields.get("thread_url"), request.referrer):
         if not candidate:
             continue
         parts = urlsplit(candidate)
         origin = f"{parts.scheme}://{parts.netloc}"
-        if parts.scheme in ("http", "https") and origin in (site.allowed_origins or []):
+        if parts.scheme in ("http", "https") and origin in allowed:
             query = parts.query + ("&" if parts.query else "") + urlencode(
                 {"comment_status": answer.body["status"], "comment_id": answer.comment_id}
             )
