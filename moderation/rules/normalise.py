@@ -21,6 +21,7 @@ back to the span of the original it came from:
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import unicodedata
@@ -295,6 +296,9 @@ class Normalised:
         return self.original[begin:finish]
 
 
+# One intake folds the same content three times (its duplicate hash, the rules, the
+# classifier's tokens); the result is immutable, so the recent ones are kept.
+@functools.lru_cache(maxsize=64)
 def normalise(text: str) -> Normalised:
     """Fold ``text`` for matching; normalising the result again changes nothing."""
     stages: list[_Edits | _LazyEdits] = []
