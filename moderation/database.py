@@ -6,7 +6,7 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -26,12 +26,15 @@ _reading: ContextVar[bool] = ContextVar("reading", default=False)
 
 
 @contextmanager
-def _transaction(read_only: bool) -> Iterator[None]:
-    """Run the block in one transaction of that kind, committed (or rolled back) on the way out."""
+def _transaction(read_only: bool, end: Callable[[], None] | None = None) -> Iterator[None]:
+    """Run the block in one transaction of that kind, committed (or rolled back) on the way out.
+
+    ``end``, if given, ends it instead of the commit.
+    """
     token = _reading.set(read_only)
     try:
         yield
-        db.session.commit()
+        (end or db.session.commit)()
     except BaseException:
         db.session.rollback()
         raise
@@ -68,25 +71,22 @@ def reading() -> Iterator[None]:
     On SQLite the reads ran in autocommit, so there is nothing to end: the write
     transaction begins on the connection that read. Ending the session's transaction
     instead, and checking the connection out of the pool again for the writes, cost a
-    twentieth of intake. A request that queried before the block (a site key's site)
-    is in a write transaction already; that one is committed.
+    twentieth of intake. A request that queried before the block (other than through
+    read_only()) is in a write transaction already; that one is committed.
     """
-    token = _reading.set(True)
-    try:
+    with _transaction(read_only=True, end=_begin_writing):
         yield
-        connection = db.session.connection()
-        if (
-            connection.dialect.name == "sqlite"
-            and not connection.connection.dbapi_connection.in_transaction
-        ):
-            begin_immediate(connection)
-        else:
-            db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    finally:
-        _reading.reset(token)
+
+
+def _begin_writing() -> None:
+    """How reading() ends: the write transaction begun (SQLite), or the reads committed."""
+    connection = db.session.connection()
+    sqlite_autocommit = (connection.dialect.name == "sqlite"
+                         and not connection.connection.dbapi_connection.in_transaction)
+    if sqlite_autocommit:
+        begin_immediate(connection)
+    else:
+        db.session.commit()
 
 
 @contextmanager
