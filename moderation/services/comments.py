@@ -124,11 +124,12 @@ def submit(fields: dict[str, Any], signals: Signals, idempotency_key: str | None
     request_hash = _request_hash(fields) if idempotency_key else ""
     with reading():
         place = _locate(fields)
-        if idempotency_key:
-            replay = _replay(place.site_id, idempotency_key, request_hash)
-            if replay is not None:
-                return replay
-        judged = _judge(place, fields, signals)
+        replay = _replay(place.site_id, idempotency_key, request_hash) if idempotency_key else None
+        judged = _judge(place, fields, signals) if replay is None else None
+    if replay is not None:
+        db.session.rollback()  # a retry writes nothing: end the write transaction begun
+        return replay
+    assert judged is not None
     try:
         answer = _store(judged, fields, signals)
         if idempotency_key:
