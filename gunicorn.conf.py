@@ -84,6 +84,8 @@ def on_starting(server):
 def post_fork(server, worker):
     """Drop pooled database connections a preloaded app may hold: a connection must never be
     shared by two processes. close=False leaves the master's own connections alone."""
+    if not server.cfg.preload_app:
+        return  # the worker is about to build its own app
     app = server.app.wsgi()
     if "sqlalchemy" in getattr(app, "extensions", {}):
         from moderation.extensions import db
