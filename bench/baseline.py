@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import WORK, header, remove, temp_dir, this_command, write_section  # noqa: E402
 from evaluate import DATA, DEFAULT_RULES, TARGET_F1, Tally, read_labelled, split  # noqa: E402
-from replay import load_rules, replay_pass  # noqa: E402
+from replay import load_rules, replay_pass, seed_range  # noqa: E402
 
 from moderation.classifier import tokens  # noqa: E402
 
@@ -99,17 +99,12 @@ def ensure_sklearn() -> Path:
     return python
 
 
-def seeds_of(span: str) -> list[int]:
-    first, _, last = span.partition("-")
-    return list(range(int(first), int(last or first) + 1))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="21-60", help="a range of split seeds")
     parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md")
     options = parser.parse_args()
-    seeds = seeds_of(options.seeds)
+    seeds = seed_range(options.seeds)
     python = ensure_sklearn()
     ruleset = load_rules(DEFAULT_RULES)
 

@@ -173,11 +173,16 @@ def replay_pass(ruleset: RuleSet, thread: str, train: list[Labelled], test: list
     return tally
 
 
+def seed_range(span: str) -> list[int]:
+    """'11-30' as the seeds 11 to 30; '7' as [7]."""
+    first, _, last = span.partition("-")
+    return list(range(int(first), int(last or first) + 1))
+
+
 def seed_list(options: argparse.Namespace) -> list[int]:
     seeds = list(options.seed or [])
     if options.seeds:
-        first, _, last = options.seeds.partition("-")
-        seeds += range(int(first), int(last or first) + 1)
+        seeds += seed_range(options.seeds)
     return seeds or [1, 2, 3]
 
 
