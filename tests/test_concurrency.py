@@ -117,3 +117,49 @@ def test_a_retried_submission_answers_without_keeping_the_sqlite_write_lock(
     again = api.post("/api/v1/comments", body, headers=headers)
     assert again.get_json() == first.get_json()
     assert held == [False]
+
+
+def test_a_lost_idempotency_race_answers_without_keeping_the_sqlite_write_lock(
+    app, api, monkeypatch
+):
+    """Two retries racing in: the loser's insert fails on the key, and it answers with the
+    winner's response. Reading that response must not begin a write transaction that
+    holds the lock until the request ends."""
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            pytest.skip("the write lock is SQLite's")
+        lock_file = db.engine.url.database + "-writelock"
+    body = comment(content="Raced in twice.")
+    headers = {"Idempotency-Key": "race-1"}
+    first = api.post("/api/v1/comments", body, headers=headers)
+    # The loser looked for a stored answer before the winner had committed one.
+    replay = comments._replay
+    looks: list[int] = []
+
+    def too_early(*args, **kwargs):
+        looks.append(1)
+        return None if len(looks) == 1 else replay(*args, **kwargs)
+
+    held: list[bool] = []
+    submit = comments.submit
+
+    def submitting(*args, **kwargs):
+        answer = submit(*args, **kwargs)
+        with open(lock_file, "a") as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                held.append(True)
+            else:
+                held.append(False)
+                fcntl.flock(other, fcntl.LOCK_UN)
+        return answer
+
+    monkeypatch.setattr(comments, "_replay", too_early)
+    monkeypatch.setattr(comments, "submit", submitting)
+    again = api.post("/api/v1/comments", body, headers=headers)
+    assert len(looks) == 2  # the race was taken: the insert failed and the answer was read
+    assert again.get_json() == first.get_json()
+    assert held == [False]
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Comment)) == 1
