@@ -85,9 +85,13 @@ def list_keys() -> dict[str, Any]:
 @blp.arguments(KeyRequestSchema())
 @blp.doc(requestBody={"content": {"application/json": {"schema": KEY_REQUEST_DOC}}})
 @blp.response(201, NewKeySchema)
-@errors(blp, 400, 404, 415, 422)
+@errors(blp, 400, 404, 409, 415, 422)
 def create_key(request: dict[str, Any]) -> dict[str, Any]:
-    """Issue a key; its secret is in this answer and nowhere else, ever."""
+    """Issue a key; its secret is in this answer and nowhere else, ever.
+
+    The name must not be that of another unrevoked key (409): the audit log names the actor
+    by it.
+    """
     key, secret = keys.create_key(request["name"], request["role"], request["sites"])
     return {**key_of(key), "secret": secret}
 

@@ -7,13 +7,16 @@ import datetime as dt
 import sqlalchemy as sa
 
 from moderation.auth import new_key
-from moderation.errors import Invalid, NotFound
+from moderation.errors import Conflict, Invalid, NotFound
 from moderation.extensions import db
 from moderation.models import ApiKey, Role, Site
 
 
 def create_key(name: str, role: str, site_slugs: list[str]) -> tuple[ApiKey, str]:
-    """Issue a key; moderator and site keys must name their sites. Returns the secret once."""
+    """Issue a key; moderator and site keys must name their sites. Returns the secret once.
+
+    409 if an unrevoked key has the name already: the audit log names actors by key name.
+    """
     role_enum = Role(role)
     sites = list(db.session.scalars(sa.select(Site).where(Site.slug.in_(site_slugs))))
     missing = sorted(set(site_slugs) - {site.slug for site in sites})
@@ -25,6 +28,11 @@ def create_key(name: str, role: str, site_slugs: list[str]) -> tuple[ApiKey, str
         raise Invalid("A moderator key names its sites.", {"sites": ["Name at least one site."]})
     if role_enum is Role.ADMIN and sites:
         raise Invalid("An admin key covers every site.", {"sites": ["Leave empty for admin."]})
+    name_in_use = db.session.scalar(
+        sa.select(sa.exists().where(ApiKey.name == name, ApiKey.revoked_at.is_(None)))
+    )
+    if name_in_use:
+        raise Conflict(f"An active key is named '{name}' already; choose another name.")
     key, secret = new_key(name, role_enum, sites)
     db.session.commit()
     return key, secret
