@@ -43,6 +43,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from moderation.config import load_config
 
     load_config(app, config)
+    from moderation.api.json_body import JSONProvider
+
+    # Decoding refuses bodies that Python's json would take but nothing after could use.
+    app.json = JSONProvider(app)
     # Answers keep their fields in the contract's order ("id" first), not sorted; Flask 3
     # reads this from app.json, no longer from the JSON_SORT_KEYS setting.
     app.json.sort_keys = False  # type: ignore[attr-defined]

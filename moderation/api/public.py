@@ -7,9 +7,10 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from flask import Response, jsonify, redirect, request
 from marshmallow import ValidationError
-from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+from werkzeug.exceptions import UnsupportedMediaType
 
 from moderation.api import Blueprint, errors
+from moderation.api.json_body import json_object
 from moderation.auth import current_caller
 from moderation.database import read_only
 from moderation.errors import Forbidden, Invalid
@@ -52,10 +53,7 @@ def _submission_body() -> tuple[dict[str, Any], bool]:
     """The posted fields and whether they came from an HTML form; 400/415 when unusable."""
     mimetype = request.mimetype
     if mimetype == "application/json":
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            raise BadRequest("The body is not a JSON object.")
-        return body, False
+        return json_object(request), False
     if mimetype in FORM_TYPES:
         form = {key: request.form[key] for key in request.form}
         for extra in WORDPRESS_EXTRAS:

@@ -1,0 +1,64 @@
+"""Request bodies in JSON: decoded once, the same way for every route, or refused with 400.
+
+Python's decoder accepts two things that break later, as a 500 instead of a 400:
+- an escaped lone UTF-16 surrogate (``"\\ud800"``): valid JSON grammar but not text, so
+  no database driver and no UTF-8 encoder can take the string it makes (RFC 8259 8.2);
+- deep nesting (``[[[[...``): it recurses once per level and raises RecursionError
+  long before the 64 KiB body limit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from flask import Request
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import BadRequest
+
+# An escaped UTF-16 surrogate, \uD800 to \uDFFF; most bodies have none, so only those
+# that do pay for the check that each one is half of a pair.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+class MalformedBody(ValueError):
+    """A body that decodes as JSON but cannot be used; ``str()`` says why, for the caller."""
+
+
+def loads(data: str | bytes) -> Any:
+    """json.loads, refusing (ValueError) deep nesting and lone surrogates."""
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise MalformedBody("The JSON body is nested too deeply.") from None
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if _SURROGATE_ESCAPE.search(raw):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise MalformedBody(
+                "The JSON body holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text."
+            ) from None
+    return value
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, decoding with ``loads`` above: request.get_json(silent=True) (the rate
+    limits read the body) then gets None for such a body instead of raising."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return loads(s)
+
+
+def json_object(request: Request) -> dict[str, Any]:
+    """The request's body as a JSON object, or 400 saying what is wrong with it."""
+    try:
+        body = loads(request.get_data(cache=True))
+    except MalformedBody as error:
+        raise BadRequest(str(error)) from None
+    except ValueError:  # json.JSONDecodeError, UnicodeDecodeError
+        raise BadRequest("The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The body is not a JSON object.")
+    return body

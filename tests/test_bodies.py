@@ -1,0 +1,92 @@
+"""JSON bodies: every route decodes them alike, and a body nothing could use is a 400."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import comment
+
+LONE_SURROGATE = b'"\\ud800 alone"'
+NESTED = b"[" * 30000 + b"]" * 30000
+NESTED_OBJECT = b'{"a":' * 5000 + b"1" + b"}" * 5000
+
+
+def _with_content(raw: bytes) -> bytes:
+    """A valid submission whose content is the raw JSON string given."""
+    body = json.dumps(comment(content="PLACEHOLDER")).encode()
+    return body.replace(b'"PLACEHOLDER"', raw)
+
+
+def _post(api, path: str, data: bytes, key: str | None = None,
+          content_type: str = "application/json"):
+    return api.post(path, key=key, data=data, content_type=content_type)
+
+
+def _routes(keys) -> list[tuple[str, str | None]]:
+    """A JSON route of each kind: public intake, public flags (webargs), moderator, admin."""
+    return [
+        ("/api/v1/comments", None),
+        ("/api/v1/comments/1/flags", None),
+        ("/api/v1/moderation/bulk", keys.moderator),
+        ("/api/v1/admin/sites", keys.admin),
+        ("/api/v1/admin/rules/test", keys.admin),
+    ]
+
+
+@pytest.mark.parametrize("app_config", [{"RATELIMIT_ENABLED": True}])
+def test_a_lone_surrogate_is_a_400_on_every_json_route(app, api, keys):
+    """Python's decoder takes "\\ud800", which no database can store: it was a 500."""
+    intake = _post(api, "/api/v1/comments", _with_content(LONE_SURROGATE))
+    assert intake.status_code == 400
+    assert "surrogate" in intake.get_json()["message"]
+    for path, key in _routes(keys)[1:]:
+        answer = _post(api, path, b'{"reason": ' + LONE_SURROGATE + b', "name": '
+                       + LONE_SURROGATE + b"}", key)
+        assert answer.status_code == 400, (path, answer.get_json())
+        assert set(answer.get_json()) == {"code", "status", "message"}
+
+
+def test_a_surrogate_pair_is_text(app, api):
+    """An escaped emoji is two surrogates that make one character: that is fine."""
+    answer = _post(api, "/api/v1/comments", _with_content(b'"Nice \\ud83d\\ude00"'))
+    assert answer.status_code == 201
+    page = api.get("/api/v1/comments?thread=/2026/11/27/a-story").get_json()
+    assert [item["content"] for item in page["items"]] == ["Nice \U0001F600"]
+
+
+@pytest.mark.parametrize("app_config", [{"RATELIMIT_ENABLED": True}])
+@pytest.mark.parametrize("body", [NESTED, NESTED_OBJECT], ids=["array", "object"])
+def test_deep_nesting_is_a_400_not_a_recursion_error(app, api, keys, body):
+    """Under the 64 KiB limit, [[[[... made Python's decoder recurse past its limit (500);
+    the rate limits, which look at the body first, must not trip on it either."""
+    for path, key in _routes(keys):
+        answer = _post(api, path, body, key)
+        assert answer.status_code == 400, (path, answer.status_code)
+        assert answer.get_json()["message"] == "The JSON body is nested too deeply."
+
+
+def test_malformed_and_non_object_bodies_get_one_answer_everywhere(app, api, keys):
+    for path, key in _routes(keys):
+        broken = _post(api, path, b'{"reason":', key)
+        assert broken.status_code == 400
+        assert broken.get_json() == {"code": 400, "status": "Bad Request",
+                                     "message": "The body is not valid JSON."}
+        array = _post(api, path, b"[1, 2]", key)
+        assert array.status_code == 400
+        assert array.get_json()["message"] == "The body is not a JSON object."
+
+
+def test_a_body_of_another_type_is_a_415_on_json_routes(app, api, keys):
+    """webargs took a text/plain body for no body at all, so the answer was a 422 saying
+    the fields were missing."""
+    for path, key in _routes(keys)[1:]:
+        answer = _post(api, path, b'{"reason": "spam"}', key, content_type="text/plain")
+        assert answer.status_code == 415, (path, answer.get_json())
+
+
+def test_no_body_names_the_missing_fields(app, api, keys):
+    answer = api.post("/api/v1/moderation/bulk", key=keys.moderator)
+    assert answer.status_code == 422
+    assert "ids" in answer.get_json()["errors"]
