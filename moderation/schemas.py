@@ -377,19 +377,34 @@ class ThreadStateAnswerSchema(ma.Schema):
     closed = fields.Boolean(dump_only=True)
 
 
+def _site_name(**kwargs: Any) -> fields.String:
+    return fields.String(validate=validate.Length(max=200), **kwargs)
+
+
+def _allowed_origins(**kwargs: Any) -> fields.List:
+    return fields.List(
+        fields.String(
+            validate=[validate.Length(max=255), _origin], metadata={"pattern": ORIGIN.pattern}
+        ),
+        validate=validate.Length(max=50),
+        **kwargs,
+    )
+
+
 class SiteSchema(TrimmedSchema):
     slug = fields.String(
         required=True, validate=validate.Regexp(SLUG, error="Must match [a-z0-9-]{{1,64}}.")
     )
-    name = fields.String(load_default="", validate=validate.Length(max=200))
-    allowed_origins = fields.List(
-        fields.String(
-            validate=[validate.Length(max=255), _origin], metadata={"pattern": ORIGIN.pattern}
-        ),
-        load_default=list,
-        validate=validate.Length(max=50),
-    )
+    name = _site_name(load_default="")
+    allowed_origins = _allowed_origins(load_default=list)
     created_at = fields.DateTime(dump_only=True)
+
+
+class SiteChangeSchema(TrimmedSchema):
+    """A site's new name and/or origins, validated as at creation; the slug is its identity."""
+
+    name = _site_name()
+    allowed_origins = _allowed_origins()
 
 
 class SiteListSchema(ma.Schema):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 
 def test_a_name_in_use_by_an_active_key_is_refused(api, keys):
     body = {"name": "night-shift", "role": "moderator", "sites": ["default"]}
@@ -23,3 +25,45 @@ def test_the_cli_refuses_a_name_in_use(runner, keys):
     result = runner.invoke(args=["keys", "create", "--role", "admin", "--name", "ops"])
     assert result.exit_code != 0
     assert "ops" in result.output and "mk_" not in result.output
+
+
+def test_a_site_name_and_origins_can_be_changed(api, keys):
+    renamed = api.client.patch("/api/v1/admin/sites/other", json={"name": " Other news "},
+                               headers={"Authorization": f"Bearer {keys.admin}"})
+    assert renamed.status_code == 200
+    assert renamed.get_json()["name"] == "Other news"
+    assert renamed.get_json()["allowed_origins"] == ["https://other.example"]
+    moved = api.client.patch(
+        "/api/v1/admin/sites/other",
+        json={"allowed_origins": ["https://news.example/", "http://localhost:8080"]},
+        headers={"Authorization": f"Bearer {keys.admin}"},
+    )
+    assert moved.status_code == 200
+    site = api.get("/api/v1/admin/sites/other", key=keys.admin).get_json()
+    assert site["slug"] == "other" and site["name"] == "Other news"
+    assert site["allowed_origins"] == ["https://news.example", "http://localhost:8080"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"allowed_origins": ["ftp://x"]}, "allowed_origins"),
+        ({"name": "x" * 201}, "name"),
+        ({"slug": "renamed"}, "slug"),
+    ],
+)
+def test_a_site_change_is_validated_as_creation_is(api, keys, body, field):
+    response = api.client.patch("/api/v1/admin/sites/other", json=body,
+                                headers={"Authorization": f"Bearer {keys.admin}"})
+    assert response.status_code == 422
+    assert field in response.get_json()["errors"]
+    assert api.get("/api/v1/admin/sites/other", key=keys.admin).get_json()["name"] == "Other site"
+
+
+def test_changing_a_site_needs_an_existing_site_and_an_admin(api, keys):
+    def patch(slug, key):
+        return api.client.patch(f"/api/v1/admin/sites/{slug}", json={"name": "X"},
+                                headers={"Authorization": f"Bearer {key}"})
+
+    assert patch("nosuch", keys.admin).status_code == 404
+    assert patch("other", keys.other_moderator).status_code == 403

@@ -16,6 +16,7 @@ from moderation.schemas import (
     KeyListSchema,
     KeyRequestSchema,
     NewKeySchema,
+    SiteChangeSchema,
     SiteListSchema,
     SiteSchema,
 )
@@ -61,6 +62,20 @@ def create_site(site: dict[str, Any]) -> Any:
 def get_site(slug: str) -> Any:
     """One site."""
     return sites.get_site(slug)
+
+
+@blp.route("/sites/<string:slug>", methods=["PATCH"])
+@guarded(blp, Role.ADMIN)
+@blp.arguments(SiteChangeSchema())
+@blp.response(200, SiteSchema)
+@errors(blp, 400, 404, 415, 422)
+def change_site(change: dict[str, Any], slug: str) -> Any:
+    """Rename a site or replace its allowed origins; fields left out keep their values.
+
+    The slug cannot change: comments, keys and the rules file's site overrides name the site
+    by it.
+    """
+    return sites.change_site(slug, change.get("name"), change.get("allowed_origins"))
 
 
 @blp.route("/sites/<string:slug>", methods=["DELETE"])

@@ -29,11 +29,7 @@ def list_sites() -> list[Site]:
 
 def create_site(slug: str, name: str = "", allowed_origins: list[str] | None = None) -> Site:
     """Add a site; 409 if the slug is taken."""
-    site = Site(
-        slug=slug,
-        name=name,
-        allowed_origins=[origin.rstrip("/") for origin in allowed_origins or []],
-    )
+    site = Site(slug=slug, name=name, allowed_origins=_origins(allowed_origins or []))
     db.session.add(site)
     try:
         db.session.commit()
@@ -41,6 +37,23 @@ def create_site(slug: str, name: str = "", allowed_origins: list[str] | None = N
         db.session.rollback()
         raise Conflict(f"The site '{slug}' exists already.") from None
     return site
+
+
+def change_site(slug: str, name: str | None = None,
+                allowed_origins: list[str] | None = None) -> Site:
+    """Rename a site and/or replace its allowed origins (None keeps the value); 404 if unknown."""
+    site = get_site(slug)
+    if name is not None:
+        site.name = name
+    if allowed_origins is not None:
+        site.allowed_origins = _origins(allowed_origins)
+    db.session.commit()
+    return site
+
+
+def _origins(allowed_origins: list[str]) -> list[str]:
+    # Browsers send Origin without a trailing slash; compare like with like.
+    return [origin.rstrip("/") for origin in allowed_origins]
 
 
 def delete_site(slug: str) -> None:
