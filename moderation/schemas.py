@@ -377,6 +377,10 @@ class ThreadStateAnswerSchema(ma.Schema):
     closed = fields.Boolean(dump_only=True)
 
 
+class NoQuerySchema(StrictSchema):
+    """The query of a route that takes no arguments: any argument is refused (422)."""
+
+
 def _site_name(**kwargs: Any) -> fields.String:
     return fields.String(validate=validate.Length(max=200), **kwargs)
 

@@ -67,3 +67,19 @@ def test_changing_a_site_needs_an_existing_site_and_an_admin(api, keys):
 
     assert patch("nosuch", keys.admin).status_code == 404
     assert patch("other", keys.other_moderator).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/admin/sites?foo=1",
+        "/api/v1/admin/sites/default?foo=1",
+        "/api/v1/admin/keys?role=admin",
+        "/api/v1/admin/rules?foo=1",
+    ],
+)
+def test_admin_reads_refuse_unknown_query_arguments(api, keys, path):
+    response = api.get(path, key=keys.admin)
+    assert response.status_code == 422
+    assert set(response.get_json()["errors"]) == {path.rsplit("?")[1].split("=")[0]}
+    assert api.get(path.split("?")[0], key=keys.admin).status_code == 200

@@ -16,6 +16,7 @@ from moderation.schemas import (
     KeyListSchema,
     KeyRequestSchema,
     NewKeySchema,
+    NoQuerySchema,
     SiteChangeSchema,
     SiteListSchema,
     SiteSchema,
@@ -39,8 +40,10 @@ def key_of(key: ApiKey) -> dict[str, Any]:
 
 @blp.route("/sites", methods=["GET"])
 @guarded(blp, Role.ADMIN)
+@blp.arguments(NoQuerySchema(), location="query")
 @blp.response(200, SiteListSchema)
-def list_sites() -> dict[str, Any]:
+@errors(blp, 422)
+def list_sites(_query: dict[str, Any]) -> dict[str, Any]:
     """Every site."""
     return {"items": sites.list_sites()}
 
@@ -57,9 +60,10 @@ def create_site(site: dict[str, Any]) -> Any:
 
 @blp.route("/sites/<string:slug>", methods=["GET"])
 @guarded(blp, Role.ADMIN)
+@blp.arguments(NoQuerySchema(), location="query")
 @blp.response(200, SiteSchema)
-@errors(blp, 404)
-def get_site(slug: str) -> Any:
+@errors(blp, 404, 422)
+def get_site(_query: dict[str, Any], slug: str) -> Any:
     """One site."""
     return sites.get_site(slug)
 
@@ -89,8 +93,10 @@ def delete_site(slug: str) -> None:
 
 @blp.route("/keys", methods=["GET"])
 @guarded(blp, Role.ADMIN)
+@blp.arguments(NoQuerySchema(), location="query")
 @blp.response(200, KeyListSchema)
-def list_keys() -> dict[str, Any]:
+@errors(blp, 422)
+def list_keys(_query: dict[str, Any]) -> dict[str, Any]:
     """Every key, without secrets."""
     return {"items": [key_of(key) for key in keys.list_keys()]}
 

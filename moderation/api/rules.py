@@ -9,6 +9,7 @@ from moderation.models import Role
 from moderation.schemas import (
     BacktestRequestSchema,
     BacktestSchema,
+    NoQuerySchema,
     RulesStateSchema,
     RulesTestSchema,
     VerdictSchema,
@@ -20,8 +21,10 @@ blp = Blueprint("rules", __name__, url_prefix="/api/v1/admin/rules", description
 
 @blp.route("", methods=["GET"])
 @guarded(blp, Role.ADMIN)
+@blp.arguments(NoQuerySchema(), location="query")
 @blp.response(200, RulesStateSchema)
-def rules_state() -> dict[str, Any]:
+@errors(blp, 422)
+def rules_state(_query: dict[str, Any]) -> dict[str, Any]:
     """The rules in force: version, when loaded, from where, and the last reload error."""
     return rules.state()
 
