@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from flask import Response, jsonify, redirect, request
 from marshmallow import ValidationError
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import UnsupportedMediaType
 
 from moderation.api import Blueprint, errors
 from moderation.api.json_body import json_object
 from moderation.auth import current_caller
 from moderation.database import read_only
-from moderation.errors import Forbidden, Invalid
+from moderation.errors import Forbidden, Invalid, NotFound
 from moderation.extensions import limiter
 from moderation.models import Role
 from moderation.schemas import (
+    SLUG,
     CommentSubmissionSchema,
     FlagAnswerSchema,
     FlagSchema,
@@ -28,7 +31,7 @@ from moderation.schemas import (
 )
 from moderation.services import comments, flags, form_tokens, limits
 from moderation.services.rules import current_rules
-from moderation.services.sites import get_site, origin_allowed
+from moderation.services.sites import DEFAULT_SITE, get_site, origin_allowed
 
 blp = Blueprint("public", __name__, url_prefix="/api/v1", description="Comment forms and readers")
 
@@ -224,15 +227,65 @@ def form_token(query: dict[str, Any]) -> dict[str, Any]:
     return {"form_token": form_tokens.issue(query["site"], query["thread"])}
 
 
+# Public routes a site's pages call from the browser.
+CORS_PATHS = ("/api/v1/comments", "/api/v1/form-token")
+# What a page's script may read of an answer beyond the basic headers: how long to wait
+# after a 429 or 503, and the id to quote to the site owner.
+CORS_EXPOSED = "Retry-After, X-Request-ID"
+
+
 def add_cors_headers(response: Response) -> Response:
-    """Let a site's own pages call the public routes from the browser, and no other origin."""
+    """Let a site's own pages call the public routes from the browser, and no other origin.
+
+    The answer is readable only by the origins of the site it concerns. A preflight
+    (OPTIONS) names no site, so it admits the origins of every site; the request that
+    follows is then answered for its own site's origins only.
+    """
     origin = request.headers.get("Origin")
-    if not origin or not request.path.startswith("/api/v1/comments"):
+    if not origin or not request.path.startswith(CORS_PATHS):
         return response
-    if origin_allowed(origin):
+    response.headers.add("Vary", "Origin")
+    if request.method == "OPTIONS":
+        allowed = _lookup(lambda: origin_allowed(origin))
+    else:
+        allowed = _lookup(lambda: origin.rstrip("/") in _origins_of(_site_of_request()))
+    if allowed:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
         response.headers["Access-Control-Allow-Headers"] = "Content-Type, Idempotency-Key"
+        response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED
         response.headers["Access-Control-Max-Age"] = "600"
-    response.headers.add("Vary", "Origin")
     return response
+
+
+def _lookup(check: Callable[[], bool]) -> bool:
+    """Run a CORS lookup as a read; with the database away, the answer (a 503) stays as it
+    is, only unreadable cross-origin, instead of becoming a 500."""
+    try:
+        with read_only():
+            return check()
+    except DBAPIError:
+        return False
+
+
+def _site_of_request() -> str | None:
+    """The site an answer concerns: the comment's for a flag, else the one the request names."""
+    if request.view_args and "comment_id" in request.view_args:
+        return comments.site_of_comment(request.view_args["comment_id"])
+    if request.method == "GET":
+        return request.args.get("site", DEFAULT_SITE)
+    if request.mimetype == "application/json":
+        body = request.get_json(silent=True)
+        site = body.get("site", DEFAULT_SITE) if isinstance(body, dict) else None
+    else:
+        site = request.form.get("site", DEFAULT_SITE)
+    return site if isinstance(site, str) else None
+
+
+def _origins_of(slug: str | None) -> list[str]:
+    if slug is None or not SLUG.fullmatch(slug):
+        return []
+    try:
+        return get_site(slug).allowed_origins or []
+    except NotFound:
+        return []

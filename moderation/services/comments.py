@@ -449,3 +449,12 @@ def approved_comment(comment_id: int) -> Comment:
     if comment is None or comment.status is not Status.APPROVED:
         raise NotFound(f"There is no published comment {comment_id}.")
     return comment
+
+
+def site_of_comment(comment_id: int) -> str | None:
+    """The slug of a published comment's site (None if there is no such comment)."""
+    return db.session.scalar(
+        sa.select(_sites.c.slug)
+        .join(_comments, _comments.c.site_id == _sites.c.id)
+        .where(_comments.c.id == comment_id, _comments.c.status == Status.APPROVED)
+    )

@@ -1,0 +1,83 @@
+"""CORS: a site's pages may read the public answers that concern that site, no others."""
+
+from __future__ import annotations
+
+import pytest
+
+from moderation.services import sites
+from tests.conftest import comment
+
+NEWS = "https://news.example"
+BLOG = "https://blog.example"
+
+
+@pytest.fixture
+def two_sites(app):
+    with app.app_context():
+        sites.create_site("news", "News", [NEWS])
+        sites.create_site("blog", "Blog", [BLOG])
+
+
+def _allowed(answer) -> str | None:
+    return answer.headers.get("Access-Control-Allow-Origin")
+
+
+def test_a_preflight_admits_any_sites_origin(api, two_sites):
+    for origin in (NEWS, BLOG):
+        answer = api.client.options("/api/v1/comments", headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST"})
+        assert _allowed(answer) == origin
+    stranger = api.client.options("/api/v1/comments", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert _allowed(stranger) is None
+
+
+def test_a_thread_is_readable_only_by_its_own_sites_origins(api, two_sites):
+    own = api.get("/api/v1/comments?site=news&thread=/a", headers={"Origin": NEWS})
+    other = api.get("/api/v1/comments?site=news&thread=/a", headers={"Origin": BLOG})
+    assert own.status_code == other.status_code == 200
+    assert _allowed(own) == NEWS
+    assert _allowed(other) is None
+    assert "Origin" in other.headers.get("Vary", "")
+
+
+def test_a_submission_answer_is_readable_only_by_its_sites_origins(api, two_sites):
+    own = api.post("/api/v1/comments", comment(site="news"), headers={"Origin": NEWS})
+    other = api.post("/api/v1/comments", comment(site="news", content="Another thought."),
+                     headers={"Origin": BLOG})
+    assert own.status_code == other.status_code == 201
+    assert _allowed(own) == NEWS
+    assert _allowed(other) is None
+
+
+def test_a_page_can_read_retry_after_and_the_request_id(api, two_sites):
+    answer = api.post("/api/v1/comments", comment(site="news"), headers={"Origin": NEWS})
+    exposed = {h.strip() for h in answer.headers["Access-Control-Expose-Headers"].split(",")}
+    assert {"Retry-After", "X-Request-ID"} <= exposed
+
+
+def test_the_form_token_is_readable_by_the_sites_pages(api, two_sites, app):
+    answer = api.get("/api/v1/form-token?site=blog&thread=/a", headers={"Origin": BLOG})
+    assert answer.status_code == 200 and _allowed(answer) == BLOG
+    preflight = api.client.options("/api/v1/form-token?site=blog&thread=/a", headers={
+        "Origin": BLOG, "Access-Control-Request-Method": "GET"})
+    assert _allowed(preflight) == BLOG
+    assert _allowed(api.get("/api/v1/form-token?site=blog&thread=/a",
+                            headers={"Origin": NEWS})) is None
+
+
+def test_a_flag_is_answered_for_the_commented_sites_origins(api, keys, two_sites):
+    posted = api.post("/api/v1/comments", comment(site="news"), key=None)
+    comment_id = posted.get_json()["id"]
+    with api.client.application.app_context():
+        from moderation.extensions import db
+        from moderation.models import Comment, Status
+
+        db.session.get(Comment, comment_id).status = Status.APPROVED
+        db.session.commit()
+    own = api.post(f"/api/v1/comments/{comment_id}/flags", {"reason": "spam"},
+                   headers={"Origin": NEWS})
+    other = api.post(f"/api/v1/comments/{comment_id}/flags", {"reason": "spam"},
+                     headers={"Origin": BLOG})
+    assert own.status_code == 202 and _allowed(own) == NEWS
+    assert _allowed(other) is None
