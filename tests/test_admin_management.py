@@ -83,3 +83,21 @@ def test_admin_reads_refuse_unknown_query_arguments(api, keys, path):
     assert response.status_code == 422
     assert set(response.get_json()["errors"]) == {path.rsplit("?")[1].split("=")[0]}
     assert api.get(path.split("?")[0], key=keys.admin).status_code == 200
+
+
+def test_a_dry_run_refuses_an_unknown_site(api, keys):
+    def dry_run(site):
+        return api.post("/api/v1/admin/rules/test",
+                        {"comment": {"site": site, "content": "hello"}}, key=keys.admin)
+
+    assert dry_run("other").status_code == 200
+    response = dry_run("nosuch")
+    assert response.status_code == 404 and "nosuch" in response.get_json()["message"]
+
+
+@pytest.mark.parametrize("field", ["author_email", "ip"])
+def test_a_dry_run_refuses_a_bad_email_or_ip(api, keys, field):
+    response = api.post("/api/v1/admin/rules/test",
+                        {"comment": {"content": "hello", field: "bad"}}, key=keys.admin)
+    assert response.status_code == 422
+    assert field in response.get_json()["errors"]["comment"]

@@ -33,7 +33,7 @@ def rules_state(_query: dict[str, Any]) -> dict[str, Any]:
 @guarded(blp, Role.ADMIN)
 @blp.arguments(RulesTestSchema())
 @blp.response(200, VerdictSchema)
-@errors(blp, 400, 415, 422)
+@errors(blp, 400, 404, 415, 422)
 def rules_test(request: dict[str, Any]) -> dict[str, Any]:
     """Judge a comment under the rules in force, or under the YAML given; stores nothing."""
     return rules.dry_run(request["comment"], request["rules"]).as_dict()

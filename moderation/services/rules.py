@@ -66,10 +66,16 @@ def state() -> dict[str, Any]:
 
 
 def dry_run(comment: dict[str, Any], rules_yaml: str | None) -> Verdict:
-    """The verdict for a comment under given rules (or those in force); nothing is stored."""
+    """The verdict for a comment under given rules (or those in force); nothing is stored.
+
+    An unknown site is a 404, as at intake: judged anyway, a misspelt slug would quietly
+    leave out that site's overrides.
+    """
     from moderation.services import trust
     from moderation.services.identity import email_hash
+    from moderation.services.sites import get_site
 
+    get_site(comment["site"])
     ruleset = current_rules()
     if rules_yaml is not None:
         try:
