@@ -62,16 +62,16 @@ def authenticate(header: str | None) -> Caller | None:
         raise Unauthorized("Use 'Authorization: Bearer <api key>'.")
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or not PREFIX.fullmatch(parts[1]):
-        raise Unauthorized("The API key is not valid.")
+        raise Unauthorized("The API key is not valid.", invalid_key=True)
     # A request's first query, and only a read: without the write lock (see read_only).
     with read_only():
         key = db.session.scalar(sa.select(ApiKey).where(ApiKey.prefix == parts[1]))
         # Compare even when no row matched, so timing does not tell which prefixes exist.
         expected = key.secret_hash if key is not None else hash_secret("")
         if not hmac.compare_digest(expected, hash_secret(token)) or key is None:
-            raise Unauthorized("The API key is not valid.")
+            raise Unauthorized("The API key is not valid.", invalid_key=True)
         if key.revoked_at is not None:
-            raise Unauthorized("The API key has been revoked.")
+            raise Unauthorized("The API key has been revoked.", invalid_key=True)
         return Caller(
             key_id=key.id,
             name=key.name,

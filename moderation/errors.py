@@ -56,6 +56,11 @@ class PreconditionRequired(ServiceError):
 class Unauthorized(ServiceError):
     code = 401
 
+    def __init__(self, message: str, invalid_key: bool = False):
+        super().__init__(message)
+        # Without a key, only the scheme; with one that failed, say so (RFC 6750 3.1).
+        self.challenge = 'Bearer error="invalid_token"' if invalid_key else "Bearer"
+
 
 class TooManyRequests(ServiceError):
     code = 429
@@ -107,6 +112,9 @@ def _handle_service_error(error: ServiceError) -> Response:
     headers = None
     if isinstance(error, TooManyRequests):
         headers = {"Retry-After": str(error.retry_after)}
+    if isinstance(error, Unauthorized):
+        # RFC 6750 3: a 401 names the scheme the client should use.
+        headers = {"WWW-Authenticate": error.challenge}
     return error_response(error.code, error.message, error.errors, headers)
 
 

@@ -86,7 +86,8 @@ def _registry() -> CollectorRegistry:
 
 def metrics_response() -> Response:
     """The Prometheus text format, summed over every worker."""
-    return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
+    # As content_type, not mimetype: Flask would append a second "; charset=utf-8".
+    return Response(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)
 
 
 def init_metrics(app: Flask) -> None:

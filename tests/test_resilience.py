@@ -31,6 +31,10 @@ def test_unreachable_database_answers_503_with_retry_after():
         ready = client.get("/readyz")
         assert ready.status_code == 503
         assert ready.get_json()["checks"]["database"] == "unreachable"
+        # The contract's error shape, as every other 503.
+        assert {"code": 503, "status": "Service Unavailable"}.items() <= ready.get_json().items()
+        assert "database" in ready.get_json()["message"]
+        assert ready.headers["Retry-After"].isdigit()
         assert client.get("/healthz").status_code == 200
     finally:
         close_app(app)

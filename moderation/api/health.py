@@ -5,9 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from flask import jsonify
+from flask_smorest.error_handler import ErrorSchema
+from marshmallow import fields
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.http import HTTP_STATUS_CODES
 
-from moderation.api import Blueprint
+from moderation.api import RETRY_AFTER, Blueprint
+from moderation.errors import DATABASE_RETRY_AFTER
 from moderation.extensions import db
 from moderation.metrics import metrics_response
 from moderation.schemas import HealthSchema
@@ -31,9 +36,16 @@ def metrics() -> Any:
     return metrics_response()
 
 
+class NotReadySchema(ErrorSchema):
+    """The contract's error shape, with the failing checks beside it."""
+
+    checks = fields.Dict(keys=fields.String(), values=fields.String())
+
+
 @blp.route("/readyz")
 @blp.response(200, HealthSchema)
-@blp.alt_response(503, schema=HealthSchema, description="Database unreachable or no rules")
+@blp.alt_response(503, schema=NotReadySchema, headers=RETRY_AFTER,
+                  description="Database unreachable or no rules")
 def readyz() -> Any:
     """The database answers and rules are loaded."""
     checks = {"database": "ok", "rules": "ok"}
@@ -48,8 +60,12 @@ def readyz() -> Any:
         rules_loaded = False
     if not rules_loaded:
         checks["rules"] = "not loaded"
-    ready = all(value == "ok" for value in checks.values())
-    body = {"status": "ok" if ready else "unavailable", "checks": checks}
-    if ready:
-        return body
-    return body, 503, {"Retry-After": "5"}
+    failing = [f"{name} {state}" for name, state in checks.items() if state != "ok"]
+    if not failing:
+        return {"status": "ok", "checks": checks}
+    # Like every other error, in the contract's shape: the probe's 503 reads as the API's.
+    response = jsonify({"code": 503, "status": HTTP_STATUS_CODES[503],
+                        "message": f"Not ready: {', '.join(failing)}.", "checks": checks})
+    response.status_code = 503
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    return response
