@@ -8,7 +8,6 @@ from flask import Response, jsonify, request
 
 from moderation.api import Blueprint, errors, guarded
 from moderation.auth import current_caller
-from moderation.errors import PreconditionRequired
 from moderation.models import Role
 from moderation.schemas import (
     AuditPageSchema,
@@ -28,7 +27,6 @@ blp = Blueprint(
     "moderation", __name__, url_prefix="/api/v1/moderation", description="Moderation queue"
 )
 MODERATORS = (Role.ADMIN, Role.MODERATOR)
-ETAG_PATTERN = r'^(W/)?"?[0-9]{1,18}"?$'
 ETAG_HEADER = {"ETag": {"description": "The comment's version", "schema": {"type": "string"}}}
 
 
@@ -67,8 +65,14 @@ def comment_detail(comment_id: int) -> Any:
             "in": "header",
             "name": "If-Match",
             "required": True,
-            "description": "The ETag of the comment as you saw it",
-            "schema": {"type": "string", "pattern": ETAG_PATTERN},
+            "description": (
+                'The ETag of the comment as you saw it (`"3"`), a list of ETags, or `*` for '
+                "whatever its version is now. Compared strongly (RFC 9110 13.1.1): a weak "
+                '`W/"3"` never matches. 412 when nothing in it matches the current ETag '
+                "(an unparsable value included), 428 when it is missing or empty."
+            ),
+            # Any non-empty value is a precondition to evaluate, not a malformed request.
+            "schema": {"type": "string", "pattern": r"\S"},
         }
     ]
 )
@@ -78,12 +82,7 @@ def decide(decision: dict[str, Any], comment_id: int) -> Any:
     """Approve, mark as spam, reject or delete a comment, guarded by If-Match."""
     caller = current_caller()
     comment = moderation.comment_for(caller, comment_id)
-    if_match = request.headers.get("If-Match")
-    if not if_match:
-        raise PreconditionRequired("Send If-Match with the ETag of the comment you saw.")
-    version = moderation.parse_etag(if_match)
-    if version is None:
-        raise PreconditionRequired("If-Match must carry an ETag from this API, like \"3\".")
+    version = moderation.version_to_replace(comment, request.headers.get("If-Match"))
     comment = moderation.decide(caller, comment, decision["action"], decision["reason"], version)
     return moderation.detail_of(comment, with_history=True), 200, _etag(comment.version)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from werkzeug.http import parse_etags
 
 from moderation.auth import Caller, require_site
-from moderation.errors import Forbidden, NotFound, PreconditionFailed
+from moderation.errors import Forbidden, NotFound, PreconditionFailed, PreconditionRequired
 from moderation.extensions import db
 from moderation.models import (
     Comment,
@@ -205,13 +207,31 @@ def _decision_of(decision: Decision, site_slug: str | None) -> dict[str, Any]:
     }
 
 
-def parse_etag(if_match: str) -> int | None:
-    """The version in an If-Match header ("3", W/"3" or 3); None if it names none."""
-    value = if_match.strip()
-    if value.startswith("W/"):
-        value = value[2:]
-    value = value.strip('"')
-    return int(value) if value.isdigit() else None
+# RFC 9110 8.8.3 and 5.6.1: If-Match is `*` or a list of entity-tags, quoted and maybe
+# weak, with empty list elements allowed. Each element stands between commas, so checking
+# the grammar never backtracks across elements.
+_ENTITY_TAG = r'(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"'
+_LIST_ELEMENT = rf"[ \t]*(?:{_ENTITY_TAG}[ \t]*)?"
+_ENTITY_TAG_LIST = re.compile(rf"{_LIST_ELEMENT}(?:,{_LIST_ELEMENT})*")
+
+
+def version_to_replace(comment: Comment, if_match: str | None) -> int | None:
+    """The version that an If-Match header lets a decision replace (RFC 9110 13.1.1).
+
+    None for `*`: any current version will do, as for bulk decisions. 428 when the header
+    is missing or empty; 412 when it names no current ETag, which includes weak tags
+    (If-Match compares strongly) and a value that is not an ETag list at all.
+    """
+    value = (if_match or "").strip()
+    if not value:
+        raise PreconditionRequired("Send If-Match with the ETag of the comment you saw.")
+    if value == "*":
+        return None
+    if _ENTITY_TAG_LIST.fullmatch(value) and parse_etags(value).contains(str(comment.version)):
+        return comment.version
+    raise PreconditionFailed(
+        "If-Match names no current ETag of this comment (weak ETags never match); reload it."
+    )
 
 
 def decide(
