@@ -83,3 +83,22 @@ def test_openapi_describes_the_if_match_semantics(api):
     [if_match] = [p for p in operation["parameters"] if p["name"] == "If-Match"]
     assert "*" in if_match["description"] and "weak" in if_match["description"].lower()
     assert set(operation["responses"]) >= {"200", "412", "428"}
+# Routes without query arguments refuse unknown ones, as the others do.
+
+def test_unknown_query_arguments_are_refused_on_every_moderation_route(api, keys):
+    comment_id = held(api)
+    etag = detail(api, keys.moderator, comment_id).headers["ETag"]
+    answers = {
+        "detail": detail(api, keys.moderator, f"{comment_id}?foo=1"),
+        "decision": api.post(f"/api/v1/moderation/comments/{comment_id}/decision?foo=1",
+                             {"action": "approve"}, key=keys.moderator,
+                             headers={"If-Match": etag}),
+        "bulk": api.post("/api/v1/moderation/bulk?foo=1", {"ids": [comment_id], "action": "spam"},
+                         key=keys.moderator),
+        "threads": api.put("/api/v1/moderation/threads?foo=1",
+                           {"thread": "/a", "closed": True}, key=keys.moderator),
+    }
+    for route, response in answers.items():
+        assert response.status_code == 422, (route, response.get_json())
+        assert "foo" in response.get_json()["errors"], route
+    assert detail(api, keys.moderator, comment_id).get_json()["status"] == "pending"

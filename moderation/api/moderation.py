@@ -18,6 +18,7 @@ from moderation.schemas import (
     DecisionRequestSchema,
     QueuePageSchema,
     QueueQuerySchema,
+    StrictSchema,
     ThreadStateAnswerSchema,
     ThreadStateSchema,
 )
@@ -27,6 +28,9 @@ blp = Blueprint(
     "moderation", __name__, url_prefix="/api/v1/moderation", description="Moderation queue"
 )
 MODERATORS = (Role.ADMIN, Role.MODERATOR)
+# Routes without query arguments refuse them all (422), as StrictParser makes the others
+# refuse unknown ones: a misspelt argument must not look as if it had been applied.
+NO_QUERY = StrictSchema()
 ETAG_HEADER = {"ETag": {"description": "The comment's version", "schema": {"type": "string"}}}
 
 
@@ -48,8 +52,9 @@ def queue(query: dict[str, Any]) -> Response:
 
 @blp.route("/comments/<id:comment_id>")
 @guarded(blp, *MODERATORS)
+@blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.response(200, CommentDetailSchema, headers=ETAG_HEADER)
-@errors(blp, 404)
+@errors(blp, 404, 422)
 def comment_detail(comment_id: int) -> Any:
     """The whole comment, with its hits, flags and history; the ETag carries its version."""
     comment = moderation.comment_for(current_caller(), comment_id)
@@ -58,6 +63,7 @@ def comment_detail(comment_id: int) -> Any:
 
 @blp.route("/comments/<id:comment_id>/decision", methods=["POST"])
 @guarded(blp, *MODERATORS)
+@blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.arguments(DecisionRequestSchema())
 @blp.doc(
     parameters=[
@@ -89,6 +95,7 @@ def decide(decision: dict[str, Any], comment_id: int) -> Any:
 
 @blp.route("/bulk", methods=["POST"])
 @guarded(blp, *MODERATORS)
+@blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.arguments(BulkRequestSchema())
 @blp.response(200, BulkAnswerSchema)
 @errors(blp, 400, 415, 422)
@@ -112,6 +119,7 @@ def audit(query: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/threads", methods=["PUT"])
 @guarded(blp, *MODERATORS)
+@blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.arguments(ThreadStateSchema())
 @blp.response(200, ThreadStateAnswerSchema)
 @errors(blp, 400, 404, 415, 422)
