@@ -87,6 +87,22 @@ def current_caller() -> Caller | None:
     return g.caller
 
 
+def own_site() -> str | None:
+    """The slug of the one site a site key serves (None for other callers and no key).
+
+    A submission made with a site key that names no site is for that site: the key
+    cannot submit anywhere else, so the contract's default (`default`) would only be a 403.
+    """
+    caller = current_caller()
+    if caller is None or caller.role is not Role.SITE or len(caller.site_ids) != 1:
+        return None
+    if "own_site" not in g:
+        (site_id,) = caller.site_ids
+        with read_only():
+            g.own_site = db.session.scalar(sa.select(Site.slug).where(Site.id == site_id))
+    return g.own_site
+
+
 def require(*roles: Role) -> Callable[[F], F]:
     """Decorate a view: 401 without a valid key, 403 for a key of another role."""
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import marshmallow as ma
 from email_validator import EmailNotValidError, validate_email
-from marshmallow import RAISE, ValidationError, fields, pre_load, validate
+from marshmallow import RAISE, ValidationError, fields, pre_load, validate, validates_schema
 
 from moderation.services.cursors import ID_CURSOR, QUEUE_CURSOR
 
@@ -58,6 +59,29 @@ def _ip(value: str) -> None:
 def _no_control_chars(value: str) -> None:
     if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in value) or "\x7f" in value:
         raise ValidationError("Must not contain control characters.")
+
+
+# Characters that show nothing: format controls (zero-width space and joiners, bidi
+# marks), combining marks with nothing to combine with, and the blank "letters" used to
+# fake an empty name (Hangul fillers, the blank Braille pattern).
+_BLANK_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Mn", "Me", "Zl", "Zp", "Zs"})
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _visible(value: str) -> None:
+    """Required text must show something once trimmed; invisible characters alone do not."""
+    if all(ch in _BLANK_LETTERS or unicodedata.category(ch) in _BLANK_CATEGORIES
+           or ch.isspace() for ch in value):
+        raise ValidationError("Must contain visible characters.")
+
+
+class TrimmedString(fields.String):
+    """A string trimmed of surrounding white space before it is validated (query arguments,
+    which the body schemas' trim does not reach)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        return text.strip()
 
 
 def _single_line(value: str) -> None:
@@ -133,6 +157,14 @@ class TrimmedSchema(StrictSchema):
 Slug = fields.String(validate=validate.Regexp(SLUG, error="Must match [a-z0-9-]{{1,64}}."))
 
 
+OPTIONAL_SUBMISSION_FIELDS = ("thread_title", "thread_url", "author_url", "parent_id",
+                              "referrer", "user_agent", "ip", "form_token")
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 class CommentSubmissionSchema(TrimmedSchema):
     site = fields.String(
         load_default="default",
@@ -145,21 +177,21 @@ class CommentSubmissionSchema(TrimmedSchema):
     )
     thread_title = fields.String(
         load_default=None,
-        allow_none=False,
+        allow_none=True,
         validate=[validate.Length(max=500), _single_line],
         metadata={"pattern": ONE_LINE},
     )
     thread_url = fields.String(
         load_default=None,
-        allow_none=False,
+        allow_none=True,
         validate=[validate.Length(max=2048), _http_url],
         metadata=HTTP_URL,
     )
     parent_id = fields.Integer(load_default=None,
-        allow_none=False, strict=False, validate=ID)
+        allow_none=True, strict=False, validate=ID)
     author_name = fields.String(
         required=True,
-        validate=[validate.Length(1, 100), _single_line],
+        validate=[validate.Length(1, 100), _single_line, _visible],
         metadata={"pattern": ONE_LINE_TEXT},
     )
     author_email = fields.String(
@@ -169,41 +201,41 @@ class CommentSubmissionSchema(TrimmedSchema):
     )
     author_url = fields.String(
         load_default=None,
-        allow_none=False,
+        allow_none=True,
         validate=[validate.Length(max=2048), _http_url],
         metadata=HTTP_URL,
     )
     content = fields.String(
         required=True,
-        validate=[validate.Length(1, 10_000), _no_control_chars],
+        validate=[validate.Length(1, 10_000), _no_control_chars, _visible],
         metadata={"pattern": TEXT},
     )
     ip = fields.String(load_default=None,
-        allow_none=False, validate=_ip, metadata=IP)
+        allow_none=True, validate=_ip, metadata=IP)
     user_agent = fields.String(
         load_default=None,
-        allow_none=False,
+        allow_none=True,
         validate=[validate.Length(max=512), _single_line],
         metadata={"pattern": ONE_LINE},
     )
     referrer = fields.String(
         load_default=None,
-        allow_none=False, validate=validate.Length(max=2048), metadata={"pattern": ONE_LINE}
+        allow_none=True, validate=validate.Length(max=2048), metadata={"pattern": ONE_LINE}
     )
     form_token = fields.String(
         load_default=None,
-        allow_none=False,
+        allow_none=True,
         validate=validate.Length(max=512),
         metadata={"description": "The signed token from GET /api/v1/form-token, when enabled."},
     )
 
     @pre_load
     def empty_optional_means_absent(self, data: Any, **kwargs: Any) -> Any:
-        # HTML forms send "" for an untouched optional field ("Website").
+        # HTML forms send "" for an untouched optional field ("Website"), a form filled with
+        # a space sends " ", and JSON clients send null for "not given".
         if isinstance(data, dict):
-            optional = ("thread_title", "thread_url", "author_url", "parent_id", "referrer",
-                        "user_agent", "ip", "form_token")
-            return {k: v for k, v in data.items() if not (k in optional and v == "")}
+            return {k: v for k, v in data.items()
+                    if not (k in OPTIONAL_SUBMISSION_FIELDS and _blank(v))}
         return data
 
 
@@ -239,7 +271,8 @@ class ThreadPageSchema(ma.Schema):
 
 class ThreadQuerySchema(StrictSchema):
     site = fields.String(load_default="default", validate=validate.Regexp(SLUG))
-    thread = fields.String(required=True, validate=validate.Length(1, 512))
+    # Trimmed as a submission's thread is, so that the page finds what was posted.
+    thread = TrimmedString(required=True, validate=validate.Length(1, 512))
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
     cursor = fields.String(load_default=None, validate=validate.Regexp(ID_CURSOR))
 
@@ -255,7 +288,7 @@ class FlagAnswerSchema(ma.Schema):
 
 class FormTokenQuerySchema(StrictSchema):
     site = fields.String(load_default="default", validate=validate.Regexp(SLUG))
-    thread = fields.String(required=True, validate=validate.Length(1, 512))
+    thread = TrimmedString(required=True, validate=validate.Length(1, 512))
 
 
 class FormTokenSchema(ma.Schema):
@@ -483,7 +516,7 @@ class HealthSchema(ma.Schema):
 
 
 class EraseSchema(StrictSchema):
-    email = fields.String(required=True, validate=[validate.Length(1, 254), _email])
+    email = TrimmedString(required=True, validate=[validate.Length(1, 254), _email])
     delete_content = StrictBoolean(load_default=False)
 
 
@@ -492,7 +525,8 @@ class EraseAnswerSchema(ma.Schema):
 
 
 class ExportQuerySchema(StrictSchema):
-    email = fields.String(required=True, validate=[validate.Length(1, 254), _email])
+    # Trimmed as intake trims the address it stores.
+    email = TrimmedString(required=True, validate=[validate.Length(1, 254), _email])
 
 
 class ExportedCommentSchema(ma.Schema):

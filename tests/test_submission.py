@@ -207,7 +207,8 @@ def test_network_fields_in_the_body_are_ignored_without_a_site_key(api, app, key
 
 
 def test_a_site_key_for_another_site_is_403(api, keys):
-    response = api.post("/api/v1/comments", comment(ip="198.51.100.7"), key=keys.other_site)
+    response = api.post("/api/v1/comments", comment(site="default", ip="198.51.100.7"),
+                        key=keys.other_site)
     assert response.status_code == 403
 
 

@@ -13,7 +13,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 
 from moderation.api import Blueprint, errors
 from moderation.api.json_body import json_object
-from moderation.auth import current_caller
+from moderation.auth import current_caller, own_site
 from moderation.database import read_only
 from moderation.errors import Forbidden, Invalid, NotFound
 from moderation.extensions import limiter
@@ -103,6 +103,8 @@ def _submission_body() -> tuple[dict[str, Any], bool]:
 def submit_comment() -> Any:
     """Submit a comment from a site's form or its backend."""
     body, from_form = _submission_body()
+    if "site" not in body and own_site():
+        body["site"] = own_site()
     honeypot_filled = _take_honeypot(body)
     try:
         fields = SUBMISSION.load(body)

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import request
 
-from moderation.auth import current_caller
+from moderation.auth import current_caller, own_site
 from moderation.models import Role
 from moderation.services.identity import email_hash
 from moderation.services.rules import current_rules
@@ -20,7 +20,7 @@ def _body() -> dict[str, Any]:
 
 
 def _site() -> str:
-    site = _body().get("site")
+    site = _body().get("site") or own_site() or "default"
     return site if isinstance(site, str) and len(site) <= 64 else "default"
 
 

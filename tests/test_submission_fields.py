@@ -1,0 +1,70 @@
+"""Field handling a careful API user expects: null means absent, blank is trimmed away,
+invisible text is not text, and a site key's submissions go to its own site."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from moderation.extensions import db
+from moderation.models import Comment
+from tests.conftest import comment
+
+THREAD = "/2026/11/27/a-story"
+
+
+def test_null_optional_fields_mean_not_given(api):
+    answer = api.post("/api/v1/comments", comment(author_url=None, thread_title=None) | {
+        "author_url": None, "thread_title": None, "parent_id": None, "thread_url": None})
+    assert answer.status_code == 201, answer.get_json()
+
+
+def test_a_blank_website_is_no_website(api, app):
+    answer = api.post("/api/v1/comments", comment(author_url="   "))
+    assert answer.status_code == 201, answer.get_json()
+    with app.app_context():
+        assert db.session.scalar(sa.select(Comment.author_url)) is None
+
+
+@pytest.mark.parametrize("field", ["author_name", "content"])
+@pytest.mark.parametrize("blank", ["\u200b\u200b", "\u3164", " \u2800 ", "\u200d\ufeff"])
+def test_invisible_text_is_not_text(api, field, blank):
+    answer = api.post("/api/v1/comments", comment(**{field: blank}))
+    assert answer.status_code == 422
+    assert field in answer.get_json()["errors"]
+
+
+def test_visible_text_with_invisible_characters_is_fine(api):
+    answer = api.post("/api/v1/comments", comment(author_name="Zoë\u200b", content="Ok \u200d!"))
+    assert answer.status_code == 201
+
+
+def test_a_thread_is_read_by_the_key_it_was_posted_with(api, keys):
+    """Intake trims the thread key, so the page's reader finds it given the same text."""
+    posted = api.post("/api/v1/comments", comment(thread=f"  {THREAD}  "), key=keys.site)
+    assert posted.status_code == 201 and posted.get_json()["thread"] == THREAD
+    for thread in (THREAD, f"%20{THREAD}%20"):
+        page = api.get(f"/api/v1/comments?thread={thread}")
+        assert page.status_code == 200 and page.get_json()["thread"] == THREAD
+    assert api.get("/api/v1/comments?thread=%20%20").status_code == 422
+
+
+def test_privacy_routes_trim_the_email_as_intake_does(api, keys):
+    api.post("/api/v1/comments", comment(author_email=" ada@example.org "))
+    found = api.get("/api/v1/admin/privacy/export?email=%20ada@example.org%20", key=keys.admin)
+    assert found.status_code == 200 and len(found.get_json()["comments"]) == 1
+    erased = api.post("/api/v1/admin/privacy/erase", {"email": " ada@example.org "},
+                      key=keys.admin)
+    assert erased.status_code == 200
+
+
+def test_a_site_key_submits_to_its_own_site_by_default(api, keys, app):
+    """The `other` site's key posting without `site` meant `default`, and so a 403."""
+    answer = api.post("/api/v1/comments", comment(ip="198.51.100.7"), key=keys.other_site)
+    assert answer.status_code == 201, answer.get_json()
+    assert answer.get_json()["site"] == "other"
+    # Naming another site is still refused.
+    refused = api.post("/api/v1/comments", comment(site="default", content="Elsewhere."),
+                       key=keys.other_site)
+    assert refused.status_code == 403
+
