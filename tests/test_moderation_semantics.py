@@ -4,8 +4,12 @@ details, and no silently ignored query arguments."""
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
+from moderation.extensions import db
 from tests.conftest import comment
+
+QUEUE = "/api/v1/moderation/queue"
 
 
 def held(api, n: int = 0) -> int:
@@ -24,6 +28,17 @@ def decide(api, key, comment_id, if_match, action="approve"):
     headers = {} if if_match is None else {"If-Match": if_match}
     return api.post(f"/api/v1/moderation/comments/{comment_id}/decision",
                     {"action": action, "reason": "checked"}, key=key, headers=headers)
+
+
+def flagged_back(api, keys) -> int:
+    """A comment approved by a moderator, then sent back to the queue by three readers."""
+    comment_id = held(api, 99)
+    etag = detail(api, keys.moderator, comment_id).headers["ETag"]
+    assert decide(api, keys.moderator, comment_id, etag).status_code == 200
+    for reader, reason in (("10.9.0.1", "abuse"), ("10.9.0.2", "spam"), ("10.9.0.3", "other")):
+        api.post(f"/api/v1/comments/{comment_id}/flags", {"reason": reason},
+                 environ_base={"REMOTE_ADDR": reader})
+    return comment_id
 
 
 # If-Match (RFC 9110 13.1.1): strong comparison, `*`, lists; 412 unless a tag matches.
@@ -83,6 +98,63 @@ def test_openapi_describes_the_if_match_semantics(api):
     [if_match] = [p for p in operation["parameters"] if p["name"] == "If-Match"]
     assert "*" in if_match["description"] and "weak" in if_match["description"].lower()
     assert set(operation["responses"]) >= {"200", "412", "428"}
+# Queue items are full comment details, with flags and history fetched per page.
+
+def test_queue_items_are_the_same_as_the_comment_details(api, keys):
+    plain = held(api, 1)
+    returned = flagged_back(api, keys)
+    page = api.get(QUEUE, key=keys.moderator).get_json()
+    assert [item["id"] for item in page["items"]] == [plain, returned]
+    assert page["items"] == [detail(api, keys.moderator, plain).get_json(),
+                             detail(api, keys.moderator, returned).get_json()]
+    item = page["items"][1]
+    assert [flag["reason"] for flag in item["flags"]] == ["abuse", "spam", "other"]
+    assert [(d["actor"], d["action"]) for d in item["history"]] == [
+        ("mod", "approve"), ("readers", "flag")]
+    assert page["items"][0]["flags"] == [] and page["items"][0]["history"] == []
+
+
+def queue_item_schema(api) -> dict:
+    spec = api.get("/openapi.json").get_json()
+    page = spec["paths"]["/api/v1/moderation/queue"]["get"]["responses"]["200"]
+    schemas = spec["components"]["schemas"]
+    page_schema = schemas[page["content"]["application/json"]["schema"]["$ref"].split("/")[-1]]
+    return schemas[page_schema["properties"]["items"]["items"]["$ref"].split("/")[-1]]
+
+
+def test_queue_spec_describes_flags_and_history_in_each_item(api):
+    item = queue_item_schema(api)
+    assert item["properties"]["flags"]["items"]["$ref"].endswith("/FlagDetail")
+    assert item["properties"]["history"]["items"]["$ref"].endswith("/Decision")
+
+
+def test_queue_reads_flags_and_history_for_the_whole_page_at_once(app, api, keys):
+    flagged_back(api, keys)
+    for n in range(3):
+        held(api, n)
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    def statements_for(limit: int) -> int:
+        statements.clear()
+        response = api.get(f"{QUEUE}?status=pending&limit={limit}", key=keys.admin)
+        assert response.status_code == 200 and len(response.get_json()["items"]) == limit
+        return len(statements)
+
+    with app.app_context():
+        sa.event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            statements_for(4)  # the key's first use reads more than the queue
+            one, four = statements_for(1), statements_for(4)
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", count)
+    assert one == four, statements
+    assert sum("FROM flags" in s for s in statements) == 1
+    assert sum("FROM decisions" in s for s in statements) == 1
+
+
 # Routes without query arguments refuse unknown ones, as the others do.
 
 def test_unknown_query_arguments_are_refused_on_every_moderation_route(api, keys):

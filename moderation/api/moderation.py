@@ -58,7 +58,7 @@ def queue(query: dict[str, Any]) -> Response:
 def comment_detail(comment_id: int) -> Any:
     """The whole comment, with its hits, flags and history; the ETag carries its version."""
     comment = moderation.comment_for(current_caller(), comment_id)
-    return moderation.detail_of(comment, with_history=True), 200, _etag(comment.version)
+    return moderation.detail_of(comment), 200, _etag(comment.version)
 
 
 @blp.route("/comments/<id:comment_id>/decision", methods=["POST"])
@@ -90,7 +90,7 @@ def decide(decision: dict[str, Any], comment_id: int) -> Any:
     comment = moderation.comment_for(caller, comment_id)
     version = moderation.version_to_replace(comment, request.headers.get("If-Match"))
     comment = moderation.decide(caller, comment, decision["action"], decision["reason"], version)
-    return moderation.detail_of(comment, with_history=True), 200, _etag(comment.version)
+    return moderation.detail_of(comment), 200, _etag(comment.version)
 
 
 @blp.route("/bulk", methods=["POST"])
