@@ -61,6 +61,18 @@ class Blueprint(flask_smorest.Blueprint):
     # builds (and deep-copies the fields of) a new schema on every request.
     ARGUMENTS_PARSER = StrictParser()
 
+    def arguments(self, schema: Any, *, location: str = "json", **kwargs: Any) -> Any:
+        """flask-smorest's, and a JSON body's own answers said in the spec: the decoder
+        answers 400 and 415, and every body above MAX_CONTENT_LENGTH is a 413."""
+        parse = super().arguments(schema, location=location, **kwargs)
+        if location != "json":
+            return parse
+
+        def decorator(view: F) -> F:
+            return errors(self, 400, 413, 415)(parse(view))
+
+        return decorator
+
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
 ERROR_DESCRIPTIONS = {
     400: "Malformed body",

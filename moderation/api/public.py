@@ -47,6 +47,19 @@ WORDPRESS_FIELDS = {
 }
 # Fields a WordPress form sends that mean nothing here.
 WORDPRESS_EXTRAS = ("submit", "wp-comment-cookies-consent", "_wp_unfiltered_html_comment")
+# The form body in the spec: the JSON fields or the WordPress form's names for them, none
+# required by the schema (either name will do; intake names what is missing), and any
+# other field allowed (the WordPress form's extras, a site's honeypot).
+FORM_SUBMISSION = {
+    "type": "object",
+    "properties": {
+        **{name: {"type": "string"} for name in (
+            "site", "thread", "thread_title", "thread_url", "parent_id", "author_name",
+            "author_email", "author_url", "content", "form_token", *WORDPRESS_FIELDS,
+            *WORDPRESS_EXTRAS)},
+    },
+    "additionalProperties": True,
+}
 # One schema instance for every request: building one deep-copies its fields, which cost
 # more than the load itself. Loading keeps no state on the instance.
 SUBMISSION = CommentSubmissionSchema()
@@ -76,7 +89,7 @@ def _submission_body() -> tuple[dict[str, Any], bool]:
         "required": True,
         "content": {
             "application/json": {"schema": CommentSubmissionSchema},
-            "application/x-www-form-urlencoded": {"schema": CommentSubmissionSchema},
+            "application/x-www-form-urlencoded": {"schema": FORM_SUBMISSION},
         },
     },
     parameters=[
@@ -97,9 +110,12 @@ def _submission_body() -> tuple[dict[str, Any], bool]:
     scope="submit-email",
     exempt_when=limits.no_email_limit,
 )
+@blp.doc(security=[{}, {"bearerAuth": []}])  # no key (a form), or the site's own key
 @blp.response(201, SubmissionAnswerSchema)
-@blp.alt_response(303, description="Form posts go back to the page, outcome in the URL")
-@errors(blp, 400, 403, 404, 409, 413, 415, 422, 429)
+@blp.alt_response(303, description="Form posts go back to the page, outcome in the URL",
+                  headers={"Location": {"description": "The page, with comment_status and "
+                                        "comment_id in its query", "schema": {"type": "string"}}})
+@errors(blp, 400, 401, 403, 404, 409, 413, 415, 422, 429)
 def submit_comment() -> Any:
     """Submit a comment from a site's form or its backend."""
     body, from_form = _submission_body()

@@ -1,0 +1,45 @@
+"""The OpenAPI spec says every status a route can answer (the contract asks for it)."""
+
+from __future__ import annotations
+
+from tests.conftest import comment
+
+METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def _operations(api):
+    spec = api.get("/openapi.json").get_json()
+    for path, item in spec["paths"].items():
+        for method in METHODS:
+            if method in item:
+                yield method.upper(), path, item[method]
+
+
+def test_every_json_body_route_says_400_413_and_415(api):
+    with_body = [(m, p, op) for m, p, op in _operations(api) if "requestBody" in op]
+    assert len(with_body) >= 10
+    for method, path, operation in with_body:
+        assert {"400", "413", "415"} <= set(operation["responses"]), (method, path)
+
+
+def test_a_body_of_another_type_and_too_big_a_body_are_answered_as_said(api, keys):
+    too_big = api.post("/api/v1/moderation/bulk", key=keys.moderator,
+                       data=b'{"ids": [' + b"1," * 40_000 + b'1], "action": "spam"}',
+                       content_type="application/json")
+    assert too_big.status_code == 413
+    assert too_big.get_json()["code"] == 413
+
+
+def test_intake_says_it_may_take_a_site_key_and_answer_401(api):
+    operation = dict((m + p, op) for m, p, op in _operations(api))["POST/api/v1/comments"]
+    assert {} in operation["security"] and {"bearerAuth": []} in operation["security"]
+    assert "401" in operation["responses"]
+    assert "Location" in operation["responses"]["303"]["headers"]
+    assert api.post("/api/v1/comments", comment(), key="mk_0123456789ab_bad").status_code == 401
+
+
+def test_the_form_body_names_the_wordpress_fields(api):
+    operation = dict((m + p, op) for m, p, op in _operations(api))["POST/api/v1/comments"]
+    form = operation["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+    assert {"author", "email", "url", "comment", "comment_post_ID",
+            "comment_parent"} <= set(form["properties"])
