@@ -101,3 +101,19 @@ def test_a_dry_run_refuses_a_bad_email_or_ip(api, keys, field):
                         {"comment": {"content": "hello", field: "bad"}}, key=keys.admin)
     assert response.status_code == 422
     assert field in response.get_json()["errors"]["comment"]
+
+
+def test_deleting_a_site_revokes_the_keys_left_without_a_site(api, keys):
+    both = api.post("/api/v1/admin/keys",
+                    {"name": "both", "role": "moderator", "sites": ["default", "other"]},
+                    key=keys.admin).get_json()
+    assert api.delete("/api/v1/admin/sites/other", key=keys.admin).status_code == 204
+    assert api.get("/api/v1/moderation/queue", key=keys.other_moderator).status_code == 401
+    # A live site key is a 403 here (wrong role); a revoked one is not a key at all.
+    assert api.get("/api/v1/moderation/queue", key=keys.other_site).status_code == 401
+    listed = {item["name"]: item for item in api.get("/api/v1/admin/keys", key=keys.admin)
+              .get_json()["items"]}
+    assert listed["other-mod"]["revoked_at"] and listed["other-backend"]["revoked_at"]
+    assert listed["both"]["revoked_at"] is None and listed["both"]["sites"] == ["default"]
+    assert api.get("/api/v1/moderation/queue", key=both["secret"]).status_code == 200
+    assert api.get("/api/v1/moderation/queue", key=keys.moderator).status_code == 200

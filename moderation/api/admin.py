@@ -87,7 +87,11 @@ def change_site(change: dict[str, Any], slug: str) -> Any:
 @blp.response(204)
 @errors(blp, 404, 409)
 def delete_site(slug: str) -> None:
-    """Remove a site that has no comments."""
+    """Remove a site that has no comments.
+
+    Moderator and site keys limited to this site alone are revoked with it, in the same
+    transaction: they would otherwise go on working with no site.
+    """
     sites.delete_site(slug)
 
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from moderation.auth import new_key
 from moderation.errors import Conflict, Invalid, NotFound
 from moderation.extensions import db
-from moderation.models import ApiKey, Role, Site
+from moderation.models import ApiKey, Role, Site, key_sites
 
 
 def create_key(name: str, role: str, site_slugs: list[str]) -> tuple[ApiKey, str]:
@@ -50,6 +50,21 @@ def revoke_key(key_id: int) -> None:
     if key.revoked_at is None:
         key.revoked_at = dt.datetime.now(dt.UTC)
         db.session.commit()
+
+
+def revoke_keys_only_for(site: Site) -> None:
+    """Revoke the unrevoked keys whose one site this is; the caller commits with the deletion.
+
+    Left in place they would work on with no site, which no moderator or site key may have.
+    """
+    now = dt.datetime.now(dt.UTC)
+    for key in db.session.scalars(
+        sa.select(ApiKey)
+        .join(key_sites, key_sites.c.key_id == ApiKey.id)
+        .where(key_sites.c.site_id == site.id, ApiKey.revoked_at.is_(None))
+    ):
+        if [s.id for s in key.sites] == [site.id]:
+            key.revoked_at = now
 
 
 def has_admin_key() -> bool:

@@ -9,6 +9,7 @@ from moderation.errors import Conflict, NotFound
 from moderation.extensions import db
 from moderation.models import Comment, Site
 from moderation.schemas import SLUG
+from moderation.services.keys import revoke_keys_only_for
 
 DEFAULT_SITE = "default"
 
@@ -57,7 +58,10 @@ def _origins(allowed_origins: list[str]) -> list[str]:
 
 
 def delete_site(slug: str) -> None:
-    """Remove a site that has no comments; 409 otherwise, so no comment is lost by accident."""
+    """Remove a site that has no comments; 409 otherwise, so no comment is lost by accident.
+
+    Keys limited to this site alone are revoked with it.
+    """
     site = get_site(slug)
     if slug == DEFAULT_SITE:
         raise Conflict("The default site cannot be deleted.")
@@ -66,6 +70,7 @@ def delete_site(slug: str) -> None:
     )
     if has_comments:
         raise Conflict(f"The site '{slug}' has comments; erase or purge them first.")
+    revoke_keys_only_for(site)
     db.session.delete(site)
     db.session.commit()
 
