@@ -60,6 +60,14 @@ def test_a_site_change_is_validated_as_creation_is(api, keys, body, field):
     assert api.get("/api/v1/admin/sites/other", key=keys.admin).get_json()["name"] == "Other site"
 
 
+def test_a_site_change_changes_something(api, keys):
+    for body in ({}, None):
+        response = api.client.patch("/api/v1/admin/sites/other", json=body,
+                                    headers={"Authorization": f"Bearer {keys.admin}"})
+        assert response.status_code == 422, body
+        assert "name" in response.get_json()["message"]
+
+
 def test_changing_a_site_needs_an_existing_site_and_an_admin(api, keys):
     def patch(slug, key):
         return api.client.patch(f"/api/v1/admin/sites/{slug}", json={"name": "X"},

@@ -24,6 +24,9 @@ from moderation.schemas import (
 from moderation.services import keys, privacy, sites
 
 blp = Blueprint("admin", __name__, url_prefix="/api/v1/admin", description="Sites, keys and rules")
+NO_QUERY = NoQuerySchema()
+# A site change as the spec states it: the schema, and at least one of its fields.
+SITE_CHANGE_DOC = {"allOf": [SiteChangeSchema], "minProperties": 1}
 
 
 def key_of(key: ApiKey) -> dict[str, Any]:
@@ -71,6 +74,7 @@ def get_site(_query: dict[str, Any], slug: str) -> Any:
 @blp.route("/sites/<string:slug>", methods=["PATCH"])
 @guarded(blp, Role.ADMIN)
 @blp.arguments(SiteChangeSchema())
+@blp.doc(requestBody={"content": {"application/json": {"schema": SITE_CHANGE_DOC}}})
 @blp.response(200, SiteSchema)
 @errors(blp, 400, 404, 415, 422)
 def change_site(change: dict[str, Any], slug: str) -> Any:

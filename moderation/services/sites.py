@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from moderation.errors import Conflict, NotFound
+from moderation.errors import Conflict, Invalid, NotFound
 from moderation.extensions import db
 from moderation.models import Comment, Site
 from moderation.schemas import SLUG
@@ -42,8 +42,13 @@ def create_site(slug: str, name: str = "", allowed_origins: list[str] | None = N
 
 def change_site(slug: str, name: str | None = None,
                 allowed_origins: list[str] | None = None) -> Site:
-    """Rename a site and/or replace its allowed origins (None keeps the value); 404 if unknown."""
+    """Rename a site and/or replace its allowed origins (None keeps the value); 404 if unknown.
+
+    A change of nothing is refused (422): most likely a client that lost its body on the way.
+    """
     site = get_site(slug)
+    if name is None and allowed_origins is None:
+        raise Invalid("Give a name, allowed_origins or both.")
     if name is not None:
         site.name = name
     if allowed_origins is not None:
