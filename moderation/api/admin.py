@@ -43,10 +43,10 @@ def key_of(key: ApiKey) -> dict[str, Any]:
 
 @blp.route("/sites", methods=["GET"])
 @guarded(blp, Role.ADMIN)
-@blp.arguments(NoQuerySchema(), location="query")
+@blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.response(200, SiteListSchema)
 @errors(blp, 422)
-def list_sites(_query: dict[str, Any]) -> dict[str, Any]:
+def list_sites() -> dict[str, Any]:
     """Every site."""
     return {"items": sites.list_sites()}
 
@@ -63,10 +63,10 @@ def create_site(site: dict[str, Any]) -> Any:
 
 @blp.route("/sites/<string:slug>", methods=["GET"])
 @guarded(blp, Role.ADMIN)
-@blp.arguments(NoQuerySchema(), location="query")
+@blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.response(200, SiteSchema)
 @errors(blp, 404, 422)
-def get_site(_query: dict[str, Any], slug: str) -> Any:
+def get_site(slug: str) -> Any:
     """One site."""
     return sites.get_site(slug)
 
@@ -101,10 +101,10 @@ def delete_site(slug: str) -> None:
 
 @blp.route("/keys", methods=["GET"])
 @guarded(blp, Role.ADMIN)
-@blp.arguments(NoQuerySchema(), location="query")
+@blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.response(200, KeyListSchema)
 @errors(blp, 422)
-def list_keys(_query: dict[str, Any]) -> dict[str, Any]:
+def list_keys() -> dict[str, Any]:
     """Every key, without secrets."""
     return {"items": [key_of(key) for key in keys.list_keys()]}
 

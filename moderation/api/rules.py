@@ -21,10 +21,10 @@ blp = Blueprint("rules", __name__, url_prefix="/api/v1/admin/rules", description
 
 @blp.route("", methods=["GET"])
 @guarded(blp, Role.ADMIN)
-@blp.arguments(NoQuerySchema(), location="query")
+@blp.arguments(NoQuerySchema(), location="query", as_kwargs=True)
 @blp.response(200, RulesStateSchema)
 @errors(blp, 422)
-def rules_state(_query: dict[str, Any]) -> dict[str, Any]:
+def rules_state() -> dict[str, Any]:
     """The rules in force: version, when loaded, from where, and the last reload error."""
     return rules.state()
 
