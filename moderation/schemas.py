@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import marshmallow as ma
 from email_validator import EmailNotValidError, validate_email
-from marshmallow import RAISE, ValidationError, fields, pre_load, validate, validates_schema
+from marshmallow import RAISE, ValidationError, fields, pre_load, validate
 
 from moderation.services.cursors import ID_CURSOR, QUEUE_CURSOR
 
@@ -335,9 +335,10 @@ class CommentDetailSchema(PublicCommentSchema):
     score = fields.Float(dump_only=True)
     hits = fields.List(fields.Nested(HitSchema), dump_only=True)
     rules_version = fields.String(dump_only=True)
-    flags = fields.List(fields.Nested(FlagDetailSchema), dump_only=True)
+    # Required in the spec: every detail, a queue item's too, carries them, even when empty.
+    flags = fields.List(fields.Nested(FlagDetailSchema), dump_only=True, required=True)
     flag_count = fields.Integer(dump_only=True)
-    history = fields.List(fields.Nested(DecisionSchema), dump_only=True)
+    history = fields.List(fields.Nested(DecisionSchema), dump_only=True, required=True)
     version = fields.Integer(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)
 
