@@ -163,3 +163,29 @@ def test_a_lost_idempotency_race_answers_without_keeping_the_sqlite_write_lock(
     assert held == [False]
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Comment)) == 1
+
+
+@pytest.mark.parametrize("route", ["test", "backtest"])
+def test_rules_dry_runs_do_not_take_the_sqlite_write_lock(app, api, keys, monkeypatch, route):
+    """A backtest replays up to thousands of decided comments and stores nothing: holding
+    SQLite's write lock through it would stop every intake for as long."""
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            pytest.skip("the write lock is SQLite's")
+    from moderation.services import backtest, rules
+
+    held: list[bool] = []
+    service, name = (rules, "dry_run") if route == "test" else (backtest, "backtest")
+    original = getattr(service, name)
+
+    def watched(*args, **kwargs):
+        result = original(*args, **kwargs)
+        held.append(db.session.connection().connection.dbapi_connection.holding_write_lock)
+        return result
+
+    monkeypatch.setattr(service, name, watched)
+    body = ({"comment": comment(thread_title=None)} if route == "test"
+            else {"rules": "version: 1\nrules: []\n", "limit": 10})
+    answer = api.post(f"/api/v1/admin/rules/{route}", body, key=keys.admin)
+    assert answer.status_code == 200, answer.get_json()
+    assert held == [False]
