@@ -16,9 +16,9 @@ from moderation.schemas import (
     BulkRequestSchema,
     CommentDetailSchema,
     DecisionRequestSchema,
+    NoQuerySchema,
     QueuePageSchema,
     QueueQuerySchema,
-    StrictSchema,
     ThreadStateAnswerSchema,
     ThreadStateSchema,
 )
@@ -30,7 +30,7 @@ blp = Blueprint(
 MODERATORS = (Role.ADMIN, Role.MODERATOR)
 # Routes without query arguments refuse them all (422), as StrictParser makes the others
 # refuse unknown ones: a misspelt argument must not look as if it had been applied.
-NO_QUERY = StrictSchema()
+NO_QUERY = NoQuerySchema()
 ETAG_HEADER = {"ETag": {"description": "The comment's version", "schema": {"type": "string"}}}
 
 
