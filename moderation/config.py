@@ -73,7 +73,9 @@ def _with_driver(url: str) -> str:
 
 
 def _engine_options(url: str, given: dict[str, Any]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
+    # A database error's message would otherwise carry the statement's values (emails,
+    # comment text) into the logs, which must hold neither.
+    options: dict[str, Any] = {"hide_parameters": True}
     if url.startswith("postgresql"):
         # A pooled connection may have died with a server restart: test it on checkout.
         options["pool_pre_ping"] = True
