@@ -86,3 +86,25 @@ def test_proxy_hops_take_the_client_ip_from_x_forwarded_for(database_url, app):
         close_app(proxied_app)
     assert ips[direct.get_json()["id"]] == "127.0.0.1"
     assert ips[proxied.get_json()["id"]] == "198.51.100.23"
+
+
+def test_a_database_error_in_the_log_carries_no_values(app):
+    """SQLAlchemy puts a failed statement's parameters in its message, and errors are
+    logged with it: the values (an email, a comment) must not reach the log."""
+    import sqlalchemy as sa
+    from sqlalchemy.exc import IntegrityError
+
+    from moderation.extensions import db
+
+    with app.app_context():
+        try:
+            db.session.execute(sa.text("INSERT INTO sites (id, slug, name, allowed_origins, "
+                                       "created_at) VALUES (:id, :slug, :name, '[]', "
+                                       "CURRENT_TIMESTAMP)"),
+                               {"id": 1, "slug": "default", "name": "secret@example.org"})
+        except IntegrityError as error:
+            message = str(error)
+        finally:
+            db.session.rollback()
+    assert "secret@example.org" not in message
+    assert "hidden due to hide_parameters" in message
