@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 import sqlalchemy as sa
 from flask import Flask
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from flask_migrate import upgrade
+from marshmallow import ValidationError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from moderation.errors import ServiceError
 from moderation.extensions import db
@@ -25,8 +28,42 @@ def register_commands(app: Flask) -> None:
 
 
 def _fail(error: ServiceError) -> None:
-    detail = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in (error.errors or {}).items())
-    raise click.ClickException(error.message + (f" ({detail})" if detail else ""))
+    raise click.ClickException(error.message + _details(error.errors))
+
+
+def _invalid(error: ValidationError) -> None:
+    raise click.ClickException("Invalid: " + _details(error.messages).strip(" ()"))
+
+
+def _details(errors: Any) -> str:
+    """Field errors as `field: message; ...` in brackets, for one line of a terminal."""
+    if not errors:
+        return ""
+    if not isinstance(errors, dict):
+        return f" ({errors})"
+    parts = []
+    for field, messages in errors.items():
+        if isinstance(messages, dict):  # a list field: its items' errors by index
+            messages = [m for item in messages.values() for m in item]
+        parts.append(f"{field}: {', '.join(map(str, messages))}")
+    return f" ({'; '.join(parts)})"
+
+
+class ModerationGroup(FlaskGroup):
+    """The `moderation` command: a database that is away or not set up is one clear line,
+    not a driver's traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (OperationalError, ProgrammingError) as error:
+            text = str(error.orig)
+            if "no such table" in text or "does not exist" in text:
+                message = "The database is not set up yet: run `moderation init` first."
+            else:
+                message = (f"Cannot use the database ({type(error.orig).__name__}); "
+                           "check DATABASE_URL and that the server is up.")
+            raise click.ClickException(message) from None
 
 
 @click.command("init")
@@ -55,8 +92,13 @@ def keys_group() -> None:
 @click.option("--site", "sites", multiple=True, help="A site slug (repeat for several).")
 def create_key(name: str, role: str, sites: tuple[str, ...]) -> None:
     """Create a key and print its secret, once."""
+    from moderation.schemas import KeyRequestSchema
     from moderation.services import keys
 
+    try:  # the API's checks (a name of 1 to 100 characters, trimmed)
+        name = KeyRequestSchema().load({"name": name, "role": role, "sites": list(sites)})["name"]
+    except ValidationError as error:
+        _invalid(error)
     try:
         key, secret = keys.create_key(name, role, list(sites))
     except ServiceError as error:
@@ -88,15 +130,13 @@ def sites_group() -> None:
 @click.option("--origin", "origins", multiple=True, help="An allowed origin, https://host.")
 def create_site(slug: str, name: str, origins: tuple[str, ...]) -> None:
     """Add a site."""
-    from marshmallow import ValidationError
-
     from moderation.schemas import SiteSchema
     from moderation.services import sites
 
     try:
         data = SiteSchema().load({"slug": slug, "name": name, "allowed_origins": list(origins)})
     except ValidationError as error:
-        raise click.ClickException(str(error.messages)) from None
+        _invalid(error)
     try:
         site = sites.create_site(data["slug"], data["name"], data["allowed_origins"])
     except ServiceError as error:
@@ -160,11 +200,15 @@ def backtest_rules(path: str, limit: int) -> None:
                    f"{rule['spam_hits']:5d} {rule['ham_hits']:5d}  {rule['rule']}")
 
 
+# A century: past that a date cannot be worked out (and nothing is that old).
+MAX_DAYS = 36_500
+
+
 @click.command("purge")
 @with_appcontext
-@click.option("--spam-days", default=30, show_default=True, type=click.IntRange(min=0),
+@click.option("--spam-days", default=30, show_default=True, type=click.IntRange(0, MAX_DAYS),
               help="Delete spam and rejected comments older than this.")
-@click.option("--ip-days", default=90, show_default=True, type=click.IntRange(min=0),
+@click.option("--ip-days", default=90, show_default=True, type=click.IntRange(0, MAX_DAYS),
               help="Truncate the IP addresses of comments older than this.")
 def purge_command(spam_days: int, ip_days: int) -> None:
     """Apply the retention policy; safe to run from cron while the service runs."""
@@ -179,4 +223,4 @@ def main() -> None:
     """Entry point of the `moderation` console script."""
     from moderation import create_app
 
-    FlaskGroup(create_app=lambda: create_app(), help="Comment moderation service.")()
+    ModerationGroup(create_app=lambda: create_app(), help="Comment moderation service.")()

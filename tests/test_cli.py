@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from moderation.extensions import db
@@ -63,3 +64,43 @@ def test_rules_check_passes_the_shipped_file_and_fails_a_broken_one(runner, tmp_
     assert result.exit_code == 1
     assert "rules.yaml" in result.output and "BAD" in result.output
     assert "pattern" in result.output
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 101])
+def test_keys_create_checks_the_name_as_the_api_does(runner, name):
+    """The audit log names actors by key name: a blank or huge one would be unreadable."""
+    result = runner.invoke(args=["keys", "create", "--role", "admin", "--name", name])
+    assert result.exit_code == 1
+    assert "name: Length must be between 1 and 100." in result.output
+
+
+def test_site_errors_read_as_a_line_not_a_dict(runner):
+    result = runner.invoke(args=["sites", "create", "Bad Slug!"])
+    assert result.exit_code == 1
+    assert "Invalid: slug: Must match" in result.output and "{'" not in result.output
+
+
+def test_purge_refuses_days_past_a_century(runner):
+    result = runner.invoke(args=["purge", "--spam-days", "99999999999"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output and "36500" in result.output
+
+
+def test_a_database_not_set_up_is_one_line_not_a_traceback(tmp_path, monkeypatch):
+    """The `moderation` command itself (the console script), on an empty instance folder
+    and on a server that is not there."""
+    from click.testing import CliRunner
+
+    from moderation import create_app
+    from moderation.cli import ModerationGroup
+
+    monkeypatch.setenv("MODERATION_INSTANCE_PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    command = ModerationGroup(create_app=lambda: create_app())
+    empty = CliRunner().invoke(command, ["keys", "list"])
+    assert empty.exit_code == 1
+    assert "not set up yet: run `moderation init`" in empty.output
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    away = CliRunner().invoke(command, ["sites", "list"])
+    assert away.exit_code == 1
+    assert "Cannot use the database (OperationalError)" in away.output
