@@ -2,7 +2,9 @@
 
 import multiprocessing
 import os
+import shutil
 import sys
+import tempfile
 
 # Loopback by default: put a TLS-terminating proxy in front; containers set 0.0.0.0:8000.
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
@@ -70,15 +72,28 @@ errorlog = "-"
 loglevel = "info"
 
 # Prometheus multiprocess mode needs a folder shared by the workers, emptied at start.
+# Without PROMETHEUS_MULTIPROC_DIR, /metrics would count only the worker that answers the
+# scrape; a private temporary folder, removed on exit, serves instead. The workers (and a
+# preloaded app) inherit the variable, set here before anything imports prometheus_client.
 _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+_metrics_dir_is_ours = not _metrics_dir
+if _metrics_dir_is_ours:
+    _metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
+        prefix="moderation-metrics-"
+    )
 
 
 def on_starting(server):
     """Start every run with an empty metrics folder, so old workers' counters do not linger."""
-    if _metrics_dir:
-        os.makedirs(_metrics_dir, exist_ok=True)
-        for name in os.listdir(_metrics_dir):
-            os.remove(os.path.join(_metrics_dir, name))
+    os.makedirs(_metrics_dir, exist_ok=True)
+    for name in os.listdir(_metrics_dir):
+        os.remove(os.path.join(_metrics_dir, name))
+
+
+def on_exit(server):
+    """Remove the temporary metrics folder made above (one named by the operator stays)."""
+    if _metrics_dir_is_ours:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
 
 
 def post_fork(server, worker):
@@ -115,7 +130,6 @@ def worker_exit(server, worker):
 
 def child_exit(server, worker):
     """Tell the metrics registry a worker is gone, so its live gauges are dropped."""
-    if _metrics_dir:
-        from prometheus_client import multiprocess
+    from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid)

@@ -50,6 +50,7 @@ def gunicorn(tmp_path: Path, *args: str, **settings: str) -> Iterator[str]:
         **settings,
     }
     env.pop("DATABASE_URL", None)
+    env = {name: value for name, value in env.items() if value != ""}  # "": leave it unset
     init = subprocess.run([BIN / "moderation", "init"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
     assert init.returncode == 0, init.stderr
@@ -87,21 +88,34 @@ def post_comment(base: str, n: int, content: str | None = None) -> int:
     })[0]
 
 
-def test_two_workers_take_comments_and_metrics_sum_across_them(served):
+def _sums_across_workers(base: str) -> None:
+    """12 comments, then 10 scrapes (landing on both workers): each counts all 12."""
     for n in range(12):
-        assert post_comment(served, n) == 201
-    pids = set()
-    text = ""
+        assert post_comment(base, n) == 201
     for _ in range(10):
-        status, body = call(served + "/metrics")
+        status, body = call(base + "/metrics")
         assert status == 200
         text = body.decode()
-        pids.add(text)
-    line = [row for row in text.splitlines()
-            if row.startswith("moderation_http_requests_total{")
-            and 'route="/api/v1/comments"' in row and 'status="201"' in row]
-    assert line and float(line[0].rsplit(" ", 1)[1]) == 12.0
+        line = [row for row in text.splitlines()
+                if row.startswith("moderation_http_requests_total{")
+                and 'route="/api/v1/comments"' in row and 'status="201"' in row]
+        assert line and float(line[0].rsplit(" ", 1)[1]) == 12.0
     assert 'moderation_queue_depth{site="default",status="pending"} 12.0' in text
+
+
+def test_two_workers_take_comments_and_metrics_sum_across_them(served):
+    _sums_across_workers(served)
+
+
+def test_metrics_sum_across_workers_without_a_metrics_folder_set(tmp_path):
+    """Without PROMETHEUS_MULTIPROC_DIR each worker counted alone; gunicorn.conf.py now
+    makes a temporary folder for the run, and removes it on the way out."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    with gunicorn(tmp_path, PROMETHEUS_MULTIPROC_DIR="", TMPDIR=str(temp)) as base:
+        _sums_across_workers(base)
+        assert [p.name[:19] for p in temp.iterdir()] == ["moderation-metrics-"]
+    assert list(temp.iterdir()) == []
 
 
 def test_recycled_workers_fork_from_the_preloaded_app_and_follow_rules_edits(tmp_path):
