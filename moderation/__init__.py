@@ -66,6 +66,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_metrics(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=migrations_directory())
+    from moderation.services.limits import drop_retry_after_on_success
+
+    # Registered before the limiter's own hook: Flask runs after_request hooks in reverse
+    # order, so this one sees the headers the limiter has added.
+    app.after_request(drop_retry_after_on_success)
     limiter.init_app(app)
     api.init_app(
         app,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+from tests.conftest import comment
+
 
 def test_a_401_names_the_bearer_scheme(api):
     missing = api.get("/api/v1/moderation/queue")
@@ -19,3 +23,12 @@ def test_metrics_say_their_type_once(api):
     assert answer.headers["Content-Type"].count("charset") == 1
     assert answer.headers["Content-Type"].startswith("text/plain; version=")
 
+
+
+@pytest.mark.parametrize("app_config", [{"RATELIMIT_ENABLED": True}])
+def test_retry_after_comes_only_with_a_refusal(api):
+    """flask-limiter sent Retry-After with every 201; a client may take it to mean 'wait'."""
+    answer = api.post("/api/v1/comments", comment())
+    assert answer.status_code == 201
+    assert "X-RateLimit-Limit" in answer.headers
+    assert "Retry-After" not in answer.headers

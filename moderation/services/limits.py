@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
+from flask import Response, request
 
 from moderation.auth import current_caller, own_site
 from moderation.models import Role
@@ -75,3 +75,11 @@ def no_email_limit() -> bool:
 
 def no_reporter_limit() -> bool:
     return not _limit("flag_per_reporter", "default")
+
+
+def drop_retry_after_on_success(response: Response) -> Response:
+    """flask-limiter adds Retry-After to every answer of a limited route; it means something
+    only on a refusal (429, and the 503 of a database that is away)."""
+    if response.status_code < 400:
+        response.headers.pop("Retry-After", None)
+    return response

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,11 @@ from moderation.rules import (
     parse_rules,
 )
 
-log = logging.getLogger("moderation.rules")
 EXTENSION = "moderation.rules"
 
 
 def _reload_failed(message: str) -> None:
-    RULES_RELOAD_ERRORS.inc()
-    log.error("rules reload failed: %s", message)
+    RULES_RELOAD_ERRORS.inc()  # the watcher has logged it, with the file and version kept
 
 
 def init_rules(app: Flask) -> None:
@@ -37,7 +34,6 @@ def init_rules(app: Flask) -> None:
         path,
         interval=float(app.config["RULES_RELOAD_INTERVAL"]),
         on_error=_reload_failed,
-        on_reload=lambda ruleset: log.info("rules reloaded: version %s", ruleset.version[:12]),
     )
     app.extensions[EXTENSION] = watcher
 
