@@ -66,6 +66,11 @@ preload_app = os.environ.get("GUNICORN_PRELOAD", "true").lower() != "false"
 # ProxyFix hop count (MODERATION_PROXY_HOPS) decides which X-Forwarded-For entry is the client.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
+# gunicorn 27's control socket (for gunicornc) defaults to one path per user, so two
+# instances on a machine would take each other's, and in the Docker image it would land
+# in the data volume (the user's home). Nothing here uses it; signals still work.
+control_socket_disable = True
+
 # Our app logs one JSON line per request itself; gunicorn's access log would repeat it.
 accesslog = None
 errorlog = "-"

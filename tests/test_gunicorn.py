@@ -118,6 +118,16 @@ def test_metrics_sum_across_workers_without_a_metrics_folder_set(tmp_path):
     assert list(temp.iterdir()) == []
 
 
+def test_no_control_socket_is_left_in_the_home_folder(tmp_path):
+    """gunicorn 27 opens one at ~/.gunicorn/gunicorn.ctl, shared by every instance of the
+    user (and in the Docker image, inside the data volume); it is switched off."""
+    home = tmp_path / "home"
+    home.mkdir()
+    with gunicorn(tmp_path, HOME=str(home), XDG_RUNTIME_DIR="") as base:
+        assert post_comment(base, 1) == 201
+        assert not (home / ".gunicorn").exists()
+
+
 def test_recycled_workers_fork_from_the_preloaded_app_and_follow_rules_edits(tmp_path):
     """Workers recycled every few requests (max_requests) keep serving, count in the
     metrics, and use the rules file as it is now, not as the master loaded it."""
