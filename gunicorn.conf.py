@@ -1,5 +1,6 @@
 """gunicorn settings for the moderation service; every value says why it is what it is."""
 
+import math
 import multiprocessing
 import os
 import shutil
@@ -11,6 +12,24 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 
 
 
+def _usable_cores(cpu_limit: str = "/sys/fs/cgroup/cpu.max") -> int:
+    """The cores this process may use: in a container, its CPU limit, not the host's count.
+
+    cpu_count() counts the host's CPUs. The affinity mask follows a cpuset (docker
+    --cpuset-cpus), and cgroup v2's cpu.max holds a quota (docker --cpus=2: "200000 100000").
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        multiprocessing.cpu_count())
+    try:
+        with open(cpu_limit) as limit:
+            quota, period = limit.read().split()
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 limit to read: the affinity mask it is
+    return cores
+
+
 def _default_workers() -> int:
     """One worker per core on SQLite; 2 x cores + 1 when the database is across a network.
 
@@ -19,7 +38,7 @@ def _default_workers() -> int:
     PostgreSQL a worker waits on each round trip, and the classic 2 x cores + 1 keeps the
     cores busy meanwhile.
     """
-    cores = multiprocessing.cpu_count()
+    cores = _usable_cores()
     url = os.environ.get("DATABASE_URL") or os.environ.get("MODERATION_SQLALCHEMY_DATABASE_URI")
     return cores * 2 + 1 if url and url.startswith("postgres") else cores
 

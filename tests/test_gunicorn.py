@@ -152,3 +152,30 @@ def test_recycled_workers_fork_from_the_preloaded_app_and_follow_rules_edits(tmp
             if row.startswith("moderation_http_requests_total{")
             and 'route="/api/v1/comments"' in row and 'status="201"' in row]
     assert line and float(line[0].rsplit(" ", 1)[1]) == 12 + answers.count(201)
+
+
+def _config():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gunicorn_conf", ROOT / "gunicorn.conf.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("limit", "cores"), [
+    ("150000 100000\n", 2),   # docker --cpus=1.5: two workers, not one per host CPU
+    ("100000 100000\n", 1),
+    ("max 100000\n", None),   # no quota: the affinity mask
+    (None, None),             # no cgroup v2 file at all
+])
+def test_workers_follow_a_containers_cpu_limit(tmp_path, monkeypatch, limit, cores):
+    # Named, so that loading the config makes no folder and changes nothing for later tests.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    config = _config()
+    path = tmp_path / "cpu.max"
+    if limit is not None:
+        path.write_text(limit)
+    affinity = len(os.sched_getaffinity(0))
+    expected = affinity if cores is None else min(cores, affinity)
+    assert config._usable_cores(str(path)) == expected
