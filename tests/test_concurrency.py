@@ -83,6 +83,18 @@ def test_intake_judges_without_holding_the_sqlite_write_lock(app, api, keys, mon
     assert held == [False]
 
 
+def _write_lock_held(lock_file: str) -> bool:
+    """Whether a worker holds SQLite's write lock, asked from outside as another worker
+    would: asking the session would begin a transaction of its own."""
+    with open(lock_file, "a") as other:
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(other, fcntl.LOCK_UN)
+        return False
+
+
 def test_a_retried_submission_answers_without_keeping_the_sqlite_write_lock(
     app, api, monkeypatch
 ):
@@ -101,16 +113,7 @@ def test_a_retried_submission_answers_without_keeping_the_sqlite_write_lock(
 
     def submitting(*args, **kwargs):
         answer = submit(*args, **kwargs)
-        # Asked from outside, as another worker would: asking the session would begin a
-        # transaction of its own.
-        with open(lock_file, "a") as other:
-            try:
-                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                held.append(True)
-            else:
-                held.append(False)
-                fcntl.flock(other, fcntl.LOCK_UN)
+        held.append(_write_lock_held(lock_file))
         return answer
 
     monkeypatch.setattr(comments, "submit", submitting)
@@ -145,14 +148,7 @@ def test_a_lost_idempotency_race_answers_without_keeping_the_sqlite_write_lock(
 
     def submitting(*args, **kwargs):
         answer = submit(*args, **kwargs)
-        with open(lock_file, "a") as other:
-            try:
-                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                held.append(True)
-            else:
-                held.append(False)
-                fcntl.flock(other, fcntl.LOCK_UN)
+        held.append(_write_lock_held(lock_file))
         return answer
 
     monkeypatch.setattr(comments, "_replay", too_early)
