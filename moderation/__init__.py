@@ -51,6 +51,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # reads this from app.json, no longer from the JSON_SORT_KEYS setting.
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.session_interface = NoCookieSessions()
+    from moderation.body_limit import ChunkedBodyLimit
+
+    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, int(app.config["MAX_CONTENT_LENGTH"]))  # type: ignore[method-assign]
     if app.config["PROXY_HOPS"]:
         # Trust exactly as many X-Forwarded-* hops as there are proxies, no more.
         hops = int(app.config["PROXY_HOPS"])
@@ -66,11 +69,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_metrics(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=migrations_directory())
-    from moderation.services.limits import drop_retry_after_on_success
+    from moderation.services.limits import keep_retry_after_for_waits
 
     # Registered before the limiter's own hook: Flask runs after_request hooks in reverse
     # order, so this one sees the headers the limiter has added.
-    app.after_request(drop_retry_after_on_success)
+    app.after_request(keep_retry_after_for_waits)
     limiter.init_app(app)
     api.init_app(
         app,

@@ -75,6 +75,26 @@ def _visible(value: str) -> None:
         raise ValidationError("Must contain visible characters.")
 
 
+class FullMatch(validate.Regexp):
+    """A pattern the whole value must match. Python's `$` also matches before a final
+    newline, so with re.match "news\\n" passed `^[a-z0-9-]{1,64}$` and went on to a 404."""
+
+    def __call__(self, value: Any) -> Any:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
+class WholeNumber(fields.Integer):
+    """An integer, from JSON or from a form's text ("12"); a fraction is refused, never cut
+    down: marshmallow's int() made `"ids": [1.5]` act on comment 1."""
+
+    def _validated(self, value: Any) -> Any:
+        if isinstance(value, float) and not value.is_integer():
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
 class TrimmedString(fields.String):
     """A string trimmed of surrounding white space before it is validated (query arguments,
     which the body schemas' trim does not reach)."""
@@ -154,10 +174,10 @@ class TrimmedSchema(StrictSchema):
         return data
 
 
-Slug = fields.String(validate=validate.Regexp(SLUG, error="Must match [a-z0-9-]{{1,64}}."))
+Slug = fields.String(validate=FullMatch(SLUG, error="Must match [a-z0-9-]{{1,64}}."))
 
 
-OPTIONAL_SUBMISSION_FIELDS = ("thread_title", "thread_url", "author_url", "parent_id",
+OPTIONAL_SUBMISSION_FIELDS = ("site", "thread_title", "thread_url", "author_url", "parent_id",
                               "referrer", "user_agent", "ip", "form_token")
 
 
@@ -168,7 +188,8 @@ def _blank(value: Any) -> bool:
 class CommentSubmissionSchema(TrimmedSchema):
     site = fields.String(
         load_default="default",
-        validate=validate.Regexp(SLUG, error="Must match [a-z0-9-]{{1,64}}."),
+        allow_none=True,
+        validate=FullMatch(SLUG, error="Must match [a-z0-9-]{{1,64}}."),
     )
     thread = fields.String(
         required=True,
@@ -187,8 +208,7 @@ class CommentSubmissionSchema(TrimmedSchema):
         validate=[validate.Length(max=2048), _http_url],
         metadata=HTTP_URL,
     )
-    parent_id = fields.Integer(load_default=None,
-        allow_none=True, strict=False, validate=ID)
+    parent_id = WholeNumber(load_default=None, allow_none=True, validate=ID)
     author_name = fields.String(
         required=True,
         validate=[validate.Length(1, 100), _single_line, _visible],
@@ -270,11 +290,11 @@ class ThreadPageSchema(ma.Schema):
 
 
 class ThreadQuerySchema(StrictSchema):
-    site = fields.String(load_default="default", validate=validate.Regexp(SLUG))
+    site = fields.String(load_default="default", validate=FullMatch(SLUG))
     # Trimmed as a submission's thread is, so that the page finds what was posted.
     thread = TrimmedString(required=True, validate=validate.Length(1, 512))
-    limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
-    cursor = fields.String(load_default=None, validate=validate.Regexp(ID_CURSOR))
+    limit = WholeNumber(load_default=20, validate=validate.Range(1, 100))
+    cursor = fields.String(load_default=None, validate=FullMatch(ID_CURSOR))
 
 
 class FlagSchema(StrictSchema):
@@ -287,7 +307,7 @@ class FlagAnswerSchema(ma.Schema):
 
 
 class FormTokenQuerySchema(StrictSchema):
-    site = fields.String(load_default="default", validate=validate.Regexp(SLUG))
+    site = fields.String(load_default="default", validate=FullMatch(SLUG))
     thread = TrimmedString(required=True, validate=validate.Length(1, 512))
 
 
@@ -349,18 +369,18 @@ class QueuePageSchema(ma.Schema):
 
 
 class QueueQuerySchema(StrictSchema):
-    site = fields.String(load_default=None, validate=validate.Regexp(SLUG))
+    site = fields.String(load_default=None, validate=FullMatch(SLUG))
     status = fields.String(
         load_default="pending", validate=validate.OneOf((*STATUSES, "flagged"))
     )
-    thread = fields.String(load_default=None, validate=validate.Length(1, 512))
-    rule = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z0-9_]{1,64}$"))
+    thread = TrimmedString(load_default=None, validate=validate.Length(1, 512))
+    rule = fields.String(load_default=None, validate=FullMatch(r"^[A-Z0-9_]{1,64}$"))
     q = fields.String(load_default=None, validate=validate.Length(1, 200))
     sort = fields.String(
         load_default="oldest", validate=validate.OneOf(("oldest", "newest", "score"))
     )
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
-    cursor = fields.String(load_default=None, validate=validate.Regexp(QUEUE_CURSOR))
+    limit = WholeNumber(load_default=50, validate=validate.Range(1, 200))
+    cursor = fields.String(load_default=None, validate=FullMatch(QUEUE_CURSOR))
 
 
 class DecisionRequestSchema(StrictSchema):
@@ -370,7 +390,7 @@ class DecisionRequestSchema(StrictSchema):
 
 class BulkRequestSchema(DecisionRequestSchema):
     ids = fields.List(
-        fields.Integer(validate=ID),
+        WholeNumber(validate=ID),
         required=True,
         validate=validate.Length(1, 200),
     )
@@ -387,11 +407,11 @@ class BulkAnswerSchema(ma.Schema):
 
 
 class AuditQuerySchema(StrictSchema):
-    site = fields.String(load_default=None, validate=validate.Regexp(SLUG))
-    comment_id = fields.Integer(load_default=None, validate=ID)
+    site = fields.String(load_default=None, validate=FullMatch(SLUG))
+    comment_id = WholeNumber(load_default=None, validate=ID)
     actor = fields.String(load_default=None, validate=validate.Length(1, 100))
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
-    cursor = fields.String(load_default=None, validate=validate.Regexp(ID_CURSOR))
+    limit = WholeNumber(load_default=50, validate=validate.Range(1, 200))
+    cursor = fields.String(load_default=None, validate=FullMatch(ID_CURSOR))
 
 
 class AuditPageSchema(ma.Schema):
@@ -400,7 +420,7 @@ class AuditPageSchema(ma.Schema):
 
 
 class ThreadStateSchema(StrictSchema):
-    site = fields.String(load_default="default", validate=validate.Regexp(SLUG))
+    site = fields.String(load_default="default", validate=FullMatch(SLUG))
     thread = fields.String(required=True, validate=validate.Length(1, 512))
     closed = StrictBoolean(required=True)
 
@@ -431,7 +451,7 @@ def _allowed_origins(**kwargs: Any) -> fields.List:
 
 class SiteSchema(TrimmedSchema):
     slug = fields.String(
-        required=True, validate=validate.Regexp(SLUG, error="Must match [a-z0-9-]{{1,64}}.")
+        required=True, validate=FullMatch(SLUG, error="Must match [a-z0-9-]{{1,64}}.")
     )
     name = _site_name(load_default="")
     allowed_origins = _allowed_origins(load_default=list)
@@ -457,7 +477,7 @@ class KeyRequestSchema(TrimmedSchema):
     )
     role = fields.String(required=True, validate=validate.OneOf(("admin", "moderator", "site")))
     sites = fields.List(
-        fields.String(validate=validate.Regexp(SLUG)),
+        fields.String(validate=FullMatch(SLUG)),
         load_default=list,
         validate=validate.Length(max=100),
     )
@@ -559,7 +579,7 @@ class RulesStateSchema(ma.Schema):
 
 
 class TestCommentSchema(TrimmedSchema):
-    site = fields.String(load_default="default", validate=validate.Regexp(SLUG))
+    site = fields.String(load_default="default", validate=FullMatch(SLUG))
     thread = fields.String(load_default="/rules-test", validate=validate.Length(1, 512))
     author_name = fields.String(load_default="", validate=validate.Length(max=100))
     # Left out, these stay empty; given, they are checked as intake checks them, so that a

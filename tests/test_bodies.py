@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
+from urllib.parse import urlencode
 
 import pytest
+import sqlalchemy as sa
 
+from moderation.extensions import db
+from moderation.models import Comment
 from tests.conftest import comment
 
 LONE_SURROGATE = b'"\\ud800 alone"'
@@ -90,3 +95,57 @@ def test_no_body_names_the_missing_fields(app, api, keys):
     answer = api.post("/api/v1/moderation/bulk", key=keys.moderator)
     assert answer.status_code == 422
     assert "ids" in answer.get_json()["errors"]
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"thread": "/t", "author_name": "A", "author_email": "a@example.org", '
+    b'"content": "x\xed\xa0\x80"}',                          # UTF-8 bytes of a lone surrogate
+    '{"thread": "/t", "content": "\\ud800"}'.encode("utf-16"),  # escaped, in UTF-16
+    '{"thread": "/t"}'.encode("utf-32"),
+], ids=["utf8-surrogate-bytes", "utf16", "utf32"])
+def test_a_body_that_is_not_utf8_is_a_400(app, api, keys, raw):
+    """json.loads also guesses UTF-16 and UTF-32 and lets surrogate bytes through, which
+    got past the escape check to a 500."""
+    for path, key in _routes(keys):
+        answer = _post(api, path, raw, key)
+        assert answer.status_code == 400, (path, answer.status_code)
+        assert answer.get_json()["message"] == "The body is not UTF-8 text."
+
+
+def test_a_byte_order_mark_is_ignored(api):
+    assert _post(api, "/api/v1/comments", b"\xef\xbb\xbf" + json.dumps(comment()).encode()
+                 ).status_code == 201
+
+
+def _chunked(api, path: str, body: bytes, content_type: str):
+    return api.client.post(path, input_stream=io.BytesIO(body), headers={
+        "Content-Type": content_type, "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True})
+
+
+def test_a_chunked_body_over_the_limit_is_a_413_not_cut_short(app, api):
+    """Without a Content-Length, the form parser stopped at the limit and the comment was
+    stored cut short (a 201)."""
+    form = urlencode({"thread": "/t", "author": "A", "email": "a@example.org",
+                      "submit": "x" * 60_000, "comment": "y" * 8_000}).encode()
+    assert len(form) > 64 * 1024
+    answer = _chunked(api, "/api/v1/comments", form, "application/x-www-form-urlencoded")
+    assert answer.status_code == 413
+    assert answer.get_json()["code"] == 413
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Comment)) == 0
+
+
+def test_a_chunked_body_within_the_limit_is_taken_whole(app, api):
+    body = json.dumps(comment(content="z" * 9_000)).encode()
+    answer = _chunked(api, "/api/v1/comments", body, "application/json")
+    assert answer.status_code == 201
+    with app.app_context():
+        assert len(db.session.scalar(sa.select(Comment.content))) == 9_000
+
+
+def test_an_empty_json_body_names_the_missing_fields_on_intake_too(api):
+    answer = api.post("/api/v1/comments", data=b"", content_type="application/json")
+    assert answer.status_code == 422
+    assert {"thread", "author_name", "author_email", "content"} <= set(
+        answer.get_json()["errors"])

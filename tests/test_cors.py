@@ -81,3 +81,23 @@ def test_a_flag_is_answered_for_the_commented_sites_origins(api, keys, two_sites
                      headers={"Origin": BLOG})
     assert own.status_code == 202 and _allowed(own) == NEWS
     assert _allowed(other) is None
+
+
+def test_a_site_keys_post_is_answered_for_its_own_sites_origins(api, keys, app):
+    with app.app_context():
+        sites.change_site("other", allowed_origins=["https://other.example"])
+    answer = api.post("/api/v1/comments", comment(ip="198.51.100.9"), key=keys.other_site,
+                      headers={"Origin": "https://other.example"})
+    assert answer.status_code == 201 and answer.get_json()["site"] == "other"
+    assert _allowed(answer) == "https://other.example"
+
+
+def test_origins_are_compared_as_browsers_send_them(api, app):
+    """Stored as typed, "https://News.Example:443/" never matched the browser's
+    "https://news.example"."""
+    with app.app_context():
+        site = sites.create_site("cased", "Cased", ["https://News.Example:443/"])
+        assert site.allowed_origins == ["https://news.example"]
+    answer = api.get("/api/v1/comments?site=cased&thread=/a",
+                     headers={"Origin": "https://news.example"})
+    assert _allowed(answer) == "https://news.example"

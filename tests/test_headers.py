@@ -32,3 +32,12 @@ def test_retry_after_comes_only_with_a_refusal(api):
     assert answer.status_code == 201
     assert "X-RateLimit-Limit" in answer.headers
     assert "Retry-After" not in answer.headers
+
+
+@pytest.mark.parametrize("app_config", [{"RATELIMIT_ENABLED": True}])
+def test_no_retry_after_on_errors_that_waiting_does_not_cure(api):
+    for answer in (api.post("/api/v1/comments", comment(site="nosuch")),     # 404
+                   api.post("/api/v1/comments", comment(author_email="x")),  # 422
+                   api.post("/api/v1/comments/99/flags", {"reason": "spam"})):
+        assert answer.status_code in (404, 422)
+        assert "Retry-After" not in answer.headers, answer.status_code

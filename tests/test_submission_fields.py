@@ -68,3 +68,39 @@ def test_a_site_key_submits_to_its_own_site_by_default(api, keys, app):
                        key=keys.other_site)
     assert refused.status_code == 403
 
+
+
+@pytest.mark.parametrize("site", [None, ""])
+def test_a_null_or_empty_site_is_the_default(api, keys, site):
+    assert api.post("/api/v1/comments", {**comment(), "site": site}).get_json()["site"] == (
+        "default")
+    keyed = api.post("/api/v1/comments", {**comment(content="Keyed."), "site": site,
+                                          "ip": "198.51.100.7"}, key=keys.other_site)
+    assert keyed.status_code == 201 and keyed.get_json()["site"] == "other"
+
+
+def test_a_fraction_is_not_an_id(api, keys):
+    """marshmallow's int() cut 1.5 down to 1: a bulk decision acted on the wrong comment."""
+    first = api.post("/api/v1/comments", comment()).get_json()["id"]
+    reply = api.post("/api/v1/comments", comment(content="Reply.", parent_id=first + 0.5))
+    assert reply.status_code == 422 and "parent_id" in reply.get_json()["errors"]
+    bulk = api.post("/api/v1/moderation/bulk", {"ids": [first + 0.5], "action": "spam"},
+                    key=keys.moderator)
+    assert bulk.status_code == 422
+    whole = api.post("/api/v1/moderation/bulk", {"ids": [float(first)], "action": "spam"},
+                     key=keys.moderator)
+    assert whole.status_code == 200
+
+
+def test_a_pattern_must_match_to_the_end_not_to_a_final_newline(api, keys):
+    """Python's `$` matches before a final newline: "default\\n" passed the slug pattern."""
+    assert api.get("/api/v1/comments?site=default%0A&thread=/a").status_code == 422
+    assert api.get("/api/v1/moderation/queue?rule=TRUST_NEW%0A",
+                   key=keys.moderator).status_code == 422
+
+
+def test_the_queues_thread_filter_is_trimmed_as_the_thread_is(api, keys):
+    status = api.post("/api/v1/comments", comment()).get_json()["status"]
+    found = api.get(f"/api/v1/moderation/queue?status={status}&thread=%20{THREAD}%20",
+                    key=keys.moderator)
+    assert found.status_code == 200 and len(found.get_json()["items"]) == 1

@@ -19,7 +19,7 @@ from werkzeug.exceptions import BadRequest
 
 # An escaped UTF-16 surrogate, \uD800 to \uDFFF; most bodies have none, so only those
 # that do pay for the check that each one is half of a pair.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 class MalformedBody(ValueError):
@@ -27,13 +27,24 @@ class MalformedBody(ValueError):
 
 
 def loads(data: str | bytes) -> Any:
-    """json.loads, refusing (ValueError) deep nesting and lone surrogates."""
+    """json.loads, refusing (ValueError) what is not UTF-8, deep nesting and lone surrogates.
+
+    Bytes are decoded strictly as UTF-8 (RFC 8259 8.1; a byte order mark is ignored):
+    json.loads would also take UTF-16 and UTF-32, and UTF-8 bytes that encode a lone
+    surrogate, which no database can store either.
+    """
+    if isinstance(data, (bytes, bytearray)):
+        try:
+            text = bytes(data).decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise MalformedBody("The body is not UTF-8 text.") from None
+    else:
+        text = data
     try:
-        value = json.loads(data)
+        value = json.loads(text)
     except RecursionError:
         raise MalformedBody("The JSON body is nested too deeply.") from None
-    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    if _SURROGATE_ESCAPE.search(raw):
+    if _SURROGATE_ESCAPE.search(text):
         try:
             json.dumps(value, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:

@@ -9,6 +9,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from flask import Response, jsonify, redirect, request
 from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError
+from webargs.flaskparser import is_json_request
 from werkzeug.exceptions import UnsupportedMediaType
 
 from moderation.api import Blueprint, errors
@@ -31,7 +32,7 @@ from moderation.schemas import (
 )
 from moderation.services import comments, flags, form_tokens, limits
 from moderation.services.rules import current_rules
-from moderation.services.sites import DEFAULT_SITE, get_site, origin_allowed
+from moderation.services.sites import DEFAULT_SITE, get_site, origin_allowed, origin_in
 
 blp = Blueprint("public", __name__, url_prefix="/api/v1", description="Comment forms and readers")
 
@@ -68,7 +69,9 @@ SUBMISSION = CommentSubmissionSchema()
 def _submission_body() -> tuple[dict[str, Any], bool]:
     """The posted fields and whether they came from an HTML form; 400/415 when unusable."""
     mimetype = request.mimetype
-    if mimetype == "application/json":
+    if is_json_request(request):  # application/json, or a +json type, as on every route
+        if not request.get_data(cache=True):
+            return {}, False  # no body: the schema names the missing fields (422)
         return json_object(request), False
     if mimetype in FORM_TYPES:
         form = {key: request.form[key] for key in request.form}
@@ -119,7 +122,7 @@ def _submission_body() -> tuple[dict[str, Any], bool]:
 def submit_comment() -> Any:
     """Submit a comment from a site's form or its backend."""
     body, from_form = _submission_body()
-    if "site" not in body and own_site():
+    if not body.get("site") and own_site():  # absent, null or "": the key's own site
         body["site"] = own_site()
     honeypot_filled = _take_honeypot(body)
     try:
@@ -196,7 +199,8 @@ def _form_return_url(fields: dict[str, Any], answer: comments.Answer) -> str | N
             continue
         parts = urlsplit(candidate)
         origin = f"{parts.scheme}://{parts.netloc}"
-        if parts.scheme in ("http", "https") and origin in allowed:
+        no_userinfo = "@" not in parts.netloc
+        if parts.scheme in ("http", "https") and no_userinfo and origin_in(origin, allowed):
             query = parts.query + ("&" if parts.query else "") + urlencode(
                 {"comment_status": answer.body["status"], "comment_id": answer.comment_id}
             )
@@ -266,7 +270,7 @@ def add_cors_headers(response: Response) -> Response:
     if request.method == "OPTIONS":
         allowed = _lookup(lambda: origin_allowed(origin))
     else:
-        allowed = _lookup(lambda: origin.rstrip("/") in _origins_of(_site_of_request()))
+        allowed = _lookup(lambda: origin_in(origin, _origins_of(_site_of_request())))
     if allowed:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
@@ -292,12 +296,13 @@ def _site_of_request() -> str | None:
         return comments.site_of_comment(request.view_args["comment_id"])
     if request.method == "GET":
         return request.args.get("site", DEFAULT_SITE)
-    if request.mimetype == "application/json":
+    if is_json_request(request):
         body = request.get_json(silent=True)
-        site = body.get("site", DEFAULT_SITE) if isinstance(body, dict) else None
+        site = body.get("site") if isinstance(body, dict) else None
     else:
-        site = request.form.get("site", DEFAULT_SITE)
-    return site if isinstance(site, str) else None
+        site = request.form.get("site")
+    # As intake reads it: a site key's own site when the body names none.
+    return (site or own_site() or DEFAULT_SITE) if isinstance(site, str | None) else None
 
 
 def _origins_of(slug: str | None) -> list[str]:

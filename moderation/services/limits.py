@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, request
+from webargs.flaskparser import is_json_request
 
 from moderation.auth import current_caller, own_site
 from moderation.models import Role
@@ -13,7 +14,7 @@ from moderation.services.rules import current_rules
 
 
 def _body() -> dict[str, Any]:
-    if request.mimetype == "application/json":
+    if is_json_request(request):
         body = request.get_json(silent=True)
         return body if isinstance(body, dict) else {}
     return request.form.to_dict()
@@ -77,9 +78,9 @@ def no_reporter_limit() -> bool:
     return not _limit("flag_per_reporter", "default")
 
 
-def drop_retry_after_on_success(response: Response) -> Response:
+def keep_retry_after_for_waits(response: Response) -> Response:
     """flask-limiter adds Retry-After to every answer of a limited route; it means something
-    only on a refusal (429, and the 503 of a database that is away)."""
-    if response.status_code < 400:
+    only where waiting helps: a 429, and the 503 of a database that is away."""
+    if response.status_code not in (429, 503):
         response.headers.pop("Retry-After", None)
     return response

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
@@ -58,8 +60,27 @@ def change_site(slug: str, name: str | None = None,
 
 
 def _origins(allowed_origins: list[str]) -> list[str]:
-    # Browsers send Origin without a trailing slash; compare like with like.
-    return [origin.rstrip("/") for origin in allowed_origins]
+    return [canonical_origin(origin) for origin in allowed_origins]
+
+
+def canonical_origin(origin: str) -> str:
+    """An origin as browsers send it (RFC 6454): scheme and host in lower case, no default
+    port, no trailing slash; "https://News.Example:443/" would otherwise never match."""
+    origin = origin.strip().rstrip("/")
+    parts = urlsplit(origin)
+    try:
+        port = parts.port
+    except ValueError:  # out of range: leave it as given (it matches nothing a browser sends)
+        return origin.lower()
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    default_port = {"http": 80, "https": 443}.get(scheme)
+    return f"{scheme}://{host}" if port in (None, default_port) else f"{scheme}://{host}:{port}"
+
+
+def origin_in(origin: str, allowed_origins: list[str] | None) -> bool:
+    """Whether an Origin header names one of these origins (each compared canonically)."""
+    wanted = canonical_origin(origin)
+    return any(canonical_origin(allowed) == wanted for allowed in allowed_origins or [])
 
 
 def delete_site(slug: str) -> None:
@@ -82,8 +103,5 @@ def delete_site(slug: str) -> None:
 
 def origin_allowed(origin: str) -> bool:
     """Whether any site lists this origin (for CORS preflights, which carry no site)."""
-    origin = origin.rstrip("/")
-    for origins in db.session.scalars(sa.select(Site.allowed_origins)):
-        if origin in (origins or []):
-            return True
-    return False
+    return any(origin_in(origin, origins)
+               for origins in db.session.scalars(sa.select(Site.allowed_origins)))
