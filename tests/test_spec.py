@@ -43,3 +43,10 @@ def test_the_form_body_names_the_wordpress_fields(api):
     form = operation["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
     assert {"author", "email", "url", "comment", "comment_post_ID",
             "comment_parent"} <= set(form["properties"])
+
+
+def test_401s_document_their_challenge_and_intake_its_multipart_form(api):
+    operations = dict((m + p, op) for m, p, op in _operations(api))
+    queue = operations["GET/api/v1/moderation/queue"]
+    assert "WWW-Authenticate" in queue["responses"]["401"]["headers"]
+    assert "multipart/form-data" in operations["POST/api/v1/comments"]["requestBody"]["content"]

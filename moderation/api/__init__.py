@@ -74,6 +74,10 @@ class Blueprint(flask_smorest.Blueprint):
         return decorator
 
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
+WWW_AUTHENTICATE = {"WWW-Authenticate": {
+    "description": 'The scheme to use: `Bearer`, or `Bearer error="invalid_token"` for a key '
+                   "that failed", "schema": {"type": "string"}}}
+ERROR_HEADERS = {401: WWW_AUTHENTICATE, 429: RETRY_AFTER, 503: RETRY_AFTER}
 ERROR_DESCRIPTIONS = {
     400: "Malformed body",
     401: "No API key, or an invalid one",
@@ -99,7 +103,7 @@ def errors(blp: Blueprint, *codes: int) -> Callable[[F], F]:
                 code,
                 schema=ErrorSchema,
                 description=ERROR_DESCRIPTIONS[code],
-                headers=RETRY_AFTER if code in (429, 503) else None,
+                headers=ERROR_HEADERS.get(code),
             )(view)
         return view
 

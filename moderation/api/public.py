@@ -93,6 +93,7 @@ def _submission_body() -> tuple[dict[str, Any], bool]:
         "content": {
             "application/json": {"schema": CommentSubmissionSchema},
             "application/x-www-form-urlencoded": {"schema": FORM_SUBMISSION},
+            "multipart/form-data": {"schema": FORM_SUBMISSION},
         },
     },
     parameters=[
