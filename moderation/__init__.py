@@ -51,9 +51,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # reads this from app.json, no longer from the JSON_SORT_KEYS setting.
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.session_interface = NoCookieSessions()
-    from moderation.body_limit import ChunkedBodyLimit
+    if app.config["MAX_CONTENT_LENGTH"] is not None:  # None: no limit, as in Flask
+        from moderation.body_limit import ChunkedBodyLimit
 
-    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, int(app.config["MAX_CONTENT_LENGTH"]))  # type: ignore[method-assign]
+        limit = int(app.config["MAX_CONTENT_LENGTH"])
+        app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, limit)  # type: ignore[method-assign]
     if app.config["PROXY_HOPS"]:
         # Trust exactly as many X-Forwarded-* hops as there are proxies, no more.
         hops = int(app.config["PROXY_HOPS"])
