@@ -63,8 +63,9 @@ def _no_control_chars(value: str) -> None:
 
 # Characters that show nothing: format controls (zero-width space and joiners, bidi
 # marks), combining marks with nothing to combine with, and the blank "letters" used to
-# fake an empty name (Hangul fillers, the blank Braille pattern).
-_BLANK_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Mn", "Me", "Zl", "Zp", "Zs"})
+# fake an empty name (Hangul fillers, the blank Braille pattern). Not unassigned or
+# private-use code points: an emoji newer than this Python's Unicode tables is one.
+_BLANK_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Mn", "Me", "Zl", "Zp", "Zs"})
 _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 

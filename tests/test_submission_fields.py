@@ -104,3 +104,8 @@ def test_the_queues_thread_filter_is_trimmed_as_the_thread_is(api, keys):
     found = api.get(f"/api/v1/moderation/queue?status={status}&thread=%20{THREAD}%20",
                     key=keys.moderator)
     assert found.status_code == 200 and len(found.get_json()["items"]) == 1
+
+
+def test_an_emoji_newer_than_pythons_unicode_tables_is_text(api):
+    """U+1FAE8 (Unicode 15) is unassigned to Python 3.11: unknown is not invisible."""
+    assert api.post("/api/v1/comments", comment(content="\U0001FAE8")).status_code == 201
