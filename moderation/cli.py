@@ -76,7 +76,11 @@ def init_command() -> None:
     if keys.has_admin_key():
         click.echo("Database ready.")
         return
-    _, secret = keys.create_key("first-admin", "admin", [])
+    try:
+        _, secret = keys.create_key("first-admin", "admin", [])
+    except ServiceError as error:  # an unrevoked non-admin key named "first-admin"
+        _fail(error)
+        return
     click.echo("Database ready. The first admin key (shown once, keep it safe):")
     click.echo(f"  {secret}")
 

@@ -173,6 +173,12 @@ class ApiKey(db.Model):
     """An API key. Only a SHA-256 of the secret is kept; the secret is shown once."""
 
     __tablename__ = "api_keys"
+    __table_args__ = (
+        # One unrevoked key per name: the audit log names actors by key name (0004).
+        sa.Index("uq_api_keys_active_name", "name", unique=True,
+                 sqlite_where=sa.text("revoked_at IS NULL"),
+                 postgresql_where=sa.text("revoked_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(100))

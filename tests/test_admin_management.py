@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
+
+from moderation.extensions import db
 
 
 def test_a_name_in_use_by_an_active_key_is_refused(api, keys):
@@ -125,3 +128,23 @@ def test_deleting_a_site_revokes_the_keys_left_without_a_site(api, keys):
     assert listed["both"]["revoked_at"] is None and listed["both"]["sites"] == ["default"]
     assert api.get("/api/v1/moderation/queue", key=both["secret"]).status_code == 200
     assert api.get("/api/v1/moderation/queue", key=keys.moderator).status_code == 200
+
+
+def test_the_database_refuses_a_second_active_key_of_a_name(app):
+    """Two requests can both pass the service's check before either commits; the partial
+    unique index (migration 0004) refuses the second insert, and a revoked key's name is
+    still free to reuse."""
+    from moderation.auth import new_key
+    from moderation.models import ApiKey, Role
+
+    with app.app_context():
+        new_key("twin", Role.ADMIN, [])
+        db.session.commit()
+        new_key("twin", Role.ADMIN, [])
+        with pytest.raises(sa.exc.IntegrityError):
+            db.session.commit()
+        db.session.rollback()
+        db.session.execute(sa.update(ApiKey).where(ApiKey.name == "twin")
+                           .values(revoked_at=sa.func.now()))
+        new_key("twin", Role.ADMIN, [])
+        db.session.commit()

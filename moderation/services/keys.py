@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from moderation.auth import new_key
 from moderation.errors import Conflict, Invalid, NotFound
@@ -31,10 +32,16 @@ def create_key(name: str, role: str, site_slugs: list[str]) -> tuple[ApiKey, str
     name_in_use = db.session.scalar(
         sa.select(sa.exists().where(ApiKey.name == name, ApiKey.revoked_at.is_(None)))
     )
+    taken = Conflict(f"An active key is named '{name}' already; choose another name.")
     if name_in_use:
-        raise Conflict(f"An active key is named '{name}' already; choose another name.")
+        raise taken
     key, secret = new_key(name, role_enum, sites)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # Another key took the name since the check (uq_api_keys_active_name).
+        db.session.rollback()
+        raise taken from None
     return key, secret
 
 

@@ -1,0 +1,35 @@
+"""Migrations run on a database that already holds data, as an upgrade in the field does."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask_migrate import upgrade
+
+from moderation import create_app
+from moderation.extensions import db
+
+
+def test_0004_tells_apart_active_keys_that_share_a_name(tmp_path):
+    """Before 0004 two unrevoked keys could share a name; the unique index would fail on
+    them, so the migration renames every one after the first."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'old.sqlite3'}",
+                      "SECRET_KEY": "t", "TESTING": True})
+    try:
+        with app.app_context():
+            upgrade(revision="0003")
+            insert = sa.text("INSERT INTO api_keys (name, role, prefix, secret_hash, created_at, "
+                             "revoked_at) VALUES (:name, 'admin', :prefix, 'x', "
+                             "CURRENT_TIMESTAMP, :revoked)")
+            for n, (name, revoked) in enumerate([("ops", None), ("ops", None),
+                                                 ("ops", "2026-01-01"), ("eve", None)]):
+                db.session.execute(insert, {"name": name, "prefix": f"p{n}", "revoked": revoked})
+            db.session.commit()
+            upgrade()
+            names = db.session.execute(sa.text(
+                "SELECT id, name FROM api_keys ORDER BY id")).all()
+            assert [name for _, name in names] == ["ops", "ops (key 2)", "ops", "eve"]
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        app.extensions["moderation.rules"].stop()
