@@ -76,6 +76,13 @@ def _visible(value: str) -> None:
         raise ValidationError("Must contain visible characters.")
 
 
+def _no_format_chars(value: str) -> None:
+    """No zero-width or other format characters: "mod" and "mod\u200b" would look alike in
+    the audit log, which names actors by key name."""
+    if any(unicodedata.category(ch) == "Cf" for ch in value):
+        raise ValidationError("Must not contain invisible characters.")
+
+
 class FullMatch(validate.Regexp):
     """A pattern the whole value must match. Python's `$` also matches before a final
     newline, so with re.match "news\\n" passed `^[a-z0-9-]{1,64}$` and went on to a 404."""
@@ -473,7 +480,7 @@ class SiteListSchema(ma.Schema):
 class KeyRequestSchema(TrimmedSchema):
     name = fields.String(
         required=True,
-        validate=[validate.Length(1, 100), _single_line],
+        validate=[validate.Length(1, 100), _single_line, _no_format_chars],
         metadata={"pattern": ONE_LINE_TEXT},
     )
     role = fields.String(required=True, validate=validate.OneOf(("admin", "moderator", "site")))

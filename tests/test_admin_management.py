@@ -148,3 +148,10 @@ def test_the_database_refuses_a_second_active_key_of_a_name(app):
                            .values(revoked_at=sa.func.now()))
         new_key("twin", Role.ADMIN, [])
         db.session.commit()
+
+
+def test_a_key_name_with_invisible_characters_is_refused(api, keys):
+    """"mod" and "mod\u200b" would read the same in the audit log."""
+    answer = api.post("/api/v1/admin/keys", {"name": "mod\u200b", "role": "moderator",
+                                             "sites": ["default"]}, key=keys.admin)
+    assert answer.status_code == 422 and "name" in answer.get_json()["errors"]
