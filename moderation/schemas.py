@@ -558,12 +558,22 @@ class ExportQuerySchema(StrictSchema):
     email = TrimmedString(required=True, validate=[validate.Length(1, 254), _email])
 
 
+class ExportedDecisionSchema(ma.Schema):
+    action = fields.String()
+    actor = fields.String()
+    old_status = fields.String(allow_none=True)
+    new_status = fields.String(allow_none=True)
+    reason = fields.String()
+    created_at = fields.DateTime()
+
+
 class ExportedCommentSchema(ma.Schema):
     id = fields.Integer()
     site = fields.String()
     thread = fields.String()
     parent_id = fields.Integer(allow_none=True)
     status = fields.String()
+    status_reason = fields.String()
     author_name = fields.String()
     author_email = fields.String()
     author_url = fields.String(allow_none=True)
@@ -571,7 +581,15 @@ class ExportedCommentSchema(ma.Schema):
     ip = fields.String(allow_none=True)
     user_agent = fields.String(allow_none=True)
     referrer = fields.String(allow_none=True)
+    score = fields.Float()
+    hits = fields.List(fields.Nested(HitSchema))
+    rules_version = fields.String()
+    learned_as = fields.String(allow_none=True, metadata={
+        "description": "What the classifier learned from it: spam, ham, or nothing"})
     created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    decisions = fields.List(fields.Nested(ExportedDecisionSchema))
+    flags = fields.List(fields.Nested(FlagDetailSchema))
 
 
 class ExportSchema(ma.Schema):

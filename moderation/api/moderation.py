@@ -83,7 +83,7 @@ def comment_detail(comment_id: int) -> Any:
     ]
 )
 @blp.response(200, CommentDetailSchema, headers=ETAG_HEADER)
-@errors(blp, 400, 404, 412, 415, 422, 428)
+@errors(blp, 400, 404, 409, 412, 415, 422, 428)
 def decide(decision: dict[str, Any], comment_id: int) -> Any:
     """Approve, mark as spam, reject or delete a comment, guarded by If-Match."""
     caller = current_caller()

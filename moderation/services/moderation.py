@@ -10,7 +10,13 @@ import sqlalchemy as sa
 from werkzeug.http import parse_etags
 
 from moderation.auth import Caller, require_site
-from moderation.errors import Forbidden, NotFound, PreconditionFailed, PreconditionRequired
+from moderation.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+)
 from moderation.extensions import db
 from moderation.models import (
     Comment,
@@ -266,6 +272,11 @@ def decide(
     caller: Caller, comment: Comment, action: str, reason: str, expected_version: int | None
 ) -> Comment:
     """Apply a moderator's decision; with a version, 412 if someone else changed it first."""
+    if not comment.content and action != "delete":
+        # Erased with its content at the author's request: publishing it would show an
+        # empty comment, and judging it would teach the classifier from nothing.
+        raise Conflict("This comment's content was erased at its author's request; "
+                       "it stays deleted.")
     old_status = comment.status
     new_status = ACTION_STATUS[action]
     update = (
@@ -310,7 +321,7 @@ def bulk(caller: Caller, ids: list[int], action: str, reason: str) -> list[dict[
             comment = decide(
                 caller, comment_for(caller, comment_id), action, reason, expected_version=None
             )
-        except (NotFound, Forbidden) as error:
+        except (NotFound, Forbidden, Conflict) as error:
             db.session.rollback()
             results.append({"id": comment_id, "error": error.message})
         else:

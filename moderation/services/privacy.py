@@ -8,11 +8,19 @@ import sqlalchemy as sa
 
 from moderation.auth import Caller
 from moderation.extensions import db
-from moderation.models import Comment, Decision, Site, Status, Thread, utcnow
+from moderation.models import Comment, Decision, Flag, Site, Status, Thread, utcnow
 from moderation.services import learning
 from moderation.services.identity import email_hash
 
 ANONYMOUS = "Anonymous"
+# What an erased comment's hits say in place of what they matched: a hit quotes the text
+# it matched and explains itself with it, which may be the address, the IP, the name, the
+# URL or the words of the comment. Which rules hit, and their scores, stay.
+ERASED = "(erased)"
+
+
+def redacted_hits(hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**hit, "match": ERASED, "explanation": ERASED} for hit in hits or []]
 
 
 def _by_commenter(email: str) -> sa.Select:
@@ -21,13 +29,29 @@ def _by_commenter(email: str) -> sa.Select:
 
 
 def export(email: str) -> dict[str, Any]:
-    """Everything stored about the commenter with this address."""
+    """Everything stored about the commenter with this address: each comment as stored
+    (with the verdict's score and hits), the decisions taken on it and the flags on it."""
     rows = db.session.execute(
         _by_commenter(email)
         .add_columns(Site.slug, Thread.key)
         .join(Site, Site.id == Comment.site_id)
         .join(Thread, Thread.id == Comment.thread_id)
     ).all()
+    ids = [comment.id for comment, _, _ in rows]
+    decisions: dict[int, list[dict[str, Any]]] = {comment_id: [] for comment_id in ids}
+    for decision in db.session.scalars(
+        sa.select(Decision).where(Decision.comment_id.in_(ids)).order_by(Decision.id)
+    ):
+        decisions[decision.comment_id].append({
+            "action": decision.action, "actor": decision.actor,
+            "old_status": decision.old_status, "new_status": decision.new_status,
+            "reason": decision.reason, "created_at": decision.created_at,
+        })
+    flags: dict[int, list[dict[str, Any]]] = {comment_id: [] for comment_id in ids}
+    for flag in db.session.scalars(
+        sa.select(Flag).where(Flag.comment_id.in_(ids)).order_by(Flag.id)
+    ):
+        flags[flag.comment_id].append({"reason": flag.reason, "created_at": flag.created_at})
     return {
         "email": email,
         "comments": [
@@ -37,6 +61,7 @@ def export(email: str) -> dict[str, Any]:
                 "thread": thread,
                 "parent_id": comment.parent_id,
                 "status": comment.status.value,
+                "status_reason": comment.status_reason,
                 "author_name": comment.author_name,
                 "author_email": comment.author_email,
                 "author_url": comment.author_url,
@@ -44,7 +69,14 @@ def export(email: str) -> dict[str, Any]:
                 "ip": comment.ip,
                 "user_agent": comment.user_agent,
                 "referrer": comment.referrer,
+                "score": comment.score,
+                "hits": comment.hits,
+                "rules_version": comment.rules_version,
+                "learned_as": comment.learned_as,
                 "created_at": comment.created_at,
+                "updated_at": comment.updated_at,
+                "decisions": decisions[comment.id],
+                "flags": flags[comment.id],
             }
             for comment, slug, thread in rows
         ],
@@ -68,6 +100,7 @@ def erase(caller: Caller, email: str, delete_content: bool) -> int:
         comment.ip = None
         comment.user_agent = None
         comment.referrer = None
+        comment.hits = redacted_hits(comment.hits)
         if delete_content:
             comment.content = ""
             comment.content_hash = ""

@@ -53,23 +53,33 @@ def purge(spam_days: int = 30, ip_days: int = 90) -> PurgeReport:
     cutoff = now - dt.timedelta(days=ip_days)
     while True:
         rows = db.session.execute(
-            sa.select(Comment.id, Comment.ip)
+            sa.select(Comment.id, Comment.ip, Comment.hits)
             .where(Comment.ip.is_not(None), Comment.created_at < cutoff, Comment.id > after)
             .order_by(Comment.id)
             .limit(BATCH)
         ).all()
         if not rows:
             break
-        for comment_id, ip in rows:
+        for comment_id, ip, hits in rows:
             try:
                 coarse = truncate_ip(ip)
             except ValueError:
                 coarse = None
             if coarse != ip:
                 db.session.execute(
-                    sa.update(Comment).where(Comment.id == comment_id).values(ip=coarse)
+                    sa.update(Comment).where(Comment.id == comment_id)
+                    .values(ip=coarse, hits=_with_ip_replaced(hits, ip, coarse))
                 )
                 truncated += 1
         db.session.commit()
         after = rows[-1][0]
     return PurgeReport(deleted=deleted, ips_truncated=truncated)
+
+
+def _with_ip_replaced(hits: list[dict] | None, ip: str, coarse: str | None) -> list[dict]:
+    """The hits with the full address replaced: an IP rule's hit quotes the address it
+    matched, in its match and its explanation."""
+    shown = coarse or "(removed)"
+    return [{key: value.replace(ip, shown) if isinstance(value, str) and key in (
+        "match", "explanation") else value for key, value in hit.items()}
+            for hit in hits or []]

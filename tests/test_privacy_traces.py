@@ -1,0 +1,106 @@
+"""What an erasure or the retention purge removes must not survive in a comment's hits,
+and an export shows everything kept about the commenter."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from moderation.extensions import db
+from moderation.models import Comment
+from tests.conftest import comment
+
+EMAIL = "fay.delete@watched.example"
+IP = "198.18.9.9"
+# Rules whose hits quote the address, the IP, the name, the URL and the text.
+RULES = """version: 1
+thresholds: {pending: 30.0, spam: 60.0}
+trust: {hold_new_commenters: false}
+rules:
+  - {id: WATCH_MAIL, type: email, domains: [watched.example], score: 0.5}
+  - {id: WATCH_IP, type: ip, cidrs: ["198.18.0.0/15"], score: 0.5}
+  - {id: WATCH_NAME, type: terms, targets: [author_name], terms: [fayname], score: 0.5}
+  - {id: WATCH_TEXT, type: terms, terms: [zanzibar], score: 0.5}
+"""
+
+
+@pytest.fixture
+def app_config(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    return {"RULES_FILE": str(rules)}
+
+
+def _post(api, keys, **fields):
+    body = comment(author_email=EMAIL, author_name="Fay Fayname", ip=IP,
+                   content="A trip to zanzibar, and what I saw there.", **fields)
+    answer = api.post("/api/v1/comments", body, key=keys.site)
+    assert answer.status_code == 201, answer.get_json()
+    return answer.get_json()["id"]
+
+
+def _stored(app, comment_id: int) -> str:
+    with app.app_context():
+        row = db.session.get(Comment, comment_id)
+        return json.dumps({attribute.key: str(getattr(row, attribute.key))
+                           for attribute in Comment.__mapper__.column_attrs})
+
+
+@pytest.mark.parametrize("delete_content", [False, True])
+def test_an_erased_comments_hits_keep_no_address_ip_name_or_text(api, app, keys,
+                                                                 delete_content):
+    comment_id = _post(api, keys)
+    before = _stored(app, comment_id)
+    assert EMAIL in before and IP in before and "Fayname" in before  # the rules did hit
+    api.post("/api/v1/admin/privacy/erase", {"email": EMAIL, "delete_content": delete_content},
+             key=keys.admin)
+    after = _stored(app, comment_id)
+    for trace in (EMAIL, IP, "Fayname", "fayname"):
+        assert trace not in after
+    assert ("zanzibar" in after) is not delete_content
+    detail = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.admin).get_json()
+    assert {hit["rule"] for hit in detail["hits"]} >= {"WATCH_MAIL", "WATCH_IP"}
+    assert all(hit["match"] == "(erased)" for hit in detail["hits"])
+
+
+def test_an_erased_and_deleted_comment_cannot_be_published_again(api, keys):
+    comment_id = _post(api, keys)
+    api.post("/api/v1/admin/privacy/erase", {"email": EMAIL, "delete_content": True},
+             key=keys.admin)
+    detail = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.admin)
+    approve = api.post(f"/api/v1/moderation/comments/{comment_id}/decision",
+                       {"action": "approve"}, key=keys.moderator,
+                       headers={"If-Match": detail.headers["ETag"]})
+    assert approve.status_code == 409
+    bulk = api.post("/api/v1/moderation/bulk", {"ids": [comment_id], "action": "approve"},
+                    key=keys.moderator).get_json()
+    assert "error" in bulk["results"][0]
+
+
+def test_truncating_an_ip_also_truncates_it_in_the_hits(api, app, keys, runner):
+    comment_id = _post(api, keys)
+    with app.app_context():
+        db.session.execute(sa.update(Comment).where(Comment.id == comment_id).values(
+            created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=100)))
+        db.session.commit()
+    assert runner.invoke(args=["purge"]).exit_code == 0
+    stored = _stored(app, comment_id)
+    assert IP not in stored and "198.18.9.0" in stored
+
+
+def test_the_export_holds_the_verdict_decisions_and_flags(api, keys):
+    comment_id = _post(api, keys)
+    detail = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.admin)
+    api.post(f"/api/v1/moderation/comments/{comment_id}/decision",
+             {"action": "approve", "reason": "fine"}, key=keys.moderator,
+             headers={"If-Match": detail.headers["ETag"]})
+    api.post(f"/api/v1/comments/{comment_id}/flags", {"reason": "other"})
+    exported = api.get(f"/api/v1/admin/privacy/export?email={EMAIL}",
+                       key=keys.admin).get_json()["comments"][0]
+    assert {"score", "hits", "rules_version", "status_reason", "updated_at"} <= set(exported)
+    assert any(hit["rule"] == "WATCH_IP" for hit in exported["hits"])
+    assert [d["reason"] for d in exported["decisions"]] == ["fine"]
+    assert [f["reason"] for f in exported["flags"]] == ["other"]
