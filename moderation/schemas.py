@@ -588,7 +588,7 @@ class ExportedCommentSchema(ma.Schema):
         "description": "What the classifier learned from it: spam, ham, or nothing"})
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
-    decisions = fields.List(fields.Nested(ExportedDecisionSchema))
+    decisions = fields.List(fields.Nested(ExportedDecisionSchema), attribute="history")
     flags = fields.List(fields.Nested(FlagDetailSchema))
 
 

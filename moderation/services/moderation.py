@@ -118,7 +118,7 @@ def queue(caller: Caller, wanted: QueueFilter) -> dict[str, Any]:
         rows = rows[: wanted.limit]
         next_cursor = encode_queue(rows[-1].score, rows[-1].id)
     items = [_summary(row, row.site_slug, row.thread_key, row.thread_title) for row in rows]
-    _add_flags_and_history(items)
+    add_flags_and_history(items)
     return {"items": [_json_ready(item) for item in items], "next_cursor": next_cursor}
 
 
@@ -152,7 +152,7 @@ def comment_for(caller: Caller, comment_id: int) -> Comment:
 def detail_of(comment: Comment) -> dict[str, Any]:
     """Everything a moderator sees about a comment, its flags and history included."""
     detail = _summary(comment, comment.site.slug, comment.thread.key, comment.thread.title)
-    _add_flags_and_history([detail])
+    add_flags_and_history([detail])
     return detail
 
 
@@ -203,7 +203,7 @@ _flags = Flag.__table__
 _decisions = Decision.__table__
 
 
-def _add_flags_and_history(details: list[dict[str, Any]]) -> None:
+def add_flags_and_history(details: list[dict[str, Any]]) -> None:
     """Give each comment detail its flags and history, oldest first.
 
     Two queries for all the details, whatever their number: a queue page must not cost a

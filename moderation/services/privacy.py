@@ -8,8 +8,8 @@ import sqlalchemy as sa
 
 from moderation.auth import Caller
 from moderation.extensions import db
-from moderation.models import Comment, Decision, Flag, Site, Status, Thread, utcnow
-from moderation.services import learning
+from moderation.models import Comment, Decision, Site, Status, Thread, utcnow
+from moderation.services import learning, moderation
 from moderation.services.identity import email_hash
 
 ANONYMOUS = "Anonymous"
@@ -37,50 +37,33 @@ def export(email: str) -> dict[str, Any]:
         .join(Site, Site.id == Comment.site_id)
         .join(Thread, Thread.id == Comment.thread_id)
     ).all()
-    ids = [comment.id for comment, _, _ in rows]
-    decisions: dict[int, list[dict[str, Any]]] = {comment_id: [] for comment_id in ids}
-    for decision in db.session.scalars(
-        sa.select(Decision).where(Decision.comment_id.in_(ids)).order_by(Decision.id)
-    ):
-        decisions[decision.comment_id].append({
-            "action": decision.action, "actor": decision.actor,
-            "old_status": decision.old_status, "new_status": decision.new_status,
-            "reason": decision.reason, "created_at": decision.created_at,
-        })
-    flags: dict[int, list[dict[str, Any]]] = {comment_id: [] for comment_id in ids}
-    for flag in db.session.scalars(
-        sa.select(Flag).where(Flag.comment_id.in_(ids)).order_by(Flag.id)
-    ):
-        flags[flag.comment_id].append({"reason": flag.reason, "created_at": flag.created_at})
-    return {
-        "email": email,
-        "comments": [
-            {
-                "id": comment.id,
-                "site": slug,
-                "thread": thread,
-                "parent_id": comment.parent_id,
-                "status": comment.status.value,
-                "status_reason": comment.status_reason,
-                "author_name": comment.author_name,
-                "author_email": comment.author_email,
-                "author_url": comment.author_url,
-                "content": comment.content,
-                "ip": comment.ip,
-                "user_agent": comment.user_agent,
-                "referrer": comment.referrer,
-                "score": comment.score,
-                "hits": comment.hits,
-                "rules_version": comment.rules_version,
-                "learned_as": comment.learned_as,
-                "created_at": comment.created_at,
-                "updated_at": comment.updated_at,
-                "decisions": decisions[comment.id],
-                "flags": flags[comment.id],
-            }
-            for comment, slug, thread in rows
-        ],
-    }
+    comments = [
+        {
+            "id": comment.id,
+            "site": slug,
+            "thread": thread,
+            "parent_id": comment.parent_id,
+            "status": comment.status.value,
+            "status_reason": comment.status_reason,
+            "author_name": comment.author_name,
+            "author_email": comment.author_email,
+            "author_url": comment.author_url,
+            "content": comment.content,
+            "ip": comment.ip,
+            "user_agent": comment.user_agent,
+            "referrer": comment.referrer,
+            "score": comment.score,
+            "hits": comment.hits,
+            "rules_version": comment.rules_version,
+            "learned_as": comment.learned_as,
+            "created_at": comment.created_at,
+            "updated_at": comment.updated_at,
+        }
+        for comment, slug, thread in rows
+    ]
+    # The same flags and history a moderator sees (the export lists them as "decisions").
+    moderation.add_flags_and_history(comments)
+    return {"email": email, "comments": comments}
 
 
 def erase(caller: Caller, email: str, delete_content: bool) -> int:
