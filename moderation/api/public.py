@@ -297,13 +297,7 @@ def _site_of_request() -> str | None:
         return comments.site_of_comment(request.view_args["comment_id"])
     if request.method == "GET":
         return request.args.get("site", DEFAULT_SITE)
-    if is_json_request(request):
-        body = request.get_json(silent=True)
-        site = body.get("site") if isinstance(body, dict) else None
-    else:
-        site = request.form.get("site")
-    # As intake reads it: a site key's own site when the body names none.
-    return (site or own_site() or DEFAULT_SITE) if isinstance(site, str | None) else None
+    return limits.submitted_site()
 
 
 def _origins_of(slug: str | None) -> list[str]:

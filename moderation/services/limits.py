@@ -20,9 +20,18 @@ def _body() -> dict[str, Any]:
     return request.form.to_dict()
 
 
+def submitted_site() -> str | None:
+    """The site a submission is for, as intake reads it: the body's `site`, else a site
+    key's own site, else `default`; None when the body's `site` is not text."""
+    site = _body().get("site")
+    if site is not None and not isinstance(site, str):
+        return None
+    return site or own_site() or "default"
+
+
 def _site() -> str:
-    site = _body().get("site") or own_site() or "default"
-    return site if isinstance(site, str) and len(site) <= 64 else "default"
+    site = submitted_site()
+    return site if site is not None and len(site) <= 64 else "default"
 
 
 def _commenter_ip() -> str:
