@@ -78,3 +78,20 @@ def test_a_revoked_key_stops_working(api, keys):
     assert api.delete(f"/api/v1/admin/keys/{created['id']}", key=keys.admin).status_code == 204
     assert api.get("/api/v1/admin/keys", key=created["secret"]).status_code == 401
     assert api.delete("/api/v1/admin/keys/999999", key=keys.admin).status_code == 404
+
+
+def test_the_last_active_admin_key_cannot_be_revoked(api, keys):
+    listed = api.get("/api/v1/admin/keys", key=keys.admin).get_json()["items"]
+    first = next(key["id"] for key in listed if key["role"] == "admin" and not key["revoked_at"])
+    refused = api.delete(f"/api/v1/admin/keys/{first}", key=keys.admin)
+    assert refused.status_code == 409
+    assert "last active admin key" in refused.get_json()["message"]
+    assert api.get("/api/v1/admin/keys", key=keys.admin).status_code == 200
+
+    # With a second admin key, either may go, but not both.
+    second = api.post("/api/v1/admin/keys", {"name": "ops-2", "role": "admin"},
+                      key=keys.admin).get_json()
+    assert api.delete(f"/api/v1/admin/keys/{first}", key=second["secret"]).status_code == 204
+    assert api.delete(f"/api/v1/admin/keys/{second['id']}",
+                      key=second["secret"]).status_code == 409
+    assert api.get("/api/v1/admin/keys", key=second["secret"]).status_code == 200

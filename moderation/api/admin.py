@@ -128,9 +128,9 @@ def create_key(request: dict[str, Any]) -> dict[str, Any]:
 @blp.route("/keys/<id:key_id>", methods=["DELETE"])
 @guarded(blp, Role.ADMIN)
 @blp.response(204)
-@errors(blp, 404)
+@errors(blp, 404, 409)
 def revoke_key(key_id: int) -> None:
-    """Revoke a key."""
+    """Revoke a key; the last active admin key cannot be revoked (409)."""
     keys.revoke_key(key_id)
 
 

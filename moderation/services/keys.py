@@ -50,13 +50,31 @@ def list_keys() -> list[ApiKey]:
 
 
 def revoke_key(key_id: int) -> None:
-    """Revoke a key; it stays listed for the audit trail."""
+    """Revoke a key; it stays listed for the audit trail.
+
+    409 for the last active admin key: revoking it would leave nobody able to manage
+    sites, keys or rules through the API (`moderation keys create` on the server could
+    still make one, but an admin who revokes their own key by mistake should not need it).
+    """
     key = db.session.get(ApiKey, key_id)
     if key is None:
         raise NotFound(f"There is no key {key_id}.")
-    if key.revoked_at is None:
-        key.revoked_at = dt.datetime.now(dt.UTC)
-        db.session.commit()
+    if key.revoked_at is not None:
+        return
+    if key.role is Role.ADMIN:
+        # Locked (on PostgreSQL), so that two admins revoking each other's keys at once
+        # cannot both see the other's key as the one left.
+        active_admins = db.session.scalars(
+            sa.select(ApiKey.id)
+            .where(ApiKey.role == Role.ADMIN, ApiKey.revoked_at.is_(None))
+            .with_for_update()
+        ).all()
+        if set(active_admins) <= {key.id}:
+            db.session.rollback()
+            raise Conflict("This is the last active admin key; create another admin key "
+                           "before revoking it.")
+    key.revoked_at = dt.datetime.now(dt.UTC)
+    db.session.commit()
 
 
 def revoke_keys_only_for(site: Site) -> None:
