@@ -98,6 +98,26 @@ def test_openapi_describes_the_if_match_semantics(api):
     [if_match] = [p for p in operation["parameters"] if p["name"] == "If-Match"]
     assert "*" in if_match["description"] and "weak" in if_match["description"].lower()
     assert set(operation["responses"]) >= {"200", "412", "428"}
+# Reader flags: a moderator's approval overrules the flags that came before it.
+
+def flag(api, comment_id: int, reader: str):
+    return api.post(f"/api/v1/comments/{comment_id}/flags", {"reason": "spam"},
+                    environ_base={"REMOTE_ADDR": reader})
+
+
+def test_approving_a_flagged_comment_needs_as_many_new_flags_to_return_it(api, keys):
+    comment_id = flagged_back(api, keys)
+    etag = detail(api, keys.moderator, comment_id).headers["ETag"]
+    assert decide(api, keys.moderator, comment_id, etag).status_code == 200
+    for reader in ("10.9.1.1", "10.9.1.2"):
+        assert flag(api, comment_id, reader).status_code == 202
+        assert detail(api, keys.moderator, comment_id).get_json()["status"] == "approved"
+    assert flag(api, comment_id, "10.9.1.3").status_code == 202
+    body = detail(api, keys.moderator, comment_id).get_json()
+    assert (body["status"], body["status_reason"], body["flag_count"]) == (
+        "pending", "flagged", 6)
+
+
 # Queue items are full comment details, with flags and history fetched per page.
 
 def test_queue_items_are_the_same_as_the_comment_details(api, keys):

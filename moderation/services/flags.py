@@ -30,7 +30,7 @@ def flag(comment_id: int, reason: str, reporter_ip: str) -> bool:
     )
     comment.flag_count = reporters
     threshold = current_rules().settings_for(comment.site.slug).flags.threshold
-    returned = reporters >= threshold
+    returned = _reporters_since_approval(comment.id) >= threshold
     if returned:
         comment.status = Status.PENDING
         comment.status_reason = "flagged"
@@ -49,3 +49,20 @@ def flag(comment_id: int, reason: str, reporter_ip: str) -> bool:
         )
     db.session.commit()
     return returned
+
+
+def _reporters_since_approval(comment_id: int) -> int:
+    """Readers who flagged the comment since a moderator last approved it.
+
+    A moderator who approves a flagged comment has overruled its reporters: counting
+    them again would let one new flag undo the decision.
+    """
+    approved_at = db.session.scalar(
+        sa.select(sa.func.max(Decision.created_at)).where(
+            Decision.comment_id == comment_id, Decision.action == "approve"
+        )
+    )
+    query = sa.select(sa.func.count()).select_from(Flag).where(Flag.comment_id == comment_id)
+    if approved_at is not None:
+        query = query.where(Flag.created_at > approved_at)
+    return db.session.scalar(query)
