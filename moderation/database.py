@@ -188,6 +188,9 @@ def _configure_sqlite(engine: sa.Engine, synchronous: str) -> None:
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        # SQLite's lower() folds ASCII only, so ILIKE (lower(x) LIKE lower(y)) missed "Ärger"
+        # for "ärger"; Python's folds all of Unicode, as PostgreSQL's does.
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
@@ -200,6 +203,10 @@ def _configure_sqlite(engine: sa.Engine, synchronous: str) -> None:
             # page's SQL time, and nothing here needs the reads to agree to the instant.
             return
         begin_immediate(connection)
+
+
+def _lower(text: Any) -> Any:
+    return text.lower() if isinstance(text, str) else text
 
 
 def begin_immediate(connection: sa.Connection) -> None:

@@ -58,6 +58,19 @@ def test_queue_filters_by_status_thread_rule_and_text(api, keys):
     assert ids("?q=100%25") == []
 
 
+def test_queue_text_search_ignores_case_beyond_ascii(api, keys):
+    umlaut = post(api, content="holdword: Ärger im Büro")
+    greek = post(api, content="holdword ΣΟΦΙΑ", author_email="g@example.org")
+
+    def ids(q):
+        return [item["id"] for item in
+                api.get(QUEUE, key=keys.moderator, query_string={"q": q}).get_json()["items"]]
+
+    assert ids("ärger") == [umlaut]
+    assert ids("BÜRO") == [umlaut]
+    assert ids("σοφια") == [greek]
+
+
 def test_queue_sorts_and_pages_by_key(api, keys):
     made = [post(api, content=f"holdword number {n}", author_email=f"u{n}@example.org")
             for n in range(5)]
