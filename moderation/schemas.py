@@ -427,9 +427,15 @@ class AuditPageSchema(ma.Schema):
     next_cursor = fields.String(dump_only=True, allow_none=True)
 
 
-class ThreadStateSchema(StrictSchema):
+class ThreadStateSchema(TrimmedSchema):
+    """Trimmed and one line, as intake stores a thread key: " /a " must close "/a"."""
+
     site = fields.String(load_default="default", validate=FullMatch(SLUG))
-    thread = fields.String(required=True, validate=validate.Length(1, 512))
+    thread = fields.String(
+        required=True,
+        validate=[validate.Length(1, 512), _single_line],
+        metadata={"pattern": ONE_LINE_TEXT},
+    )
     closed = StrictBoolean(required=True)
 
 

@@ -212,3 +212,13 @@ def test_audit_filters_and_pages(api, keys):
         f"/api/v1/moderation/audit?comment_id={ids[0]}", key=keys.admin
     ).get_json()
     assert [d["action"] for d in by_comment["items"]] == ["delete", "approve"]
+
+
+def test_closing_a_thread_names_it_as_intake_stores_it(api, keys):
+    url = "/api/v1/moderation/threads"
+    closed = api.put(url, {"thread": " /padded ", "closed": True}, key=keys.moderator)
+    assert closed.status_code == 200 and closed.get_json()["thread"] == "/padded"
+    assert api.post("/api/v1/comments", comment(thread="/padded")).status_code == 403
+    for thread in ("   ", "/two\nlines"):
+        refused = api.put(url, {"thread": thread, "closed": True}, key=keys.moderator)
+        assert refused.status_code == 422 and "thread" in refused.get_json()["errors"], thread
