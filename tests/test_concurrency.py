@@ -9,9 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy as sa
 
+from moderation.auth import Caller
 from moderation.extensions import db
-from moderation.models import Comment
-from moderation.services import comments
+from moderation.models import Comment, Decision, Role, Status
+from moderation.services import comments, moderation
 from tests.conftest import comment
 
 
@@ -52,6 +53,25 @@ def test_two_moderators_with_the_same_etag_one_wins(app, api, keys):
     assert statuses == [200, 412]
     history = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.moderator)
     assert len(history.get_json()["history"]) == 1
+
+
+def test_an_overruling_decision_audits_the_status_it_replaced(app, api, keys):
+    """A bulk decision (or If-Match: *) that read the comment before another moderator's
+    decision landed still overrules it, and the audit log says what it overruled."""
+    comment_id = api.post("/api/v1/comments", comment(content="holdword race")).get_json()["id"]
+    with app.app_context():
+        seen = db.session.get(Comment, comment_id)
+        # The other decision lands after this one read the comment (read committed).
+        db.session.execute(
+            sa.update(Comment).where(Comment.id == comment_id)
+            .values(status=Status.SPAM, version=Comment.version + 1),
+            execution_options={"synchronize_session": False},
+        )
+        caller = Caller(key_id=0, name="second", role=Role.ADMIN, site_ids=frozenset())
+        decided = moderation.decide(caller, seen, "approve", "", expected_version=None)
+        assert (decided.status, decided.version) == (Status.APPROVED, 3)
+        audited = db.session.scalar(sa.select(Decision).where(Decision.comment_id == comment_id))
+        assert (audited.old_status, audited.new_status) == ("spam", "approved")
 
 
 @pytest.mark.parametrize("app_config", [{"RATELIMIT_ENABLED": True}])

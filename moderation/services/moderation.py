@@ -271,31 +271,38 @@ def version_to_replace(comment: Comment, if_match: str | None) -> int | None:
 def decide(
     caller: Caller, comment: Comment, action: str, reason: str, expected_version: int | None
 ) -> Comment:
-    """Apply a moderator's decision; with a version, 412 if someone else changed it first."""
-    if not comment.content and action != "delete":
-        # Erased with its content at the author's request: publishing it would show an
-        # empty comment, and judging it would teach the classifier from nothing.
-        raise Conflict("This comment's content was erased at its author's request; "
-                       "it stays deleted.")
-    old_status = comment.status
+    """Apply a moderator's decision; with a version, 412 if someone else changed it first.
+
+    Without one (`*`, bulk) it overrules whatever is there, but knowingly: the audit log
+    names the status it replaced, not the one read before someone else's decision landed.
+    """
     new_status = ACTION_STATUS[action]
-    update = (
-        sa.update(Comment)
-        .where(Comment.id == comment.id)
-        .values(
-            status=new_status,
-            status_reason="moderator",
-            version=Comment.version + 1,
-            updated_at=utcnow(),
-        )
-    )
-    if expected_version is not None:
+    while True:
+        if not comment.content and action != "delete":
+            # Erased with its content at the author's request: publishing it would show an
+            # empty comment, and judging it would teach the classifier from nothing.
+            raise Conflict("This comment's content was erased at its author's request; "
+                           "it stays deleted.")
+        old_status = comment.status
+        replaced = comment.version if expected_version is None else expected_version
         # Compare-and-set in the database, so two moderators cannot both win the race.
-        update = update.where(Comment.version == expected_version)
-    result = db.session.execute(update, execution_options={"synchronize_session": False})
-    if result.rowcount != 1:
-        db.session.rollback()
-        raise PreconditionFailed("Someone else changed this comment first; reload it.")
+        update = (
+            sa.update(Comment)
+            .where(Comment.id == comment.id, Comment.version == replaced)
+            .values(
+                status=new_status,
+                status_reason="moderator",
+                version=Comment.version + 1,
+                updated_at=utcnow(),
+            )
+        )
+        result = db.session.execute(update, execution_options={"synchronize_session": False})
+        if result.rowcount == 1:
+            break
+        if expected_version is not None:
+            db.session.rollback()
+            raise PreconditionFailed("Someone else changed this comment first; reload it.")
+        db.session.refresh(comment)
     db.session.add(
         Decision(
             site_id=comment.site_id,
