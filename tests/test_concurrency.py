@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from moderation.auth import Caller
 from moderation.extensions import db
 from moderation.models import Comment, Decision, Role, Status
-from moderation.services import comments, moderation
+from moderation.services import comments, flags, moderation
 from tests.conftest import comment
 
 
@@ -72,6 +72,32 @@ def test_an_overruling_decision_audits_the_status_it_replaced(app, api, keys):
         assert (decided.status, decided.version) == (Status.APPROVED, 3)
         audited = db.session.scalar(sa.select(Decision).where(Decision.comment_id == comment_id))
         assert (audited.old_status, audited.new_status) == ("spam", "approved")
+
+
+def test_a_flag_does_not_undo_a_decision_made_since_it_read_the_comment(
+    app, api, keys, monkeypatch
+):
+    comment_id = api.post("/api/v1/comments", comment()).get_json()["id"]
+    for reader in ("10.7.0.1", "10.7.0.2"):
+        api.post(f"/api/v1/comments/{comment_id}/flags", {"reason": "spam"},
+                 environ_base={"REMOTE_ADDR": reader})
+    read = flags.approved_comment
+
+    def read_then_a_moderator_decides(comment_id: int) -> Comment:
+        seen = read(comment_id)
+        db.session.execute(
+            sa.update(Comment).where(Comment.id == comment_id)
+            .values(status=Status.SPAM, version=Comment.version + 1),
+            execution_options={"synchronize_session": False},
+        )
+        return seen
+
+    monkeypatch.setattr(flags, "approved_comment", read_then_a_moderator_decides)
+    with app.test_request_context():
+        assert flags.flag(comment_id, "spam", "10.7.0.3") is False
+    body = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.moderator).get_json()
+    assert (body["status"], body["version"], body["flag_count"]) == ("spam", 2, 3)
+    assert body["history"] == []
 
 
 @pytest.mark.parametrize("app_config", [{"RATELIMIT_ENABLED": True}])

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from moderation.extensions import db
-from moderation.models import Decision, Flag, Status, utcnow
+from moderation.models import Comment, Decision, Flag, Status, utcnow
 from moderation.services.comments import approved_comment
 from moderation.services.identity import reporter_hash
 from moderation.services.rules import current_rules
@@ -30,12 +30,9 @@ def flag(comment_id: int, reason: str, reporter_ip: str) -> bool:
     )
     comment.flag_count = reporters
     threshold = current_rules().settings_for(comment.site.slug).flags.threshold
-    returned = _reporters_since_approval(comment.id) >= threshold
+    returned = (_reporters_since_approval(comment.id) >= threshold
+                and _return_to_queue(comment.id, comment.version))
     if returned:
-        comment.status = Status.PENDING
-        comment.status_reason = "flagged"
-        comment.version += 1
-        comment.updated_at = utcnow()
         db.session.add(
             Decision(
                 site_id=comment.site_id,
@@ -49,6 +46,23 @@ def flag(comment_id: int, reason: str, reporter_ip: str) -> bool:
         )
     db.session.commit()
     return returned
+
+
+def _return_to_queue(comment_id: int, version: int) -> bool:
+    """Send a published comment back to the queue, unless it changed since it was read.
+
+    Compare-and-set, as decisions do: a moderator's decision that landed meanwhile stands,
+    rather than being overwritten under the same version number.
+    """
+    result = db.session.execute(
+        sa.update(Comment)
+        .where(Comment.id == comment_id, Comment.version == version,
+               Comment.status == Status.APPROVED)
+        .values(status=Status.PENDING, status_reason="flagged",
+                version=Comment.version + 1, updated_at=utcnow()),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount == 1
 
 
 def _reporters_since_approval(comment_id: int) -> int:
