@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
+from moderation.extensions import db
+from moderation.models import Comment
 from tests.conftest import comment
 
 QUEUE = "/api/v1/moderation/queue"
@@ -222,3 +226,24 @@ def test_closing_a_thread_names_it_as_intake_stores_it(api, keys):
     for thread in ("   ", "/two\nlines"):
         refused = api.put(url, {"thread": thread, "closed": True}, key=keys.moderator)
         assert refused.status_code == 422 and "thread" in refused.get_json()["errors"], thread
+
+
+def test_score_paging_carries_any_score_the_rules_can_give(app, api, keys):
+    made = [post(api, content=f"holdword big {n}", author_email=f"big{n}@example.org")
+            for n in range(3)]
+    with app.app_context():
+        # A rule's score is any finite number; summed, a page's last score can be huge.
+        for comment_id, score in zip(made, (-1e15, 1e15, 1.5e300), strict=True):
+            db.session.execute(sa.update(Comment).where(Comment.id == comment_id)
+                               .values(score=score))
+        db.session.commit()
+    seen, cursor = [], None
+    while True:
+        query = "?sort=score&limit=1" + (f"&cursor={cursor}" if cursor else "")
+        response = api.get(QUEUE + query, key=keys.moderator)
+        assert response.status_code == 200, response.get_json()
+        seen += [item["id"] for item in response.get_json()["items"]]
+        cursor = response.get_json()["next_cursor"]
+        if not cursor:
+            break
+    assert seen == made[::-1]

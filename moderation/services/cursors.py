@@ -8,9 +8,11 @@ from __future__ import annotations
 
 # Any number of up to 18 digits is well formed; one past the largest id means past the end.
 ID_CURSOR = r"^[0-9]{1,18}$"
-# Scores are stored rounded to SCORE_DECIMALS, so the cursor carries them exactly.
+# Scores are stored rounded to SCORE_DECIMALS, so the cursor carries them exactly. A rule's
+# score is any finite number, and a finite float's whole part has at most 309 digits: the
+# cursor of a page ending on a huge score must still be one the queue accepts.
 SCORE_DECIMALS = 3
-QUEUE_CURSOR = r"^-?[0-9]{1,12}\.[0-9]{3}_[0-9]{1,18}$"
+QUEUE_CURSOR = r"^-?[0-9]{1,309}\.[0-9]{3}_[0-9]{1,18}$"
 
 
 def encode_id(last_id: int) -> str:
