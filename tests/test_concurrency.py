@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -83,7 +84,7 @@ def test_a_flag_does_not_undo_a_decision_made_since_it_read_the_comment(
                  environ_base={"REMOTE_ADDR": reader})
     read = flags.approved_comment
 
-    def read_then_a_moderator_decides(comment_id: int) -> Comment:
+    def read_then_a_moderator_decides(comment_id: int, **lock: bool) -> Comment:
         seen = read(comment_id)
         db.session.execute(
             sa.update(Comment).where(Comment.id == comment_id)
@@ -98,6 +99,34 @@ def test_a_flag_does_not_undo_a_decision_made_since_it_read_the_comment(
     body = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.moderator).get_json()
     assert (body["status"], body["version"], body["flag_count"]) == ("spam", 2, 3)
     assert body["history"] == []
+
+
+def test_two_readers_flagging_at_once_are_both_counted(app, api, keys, monkeypatch):
+    """The flags that reach the threshold together must both count: each reader's count
+    must see the other's flag. Both counts are held at a barrier, as the race would have
+    it; a reader kept waiting behind the other's lock just lets the barrier time out."""
+    comment_id = api.post("/api/v1/comments", comment()).get_json()["id"]
+    api.post(f"/api/v1/comments/{comment_id}/flags", {"reason": "spam"},
+             environ_base={"REMOTE_ADDR": "10.8.0.1"})
+    together = threading.Barrier(2)
+    count = flags._reporters_since_approval
+
+    def counted_together(flagged_id: int) -> int:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            together.wait(timeout=1.0)
+        return count(flagged_id)
+
+    monkeypatch.setattr(flags, "_reporters_since_approval", counted_together)
+
+    def report(reader: str) -> bool:
+        with app.test_request_context():
+            return flags.flag(comment_id, "spam", reader)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        returned = list(pool.map(report, ["10.8.0.2", "10.8.0.3"]))
+    assert sorted(returned) == [False, True]
+    body = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.moderator).get_json()
+    assert (body["status"], body["flag_count"]) == ("pending", 3)
 
 
 @pytest.mark.parametrize("app_config", [{"RATELIMIT_ENABLED": True}])

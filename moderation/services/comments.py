@@ -443,9 +443,9 @@ def _nest(
     return items
 
 
-def approved_comment(comment_id: int) -> Comment:
+def approved_comment(comment_id: int, *, for_update: bool = False) -> Comment:
     """A published comment, or 404 (readers never learn that a hidden comment exists)."""
-    comment = db.session.get(Comment, comment_id)
+    comment = db.session.get(Comment, comment_id, with_for_update=for_update)
     if comment is None or comment.status is not Status.APPROVED:
         raise NotFound(f"There is no published comment {comment_id}.")
     return comment

@@ -16,8 +16,13 @@ FLAG_ACTOR = "readers"
 
 
 def flag(comment_id: int, reason: str, reporter_ip: str) -> bool:
-    """Record one reader's report; True when it put the comment back in the queue."""
-    comment = approved_comment(comment_id)
+    """Record one reader's report; True when it put the comment back in the queue.
+
+    The comment's row is locked first (on PostgreSQL; SQLite has one writer anyway), so
+    that readers flagging at once are counted one after the other: each count then sees
+    the flags before it, and the one that reaches the threshold is seen to.
+    """
+    comment = approved_comment(comment_id, for_update=True)
     db.session.add(Flag(comment_id=comment.id, reporter_hash=reporter_hash(reporter_ip),
                         reason=reason))
     try:
