@@ -147,11 +147,13 @@ class _Builder:
                 self.fail(f"rule #{number}", "(rule)", "must be a mapping with 'id' and 'type'")
                 continue
             rule_id = raw.get("id")
+            # Any YAML value may stand here, a list or a mapping too: only a string is an
+            # id to look up; the schema refuses anything else, naming the rule by number.
             where = f"rule {rule_id}" if isinstance(rule_id, str) else f"rule #{number}"
-            if rule_id in rules:
+            if isinstance(rule_id, str) and rule_id in rules:
                 self.fail(where, "id", "the same id is used by an earlier rule")
                 continue
-            if rule_id in BUILTIN_RULES:
+            if isinstance(rule_id, str) and rule_id in BUILTIN_RULES:
                 self.fail(where, "id", "this id is reserved for the engine's own hits")
                 continue
             rule = self._rule(where, raw)
@@ -166,10 +168,11 @@ class _Builder:
         base: Rule | None = None,
         base_raw: dict[str, Any] | None = None,
     ) -> Rule | None:
-        schema_class = RULE_SCHEMAS.get(raw.get("type"))  # type: ignore[arg-type]
+        rule_type = raw.get("type")
+        schema_class = RULE_SCHEMAS.get(rule_type) if isinstance(rule_type, str) else None
         if schema_class is None:
             known = ", ".join(RULE_SCHEMAS)
-            self.fail(where, "type", f"unknown rule type {raw.get('type')!r} (one of {known})")
+            self.fail(where, "type", f"unknown rule type {rule_type!r} (one of {known})")
             return None
         try:
             spec = schema_class().load(raw)
@@ -263,7 +266,7 @@ class _Builder:
         raw_by_id = {
             raw.get("id"): raw
             for raw in (raw_rules if isinstance(raw_rules, list) else [])
-            if isinstance(raw, dict)
+            if isinstance(raw, dict) and isinstance(raw.get("id"), str)
         }
         for slug, raw_site in raw_sites.items():
             where = f"site {slug}"

@@ -203,6 +203,19 @@ def refusal(text: str, base_dir: Path | None = None) -> str:
         ("version: 1\nversion: 1", "rules.yaml: line 2, column 1: key 'version' is given twice"),
         ("version: 1\nrules: [", "rules.yaml: line 3, column 1: did not find expected node"),
         ("- just a list", "rules.yaml: the file must be a mapping"),
+        (
+            "version: 1\nrules: [{id: [A], type: terms, terms: [a], score: 1}]",
+            "rules.yaml: rule #1: id: Not a valid string.",
+        ),
+        (
+            "version: 1\nrules: [{id: A, type: {name: terms}, terms: [a], score: 1}]",
+            "rules.yaml: rule A: type: unknown rule type {'name': 'terms'}",
+        ),
+        (
+            "version: 1\nrules: [{id: A, type: [terms], terms: [a], score: 1}]\n"
+            "sites: {news: {rules: {A: {score: 2}}}}",
+            "rules.yaml: rule A: type: unknown rule type ['terms']",
+        ),
     ],
 )
 def test_a_bad_file_is_refused_naming_the_place(text: str, expected: str) -> None:
