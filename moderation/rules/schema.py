@@ -218,7 +218,11 @@ class CapsRule(RuleSchema):
 
 class RepeatsRule(RuleSchema):
     allowed_targets = ("content", "author_name")
-    at_least = fields.Integer(strict=True, required=True, validate=validate.Range(min=2))
+    # Bounded: the count becomes a regex repeat, which Python caps near 2**32 (a comment
+    # is at most 10,000 characters anyway).
+    at_least = fields.Integer(
+        strict=True, required=True, validate=validate.Range(min=2, max=10_000)
+    )
 
 
 class EmptyUserAgentRule(RuleSchema):

@@ -216,6 +216,10 @@ def refusal(text: str, base_dir: Path | None = None) -> str:
             "sites: {news: {rules: {A: {score: 2}}}}",
             "rules.yaml: rule A: type: unknown rule type ['terms']",
         ),
+        (
+            "version: 1\nrules: [{id: R, type: repeats, at_least: 99999999999, score: 1}]",
+            "rules.yaml: rule R: at_least: Must be greater than or equal to 2",
+        ),
     ],
 )
 def test_a_bad_file_is_refused_naming_the_place(text: str, expected: str) -> None:
