@@ -220,6 +220,16 @@ def refusal(text: str, base_dir: Path | None = None) -> str:
             "version: 1\nrules: [{id: R, type: repeats, at_least: 99999999999, score: 1}]",
             "rules.yaml: rule R: at_least: Must be greater than or equal to 2",
         ),
+        (
+            "version: 1\nrules: [{id: T, type: terms, terms: [a], score: 1,"
+            " explain: '{score:.999999999f}'}]",
+            "rules.yaml: rule T: explain: the format {score:.999999999f} is too wide",
+        ),
+        (
+            "version: 1\nrules: [{id: T, type: terms, terms: [a], score: 1,"
+            " explain: '{match:>{count}}'}]",
+            "rules.yaml: rule T: explain: the format {match:>{count}} is too wide",
+        ),
     ],
 )
 def test_a_bad_file_is_refused_naming_the_place(text: str, expected: str) -> None:
