@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .hosts import find_hosts, find_links, host_in
+from .hosts import find_hosts, find_links, host_in, normalise_host
 from .model import Context, Submission
 from .normalise import Normalised, normalise
 
@@ -165,8 +165,14 @@ class IpMatcher:
 
 
 def canonical_address(address: str) -> str:
-    """An address as lists compare it: lower case, without a ``+tag`` in the local part."""
+    """An address as lists compare it: lower case, without a ``+tag`` in the local part.
+
+    The domain is compared as DNS sees it, as ``domains`` lists are: intake accepts
+    ``x@ｍａｉｌｉｎａｔｏｒ.com`` and ``x@bücher.example``, which mail delivers to the
+    plain and the punycode domain.
+    """
     local, _, domain = address.strip().lower().rpartition("@")
+    domain = normalise_host(domain) or domain
     return f"{local.split('+', 1)[0]}@{domain}" if local else domain
 
 

@@ -245,6 +245,23 @@ def test_email_rules_leave_other_addresses_alone(email: str) -> None:
     assert hits_of(EMAIL, author_email=email) == []
 
 
+@pytest.mark.parametrize(
+    "email",
+    [
+        "x@ｔｒａｓｈ.example",
+        "x@TRASH.EXAMPLE",
+        "x@trash.example.",
+        "x@bücher.example",
+        "x@xn--bcher-kva.example",
+        "x@mx.bücher.example",
+    ],
+)
+def test_email_domains_are_compared_as_dns_sees_them(email: str) -> None:
+    rule = "{id: E, type: email, domains: [trash.example, 'Bücher.example.'], score: 2}"
+    [hit] = hits_of(rule, author_email=email)
+    assert (hit.target, hit.match) == ("author_email", email)
+
+
 def test_email_domains_can_come_from_the_disposable_list() -> None:
     rule = "{id: E, type: email, domains: 'list:disposable', score: 1}"
     assert [hit.rule for hit in hits_of(rule, author_email="x@mailinator.com")] == ["E"]
