@@ -11,7 +11,9 @@ __all__ = ["Link", "find_links", "find_hosts", "normalise_host", "host_in"]
 
 _ANCHOR_RE = re.compile(r"""<a\b[^>]*?\bhref\s*=\s*["']?([^"'\s>]*)[^>]*>""", re.I)
 _ANCHOR_END_RE = re.compile(r"</a\s*>", re.I)
-_URL_RE = re.compile(r"""(?:\bhttps?://|\bwww\.)[^\s<>"'`]+""", re.I)
+# No word boundary before the scheme: the public page links "xhttp://spam.example" from
+# its "http", so the rules must count it (and see its host) just the same.
+_URL_RE = re.compile(r"""(?:https?://|\bwww\.)[^\s<>"'`]+""", re.I)
 # A bare host such as spam.example/path: labels of letters, digits and hyphens (any
 # script, so a look-alike host is found and then compared as the different host it is),
 # dots including the ideographic and full-width ones that IDNA treats as dots.

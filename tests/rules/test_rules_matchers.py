@@ -145,6 +145,8 @@ def test_regex_stays_linear_on_a_pathological_input() -> None:
         ("http://a.example and www.b.example and https://c.example/p?q=1", "", 3),
         ('<a href="http://a.example">http://a.example</a>', "", 1),
         ('<a href="http://a.example">here</a> and http://b.example', "https://me.example", 3),
+        # The public page links these from their "http", so they count.
+        ("xhttp://a.example _https://b.example 9http://c.example", "", 3),
     ],
 )
 def test_links_count_anchors_bare_urls_and_the_author_url(
@@ -177,6 +179,7 @@ DOMAINS = "{id: D, type: domains, domains: [spam.example, Bücher.example], outc
         ("nothing here", "http://spam.example", "http://spam.example"),
         ("visit xn--bcher-kva.example", "", "xn--bcher-kva.example"),
         ("visit bücher.example", "", "bücher.example"),
+        ("buy xhttp://spam.example/now", "", "http://spam.example/now"),
     ],
 )
 def test_domains_hit_listed_hosts_and_their_subdomains(
