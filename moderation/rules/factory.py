@@ -124,6 +124,9 @@ def _domains(values: list[str], key: str, read_list: ListReader) -> frozenset[st
     return frozenset(domains)
 
 
+_V4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
 def _networks(values: list[str], read_list: ListReader) -> IpMatcher:
     networks: dict[tuple[int, int], set[int]] = {}
     for entry in _expand(values, "cidrs", read_list, domains=False):
@@ -131,6 +134,11 @@ def _networks(values: list[str], read_list: ListReader) -> IpMatcher:
             network = ipaddress.ip_network(entry.strip(), strict=False)
         except ValueError as exc:
             raise SpecError("cidrs", f"{entry!r} is not an IP network: {exc}") from exc
+        if network.version == 6 and network.prefixlen >= 96 and network.subnet_of(_V4_MAPPED):
+            # The matcher compares an IPv4-mapped address (::ffff:1.2.3.4) as the IPv4
+            # address it is, so a mapped network is listed as its IPv4 network too.
+            mapped = int(network.network_address) & 0xFFFFFFFF
+            network = ipaddress.IPv4Network((mapped, network.prefixlen - 96))
         prefix = network.prefixlen
         value = int(network.network_address) >> (network.max_prefixlen - prefix)
         networks.setdefault((network.version, prefix), set()).add(value)

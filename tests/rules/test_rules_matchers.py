@@ -230,6 +230,20 @@ def test_ip_rules_miss_other_and_invalid_addresses(ip: str) -> None:
     assert hits_of(IPS, ip=ip) == []
 
 
+@pytest.mark.parametrize(
+    ("cidr", "ip"),
+    [
+        ("'::ffff:198.51.100.0/120'", "198.51.100.7"),
+        ("'::ffff:198.51.100.0/120'", "::ffff:198.51.100.7"),
+        ("'::ffff:0:0/96'", "192.0.2.1"),
+        ("198.51.100.0/24", "::ffff:c633:6407"),
+    ],
+)
+def test_ip_rules_take_ipv4_mapped_networks_as_ipv4(cidr: str, ip: str) -> None:
+    [hit] = hits_of(f"{{id: I, type: ip, cidrs: [{cidr}], outcome: spam}}", ip=ip)
+    assert hit.match == ip
+
+
 EMAIL = "{id: E, type: email, addresses: [bad@ok.example], domains: [trash.example], score: 2}"
 
 
