@@ -107,7 +107,7 @@ class _Builder:
         self.source = source
         self.base_dir = base_dir
         self.errors: list[str] = []
-        self.file_cache: dict[Path, list[str]] = {}
+        self.file_cache: dict[Path, list[tuple[str, str]]] = {}
         self.file_hashes: dict[str, str] = {}
 
     def fail(self, where: str, key: str, message: str) -> None:
@@ -211,8 +211,11 @@ class _Builder:
             matcher=matcher,
         )
 
-    def read_list(self, reference: str, key: str) -> list[str]:
-        """The entries of a ``file:`` list: one a line, ``#`` comments and blanks skipped."""
+    def read_list(self, reference: str, key: str) -> list[tuple[str, str]]:
+        """The entries of a ``file:`` list, each with its line: ``#`` comments and blanks skipped.
+
+        Errors name an entry by its line, never by its content (see ``factory._expand``).
+        """
         relative = reference.removeprefix("file:").strip()
         if self.base_dir is None:
             raise SpecError(key, f"'{reference}': file lists need a rules file to be relative to")
@@ -230,10 +233,10 @@ class _Builder:
                 raise SpecError(key, f"file '{relative}' can't be read: {exc}") from exc
             self.file_hashes[relative] = hashlib.sha256(content).hexdigest()
             entries = []
-            for line in text.splitlines():
+            for number, line in enumerate(text.splitlines(), start=1):
                 entry = line.split(" #", 1)[0].strip()
                 if entry and not entry.startswith("#"):
-                    entries.append(entry)
+                    entries.append((entry, f"line {number} of '{relative}'"))
             self.file_cache[path] = entries
         return self.file_cache[path]
 

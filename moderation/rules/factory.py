@@ -30,7 +30,8 @@ from .normalise import normalise
 
 __all__ = ["MATCHER_KEYS", "SpecError", "build_matcher"]
 
-ListReader = Callable[[str, str], list[str]]
+# A list file's entries, each with where it is ("line 3 of 'lists/x.txt'").
+ListReader = Callable[[str, str], list[tuple[str, str]]]
 
 # The keys each type's matcher is built from; a per-site override that changes none of
 # them shares the compiled matcher (and its index) with the file's own rule.
@@ -69,27 +70,35 @@ def _disposable_domains(key: str) -> list[str]:
     return sorted(blocklist)
 
 
-def _expand(values: list[str], key: str, read_list: ListReader, *, domains: bool) -> list[str]:
-    """The entries of a list setting, with ``file:`` (and for domains ``list:``) expanded."""
-    entries: list[str] = []
+def _expand(
+    values: list[str], key: str, read_list: ListReader, *, domains: bool
+) -> list[tuple[str, str]]:
+    """The entries of a list setting, with ``file:`` (and for domains ``list:``) expanded.
+
+    Each entry comes with how an error names it: quoted when written in the rules, by
+    line when read from a file. A file's content is never quoted back, because the YAML
+    of rules/test and rules/backtest may name any file beside the rules file (the
+    instance's secret key, say) and would read it out in the 422.
+    """
+    entries: list[tuple[str, str]] = []
     for value in values:
         if value.startswith("file:"):
             entries.extend(read_list(value, key))
         elif value.startswith("list:"):
             if not domains or value != "list:disposable":
                 raise SpecError(key, f"unknown list '{value}' (known: list:disposable for domains)")
-            entries.extend(_disposable_domains(key))
+            entries.extend((entry, repr(entry)) for entry in _disposable_domains(key))
         else:
-            entries.append(value)
+            entries.append((value, repr(value)))
     return entries
 
 
 def _terms(spec: dict[str, Any], read_list: ListReader) -> TermsMatcher:
     terms: dict[str, str] = {}
-    for written in _expand(spec["terms"], "terms", read_list, domains=False):
+    for written, where in _expand(spec["terms"], "terms", read_list, domains=False):
         folded = normalise(written).text
         if not folded:
-            raise SpecError("terms", f"the term {written!r} is empty once normalised")
+            raise SpecError("terms", f"the term {where} is empty once normalised")
         terms.setdefault(folded, written)
     if not terms:
         raise SpecError("terms", "the list is empty")
@@ -116,10 +125,10 @@ def _regex(spec: dict[str, Any]) -> RegexMatcher:
 
 def _domains(values: list[str], key: str, read_list: ListReader) -> frozenset[str]:
     domains = set()
-    for entry in _expand(values, key, read_list, domains=True):
+    for entry, where in _expand(values, key, read_list, domains=True):
         host = normalise_host(entry)
         if not host:
-            raise SpecError(key, f"{entry!r} is not a domain name")
+            raise SpecError(key, f"{where} is not a domain name")
         domains.add(host)
     return frozenset(domains)
 
@@ -129,11 +138,13 @@ _V4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 def _networks(values: list[str], read_list: ListReader) -> IpMatcher:
     networks: dict[tuple[int, int], set[int]] = {}
-    for entry in _expand(values, "cidrs", read_list, domains=False):
+    for entry, where in _expand(values, "cidrs", read_list, domains=False):
         try:
             network = ipaddress.ip_network(entry.strip(), strict=False)
         except ValueError as exc:
-            raise SpecError("cidrs", f"{entry!r} is not an IP network: {exc}") from exc
+            # ipaddress's reason quotes the entry: only given for one written in the rules.
+            reason = f": {exc}" if where == repr(entry) else ""
+            raise SpecError("cidrs", f"{where} is not an IP network{reason}") from exc
         if network.version == 6 and network.prefixlen >= 96 and network.subnet_of(_V4_MAPPED):
             # The matcher compares an IPv4-mapped address (::ffff:1.2.3.4) as the IPv4
             # address it is, so a mapped network is listed as its IPv4 network too.
@@ -147,9 +158,9 @@ def _networks(values: list[str], read_list: ListReader) -> IpMatcher:
 
 def _email(spec: dict[str, Any], read_list: ListReader) -> EmailMatcher:
     addresses = set()
-    for entry in _expand(spec.get("addresses", []), "addresses", read_list, domains=False):
+    for entry, where in _expand(spec.get("addresses", []), "addresses", read_list, domains=False):
         if "@" not in entry:
-            raise SpecError("addresses", f"{entry!r} is not an email address")
+            raise SpecError("addresses", f"{where} is not an email address")
         addresses.add(canonical_address(entry))
     domains = _domains(spec.get("domains", []), "domains", read_list)
     return EmailMatcher(frozenset(addresses), domains)

@@ -260,6 +260,24 @@ def test_list_files_must_stay_beside_the_rules_file(tmp_path: Path) -> None:
     assert "rule W: terms: 'file:../secrets.txt' is outside the rules file's folder" in message
 
 
+@pytest.mark.parametrize(
+    ("rule", "key"),
+    [
+        ("{id: L, type: ip, cidrs: 'file:secret_key', outcome: spam}", "cidrs"),
+        ("{id: L, type: email, addresses: 'file:secret_key', outcome: spam}", "addresses"),
+    ],
+)
+def test_a_bad_list_entry_is_named_by_its_line_never_quoted(
+    tmp_path: Path, rule: str, key: str
+) -> None:
+    # rules/test takes YAML from a request and reads lists beside the rules in force:
+    # quoting a bad entry would read out any file there, such as the instance secret.
+    (tmp_path / "secret_key").write_text("# the key\nWyyZ3VSYUMnFjvULkMlv4g1ewxfo\n", "utf-8")
+    message = refusal(f"version: 1\nrules: [{rule}]", base_dir=tmp_path)
+    assert f"rules.yaml: rule L: {key}: line 2 of 'secret_key' is not" in message
+    assert "WyyZ3" not in message
+
+
 def test_list_files_are_read_and_change_the_version(tmp_path: Path) -> None:
     (tmp_path / "lists").mkdir()
     words = tmp_path / "lists" / "words.txt"
