@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -123,12 +124,21 @@ def _regex(spec: dict[str, Any]) -> RegexMatcher:
     return RegexMatcher(pattern, raw, compiled)
 
 
+# What normalise_host makes of a host name: labels of letters, digits, '-' and '_' (seen
+# in real host names), at least two of them, 253 characters at most.
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_RE = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})+")
+
+
 def _domains(values: list[str], key: str, read_list: ListReader) -> frozenset[str]:
     domains = set()
     for entry, where in _expand(values, key, read_list, domains=True):
         host = normalise_host(entry)
-        if not host:
-            raise SpecError(key, f"{where} is not a domain name")
+        if not _HOST_RE.fullmatch(host):
+            # A URL, a space or a single label would be kept and then never match.
+            raise SpecError(
+                key, f"{where} is not a domain name (write the host alone, like spam.example)"
+            )
         domains.add(host)
     return frozenset(domains)
 

@@ -230,6 +230,19 @@ def refusal(text: str, base_dir: Path | None = None) -> str:
             " explain: '{match:>{count}}'}]",
             "rules.yaml: rule T: explain: the format {match:>{count}} is too wide",
         ),
+        (
+            "version: 1\nrules: [{id: D, type: domains, domains: ['http://spam.example/x'],"
+            " score: 1}]",
+            "rules.yaml: rule D: domains: 'http://spam.example/x' is not a domain name",
+        ),
+        (
+            "version: 1\nrules: [{id: D, type: domains, domains: [spam example], score: 1}]",
+            "rules.yaml: rule D: domains: 'spam example' is not a domain name",
+        ),
+        (
+            "version: 1\nrules: [{id: E, type: email, domains: [example], score: 1}]",
+            "rules.yaml: rule E: domains: 'example' is not a domain name",
+        ),
     ],
 )
 def test_a_bad_file_is_refused_naming_the_place(text: str, expected: str) -> None:
@@ -265,6 +278,7 @@ def test_list_files_must_stay_beside_the_rules_file(tmp_path: Path) -> None:
     [
         ("{id: L, type: ip, cidrs: 'file:secret_key', outcome: spam}", "cidrs"),
         ("{id: L, type: email, addresses: 'file:secret_key', outcome: spam}", "addresses"),
+        ("{id: L, type: domains, domains: 'file:secret_key', outcome: spam}", "domains"),
     ],
 )
 def test_a_bad_list_entry_is_named_by_its_line_never_quoted(
