@@ -33,8 +33,13 @@ class ListOrSource(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
         if isinstance(value, str):
             return [value]
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return value
         if isinstance(value, list) and all(isinstance(item, str | int) for item in value):
-            return [str(item) for item in value]
+            # YAML reads an unquoted yes/no/on/off as a boolean and 0x1F or 010 as a
+            # number: str() of it is not what was written, so ask for quotes.
+            odd = next(item for item in value if not isinstance(item, str))
+            raise ValidationError(f"{odd!r} is not text to YAML: put it in quotes.")
         raise ValidationError("Must be a list of strings, or 'file:<path>'.")
 
 

@@ -243,6 +243,14 @@ def refusal(text: str, base_dir: Path | None = None) -> str:
             "version: 1\nrules: [{id: E, type: email, domains: [example], score: 1}]",
             "rules.yaml: rule E: domains: 'example' is not a domain name",
         ),
+        (
+            "version: 1\nrules: [{id: T, type: terms, terms: [spam, yes], score: 1}]",
+            "rules.yaml: rule T: terms: True is not text to YAML: put it in quotes.",
+        ),
+        (
+            "version: 1\nrules: [{id: T, type: terms, terms: [0x1F], score: 1}]",
+            "rules.yaml: rule T: terms: 31 is not text to YAML: put it in quotes.",
+        ),
     ],
 )
 def test_a_bad_file_is_refused_naming_the_place(text: str, expected: str) -> None:
