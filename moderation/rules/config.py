@@ -47,15 +47,19 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
 
 
 def _mapping_without_duplicates(loader: Any, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
     seen: set[Any] = set()
+    # The mapping's own keys, before a merge key (<<: *base) brings in others: overriding
+    # a merged key is what merging is for, not a key given twice.
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
         key = loader.construct_object(key_node)
         if isinstance(key, str | int | float | bool) and key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"key {key!r} is given twice", key_node.start_mark
             )
         seen.add(key)
+    loader.flatten_mapping(node)
     return dict(loader.construct_mapping(node))
 
 

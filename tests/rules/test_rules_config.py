@@ -319,6 +319,22 @@ def test_list_files_are_read_and_change_the_version(tmp_path: Path) -> None:
     assert [hit.rule for hit in verdict.hits if hit.rule == "W"] == []
 
 
+def test_a_merge_key_may_be_overridden_but_a_key_given_twice_may_not() -> None:
+    ruleset = parse_rules(
+        "version: 1\nrules:\n"
+        " - &base {id: A, type: terms, terms: [casino], score: 1}\n"
+        " - {<<: *base, id: B, score: 2}"
+    )
+    assert [(rule.id, rule.score) for rule in ruleset.rules_for("default")] == [
+        ("A", 1.0),
+        ("B", 2.0),
+    ]
+    assert "key 'id' is given twice" in refusal(
+        "version: 1\nrules:\n - &base {id: A, type: terms, terms: [x], score: 1}\n"
+        " - {<<: *base, id: B, id: C}"
+    )
+
+
 def test_the_version_ignores_comments_but_not_content() -> None:
     base = "version: 1\nrules: [{id: T, type: terms, terms: [a], score: 1}]"
     assert parse_rules(base).version == parse_rules("# a note\n" + base).version
