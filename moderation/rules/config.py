@@ -230,7 +230,8 @@ class _Builder:
         if path not in self.file_cache:
             try:
                 content = path.read_bytes()
-                text = content.decode("utf-8")
+                # utf-8-sig: Windows editors start a UTF-8 file with a byte-order mark.
+                text = content.decode("utf-8-sig")
             except FileNotFoundError as exc:
                 raise SpecError(key, f"file '{relative}' not found (looked for {path})") from exc
             except (OSError, UnicodeDecodeError) as exc:

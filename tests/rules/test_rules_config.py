@@ -300,6 +300,23 @@ def test_a_bad_list_entry_is_named_by_its_line_never_quoted(
     assert "WyyZ3" not in message
 
 
+def test_list_files_saved_by_windows_editors_are_read(tmp_path: Path) -> None:
+    # A byte-order mark and CRLF line ends, as Notepad saves "UTF-8 with BOM".
+    (tmp_path / "ips.txt").write_bytes(b"\xef\xbb\xbf203.0.113.0/24\r\n198.51.100.7\r\n")
+    (tmp_path / "hosts.txt").write_bytes(b"\xef\xbb\xbfspam.example\r\n")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "version: 1\nrules:\n"
+        " - {id: I, type: ip, cidrs: 'file:ips.txt', outcome: spam}\n"
+        " - {id: D, type: domains, domains: 'file:hosts.txt', outcome: spam}\n"
+    )
+    ruleset = load_rules(rules)
+    submission = Submission(
+        "default", "t", "n", "e@x.org", content="see spam.example", ip="203.0.113.9"
+    )
+    assert {hit.rule for hit in evaluate(ruleset, submission).hits} >= {"I", "D"}
+
+
 def test_list_files_are_read_and_change_the_version(tmp_path: Path) -> None:
     (tmp_path / "lists").mkdir()
     words = tmp_path / "lists" / "words.txt"
