@@ -23,6 +23,24 @@ class _Strict(Schema):
         unknown = "raise"
 
 
+class Float(fields.Float):
+    """A YAML number: a quoted "2" is text to YAML, so it is a wrong type here too."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Boolean(fields.Boolean):
+    """A YAML true or false only, not "no", 0 or "off" in quotes."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 def _probability() -> validate.Range:
     return validate.Range(min=0.0, max=1.0)
 
@@ -44,15 +62,15 @@ class ListOrSource(fields.Field):
 
 
 class ThresholdsSchema(_Strict):
-    pending = fields.Float(allow_nan=False)
-    spam = fields.Float(allow_nan=False)
+    pending = Float(allow_nan=False)
+    spam = Float(allow_nan=False)
 
 
 class TrustSchema(_Strict):
-    hold_new_commenters = fields.Boolean()
+    hold_new_commenters = Boolean()
     trusted_after = fields.Integer(strict=True, validate=validate.Range(min=1))
-    trusted_max_rejection_rate = fields.Float(validate=_probability())
-    trusted_score = fields.Float(allow_nan=False, validate=validate.Range(max=0.0))
+    trusted_max_rejection_rate = Float(validate=_probability())
+    trusted_score = Float(allow_nan=False, validate=validate.Range(max=0.0))
     hold_after_bad_run = fields.Integer(strict=True, validate=validate.Range(min=0))
 
 
@@ -75,17 +93,17 @@ class HoneypotSchema(_Strict):
 
 
 class FormTokenSchema(_Strict):
-    enabled = fields.Boolean()
-    min_seconds = fields.Float(validate=validate.Range(min=0.0))
+    enabled = Boolean()
+    min_seconds = Float(validate=validate.Range(min=0.0))
     max_age_seconds = fields.Integer(strict=True, validate=validate.Range(min=1))
 
 
 class PublicSchema(_Strict):
-    reveal_spam = fields.Boolean()
+    reveal_spam = Boolean()
 
 
 class ModerationSchema(_Strict):
-    pre_moderate = fields.Boolean()
+    pre_moderate = Boolean()
 
 
 SECTION_SCHEMAS: dict[str, type[Schema]] = {
@@ -136,9 +154,9 @@ class RuleSchema(_Strict):
     id = fields.String(required=True, validate=validate.Regexp(RULE_ID))
     type = fields.String(required=True)
     targets = fields.List(fields.String(validate=validate.OneOf(TARGETS)))
-    score = fields.Float(allow_nan=False)
+    score = Float(allow_nan=False)
     outcome = fields.String(validate=validate.OneOf(OUTCOMES))
-    enabled = fields.Boolean()
+    enabled = Boolean()
     mode = fields.String(validate=validate.OneOf((LIVE, SHADOW)))
     explain = fields.String()
     description = fields.String()
@@ -171,7 +189,7 @@ class TermsRule(RuleSchema):
 class RegexRule(RuleSchema):
     allowed_targets = TARGETS
     pattern = fields.String(required=True)
-    raw = fields.Boolean()
+    raw = Boolean()
 
 
 class LinksRule(RuleSchema):
@@ -217,7 +235,7 @@ class LengthRule(RuleSchema):
 
 class CapsRule(RuleSchema):
     allowed_targets = ("content", "author_name")
-    min_share = fields.Float(required=True, validate=_probability())
+    min_share = Float(required=True, validate=_probability())
     min_letters = fields.Integer(strict=True, validate=validate.Range(min=1))
 
 
@@ -241,9 +259,9 @@ class UrlInNameRule(RuleSchema):
 class ClassifierRule(RuleSchema):
     allowed_targets = ("content", "author_name", "author_url")
     scored = False
-    weight = fields.Float(allow_nan=False, validate=validate.Range(min=0.0))
-    spam_above = fields.Float(validate=_probability())
-    ham_below = fields.Float(validate=_probability())
+    weight = Float(allow_nan=False, validate=validate.Range(min=0.0))
+    spam_above = Float(validate=_probability())
+    ham_below = Float(validate=_probability())
 
     @validates_schema
     def _band(self, data: dict[str, Any], **kwargs: Any) -> None:

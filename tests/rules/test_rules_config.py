@@ -251,6 +251,19 @@ def refusal(text: str, base_dir: Path | None = None) -> str:
             "version: 1\nrules: [{id: T, type: terms, terms: [0x1F], score: 1}]",
             "rules.yaml: rule T: terms: 31 is not text to YAML: put it in quotes.",
         ),
+        (
+            "version: 1\nrules: [{id: T, type: terms, terms: [a], score: '2'}]",
+            "rules.yaml: rule T: score: Not a valid number.",
+        ),
+        ("version: 1\nthresholds: {pending: '3'}", "rules.yaml: thresholds.pending: Not a valid"),
+        (
+            "version: 1\nrules: [{id: T, type: terms, terms: [a], score: 1, enabled: 'no'}]",
+            "rules.yaml: rule T: enabled: Not a valid boolean.",
+        ),
+        (
+            "version: 1\nsites: {news: {trust: {hold_new_commenters: 0}}}",
+            "rules.yaml: site news: trust.hold_new_commenters: Not a valid boolean.",
+        ),
     ],
 )
 def test_a_bad_file_is_refused_naming_the_place(text: str, expected: str) -> None:
