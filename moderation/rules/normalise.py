@@ -71,7 +71,11 @@ _JOIN_OPTIONS = re2.Options()
 _JOIN_OPTIONS.log_errors = False
 # re2 because this runs on every comment: a linear scan, no look-behind needed since the
 # boundary characters are consumed (a run can't start right after another one ends).
-_JOIN_RE = re2.compile(rf"(?:^|{_SEP})({_WORD}(?:{_SEP}{_WORD}){{2,}})(?:{_SEP}|$)", _JOIN_OPTIONS)
+# A separator is one character, or one followed by a space: "v.i.a.g.r.a" and
+# "v. i. a. g. r. a" (spaces are collapsed to one before this runs).
+_JOIN_RE = re2.compile(
+    rf"(?:^|{_SEP})({_WORD}(?:{_SEP} ?{_WORD}){{2,}})(?:{_SEP}|$)", _JOIN_OPTIONS
+)
 
 
 def is_word_char(char: str) -> bool:
@@ -212,26 +216,38 @@ def _space_edits(text: str) -> _Edits:
     return edits
 
 
+def _same(text: str, one: tuple[int, int], other: tuple[int, int]) -> bool:
+    return text[one[0] : one[1]] == text[other[0] : other[1]]
+
+
 def _join_split_letters(text: str) -> tuple[str, _Edits | None]:
     pieces = []
     for match in _JOIN_RE.finditer(text):
         start, end = match.span(1)
-        run = text[start:end]
-        if not any(char.isalpha() for char in run[::2]):
+        # The run alternates a single character and a separator of one or two characters
+        # (a space after the first is part of it: a character never is a space).
+        letters = []
+        separators: list[tuple[int, int]] = []
+        index = start
+        while True:
+            letters.append(text[index])
+            index += 1
+            if index >= end:
+                break
+            after = index + 2 if text[index + 1] == " " else index + 1
+            separators.append((index, after))
+            index = after
+        if not any(char.isalpha() for char in letters):
             continue
         # Only a stretch with one and the same separator is a split word: "a f.u.c.k"
         # keeps the article "a" apart from the dotted word.
-        separators = run[1::2]
         first = 0
-        for index in range(1, len(separators) + 1):
-            if index < len(separators) and separators[index] == separators[first]:
+        for position in range(1, len(separators) + 1):
+            if position < len(separators) and _same(text, separators[position], separators[first]):
                 continue
-            if index - first >= 2:
-                pieces.extend(
-                    (start + 2 * position + 1, start + 2 * position + 2, "")
-                    for position in range(first, index)
-                )
-            first = index
+            if position - first >= 2:
+                pieces.extend((low, high, "") for low, high in separators[first:position])
+            first = position
     return _rewrite(text, pieces)
 
 
