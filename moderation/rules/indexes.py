@@ -36,11 +36,29 @@ def _encodable(text: str) -> str:
     return text
 
 
+# Scripts written without spaces between words (Thai, Lao, Myanmar, Khmer, kana, Han):
+# there a word's edge can't be seen, so a listed term is taken as a word wherever it is,
+# or "match: word" could never hit a Chinese or Japanese sentence.
+_UNSPACED_RE = re.compile(
+    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf"
+    "\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]"
+)
+
+
+def _joined(before: str, after: str) -> bool:
+    """Whether two adjacent characters belong to one word."""
+    return (
+        is_word_char(before)
+        and is_word_char(after)
+        and not (_UNSPACED_RE.match(before) or _UNSPACED_RE.match(after))
+    )
+
+
 def _bounded(text: str, start: int, end: int) -> bool:
     """Whether ``text[start:end]`` is not part of a longer word on either side."""
-    if start > 0 and is_word_char(text[start]) and is_word_char(text[start - 1]):
+    if start > 0 and _joined(text[start - 1], text[start]):
         return False
-    return not (end < len(text) and is_word_char(text[end - 1]) and is_word_char(text[end]))
+    return not (end < len(text) and _joined(text[end - 1], text[end]))
 
 
 def _differs(match: str, term: str) -> bool:

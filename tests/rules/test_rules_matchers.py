@@ -78,6 +78,18 @@ def test_word_terms_hit_between_punctuation() -> None:
     assert hit.match == "ass"
 
 
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [("网上赌博网站", "赌博"), ("今すぐカジノで遊ぼう", "カジノ"), ("เล่นคาสิโนออนไลน์", "คาสิโน")],
+)
+def test_word_terms_hit_in_scripts_written_without_spaces(content: str, match: str) -> None:
+    rule = "{id: T, type: terms, terms: [赌博, カジノ, คาสิโน], score: 1}"
+    assert [hit.match for hit in hits_of(rule, content=content)] == [match]
+    # A Latin term beside them is still a word of its own, or not.
+    assert [hit.match for hit in hits_of("{id: T, type: terms, terms: [ass], score: 1}",
+                                         content="赌博class")] == []
+
+
 def test_substring_terms_hit_inside_words() -> None:
     [hit] = hits_of(
         "{id: T, type: terms, terms: [ass], match: substring, score: 1}", content="a class"
