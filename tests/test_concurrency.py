@@ -119,7 +119,7 @@ def test_two_readers_flagging_at_once_are_both_counted(app, api, keys, monkeypat
     monkeypatch.setattr(flags, "_reporters_since_approval", counted_together)
 
     def report(reader: str) -> bool:
-        with app.test_request_context():
+        with app.test_request_context(method="POST"):
             return flags.flag(comment_id, "spam", reader)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
