@@ -41,6 +41,16 @@ class Boolean(fields.Boolean):
         return value
 
 
+# Scores are summed over every rule that hits and stored with the comment: a rule scored
+# 1e308 would make the sum infinite, which JSON cannot carry. Real rule sets score in
+# single or double digits, so this bound costs nobody anything.
+SCORE_LIMIT = 1000.0
+
+
+def _score(low: float = -SCORE_LIMIT, high: float = SCORE_LIMIT) -> validate.Range:
+    return validate.Range(min=low, max=high)
+
+
 def _probability() -> validate.Range:
     return validate.Range(min=0.0, max=1.0)
 
@@ -62,15 +72,15 @@ class ListOrSource(fields.Field):
 
 
 class ThresholdsSchema(_Strict):
-    pending = Float(allow_nan=False)
-    spam = Float(allow_nan=False)
+    pending = Float(allow_nan=False, validate=_score())
+    spam = Float(allow_nan=False, validate=_score())
 
 
 class TrustSchema(_Strict):
     hold_new_commenters = Boolean()
     trusted_after = fields.Integer(strict=True, validate=validate.Range(min=1))
     trusted_max_rejection_rate = Float(validate=_probability())
-    trusted_score = Float(allow_nan=False, validate=validate.Range(max=0.0))
+    trusted_score = Float(allow_nan=False, validate=_score(high=0.0))
     hold_after_bad_run = fields.Integer(strict=True, validate=validate.Range(min=0))
 
 
@@ -154,7 +164,7 @@ class RuleSchema(_Strict):
     id = fields.String(required=True, validate=validate.Regexp(RULE_ID))
     type = fields.String(required=True)
     targets = fields.List(fields.String(validate=validate.OneOf(TARGETS)))
-    score = Float(allow_nan=False)
+    score = Float(allow_nan=False, validate=_score())
     outcome = fields.String(validate=validate.OneOf(OUTCOMES))
     enabled = Boolean()
     mode = fields.String(validate=validate.OneOf((LIVE, SHADOW)))
@@ -259,7 +269,7 @@ class UrlInNameRule(RuleSchema):
 class ClassifierRule(RuleSchema):
     allowed_targets = ("content", "author_name", "author_url")
     scored = False
-    weight = Float(allow_nan=False, validate=validate.Range(min=0.0))
+    weight = Float(allow_nan=False, validate=_score(low=0.0))
     spam_above = Float(validate=_probability())
     ham_below = Float(validate=_probability())
 

@@ -257,6 +257,16 @@ def refusal(text: str, base_dir: Path | None = None) -> str:
         ),
         ("version: 1\nthresholds: {pending: '3'}", "rules.yaml: thresholds.pending: Not a valid"),
         (
+            "version: 1\nrules: [{id: T, type: terms, terms: [a], score: 1.0e+308}]",
+            "rules.yaml: rule T: score: Must be greater than or equal to -1000.0 and less",
+        ),
+        (
+            "version: 1\nrules: [{id: T, type: terms, terms: [a], score: 1}]\n"
+            "sites: {news: {rules: {T: {score: -1.0e+308}}}}",
+            "rules.yaml: site news: rule T: score: Must be greater than or equal to -1000.0",
+        ),
+        ("version: 1\nthresholds: {spam: 1.0e+300}", "rules.yaml: thresholds.spam: Must be"),
+        (
             "version: 1\nrules: [{id: T, type: terms, terms: [a], score: 1, enabled: 'no'}]",
             "rules.yaml: rule T: enabled: Not a valid boolean.",
         ),
