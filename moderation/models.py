@@ -239,3 +239,6 @@ class ClassifierStep(db.Model):
         sa.ForeignKey("comments.id", ondelete="CASCADE"), primary_key=True
     )
     step: Mapped[float] = mapped_column(sa.Float)
+    # The tokens it taught, as a JSON list: un-learning takes back exactly these, even after
+    # the tokenizer or the classifier's fields have changed (NULL: learned before 0005).
+    tokens: Mapped[str | None] = mapped_column(sa.Text)

@@ -302,3 +302,37 @@ def test_erasure_unlearns_from_the_text_that_taught(app: Flask, api: Api, keys: 
     decide(api, keys, kept, "delete")
     assert token_rows(app) == counts_before
     assert weight_rows(app) == pytest.approx(weights_before)
+
+
+def test_unlearning_takes_back_what_was_taught_after_the_tokenizer_changed(
+    app: Flask, api: Api, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upgrade may tokenise the same text differently (a new normaliser rule, say), or
+    the classifier rule may read other fields by now: a reversal must still take back the
+    tokens the decision taught, not today's tokens of the text."""
+    train(api, keys)
+    counts_before, weights_before = token_rows(app), weight_rows(app)
+    comment_id = post(api, "Replica watches for the library fundraiser", 95)
+    decide(api, keys, comment_id, "spam")
+
+    def upgraded(text: str) -> frozenset[str]:
+        return frozenset(token for token in tokens(text) if token != "replica") | {"new:token"}
+
+    monkeypatch.setattr(learning, "tokens", upgraded)
+    decide(api, keys, comment_id, "reject")
+    assert token_rows(app) == counts_before
+    assert weight_rows(app) == pytest.approx(weights_before)
+
+
+def test_a_comment_learned_before_tokens_were_kept_unlearns_from_its_text(
+    app: Flask, api: Api, keys: Keys
+) -> None:
+    train(api, keys)
+    counts_before = token_rows(app)
+    comment_id = post(api, "Replica watches for the library fundraiser", 96)
+    decide(api, keys, comment_id, "spam")
+    with app.app_context():  # as migration 0005 leaves the steps learned before it
+        db.session.execute(sa.update(ClassifierStep).values(tokens=None))
+        db.session.commit()
+    decide(api, keys, comment_id, "reject")
+    assert token_rows(app) == counts_before

@@ -8,6 +8,7 @@ maths is in ``moderation.classifier``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -52,20 +53,24 @@ def learn_from_decision(comment: Comment, new_status: Status) -> None:
 def teach(comment: Comment, label: str | None) -> None:
     """Make ``comment`` teach ``label`` (None: nothing), from its text as it stands now.
 
-    An erasure, which changes the text, un-learns before the change and teaches again
-    after it: un-learning later, from the changed text, would take the counts off tokens
-    the comment never taught.
+    Un-learning takes back the tokens kept with the comment's step, not those of its text
+    as tokenised today: an upgrade's tokenizer, or the classifier rule's fields, may have
+    changed since. An erasure, which changes the text, un-learns before the change and
+    teaches again after it.
     """
     if comment.learned_as == label:
         return
     features = tokens(learning_text(comment))
     if comment.learned_as is not None:
-        _unlearn(features, comment.learned_as, _forget_step(comment.id))
+        step, taught = _forget_step(comment.id)
+        _unlearn(features if taught is None else taught, comment.learned_as, step)
         comment.learned_as = None
     if label is not None:
         step = _regression_step(features, spam=label == SPAM)
         _learn(features, label, step)
-        db.session.execute(_insert(ClassifierStep).values(comment_id=comment.id, step=step))
+        db.session.execute(_insert(ClassifierStep).values(
+            comment_id=comment.id, step=step, tokens=json.dumps(sorted(features))
+        ))
     comment.learned_as = label
 
 
@@ -91,7 +96,9 @@ _TOKEN_COUNTS = sa.select(
     _token_table.c.token, _token_table.c.spam, _token_table.c.ham, _token_table.c.weight
 ).where(_token_table.c.token.in_(sa.bindparam("tokens", expanding=True)))
 _TOTALS = sa.select(_total_table.c.label, _total_table.c.messages, _total_table.c.weight)
-_STEP = sa.select(ClassifierStep.step).where(ClassifierStep.comment_id == sa.bindparam("id"))
+_STEP = sa.select(ClassifierStep.step, ClassifierStep.tokens).where(
+    ClassifierStep.comment_id == sa.bindparam("id")
+)
 
 
 def classify(
@@ -119,14 +126,18 @@ def classify(
         return NEUTRAL  # and no need to look at the text
     features = tokens(text)
     counts, weights = _token_state(features)
-    if leave_out is not None and comment_id is not None:
-        step = db.session.scalar(_STEP, {"id": comment_id}) or 0.0
-        weights = {token: weight - step for token, weight in weights.items()}
+    if leave_out is not None:
+        step, taught = _taught(comment_id) if comment_id is not None else (0.0, None)
+        if taught is None:
+            taught = features
+        weights = {t: w - step if t in taught else w for t, w in weights.items()}
         bias -= step * BIAS_RATE
-    if leave_out == SPAM:
-        counts = {t: Counts(max(c.spam - 1, 0), c.ham) for t, c in counts.items()}
-    elif leave_out == HAM:
-        counts = {t: Counts(c.spam, max(c.ham - 1, 0)) for t, c in counts.items()}
+        spam_taught, ham_taught = int(leave_out == SPAM), int(leave_out == HAM)
+        counts = {
+            t: Counts(max(c.spam - spam_taught, 0), max(c.ham - ham_taught, 0))
+            if t in taught else c
+            for t, c in counts.items()
+        }
     result = indicator(features, counts, weights, bias, spam_messages, ham_messages)
     return ClassifierScore(result.probability, True, result.clues)
 
@@ -171,11 +182,24 @@ def _regression_step(features: frozenset[str], *, spam: bool) -> float:
     return logistic_step(bias, weights, features, spam)
 
 
-def _forget_step(comment_id: int) -> float:
-    """The step the comment's learning added (0 if it was learned before there were weights)."""
-    step = db.session.scalar(_STEP, {"id": comment_id})
+def _taught(comment_id: int) -> tuple[float, frozenset[str] | None]:
+    """The step the comment's learning added and the tokens it taught.
+
+    (0, None) for a comment learned before there were weights; the tokens are None for
+    one learned before they were kept (migration 0005).
+    """
+    kept = db.session.execute(_STEP, {"id": comment_id}).first()
+    if kept is None:
+        return 0.0, None
+    step, taught = kept
+    return step, None if taught is None else frozenset(json.loads(taught))
+
+
+def _forget_step(comment_id: int) -> tuple[float, frozenset[str] | None]:
+    """``_taught``, and the record of it deleted."""
+    taught = _taught(comment_id)
     db.session.execute(sa.delete(ClassifierStep).where(ClassifierStep.comment_id == comment_id))
-    return step or 0.0
+    return taught
 
 
 def _learn(features: frozenset[str], label: str, step: float) -> None:
