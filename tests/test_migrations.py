@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from flask_migrate import upgrade
 
 from moderation import create_app
@@ -28,6 +30,24 @@ def test_0004_tells_apart_active_keys_that_share_a_name(tmp_path):
             names = db.session.execute(sa.text(
                 "SELECT id, name FROM api_keys ORDER BY id")).all()
             assert [name for _, name in names] == ["ops", "ops (key 2)", "ops", "eve"]
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        app.extensions["moderation.rules"].stop()
+
+
+def test_the_migrations_build_the_schema_the_models_describe(tmp_path):
+    """A column or index added to a model without its migration would exist in the tests'
+    tables and be missing from every upgraded database in the field."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'head.sqlite3'}",
+                      "SECRET_KEY": "t", "TESTING": True})
+    try:
+        with app.app_context():
+            upgrade()
+            with db.engine.connect() as connection:
+                drift = compare_metadata(MigrationContext.configure(connection), db.metadata)
+            assert drift == []
     finally:
         with app.app_context():
             db.session.remove()
