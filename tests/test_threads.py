@@ -98,3 +98,15 @@ def test_replies_under_a_hidden_comment_stay_hidden_on_every_page(api, keys):
                           f"&cursor={first_page['next_cursor']}").get_json()
     assert [i["id"] for i in second_page["items"]] == [third]
     assert [r["id"] for r in second_page["items"][0]["replies"]] == [reply]
+
+
+def test_a_quote_or_bracket_next_to_a_url_ends_the_link(api):
+    post(api, content='He said "see https://example.org/page" and \'https://example.org/a\''
+                      " then https://example.org/<b>x</b>")
+    html = api.get("/api/v1/comments?thread=/2026/11/27/a-story").get_json()["items"][0][
+        "content_html"]
+    assert ('&quot;see <a href="https://example.org/page" rel="nofollow ugc noopener">'
+            "https://example.org/page</a>&quot; and") in html
+    assert '<a href="https://example.org/a" rel="nofollow ugc noopener">' in html
+    assert '<a href="https://example.org/" rel="nofollow ugc noopener">' in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html
