@@ -18,11 +18,16 @@ def _linked(paragraph: str) -> str:
     """
     pieces = []
     position = 0
-    for match in URL.finditer(paragraph):
-        url = html.escape(match.group(0), quote=True)
+    while match := URL.search(paragraph, position):
+        url, end = match.group(0), match.end()
+        # A closing parenthesis is trailing punctuation unless it closes one the URL opened
+        # (https://en.wikipedia.org/wiki/Mercury_(planet)), as other autolinkers read it.
+        while paragraph[end:end + 1] == ")" and url.count("(") > url.count(")"):
+            url, end = url + ")", end + 1
         pieces.append(html.escape(paragraph[position:match.start()], quote=True))
-        pieces.append(f'<a href="{url}" rel="nofollow ugc noopener">{url}</a>')
-        position = match.end()
+        href = html.escape(url, quote=True)
+        pieces.append(f'<a href="{href}" rel="nofollow ugc noopener">{href}</a>')
+        position = end
     pieces.append(html.escape(paragraph[position:], quote=True))
     return "".join(pieces)
 

@@ -110,3 +110,15 @@ def test_a_quote_or_bracket_next_to_a_url_ends_the_link(api):
     assert '<a href="https://example.org/a" rel="nofollow ugc noopener">' in html
     assert '<a href="https://example.org/" rel="nofollow ugc noopener">' in html
     assert "&lt;b&gt;x&lt;/b&gt;" in html
+
+
+def test_a_url_keeps_its_own_closing_parenthesis(api):
+    post(api, content="(see https://en.wikipedia.org/wiki/Mercury_(planet)) and "
+                      "(https://example.org/page).")
+    html = api.get("/api/v1/comments?thread=/2026/11/27/a-story").get_json()["items"][0][
+        "content_html"]
+    assert ('(see <a href="https://en.wikipedia.org/wiki/Mercury_(planet)" '
+            'rel="nofollow ugc noopener">https://en.wikipedia.org/wiki/Mercury_(planet)</a>)'
+            ) in html
+    assert '(<a href="https://example.org/page" rel="nofollow ugc noopener">' in html
+    assert "https://example.org/page</a>).</p>" in html
