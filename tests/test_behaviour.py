@@ -82,6 +82,17 @@ def test_honeypot_filled_is_spam_answered_as_pending(api, keys):
     assert empty.get_json()["status"] == "approved"
 
 
+def test_a_forms_honeypot_is_read_among_the_fields_a_theme_adds(api, keys):
+    bot = api.client.post("/api/v1/comments", data={
+        "author": "Bot", "email": "bot@example.org", "comment": "Great post, buy now.",
+        "comment_post_ID": "42", "ak_js": "1764277200000", "website_url": "https://bot.example",
+    })
+    assert bot.status_code == 201
+    detail = api.get(f"/api/v1/moderation/comments/{bot.get_json()['id']}",
+                     key=keys.admin).get_json()
+    assert detail["status"] == "spam"
+
+
 def test_form_token_catches_missing_and_too_fast_posts(api, keys, monkeypatch):
     thread = "/2026/11/27/a-story"
     missing = api.post("/api/v1/comments", comment(site="other"))

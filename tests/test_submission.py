@@ -119,6 +119,26 @@ def test_wordpress_form_posts_redirect_back_with_the_outcome(api, app, keys):
     assert row.author_url is None
 
 
+def test_a_form_post_ignores_the_fields_a_theme_or_plugin_adds(api, app, keys):
+    wordpress_form = {
+        "author": "Ada",
+        "email": "ada@example.org",
+        "comment": "Posted from a themed WordPress form.",
+        "comment_post_ID": "42",
+        "comment_parent": "0",
+        "submit": "Post Comment",
+        "wp-comment-cookies-consent": "yes",
+        "akismet_comment_nonce": "0a1b2c3d4e",
+        "ak_js": "1764277200000",
+        "comment_mail_notify": "on",
+    }
+    response = api.client.post("/api/v1/comments", data=wordpress_form)
+    assert response.status_code == 201, response.get_json()
+    assert stored(app, response.get_json()["id"]).status.value == "approved"
+    # A JSON client is still told about a misspelt field.
+    assert api.post("/api/v1/comments", comment(ak_js="1")).status_code == 422
+
+
 def test_form_post_never_redirects_off_site(api):
     response = api.client.post(
         "/api/v1/comments",

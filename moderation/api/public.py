@@ -46,7 +46,8 @@ WORDPRESS_FIELDS = {
     "comment_post_ID": "thread",
     "comment_parent": "parent_id",
 }
-# Fields a WordPress form sends that mean nothing here.
+# Fields a WordPress form sends that mean nothing here (named in the spec; a form's
+# other unknown fields are ignored too).
 WORDPRESS_EXTRAS = ("submit", "wp-comment-cookies-consent", "_wp_unfiltered_html_comment")
 # The form body in the spec: the JSON fields or the WordPress form's names for them, none
 # required by the schema (either name will do; intake names what is missing), and any
@@ -75,8 +76,6 @@ def _submission_body() -> tuple[dict[str, Any], bool]:
         return json_object(request), False
     if mimetype in FORM_TYPES:
         form = {key: request.form[key] for key in request.form}
-        for extra in WORDPRESS_EXTRAS:
-            form.pop(extra, None)
         if form.get("comment_parent") == "0":  # WordPress's "not a reply"
             form.pop("comment_parent")
         for wordpress, ours in WORDPRESS_FIELDS.items():
@@ -126,6 +125,10 @@ def submit_comment() -> Any:
     if not body.get("site") and own_site():  # absent, null or "": the key's own site
         body["site"] = own_site()
     honeypot_filled = _take_honeypot(body)
+    if from_form:
+        # A form carries what its theme and plugins add (WordPress's own extras, Akismet's
+        # ak_js, a nonce); the page's visitor cannot fix those, so they are ignored, not 422.
+        body = {name: value for name, value in body.items() if name in SUBMISSION.load_fields}
     try:
         fields = SUBMISSION.load(body)
     except ValidationError as error:
