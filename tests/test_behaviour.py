@@ -70,6 +70,13 @@ def test_limits_switch_off_in_config(database_url):
     assert 429 not in statuses
 
 
+def test_limits_are_the_sites_even_when_its_name_is_padded(api, keys):
+    """Intake trims `site`; the limits read it untrimmed and applied another site's."""
+    statuses = [api.post("/api/v1/comments", comment(site=" other ", content=f"note {n}"))
+                .status_code for n in range(4)]
+    assert statuses == [201] * 4
+
+
 def test_honeypot_filled_is_spam_answered_as_pending(api, keys):
     filled = api.post("/api/v1/comments", {**comment(), "website_url": "http://bot.example"})
     assert filled.status_code == 201 and filled.get_json()["status"] == "pending"

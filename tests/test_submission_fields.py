@@ -69,8 +69,7 @@ def test_a_site_key_submits_to_its_own_site_by_default(api, keys, app):
     assert refused.status_code == 403
 
 
-
-@pytest.mark.parametrize("site", [None, ""])
+@pytest.mark.parametrize("site", [None, "", "  "])
 def test_a_null_or_empty_site_is_the_default(api, keys, site):
     assert api.post("/api/v1/comments", {**comment(), "site": site}).get_json()["site"] == (
         "default")

@@ -122,7 +122,9 @@ def _submission_body() -> tuple[dict[str, Any], bool]:
 def submit_comment() -> Any:
     """Submit a comment from a site's form or its backend."""
     body, from_form = _submission_body()
-    if not body.get("site") and own_site():  # absent, null or "": the key's own site
+    site = body.get("site")
+    blank = site is None or (isinstance(site, str) and not site.strip())
+    if blank and own_site():  # absent, null, "" or white space: the key's own site
         body["site"] = own_site()
     honeypot_filled = _take_honeypot(body)
     if from_form:
@@ -150,7 +152,8 @@ def submit_comment() -> Any:
 
 def _take_honeypot(body: dict[str, Any]) -> bool:
     """Remove the site's honeypot field from the body; True if a bot filled it in."""
-    slug = body.get("site") if isinstance(body.get("site"), str) else "default"
+    site = body.get("site")
+    slug = (site.strip() if isinstance(site, str) else "") or DEFAULT_SITE  # as intake reads it
     field = current_rules().settings_for(slug).honeypot.field
     if not field or field not in body:
         return False

@@ -21,12 +21,12 @@ def _body() -> dict[str, Any]:
 
 
 def submitted_site() -> str | None:
-    """The site a submission is for, as intake reads it: the body's `site`, else a site
-    key's own site, else `default`; None when the body's `site` is not text."""
+    """The site a submission is for, as intake reads it: the body's `site` (trimmed; blank
+    is not given), else a site key's own site, else `default`; None when it is not text."""
     site = _body().get("site")
     if site is not None and not isinstance(site, str):
         return None
-    return site or own_site() or "default"
+    return (site or "").strip() or own_site() or "default"
 
 
 def _site() -> str:
