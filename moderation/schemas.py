@@ -50,10 +50,14 @@ def _email(value: str) -> None:
 
 
 def _ip(value: str) -> None:
+    # A zone ("fe80::1%eth0") names an interface of the sender's own host, never a
+    # commenter's address, and is unbounded: it overflowed the 45-character column.
     try:
         ipaddress.ip_address(value)
     except ValueError as error:
         raise ValidationError("Must be an IPv4 or IPv6 address.") from error
+    if "%" in value:
+        raise ValidationError("Must be an IPv4 or IPv6 address without a zone.")
 
 
 def _no_control_chars(value: str) -> None:

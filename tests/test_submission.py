@@ -226,6 +226,16 @@ def test_network_fields_in_the_body_are_ignored_without_a_site_key(api, app, key
     )
 
 
+def test_a_site_keys_ip_must_be_a_plain_address(api, keys):
+    """An IPv6 zone ("%eth0") passed Python's check but is no commenter's address, and a
+    long one overflowed the 45-character column (a 500 on PostgreSQL)."""
+    for ip in ("fe80::1%" + "a" * 60, "fe80::1%eth0"):
+        answer = api.post("/api/v1/comments", comment(ip=ip), key=keys.site)
+        assert answer.status_code == 422 and "ip" in answer.get_json()["errors"]
+    plain = api.post("/api/v1/comments", comment(ip="2001:db8::1"), key=keys.site)
+    assert plain.status_code == 201
+
+
 def test_a_site_key_for_another_site_is_403(api, keys):
     response = api.post("/api/v1/comments", comment(site="default", ip="198.51.100.7"),
                         key=keys.other_site)
