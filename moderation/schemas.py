@@ -24,14 +24,22 @@ ACTIONS = ("approve", "spam", "reject", "delete")
 FLAG_REASONS = ("spam", "abuse", "off-topic", "other")
 
 
+# Characters a URL never holds unescaped (RFC 3986) that would end an HTML attribute or
+# tag, should a page put the URL into href="..." as it is.
+NOT_IN_URL = frozenset('"<>`')
+
+
 def _http_url(value: str) -> None:
     parts = urlsplit(value)
     if (
         parts.scheme not in ("http", "https")
         or not parts.netloc
-        or any(ch.isspace() or not ch.isprintable() for ch in value)
+        or any(ch.isspace() or not ch.isprintable() or ch in NOT_IN_URL for ch in value)
     ):
         raise ValidationError("Must be an http or https URL.")
+    if "@" in parts.netloc:
+        # https://news.example@evil.example/ reads as news.example and leads to evil.example.
+        raise ValidationError("Must not hold a user name or password.")
 
 
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
@@ -126,7 +134,7 @@ def _single_line(value: str) -> None:
 ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
 ONE_LINE_TEXT = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*\S[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
-HTTP_URL = {"format": "uri", "pattern": "^https?://[^/?#\\s]+"}
+HTTP_URL = {"format": "uri", "pattern": "^https?://[^/?#\\s@\"<>`]+([/?#][^\\s\"<>`]*)?$"}
 IP = {"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
 
 

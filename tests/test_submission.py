@@ -53,6 +53,20 @@ def test_invalid_email_url_and_unknown_field_are_refused(api):
     assert {"author_email", "author_url", "admin"} <= set(response.get_json()["errors"])
 
 
+def test_a_website_that_could_break_out_of_a_link_or_disguise_its_host_is_refused(api):
+    """author_url is shown to every reader: a page that puts it in href="..." must be
+    safe, and https://news.example@evil.example/ is a link to evil.example."""
+    for url in ('https://a.example/"onmouseover="alert(1)', "https://a.example/<script>",
+                "https://a.example/`x`", "https://news.example@evil.example/",
+                "https://user:pass@a.example/"):
+        answer = api.post("/api/v1/comments", comment(author_url=url))
+        assert answer.status_code == 422, url
+        assert "author_url" in answer.get_json()["errors"]
+    fine = api.post("/api/v1/comments",
+                    comment(author_url="https://a.example/p?q=1&r=(2)#top", content="Hi."))
+    assert fine.status_code == 201
+
+
 def test_content_over_ten_thousand_characters_is_refused(api):
     response = api.post("/api/v1/comments", comment(content="x" * 10_001))
     assert response.status_code == 422
