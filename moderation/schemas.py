@@ -260,7 +260,9 @@ class CommentSubmissionSchema(TrimmedSchema):
     )
     referrer = fields.String(
         load_default=None,
-        allow_none=True, validate=validate.Length(max=2048), metadata={"pattern": ONE_LINE}
+        allow_none=True,
+        validate=[validate.Length(max=2048), _single_line],
+        metadata={"pattern": ONE_LINE},
     )
     form_token = fields.String(
         load_default=None,

@@ -240,6 +240,12 @@ def test_network_fields_in_the_body_are_ignored_without_a_site_key(api, app, key
     )
 
 
+def test_a_site_keys_referrer_is_one_line_as_the_spec_says(api, keys):
+    answer = api.post("/api/v1/comments", comment(referrer="https://x.example/\nX-Evil: 1"),
+                      key=keys.site)
+    assert answer.status_code == 422 and "referrer" in answer.get_json()["errors"]
+
+
 def test_a_site_keys_ip_must_be_a_plain_address(api, keys):
     """An IPv6 zone ("%eth0") passed Python's check but is no commenter's address, and a
     long one overflowed the 45-character column (a 500 on PostgreSQL)."""
