@@ -133,6 +133,28 @@ def test_wordpress_form_posts_redirect_back_with_the_outcome(api, app, keys):
     assert row.author_url is None
 
 
+def test_a_second_form_post_from_the_page_reports_its_own_outcome(api, app):
+    """Back on the page after a first comment, its URL holds that comment's outcome; the
+    Referer of the next post then did too, and the new outcome came second, after the
+    stale one that a page reading the query finds first."""
+    with app.app_context():
+        from moderation.services import sites
+
+        sites.create_site("news", "News", ["https://news.example"])
+    response = api.client.post(
+        "/api/v1/comments",
+        data={"site": "news", "author": "Ada", "email": "ada@example.org",
+              "comment": "My second thought.", "comment_post_ID": "42"},
+        headers={"Referer": "https://news.example/story/?page=2&comment_status=pending"
+                            "&comment_id=7#comment-7"},
+    )
+    assert response.status_code == 303
+    location = response.headers["Location"]
+    query = location.split("?", 1)[1].split("#")[0]
+    comment_id = location.rsplit("#comment-", 1)[1]
+    assert query == f"page=2&comment_status=approved&comment_id={comment_id}"
+
+
 def test_a_form_post_ignores_the_fields_a_theme_or_plugin_adds(api, app, keys):
     wordpress_form = {
         "author": "Ada",

@@ -197,6 +197,10 @@ def _signals(
     )
 
 
+# What a form post's redirect adds to the page's query.
+OUTCOME_PARAMETERS = ("comment_status", "comment_id")
+
+
 def _form_return_url(fields: dict[str, Any], answer: comments.Answer) -> str | None:
     """Back to the page the form was on, if it belongs to the site (never an open redirect)."""
     with read_only():  # after intake's commit: a lookup, not a write transaction
@@ -208,9 +212,14 @@ def _form_return_url(fields: dict[str, Any], answer: comments.Answer) -> str | N
         origin = f"{parts.scheme}://{parts.netloc}"
         no_userinfo = "@" not in parts.netloc
         if parts.scheme in ("http", "https") and no_userinfo and origin_in(origin, allowed):
-            query = parts.query + ("&" if parts.query else "") + urlencode(
+            # Back from an earlier post, the page's URL holds that post's outcome: this one
+            # replaces it, rather than following it where the page's script reads the first.
+            kept = [pair for pair in parts.query.split("&")
+                    if pair and pair.split("=", 1)[0] not in OUTCOME_PARAMETERS]
+            outcome = urlencode(
                 {"comment_status": answer.body["status"], "comment_id": answer.comment_id}
             )
+            query = "&".join([*kept, outcome])
             fragment = f"comment-{answer.comment_id}"
             return urlunsplit((parts.scheme, parts.netloc, parts.path, query, fragment))
     return None
