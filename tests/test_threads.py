@@ -122,3 +122,37 @@ def test_a_url_keeps_its_own_closing_parenthesis(api):
             ) in html
     assert '(<a href="https://example.org/page" rel="nofollow ugc noopener">' in html
     assert "https://example.org/page</a>).</p>" in html
+
+
+def depth(items):
+    return max((1 + depth(i["replies"]) for i in items), default=0)
+
+
+def test_replies_nest_ten_deep_and_deeper_ones_follow_their_parent(api):
+    """A chain of replies nested without end: JSON encoding recursed once per level, so a
+    commenter's 500-deep chain made the whole thread a 500 for every reader."""
+    chain = [post(api, content="Level 1")]
+    for level in range(2, 13):
+        chain.append(post(api, content=f"Level {level}", parent_id=chain[-1],
+                          author_email=f"level{level}@example.org"))
+    page = api.get("/api/v1/comments?thread=/2026/11/27/a-story").get_json()
+    assert depth(page["items"]) == 10
+    assert sorted(every_id(page["items"])) == chain
+    ninth = page["items"][0]
+    for _ in range(8):
+        ninth = ninth["replies"][0]
+    # As WordPress shows them: past the tenth level, a reply follows its parent there,
+    # and says by parent_id which comment it answers.
+    assert [(r["id"], r["parent_id"]) for r in ninth["replies"]] == [
+        (chain[9], chain[8]), (chain[10], chain[9]), (chain[11], chain[10])]
+
+
+def test_a_very_deep_chain_of_replies_does_not_break_the_thread(api, app):
+    first = post(api, content="Root")
+    parent = first
+    for level in range(600):
+        parent = post(api, content=f"Deeper {level}", parent_id=parent,
+                      author_email=f"deep{level}@example.org")
+    page = api.get("/api/v1/comments?thread=/2026/11/27/a-story")
+    assert page.status_code == 200
+    assert len(every_id(page.get_json()["items"])) == 601

@@ -412,17 +412,27 @@ def thread_page(site_slug: str, thread_key: str, limit: int, cursor: str | None)
     return page
 
 
+# Levels of nesting in a thread page, WordPress's deepest setting. Without a bound, a
+# chain of a few hundred replies made the page's JSON too deep to encode (a 500).
+MAX_REPLY_DEPTH = 10
+
+
 def _nest(
     connection: sa.Connection, thread_id: int, roots: list[sa.Row[Any]]
 ) -> list[dict[str, Any]]:
-    """Hang each approved reply under its parent; a reply whose parent is hidden is hidden."""
+    """Hang each approved reply under its parent; a reply whose parent is hidden is hidden.
+
+    Past MAX_REPLY_DEPTH levels a reply follows its parent in the parent's own list, as
+    WordPress shows them; its parent_id still says which comment it answers.
+    """
     if not roots:
         return []
     replies = connection.execute(
         _REPLIES, {"thread_id": thread_id, "first_root": roots[0].id, "last_root": roots[-1].id}
     )
-    nodes: dict[int, dict[str, Any]] = {}
-    items = []
+    # Each shown comment: its node, the list that holds it, and its level (1 at the top).
+    nodes: dict[int, tuple[dict[str, Any], list[dict[str, Any]], int]] = {}
+    items: list[dict[str, Any]] = []
     for row in [*roots, *replies]:
         comment_id, parent_id, author_name, author_url, content, created_at = row
         node = {
@@ -435,11 +445,18 @@ def _nest(
             "created_at": created_at.isoformat(),
             "replies": [],
         }
-        nodes[comment_id] = node
         if parent_id is None:
-            items.append(node)
+            siblings, level = items, 1
         elif parent_id in nodes:
-            nodes[parent_id]["replies"].append(node)
+            parent, parent_siblings, parent_level = nodes[parent_id]
+            if parent_level < MAX_REPLY_DEPTH:
+                siblings, level = parent["replies"], parent_level + 1
+            else:
+                siblings, level = parent_siblings, parent_level
+        else:
+            continue
+        siblings.append(node)
+        nodes[comment_id] = (node, siblings, level)
     return items
 
 
