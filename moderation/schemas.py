@@ -286,7 +286,11 @@ class SubmissionAnswerSchema(ma.Schema):
     site = fields.String(dump_only=True)
     thread = fields.String(dump_only=True)
     parent_id = fields.Integer(dump_only=True, allow_none=True)
-    status = fields.String(dump_only=True, metadata={"enum": ["approved", "pending"]})
+    status = fields.String(dump_only=True, metadata={
+        "enum": ["approved", "pending", "spam"],
+        "description": "`spam` only where the rules file sets `public: {reveal_spam: true}`; "
+                       "otherwise spam is answered as `pending`.",
+    })
     created_at = fields.DateTime(dump_only=True)
     message = fields.String(dump_only=True)
 

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from moderation.extensions import db
 from moderation.models import Comment
-from tests.conftest import comment
+from tests.conftest import PERMISSIVE_RULES, close_app, comment, make_app
 
 
 def stored(app, comment_id: int) -> Comment:
@@ -242,6 +242,21 @@ def test_spam_is_stored_as_spam_but_answered_as_pending(api, app):
     assert response.status_code == 201
     assert response.get_json()["status"] == "pending"
     assert stored(app, response.get_json()["id"]).status.value == "spam"
+
+
+def test_revealed_spam_is_answered_as_the_spec_says(app, database_url, tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(PERMISSIVE_RULES.read_text() + "public: {reveal_spam: true}\n")
+    revealing = make_app(database_url, RULES_FILE=str(rules))
+    try:
+        client = revealing.test_client()
+        answer = client.post("/api/v1/comments", json=comment(content="a spammyword"))
+        spec = client.get("/openapi.json").get_json()
+    finally:
+        close_app(revealing)
+    assert answer.status_code == 201 and answer.get_json()["status"] == "spam"
+    status = spec["components"]["schemas"]["SubmissionAnswer"]["properties"]["status"]
+    assert "spam" in status["enum"]
 
 
 def test_score_over_the_pending_threshold_is_pending(api):
