@@ -133,6 +133,22 @@ def test_wordpress_form_posts_redirect_back_with_the_outcome(api, app, keys):
     assert row.author_url is None
 
 
+def test_a_forms_website_without_a_scheme_is_taken_as_http(api, app):
+    """As WordPress takes it: commenters type "www.example.org" into the Website box."""
+    form = {"author": "Ada", "email": "ada@example.org", "comment_post_ID": "42"}
+    answer = api.client.post("/api/v1/comments", data={
+        **form, "url": "www.ada.example/blog", "comment": "Typed without a scheme."})
+    assert answer.status_code == 201, answer.get_json()
+    assert stored(app, answer.get_json()["id"]).author_url == "http://www.ada.example/blog"
+    for url in ("javascript:alert(1)", "ftp://ada.example/"):
+        refused = api.client.post("/api/v1/comments", data={
+            **form, "url": url, "comment": f"Website {url}"})
+        assert refused.status_code == 422 and "author_url" in refused.get_json()["errors"]
+    # A JSON client says what it means: no guessing there.
+    assert api.post("/api/v1/comments", comment(author_url="www.ada.example")).status_code == (
+        422)
+
+
 def test_a_second_form_post_from_the_page_reports_its_own_outcome(api, app):
     """Back on the page after a first comment, its URL holds that comment's outcome; the
     Referer of the next post then did too, and the new outcome came second, after the

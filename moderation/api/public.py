@@ -81,6 +81,11 @@ def _submission_body() -> tuple[dict[str, Any], bool]:
         for wordpress, ours in WORDPRESS_FIELDS.items():
             if wordpress in form:
                 form.setdefault(ours, form.pop(wordpress))
+        website = form.get("author_url", "").strip()
+        if website and ":" not in website and website[0] not in "/?#":
+            # People type "www.example.org" into the form's Website box; WordPress takes it
+            # as http://www.example.org (esc_url), and so does this.
+            form["author_url"] = "http://" + website
         return form, True
     raise UnsupportedMediaType("Send application/json or an HTML form.")
 
