@@ -101,3 +101,12 @@ def test_origins_are_compared_as_browsers_send_them(api, app):
     answer = api.get("/api/v1/comments?site=cased&thread=/a",
                      headers={"Origin": "https://news.example"})
     assert _allowed(answer) == "https://news.example"
+
+
+def test_a_public_answer_says_it_varies_by_origin_even_to_a_request_without_one(api, two_sites):
+    """A cache that kept the answer to a request without Origin (a server, a crawler) must
+    not hand it to a page whose request has one: the Fetch standard asks for Vary then too."""
+    answer = api.get("/api/v1/comments?site=news&thread=/a")
+    assert answer.status_code == 200
+    assert "Origin" in answer.headers.get("Vary", "")
+    assert _allowed(answer) is None

@@ -284,10 +284,14 @@ def add_cors_headers(response: Response) -> Response:
     (OPTIONS) names no site, so it admits the origins of every site; the request that
     follows is then answered for its own site's origins only.
     """
-    origin = request.headers.get("Origin")
-    if not origin or not request.path.startswith(CORS_PATHS):
+    if not request.path.startswith(CORS_PATHS):
         return response
+    # Said to a request without Origin too, so that a cache never gives its answer to one
+    # with an Origin (the Fetch standard's "CORS protocol and HTTP caches").
     response.headers.add("Vary", "Origin")
+    origin = request.headers.get("Origin")
+    if not origin:
+        return response
     if request.method == "OPTIONS":
         allowed = _lookup(lambda: origin_allowed(origin))
     else:
