@@ -149,3 +149,24 @@ def test_an_empty_json_body_names_the_missing_fields_on_intake_too(api):
     assert answer.status_code == 422
     assert {"thread", "author_name", "author_email", "content"} <= set(
         answer.get_json()["errors"])
+
+
+@pytest.mark.parametrize("encoded", [
+    b"comment=caf%E9+au+lait",   # a Latin-1 page's form, escaped as browsers send it
+    b"comment=caf\xe9+au+lait",  # the same byte unescaped
+], ids=["escaped", "raw"])
+def test_a_form_that_is_not_utf8_is_a_400_not_stored_garbled(app, api, encoded):
+    """Werkzeug kept an escape it could not decode as text ("caf%E9" was stored as the
+    comment) and dropped a body holding a raw non-UTF-8 byte (a 422 naming every field)."""
+    body = b"comment_post_ID=42&author=Ada&email=ada%40example.org&" + encoded
+    answer = _post(api, "/api/v1/comments", body,
+                   content_type="application/x-www-form-urlencoded")
+    assert answer.status_code == 400
+    assert answer.get_json()["message"] == "The form is not UTF-8 text."
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Comment)) == 0
+    utf8 = _post(api, "/api/v1/comments", body.replace(encoded, b"comment=caf%C3%A9"),
+                 content_type="application/x-www-form-urlencoded")
+    assert utf8.status_code == 201
+    with app.app_context():
+        assert db.session.scalar(sa.select(Comment.content)) == "café"

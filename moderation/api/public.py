@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import Response, jsonify, redirect, request
 from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError
 from webargs.flaskparser import is_json_request
-from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from moderation.api import Blueprint, errors
 from moderation.api.json_body import json_object
@@ -36,7 +36,8 @@ from moderation.services.sites import DEFAULT_SITE, get_site, origin_allowed, or
 
 blp = Blueprint("public", __name__, url_prefix="/api/v1", description="Comment forms and readers")
 
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+URLENCODED = "application/x-www-form-urlencoded"
+FORM_TYPES = (URLENCODED, "multipart/form-data")
 # The WordPress comment form's field names, so its HTML can post here unchanged.
 WORDPRESS_FIELDS = {
     "author": "author_name",
@@ -75,7 +76,8 @@ def _submission_body() -> tuple[dict[str, Any], bool]:
             return {}, False  # no body: the schema names the missing fields (422)
         return json_object(request), False
     if mimetype in FORM_TYPES:
-        form = {key: request.form[key] for key in request.form}
+        form = _urlencoded_form() if mimetype == URLENCODED else {
+            key: request.form[key] for key in request.form}
         if form.get("comment_parent") == "0":  # WordPress's "not a reply"
             form.pop("comment_parent")
         for wordpress, ours in WORDPRESS_FIELDS.items():
@@ -88,6 +90,23 @@ def _submission_body() -> tuple[dict[str, Any], bool]:
             form["author_url"] = "http://" + website
         return form, True
     raise UnsupportedMediaType("Send application/json or an HTML form.")
+
+
+def _urlencoded_form() -> dict[str, str]:
+    """A urlencoded form's fields (the first of each name); 400 unless it is UTF-8 text.
+
+    Werkzeug kept an escape it could not decode as it was (a Latin-1 page's "caf%E9" was
+    stored as the comment) and dropped a body holding a raw non-UTF-8 byte entirely.
+    """
+    try:
+        pairs = parse_qsl(request.get_data(cache=True).decode("utf-8"),
+                          keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise BadRequest("The form is not UTF-8 text.") from None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        form.setdefault(name, value)
+    return form
 
 
 @blp.route("/comments", methods=["POST"])

@@ -17,6 +17,9 @@ def _body() -> dict[str, Any]:
     if is_json_request(request):
         body = request.get_json(silent=True)
         return body if isinstance(body, dict) else {}
+    # Kept, so that intake can read the raw form after this (it decodes it strictly): the
+    # form parser reads the body once and keeps only what it decoded.
+    request.get_data(cache=True)
     return request.form.to_dict()
 
 
