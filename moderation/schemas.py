@@ -264,10 +264,12 @@ class CommentSubmissionSchema(TrimmedSchema):
         validate=[validate.Length(max=2048), _single_line],
         metadata={"pattern": ONE_LINE},
     )
+    # A token carries its site and thread key: for a 512-character key of hard-to-compress
+    # text it is about 700 characters, and up to about 2,300 for one of emoji.
     form_token = fields.String(
         load_default=None,
         allow_none=True,
-        validate=validate.Length(max=512),
+        validate=validate.Length(max=4096),
         metadata={"description": "The signed token from GET /api/v1/form-token, when enabled."},
     )
 

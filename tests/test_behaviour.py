@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import random
+import string
 import time
 import uuid
 
@@ -118,6 +120,21 @@ def test_form_token_catches_missing_and_too_fast_posts(api, keys, monkeypatch):
 
     assert status_of(missing) == "spam"
     assert status_of(too_fast) == "spam"
+
+
+def test_a_form_token_for_the_longest_thread_key_is_taken(api, keys, monkeypatch):
+    """The token carries the thread key: for a long one (512 characters, the contract's
+    most) it outgrew the 512 characters form_token was allowed, and intake said 422."""
+    letters = random.Random(7).choices(string.ascii_letters + string.digits, k=511)
+    thread = "/" + "".join(letters)  # as long as a thread key may be, and hard to compress
+    served = api.get("/api/v1/form-token", query_string={"site": "other", "thread": thread})
+    token = served.get_json()["form_token"]
+    assert len(token) > 512
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 5)
+    answer = api.post("/api/v1/comments", comment(site="other", thread=thread, form_token=token))
+    assert answer.status_code == 201, answer.get_json()
+    assert answer.get_json()["status"] == "approved"
 
 
 def test_flags_from_distinct_readers_return_a_comment_to_the_queue(api, keys):
