@@ -100,11 +100,16 @@ def test_replies_under_a_hidden_comment_stay_hidden_on_every_page(api, keys):
     assert [r["id"] for r in second_page["items"][0]["replies"]] == [reply]
 
 
+def rendered(api, content: str) -> str:
+    """The content_html a reader gets for a comment of that text."""
+    post(api, content=content)
+    page = api.get("/api/v1/comments?thread=/2026/11/27/a-story").get_json()
+    return page["items"][0]["content_html"]
+
+
 def test_a_quote_or_bracket_next_to_a_url_ends_the_link(api):
-    post(api, content='He said "see https://example.org/page" and \'https://example.org/a\''
-                      " then https://example.org/<b>x</b>")
-    html = api.get("/api/v1/comments?thread=/2026/11/27/a-story").get_json()["items"][0][
-        "content_html"]
+    html = rendered(api, 'He said "see https://example.org/page" and \'https://example.org/a\''
+                         " then https://example.org/<b>x</b>")
     assert ('&quot;see <a href="https://example.org/page" rel="nofollow ugc noopener">'
             "https://example.org/page</a>&quot; and") in html
     assert '<a href="https://example.org/a" rel="nofollow ugc noopener">' in html
@@ -113,10 +118,8 @@ def test_a_quote_or_bracket_next_to_a_url_ends_the_link(api):
 
 
 def test_a_url_keeps_its_own_closing_parenthesis(api):
-    post(api, content="(see https://en.wikipedia.org/wiki/Mercury_(planet)) and "
-                      "(https://example.org/page).")
-    html = api.get("/api/v1/comments?thread=/2026/11/27/a-story").get_json()["items"][0][
-        "content_html"]
+    html = rendered(api, "(see https://en.wikipedia.org/wiki/Mercury_(planet)) and "
+                         "(https://example.org/page).")
     assert ('(see <a href="https://en.wikipedia.org/wiki/Mercury_(planet)" '
             'rel="nofollow ugc noopener">https://en.wikipedia.org/wiki/Mercury_(planet)</a>)'
             ) in html
