@@ -9,6 +9,7 @@ from flask_migrate import upgrade
 
 from moderation import create_app
 from moderation.extensions import db
+from moderation.services.identity import email_hash
 
 
 def test_0004_tells_apart_active_keys_that_share_a_name(tmp_path):
@@ -48,6 +49,36 @@ def test_the_migrations_build_the_schema_the_models_describe(tmp_path):
             with db.engine.connect() as connection:
                 drift = compare_metadata(MigrationContext.configure(connection), db.metadata)
             assert drift == []
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        app.extensions["moderation.rules"].stop()
+
+
+def test_0006_hashes_idn_addresses_again_so_an_erasure_finds_them(tmp_path):
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'old.sqlite3'}",
+                      "SECRET_KEY": "t", "TESTING": True})
+    try:
+        with app.app_context():
+            upgrade(revision="0005")
+            db.session.execute(sa.text(
+                "INSERT INTO threads (site_id, key, closed, created_at) "
+                "VALUES (1, '/a', false, CURRENT_TIMESTAMP)"))
+            insert = sa.text(
+                "INSERT INTO comments (site_id, thread_id, status, status_reason, author_name, "
+                "author_email, email_hash, content, content_hash, score, hits, rules_version, "
+                "flag_count, version, created_at, updated_at) VALUES (1, 1, 'pending', 'rules', "
+                "'Zoe', :address, :hash, 'hi', 'x', 0, '[]', '', 0, 1, CURRENT_TIMESTAMP, "
+                "CURRENT_TIMESTAMP)")
+            for address, old_hash in [("Zoe@Bücher.example", "old-unicode"),
+                                      ("zoe@xn--bcher-kva.example", "old-punycode"),
+                                      ("ada@example.org", "kept"), ("", "")]:
+                db.session.execute(insert, {"address": address, "hash": old_hash})
+            db.session.commit()
+            upgrade()
+            hashes = db.session.scalars(sa.text("SELECT email_hash FROM comments ORDER BY id"))
+            assert list(hashes) == [email_hash("zoe@bücher.example")] * 2 + ["kept", ""]
     finally:
         with app.app_context():
             db.session.remove()

@@ -77,3 +77,19 @@ def test_purge_deletes_old_spam_and_truncates_old_ips(api, app, runner):
         assert db.session.get(Comment, ids["ham"]).ip == "203.0.113.0"
         fresh = db.session.get(Comment, ids["fresh"])
         assert fresh.status is Status.SPAM and fresh.ip == "203.0.113.77"
+
+
+def test_erase_and_export_find_every_spelling_of_an_idn_address(api, keys):
+    """Mail delivers each of these to one mailbox; a `+tag` may be another person's."""
+    spellings = ["Zoe@Bücher.example", "zoe@xn--bcher-kva.example",
+                 "zoe@bu\u0308cher.example", "zoe@ＢÜCHER.example"]
+    for n, address in enumerate(spellings + ["zoe+news@bücher.example"]):
+        made = api.post("/api/v1/comments", comment(author_email=address, thread=f"/idn/{n}"),
+                        key=keys.site)
+        assert made.status_code == 201, made.get_json()
+    exported = api.get("/api/v1/admin/privacy/export?email=zoe@bücher.example",
+                       key=keys.admin).get_json()["comments"]
+    assert sorted(c["author_email"] for c in exported) == sorted(spellings)
+    erased = api.post("/api/v1/admin/privacy/erase", {"email": "ZOE@xn--bcher-kva.example"},
+                      key=keys.admin).get_json()
+    assert erased == {"erased": 4}

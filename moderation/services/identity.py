@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import unicodedata
 
 from flask import current_app
 
 from moderation.rules import normalise
+from moderation.rules.hosts import normalise_host
 
 
 def _keyed(purpose: str, value: str) -> str:
@@ -15,9 +17,23 @@ def _keyed(purpose: str, value: str) -> str:
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
 
+def canonical_email(email: str) -> str:
+    """One spelling for each address that mail delivers to the same place.
+
+    The domain as DNS sees it (IDNA, any case, full-width letters), as intake accepts
+    `zoe@bücher.example`, `zoe@xn--bcher-kva.example` and `zoe@BÜCHER.example` alike; the
+    local part in lower case and Unicode NFC (an accent typed as one character or as two).
+    A `+tag` stays: on many hosts `ada+x@` is another mailbox, and erasing or exporting
+    another person's comments is worse than asking for each address.
+    """
+    local, _, domain = email.strip().rpartition("@")
+    local = unicodedata.normalize("NFC", local).lower()
+    return f"{local}@{normalise_host(domain) or domain.lower()}"
+
+
 def email_hash(email: str) -> str:
-    """The commenter's identity for trust and erasure: HMAC of the lower-cased address."""
-    return _keyed("email", email.strip().lower())
+    """The commenter's identity for trust, limits and erasure: HMAC of the canonical address."""
+    return _keyed("email", canonical_email(email))
 
 
 def reporter_hash(ip: str) -> str:
