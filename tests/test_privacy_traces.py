@@ -104,3 +104,18 @@ def test_the_export_holds_the_verdict_decisions_and_flags(api, keys):
     assert any(hit["rule"] == "WATCH_IP" for hit in exported["hits"])
     assert [d["reason"] for d in exported["decisions"]] == ["fine"]
     assert [f["reason"] for f in exported["flags"]] == ["other"]
+
+
+def test_an_erasure_takes_the_commenter_out_of_the_moderators_reasons(api, keys):
+    comment_id = _post(api, keys)
+    detail = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.admin)
+    api.post(f"/api/v1/moderation/comments/{comment_id}/decision",
+             {"action": "approve", "reason": f"Fay Fayname ({EMAIL.upper()}, {IP}) is a regular"},
+             key=keys.moderator, headers={"If-Match": detail.headers["ETag"]})
+    api.post("/api/v1/admin/privacy/erase", {"email": EMAIL}, key=keys.admin)
+    audit = api.get(f"/api/v1/moderation/audit?comment_id={comment_id}",
+                    key=keys.admin).get_json()["items"]
+    reasons = [entry["reason"] for entry in audit]
+    assert "(erased) ((erased), (erased)) is a regular" in reasons
+    for trace in (EMAIL, IP, "Fayname"):
+        assert trace.lower() not in json.dumps(audit).lower()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +23,14 @@ ERASED = "(erased)"
 
 def redacted_hits(hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**hit, "match": ERASED, "explanation": ERASED} for hit in hits or []]
+
+
+def scrubbed(text: str, traces: Iterable[str | None]) -> str:
+    """The text with each trace (an address, IP, name...) in it, in any case, as ERASED;
+    a name is a whole word, so the name "Ann" leaves "Annual" alone."""
+    for trace in sorted({t for t in traces if t}, key=len, reverse=True):
+        text = re.sub(rf"(?<!\w){re.escape(trace)}(?!\w)", ERASED, text, flags=re.IGNORECASE)
+    return text
 
 
 def _by_commenter(email: str) -> sa.Select:
@@ -76,6 +86,13 @@ def erase(caller: Caller, email: str, delete_content: bool) -> int:
         # still here, and taught again below from what the erasure keeps.
         taught = comment.learned_as
         learning.teach(comment, None)
+        # A moderator's reason may name the commenter ("spam from zoe@..., 192.0.2.7").
+        traces = (email, comment.author_email, comment.author_name, comment.author_url,
+                  comment.ip, comment.user_agent, comment.referrer)
+        for decision in db.session.scalars(
+            sa.select(Decision).where(Decision.comment_id == comment.id)
+        ):
+            decision.reason = scrubbed(decision.reason, traces)
         comment.author_name = ANONYMOUS
         comment.author_email = ""
         comment.email_hash = ""
