@@ -42,7 +42,12 @@ def _http_url(value: str) -> None:
         raise ValidationError("Must not hold a user name or password.")
 
 
-ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+# A host name's labels: letters, digits and inner hyphens, 1 to 63 of them (RFC 1123),
+# and a port of 1 to 65535 as browsers write it. Anything else ("https://a..example",
+# port 0 or 99999) is an origin no browser sends: listed as allowed, it would match nothing.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+ORIGIN = re.compile(rf"^https?://{_LABEL}(?:\.{_LABEL})*(?::{_PORT})?$")
 
 
 def _origin(value: str) -> None:

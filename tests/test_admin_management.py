@@ -63,6 +63,16 @@ def test_a_site_change_is_validated_as_creation_is(api, keys, body, field):
     assert api.get("/api/v1/admin/sites/other", key=keys.admin).get_json()["name"] == "Other site"
 
 
+@pytest.mark.parametrize("origin", ["https://news.example:0", "https://news.example:99999",
+                                    "https://news..example", "https://-news.example",
+                                    "http://news.example:"])
+def test_an_origin_no_browser_can_send_is_refused(api, keys, origin):
+    response = api.post("/api/v1/admin/sites", {"slug": "odd", "allowed_origins": [origin]},
+                        key=keys.admin)
+    assert response.status_code == 422, response.get_json()
+    assert "allowed_origins" in response.get_json()["errors"]
+
+
 def test_a_site_change_changes_something(api, keys):
     for body in ({}, None):
         response = api.client.patch("/api/v1/admin/sites/other", json=body,
