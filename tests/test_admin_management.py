@@ -73,6 +73,17 @@ def test_an_origin_no_browser_can_send_is_refused(api, keys, origin):
     assert "allowed_origins" in response.get_json()["errors"]
 
 
+def test_an_origin_given_twice_is_kept_once(api, keys):
+    origins = ["https://news.example", "https://News.Example/", "http://localhost:8080",
+               "https://news.example:443"]
+    created = api.post("/api/v1/admin/sites", {"slug": "twice", "allowed_origins": origins},
+                       key=keys.admin).get_json()
+    assert created["allowed_origins"] == ["https://news.example", "http://localhost:8080"]
+    changed = api.client.patch("/api/v1/admin/sites/twice", json={"allowed_origins": origins[:2]},
+                               headers={"Authorization": f"Bearer {keys.admin}"}).get_json()
+    assert changed["allowed_origins"] == ["https://news.example"]
+
+
 def test_a_site_change_changes_something(api, keys):
     for body in ({}, None):
         response = api.client.patch("/api/v1/admin/sites/other", json=body,

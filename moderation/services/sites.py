@@ -60,7 +60,9 @@ def change_site(slug: str, name: str | None = None,
 
 
 def _origins(allowed_origins: list[str]) -> list[str]:
-    return [canonical_origin(origin) for origin in allowed_origins]
+    # Once canonical, "https://News.Example/" and "https://news.example:443" are one origin:
+    # kept once, in the order given.
+    return list(dict.fromkeys(canonical_origin(origin) for origin in allowed_origins))
 
 
 def canonical_origin(origin: str) -> str:
