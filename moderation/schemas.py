@@ -475,7 +475,9 @@ class NoQuerySchema(StrictSchema):
 
 
 def _site_name(**kwargs: Any) -> fields.String:
-    return fields.String(validate=validate.Length(max=200), **kwargs)
+    # One line: `moderation sites list` prints one site a line, its fields split by tabs.
+    return fields.String(validate=[validate.Length(max=200), _single_line],
+                         metadata={"pattern": ONE_LINE}, **kwargs)
 
 
 def _allowed_origins(**kwargs: Any) -> fields.List:

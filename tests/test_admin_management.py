@@ -52,6 +52,7 @@ def test_a_site_name_and_origins_can_be_changed(api, keys):
     [
         ({"allowed_origins": ["ftp://x"]}, "allowed_origins"),
         ({"name": "x" * 201}, "name"),
+        ({"name": "News\nInjected\tline"}, "name"),
         ({"slug": "renamed"}, "slug"),
     ],
 )
