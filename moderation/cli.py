@@ -213,14 +213,16 @@ MAX_DAYS = 36_500
 @click.option("--spam-days", default=30, show_default=True, type=click.IntRange(0, MAX_DAYS),
               help="Delete spam and rejected comments older than this.")
 @click.option("--ip-days", default=90, show_default=True, type=click.IntRange(0, MAX_DAYS),
-              help="Truncate the IP addresses of comments older than this.")
+              help="Truncate the IP addresses of comments older than this, and forget "
+                   "Idempotency-Keys of that age.")
 def purge_command(spam_days: int, ip_days: int) -> None:
     """Apply the retention policy; safe to run from cron while the service runs."""
     from moderation.services.retention import purge
 
     report = purge(spam_days=spam_days, ip_days=ip_days)
     click.echo(f"Deleted {report.deleted} spam/rejected comments; "
-               f"truncated {report.ips_truncated} IP addresses.")
+               f"truncated {report.ips_truncated} IP addresses; "
+               f"forgot {report.idempotency_keys_forgotten} Idempotency-Keys.")
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from moderation.extensions import db
-from moderation.models import Comment
+from moderation.models import Comment, IdempotencyRecord
 from tests.conftest import comment
 
 EMAIL = "fay.delete@watched.example"
@@ -119,3 +119,21 @@ def test_an_erasure_takes_the_commenter_out_of_the_moderators_reasons(api, keys)
     assert "(erased) ((erased), (erased)) is a regular" in reasons
     for trace in (EMAIL, IP, "Fayname"):
         assert trace.lower() not in json.dumps(audit).lower()
+
+
+def test_the_purge_forgets_idempotency_keys_as_old_as_the_ips_it_truncates(api, app, keys,
+                                                                          runner):
+    """Their request hash covers the full IP, which the truncated one would give back."""
+    body = comment(author_email=EMAIL, ip=IP, thread="/idem")
+    old = api.post("/api/v1/comments", body, key=keys.site, headers={"Idempotency-Key": "old"})
+    new = api.post("/api/v1/comments", comment(thread="/idem", content="Something else."),
+                   key=keys.site, headers={"Idempotency-Key": "new"})
+    assert (old.status_code, new.status_code) == (201, 201)
+    with app.app_context():
+        db.session.execute(sa.update(IdempotencyRecord).where(IdempotencyRecord.key == "old")
+                           .values(created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=100)))
+        db.session.commit()
+    result = runner.invoke(args=["purge"])
+    assert result.exit_code == 0 and "forgot 1 Idempotency-Keys" in result.output
+    with app.app_context():
+        assert db.session.scalars(sa.select(IdempotencyRecord.key)).all() == ["new"]

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
 from moderation.extensions import db
-from moderation.models import Comment, Status, utcnow
+from moderation.models import Comment, IdempotencyRecord, Status, utcnow
 
 # Small batches keep each transaction short, so purging beside live traffic never holds
 # the write lock (SQLite) or many row locks (PostgreSQL) for long.
@@ -21,6 +21,7 @@ BATCH = 500
 class PurgeReport:
     deleted: int
     ips_truncated: int
+    idempotency_keys_forgotten: int
 
 
 def truncate_ip(ip: str) -> str:
@@ -31,7 +32,8 @@ def truncate_ip(ip: str) -> str:
 
 
 def purge(spam_days: int = 30, ip_days: int = 90) -> PurgeReport:
-    """Delete spam/rejected comments older than spam_days; truncate IPs older than ip_days."""
+    """Delete spam/rejected comments older than spam_days; truncate IPs older than ip_days,
+    and forget the Idempotency-Keys of that age."""
     now = utcnow()
     reply = aliased(Comment)
     deletable = (
@@ -73,7 +75,23 @@ def purge(spam_days: int = 30, ip_days: int = 90) -> PurgeReport:
                 truncated += 1
         db.session.commit()
         after = rows[-1][0]
-    return PurgeReport(deleted=deleted, ips_truncated=truncated)
+
+    # A record keeps the SHA-256 of its whole request, with the IP a site key passed: the
+    # rest of the request is still stored, so a /24 truncated above could be undone by
+    # hashing each of its 256 addresses. Any retry is long over by then.
+    expired = (
+        sa.select(IdempotencyRecord.id)
+        .where(IdempotencyRecord.created_at < cutoff)
+        .order_by(IdempotencyRecord.id)
+        .limit(BATCH)
+    )
+    forgotten = 0
+    while ids := list(db.session.scalars(expired)):
+        db.session.execute(sa.delete(IdempotencyRecord).where(IdempotencyRecord.id.in_(ids)))
+        db.session.commit()
+        forgotten += len(ids)
+    return PurgeReport(deleted=deleted, ips_truncated=truncated,
+                       idempotency_keys_forgotten=forgotten)
 
 
 def _with_ip_replaced(hits: list[dict] | None, ip: str, coarse: str | None) -> list[dict]:
