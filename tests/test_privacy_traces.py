@@ -137,3 +137,14 @@ def test_the_purge_forgets_idempotency_keys_as_old_as_the_ips_it_truncates(api, 
     assert result.exit_code == 0 and "forgot 1 Idempotency-Keys" in result.output
     with app.app_context():
         assert db.session.scalars(sa.select(IdempotencyRecord.key)).all() == ["new"]
+
+
+def test_an_erasure_forgets_the_idempotency_keys_of_the_erased_comments(api, app, keys):
+    mine = api.post("/api/v1/comments", comment(author_email=EMAIL, thread="/idem"),
+                    key=keys.site, headers={"Idempotency-Key": "mine"})
+    other = api.post("/api/v1/comments", comment(thread="/idem", content="Something else."),
+                     key=keys.site, headers={"Idempotency-Key": "other"})
+    assert (mine.status_code, other.status_code) == (201, 201)
+    api.post("/api/v1/admin/privacy/erase", {"email": EMAIL}, key=keys.admin)
+    with app.app_context():
+        assert db.session.scalars(sa.select(IdempotencyRecord.key)).all() == ["other"]

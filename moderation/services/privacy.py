@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from moderation.auth import Caller
 from moderation.extensions import db
-from moderation.models import Comment, Decision, Site, Status, Thread, utcnow
+from moderation.models import Comment, Decision, IdempotencyRecord, Site, Status, Thread, utcnow
 from moderation.services import learning, moderation
 from moderation.services.identity import email_hash
 
@@ -122,5 +122,11 @@ def erase(caller: Caller, email: str, delete_content: bool) -> int:
                 + (" (content deleted)" if delete_content else ""),
             )
         )
+    if comments:
+        # An Idempotency-Key's record keeps a hash of the whole request (address, name, IP,
+        # text), which would confirm a guess at who wrote the comment.
+        db.session.execute(sa.delete(IdempotencyRecord).where(
+            IdempotencyRecord.response_body["id"].as_integer().in_([c.id for c in comments])
+        ))
     db.session.commit()
     return len(comments)
