@@ -57,6 +57,10 @@ def test_truncate_ip_keeps_only_the_network():
     assert truncate_ip("2001:db8:1234:5678::1") == "2001:db8:1234::"
 
 
+def test_truncate_ip_takes_an_ipv4_mapped_address_as_the_ipv4_one():
+    assert truncate_ip("::ffff:203.0.113.77") == "::ffff:203.0.113.0"
+
+
 def test_purge_deletes_old_spam_and_truncates_old_ips(api, app, runner):
     ids = {}
     for name, content in (("spam", "spammyword old"), ("ham", "old but fine"),

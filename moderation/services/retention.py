@@ -25,8 +25,14 @@ class PurgeReport:
 
 
 def truncate_ip(ip: str) -> str:
-    """Keep the network, drop the host: IPv4 to /24, IPv6 to /48."""
+    """Keep the network, drop the host: IPv4 to /24, IPv6 to /48.
+
+    An IPv4-mapped address (::ffff:203.0.113.77, from a dual-stack socket) is the IPv4 one,
+    as the ip rules take it: to /24 (::ffff:203.0.113.0), where /48 would leave only `::`.
+    """
     address = ipaddress.ip_address(ip)
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return f"::ffff:{truncate_ip(str(address.ipv4_mapped))}"
     prefix = 24 if address.version == 4 else 48
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
 
