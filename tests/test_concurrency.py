@@ -260,3 +260,62 @@ def test_rules_dry_runs_do_not_take_the_sqlite_write_lock(app, api, keys, monkey
     answer = api.post(f"/api/v1/admin/rules/{route}", body, key=keys.admin)
     assert answer.status_code == 200, answer.get_json()
     assert held == [False]
+
+
+def _postgresql_only(app) -> None:
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("SQLite has one writer: its write transactions cannot interleave")
+
+
+def test_two_identical_comments_at_once_store_one(app, api, monkeypatch):
+    """The duplicate check runs in the write transaction; on PostgreSQL two of them can
+    still interleave, so both checks were made before either insert (both 201). Both
+    checks are held at a barrier, as the race would have it; a check kept waiting behind
+    the other's lock just lets the barrier time out."""
+    body = comment(content="Posted twice by a double click.")
+    api.post("/api/v1/comments", comment(content="The thread exists."))
+    together = threading.Barrier(2)
+    refuse = comments._refuse_duplicate
+
+    def checked_together(*args, **kwargs):
+        with contextlib.suppress(threading.BrokenBarrierError):
+            together.wait(timeout=1.0)
+        return refuse(*args, **kwargs)
+
+    monkeypatch.setattr(comments, "_refuse_duplicate", checked_together)
+
+    def send(_: int) -> int:
+        return app.test_client().post("/api/v1/comments", json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        statuses = sorted(pool.map(send, range(2)))
+    assert statuses == [201, 409]
+
+
+def _meanwhile(app, action) -> None:
+    """Run ``action`` (given a test client) in another thread, as another worker would,
+    and wait up to a second for it: it may be waiting for a lock this one holds."""
+    worker = threading.Thread(target=lambda: action(app.test_client()))
+    worker.start()
+    worker.join(timeout=1.0)
+    return worker
+
+
+def test_a_comment_judged_while_its_thread_closes_is_refused(app, api, keys, monkeypatch):
+    api.post("/api/v1/comments", comment(content="The thread exists."))
+    judge = comments._judge
+    closed: list[int] = []
+
+    def judging_while_a_moderator_closes(*args, **kwargs):
+        _meanwhile(app, lambda client: closed.append(client.put(
+            "/api/v1/moderation/threads",
+            json={"site": "default", "thread": comment()["thread"], "closed": True},
+            headers={"Authorization": f"Bearer {keys.moderator}"}).status_code))
+        return judge(*args, **kwargs)
+
+    monkeypatch.setattr(comments, "_judge", judging_while_a_moderator_closes)
+    answer = api.post("/api/v1/comments", comment(content="Too late."))
+    assert closed == [200]
+    assert answer.status_code == 403, answer.get_json()
+    assert answer.get_json()["message"] == "Comments are closed on this page."

@@ -85,6 +85,15 @@ _REPLAY = sa.select(
 _PARENT = sa.select(_comments.c.thread_id, _comments.c.status, _comments.c.root_id).where(
     _comments.c.id == sa.bindparam("id")
 )
+# The write phase's hold on where the comment goes (PostgreSQL; SQLite has one writer and
+# leaves the clause out). The thread in FOR NO KEY UPDATE, which closing it also takes:
+# so a thread closed after the read phase is seen closed, and the comments of one thread
+# are stored one after the other, which the duplicate check needs (two identical comments
+# would each miss the other's insert).
+_THREAD_HELD = (
+    sa.select(_threads.c.closed).where(_threads.c.id == sa.bindparam("thread_id"))
+    .with_for_update(key_share=True)
+)
 _INSERT_COMMENT = sa.insert(_comments)
 _INSERT_HITS = sa.insert(_hits)
 _INSERT_IDEMPOTENCY = sa.insert(_idempotency)
@@ -277,7 +286,8 @@ _DUPLICATE = {by_ip: _duplicate_query(by_ip) for by_ip in (False, True)}
 def _refuse_duplicate(connection: sa.Connection, judged: Judged, ip: str | None) -> None:
     """409 when the same commenter (email or IP) said the same in this thread recently.
 
-    Checked in the write transaction, so of two identical comments racing in, one wins.
+    Checked in the write transaction, with the thread held (_hold_place), so of two
+    identical comments racing in, one wins.
     """
     if judged.duplicate_window <= 0:
         return
@@ -293,9 +303,17 @@ def _refuse_duplicate(connection: sa.Connection, judged: Judged, ip: str | None)
         raise Conflict("You have already posted this comment.")
 
 
+def _hold_place(connection: sa.Connection, place: Place) -> None:
+    """Lock the comment's thread for the write, and check again what the read phase found
+    of it: the thread may have closed since."""
+    if connection.scalar(_THREAD_HELD, {"thread_id": place.thread_id}):
+        raise Forbidden("Comments are closed on this page.")
+
+
 def _store(judged: Judged, fields: dict[str, Any], signals: Signals) -> Answer:
     """The write phase: refuse a duplicate, insert the comment and its hits; no commit."""
     connection = db.session.connection()
+    _hold_place(connection, judged.place)
     _refuse_duplicate(connection, judged, signals.ip)
     verdict = judged.verdict
     status = Status(verdict.outcome)
