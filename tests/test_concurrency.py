@@ -14,7 +14,7 @@ from moderation.auth import Caller
 from moderation.extensions import db
 from moderation.models import Comment, Decision, Role, Status
 from moderation.services import comments, flags, moderation
-from tests.conftest import comment
+from tests.conftest import comment, wait_for
 
 
 def test_fifty_concurrent_retries_with_one_key_make_one_comment(app, api):
@@ -319,3 +319,53 @@ def test_a_comment_judged_while_its_thread_closes_is_refused(app, api, keys, mon
     assert closed == [200]
     assert answer.status_code == 403, answer.get_json()
     assert answer.get_json()["message"] == "Comments are closed on this page."
+
+
+def test_a_comment_judged_while_its_site_is_deleted_is_a_404(app, api, keys, monkeypatch):
+    judge = comments._judge
+    deleted: list[int] = []
+
+    def judging_while_an_admin_deletes_the_site(*args, **kwargs):
+        _meanwhile(app, lambda client: deleted.append(client.delete(
+            "/api/v1/admin/sites/other",
+            headers={"Authorization": f"Bearer {keys.admin}"}).status_code))
+        return judge(*args, **kwargs)
+
+    monkeypatch.setattr(comments, "_judge", judging_while_an_admin_deletes_the_site)
+    answer = api.post("/api/v1/comments", comment(site="other"))
+    assert deleted == [204]
+    assert answer.status_code == 404, answer.get_json()
+    assert answer.get_json()["message"] == "There is no site 'other'."
+
+
+def test_a_comment_stored_while_its_site_is_deleted_is_not_lost(app, api, keys, monkeypatch):
+    """The deletion checked that the site had no comments; a comment stored before the
+    deletion commits would go with the site (ON DELETE CASCADE) after its 201."""
+    from moderation.services import sites
+
+    api.post("/api/v1/comments", comment(site="other", content="Makes the thread."))
+    api.post("/api/v1/admin/privacy/erase", {"email": "ada@example.org", "delete_content": True},
+             key=keys.admin)
+    with app.app_context():
+        db.session.execute(sa.delete(Comment))
+        db.session.commit()
+    revoke = sites.revoke_keys_only_for
+    posted = []
+
+    def checked_then_a_comment_arrives(site):
+        worker = _meanwhile(app, lambda client: posted.append(
+            client.post("/api/v1/comments", json=comment(site="other"))))
+        revoke(site)
+        return worker
+
+    monkeypatch.setattr(sites, "revoke_keys_only_for", checked_then_a_comment_arrives)
+    deleted = api.delete("/api/v1/admin/sites/other", key=keys.admin)
+    assert wait_for(lambda: len(posted) == 1, timeout=20)
+    answer = posted[0]
+    with app.app_context():
+        stored = db.session.scalar(sa.select(sa.func.count()).select_from(Comment))
+    if answer.status_code == 201:
+        assert (deleted.status_code, stored) == (409, 1)
+    else:
+        assert (deleted.status_code, answer.status_code, stored) == (204, 404, 0), \
+            answer.get_json()

@@ -86,10 +86,16 @@ _PARENT = sa.select(_comments.c.thread_id, _comments.c.status, _comments.c.root_
     _comments.c.id == sa.bindparam("id")
 )
 # The write phase's hold on where the comment goes (PostgreSQL; SQLite has one writer and
-# leaves the clause out). The thread in FOR NO KEY UPDATE, which closing it also takes:
-# so a thread closed after the read phase is seen closed, and the comments of one thread
-# are stored one after the other, which the duplicate check needs (two identical comments
-# would each miss the other's insert).
+# leaves the clauses out). The site in FOR KEY SHARE, as inserting the comment would take
+# it, but first: a site deletion (FOR UPDATE) then either waits for the comment, and sees
+# it, or has removed the site and its threads before the comment looks. The thread in FOR
+# NO KEY UPDATE, which closing it also takes: so a thread closed after the read phase is
+# seen closed, and the comments of one thread are stored one after the other, which the
+# duplicate check needs (two identical comments would each miss the other's insert).
+_SITE_HELD = (
+    sa.select(_sites.c.id).where(_sites.c.id == sa.bindparam("site_id"))
+    .with_for_update(read=True, key_share=True)
+)
 _THREAD_HELD = (
     sa.select(_threads.c.closed).where(_threads.c.id == sa.bindparam("thread_id"))
     .with_for_update(key_share=True)
@@ -206,7 +212,9 @@ def _locate(fields: dict[str, Any]) -> Place:
         found = db.session.connection().execute(
             _SITE_AND_THREAD, {"site": slug, "thread": key}
         ).first()
-        assert found is not None and found[1] is not None
+        if found is None:  # the insert failed because the site was deleted meanwhile
+            raise NotFound(f"There is no site '{slug}'.")
+        assert found[1] is not None
         site_id, thread_id, closed, _ = found
     if closed:
         raise Forbidden("Comments are closed on this page.")
@@ -304,9 +312,13 @@ def _refuse_duplicate(connection: sa.Connection, judged: Judged, ip: str | None)
 
 
 def _hold_place(connection: sa.Connection, place: Place) -> None:
-    """Lock the comment's thread for the write, and check again what the read phase found
-    of it: the thread may have closed since."""
-    if connection.scalar(_THREAD_HELD, {"thread_id": place.thread_id}):
+    """Lock the comment's site and thread for the write, and check again what the read
+    phase found of them: the thread may have closed, or the site gone, since."""
+    site = connection.execute(_SITE_HELD, {"site_id": place.site_id}).first()
+    closed = connection.scalar(_THREAD_HELD, {"thread_id": place.thread_id}) if site else None
+    if closed is None:
+        raise NotFound(f"There is no site '{place.site}'.")
+    if closed:
         raise Forbidden("Comments are closed on this page.")
 
 

@@ -93,6 +93,12 @@ def delete_site(slug: str) -> None:
     site = get_site(slug)
     if slug == DEFAULT_SITE:
         raise Conflict("The default site cannot be deleted.")
+    # Locked before the check: intake holds the site while it stores a comment, so a
+    # comment is either seen below (409) or refused once the site is gone (404), never
+    # stored after the check and then deleted with the site (ON DELETE CASCADE).
+    held = db.session.scalar(sa.select(Site.id).where(Site.id == site.id).with_for_update())
+    if held is None:  # deleted by another request since it was read
+        raise NotFound(f"There is no site '{slug}'.")
     has_comments = db.session.scalar(
         sa.select(sa.exists().where(Comment.site_id == site.id))
     )
