@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from moderation.auth import Caller
+from moderation.errors import NotFound
 from moderation.extensions import db
 from moderation.models import Comment, Decision, Role, Status
 from moderation.services import comments, flags, moderation
@@ -369,3 +370,15 @@ def test_a_comment_stored_while_its_site_is_deleted_is_not_lost(app, api, keys, 
     else:
         assert (deleted.status_code, answer.status_code, stored) == (204, 404, 0), \
             answer.get_json()
+
+
+def test_a_decision_on_a_comment_deleted_since_it_was_read_is_a_404(app, api, keys):
+    """The purge (or anything else) deleted the comment after the decision read it."""
+    comment_id = api.post("/api/v1/comments", comment(content="spammyword")).get_json()["id"]
+    caller = Caller(key_id=0, name="mod", role=Role.ADMIN, site_ids=frozenset())
+    with app.app_context():
+        seen = db.session.get(Comment, comment_id)
+        db.session.execute(sa.delete(Comment).where(Comment.id == comment_id),
+                           execution_options={"synchronize_session": False})
+        with pytest.raises(NotFound):
+            moderation.decide(caller, seen, "approve", "", expected_version=None)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import InvalidRequestError
 from werkzeug.http import parse_etags
 
 from moderation.auth import Caller, require_site
@@ -277,6 +278,7 @@ def decide(
     names the status it replaced, not the one read before someone else's decision landed.
     """
     new_status = ACTION_STATUS[action]
+    comment_id = comment.id
     while True:
         if not comment.content and action != "delete":
             # Erased with its content at the author's request: publishing it would show an
@@ -299,10 +301,15 @@ def decide(
         result = db.session.execute(update, execution_options={"synchronize_session": False})
         if result.rowcount == 1:
             break
+        try:
+            db.session.refresh(comment)
+        except InvalidRequestError:
+            # Deleted since it was read (the retention purge, say): nothing left to decide.
+            db.session.rollback()
+            raise NotFound(f"There is no comment {comment_id}.") from None
         if expected_version is not None:
             db.session.rollback()
             raise PreconditionFailed("Someone else changed this comment first; reload it.")
-        db.session.refresh(comment)
     db.session.add(
         Decision(
             site_id=comment.site_id,
