@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from moderation.auth import Caller
 from moderation.errors import NotFound
 from moderation.extensions import db
-from moderation.models import Comment, Decision, Role, Status
-from moderation.services import comments, flags, moderation
+from moderation.models import Comment, Decision, Role, Status, utcnow
+from moderation.services import comments, flags, moderation, retention
 from tests.conftest import comment, wait_for
 
 
@@ -372,6 +374,37 @@ def test_a_comment_stored_while_its_site_is_deleted_is_not_lost(app, api, keys, 
             answer.get_json()
 
 
+def _old_spam(app, api, **fields) -> int:
+    """A spam comment past the purge's 30 days."""
+    comment_id = api.post("/api/v1/comments", comment(content="spammyword old", **fields),
+                          environ_base={"REMOTE_ADDR": "203.0.113.77"}).get_json()["id"]
+    with app.app_context():
+        old = utcnow() - dt.timedelta(days=100)
+        db.session.execute(sa.update(Comment).where(Comment.id == comment_id)
+                           .values(created_at=old))
+        db.session.commit()
+    return comment_id
+
+
+@contextlib.contextmanager
+def _before(statement_kind: str, action):
+    """Run ``action`` once, just before the session runs its first ``statement_kind``
+    ("delete", "update") on the comments: after the code read what it would change."""
+    done: list[bool] = []
+
+    def hook(state) -> None:
+        kind = {"delete": state.is_delete, "update": state.is_update}[statement_kind]
+        if kind and not done and "comments" in str(state.statement).split("WHERE")[0]:
+            done.append(True)
+            action()
+
+    sa.event.listen(Session, "do_orm_execute", hook)
+    try:
+        yield done
+    finally:
+        sa.event.remove(Session, "do_orm_execute", hook)
+
+
 def test_a_decision_on_a_comment_deleted_since_it_was_read_is_a_404(app, api, keys):
     """The purge (or anything else) deleted the comment after the decision read it."""
     comment_id = api.post("/api/v1/comments", comment(content="spammyword")).get_json()["id"]
@@ -382,3 +415,26 @@ def test_a_decision_on_a_comment_deleted_since_it_was_read_is_a_404(app, api, ke
                            execution_options={"synchronize_session": False})
         with pytest.raises(NotFound):
             moderation.decide(caller, seen, "approve", "", expected_version=None)
+
+
+def test_the_purge_spares_a_comment_approved_since_it_chose_it(app, api, keys):
+    """A moderator rescues an old false positive while the purge runs: the purge chose it
+    as spam, the moderator approved it, and the purge's delete must not take it."""
+    comment_id = _old_spam(app, api)
+    decided: list = []
+
+    def approve() -> None:
+        _meanwhile(app, lambda client: decided.append(client.post(
+            f"/api/v1/moderation/comments/{comment_id}/decision", json={"action": "approve"},
+            headers={"Authorization": f"Bearer {keys.moderator}", "If-Match": "*"})))
+
+    with app.app_context(), _before("delete", approve) as hooked:
+        retention.purge()
+    assert hooked
+    assert wait_for(lambda: len(decided) == 1, timeout=20)
+    with app.app_context():
+        kept = db.session.get(Comment, comment_id)
+        if decided[0].status_code == 200:  # the decision came first (PostgreSQL)
+            assert kept is not None and kept.status is Status.APPROVED
+        else:  # the purge came first: SQLite's writers take turns
+            assert (decided[0].status_code, kept) == (404, None), decided[0].get_json()
