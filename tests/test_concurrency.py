@@ -438,3 +438,32 @@ def test_the_purge_spares_a_comment_approved_since_it_chose_it(app, api, keys):
             assert kept is not None and kept.status is Status.APPROVED
         else:  # the purge came first: SQLite's writers take turns
             assert (decided[0].status_code, kept) == (404, None), decided[0].get_json()
+
+
+def test_the_purge_does_not_undo_an_erasure_made_since_it_read_the_ips(app, api, keys):
+    """The purge coarsens old IPs in the comment and in its hits; an erasure that cleared
+    them meanwhile must not get them back, nor the erased hits' matches."""
+    comment_id = _old_spam(app, api, author_email="erin@example.org")
+    # An IP rule's hit quotes the address, as the purge expects.
+    with app.app_context():
+        db.session.execute(sa.update(Comment).where(Comment.id == comment_id).values(
+            status=Status.APPROVED,
+            hits=[{"rule": "IP", "match": "203.0.113.77 erin@example.org",
+                   "explanation": "203.0.113.77", "score": 1.0}]))
+        db.session.commit()
+    erased: list = []
+
+    def erase() -> None:
+        _meanwhile(app, lambda client: erased.append(client.post(
+            "/api/v1/admin/privacy/erase", json={"email": "erin@example.org"},
+            headers={"Authorization": f"Bearer {keys.admin}"}).status_code))
+
+    with app.app_context(), _before("update", erase) as hooked:
+        retention.purge()
+    assert hooked
+    assert wait_for(lambda: len(erased) == 1, timeout=20)
+    assert erased == [200]
+    with app.app_context():
+        kept = db.session.get(Comment, comment_id)
+        assert kept.ip is None
+        assert [hit["match"] for hit in kept.hits] == ["(erased)"]

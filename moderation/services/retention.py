@@ -79,11 +79,13 @@ def purge(spam_days: int = 30, ip_days: int = 90) -> PurgeReport:
             except ValueError:
                 coarse = None
             if coarse != ip:
-                db.session.execute(
-                    sa.update(Comment).where(Comment.id == comment_id)
+                # Only if the IP is still the one read: an erasure that cleared it (and
+                # redacted the hits) meanwhile must not have the old hits written back.
+                changed = db.session.execute(
+                    sa.update(Comment).where(Comment.id == comment_id, Comment.ip == ip)
                     .values(ip=coarse, hits=_with_ip_replaced(hits, ip, coarse))
                 )
-                truncated += 1
+                truncated += changed.rowcount
         db.session.commit()
         after = rows[-1][0]
 
