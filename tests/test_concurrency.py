@@ -15,8 +15,16 @@ from sqlalchemy.orm import Session
 from moderation.auth import Caller
 from moderation.errors import NotFound
 from moderation.extensions import db
-from moderation.models import Comment, Decision, Role, Status, utcnow
-from moderation.services import comments, flags, moderation, retention
+from moderation.models import (
+    ClassifierToken,
+    ClassifierTotal,
+    Comment,
+    Decision,
+    Role,
+    Status,
+    utcnow,
+)
+from moderation.services import comments, flags, learning, moderation, retention
 from tests.conftest import comment, wait_for
 
 
@@ -467,3 +475,51 @@ def test_the_purge_does_not_undo_an_erasure_made_since_it_read_the_ips(app, api,
         kept = db.session.get(Comment, comment_id)
         assert kept.ip is None
         assert [hit["match"] for hit in kept.hits] == ["(erased)"]
+
+
+def _decide(client, key: str, comment_id: int, action: str) -> int:
+    return client.post(f"/api/v1/moderation/comments/{comment_id}/decision",
+                       json={"action": action},
+                       headers={"Authorization": f"Bearer {key}", "If-Match": "*"}).status_code
+
+
+def test_two_reversals_at_once_neither_deadlocks_nor_loses_a_count(app, api, keys, monkeypatch):
+    """Approve-then-spam and spam-then-approve on comments with no token in common: each
+    un-learns (its tokens, then its old label's total) and learns (its tokens, then the
+    other total), so each held the total the other wanted. Both un-learnings are held at
+    a barrier, as the race would have it; one kept waiting behind the other's lock just
+    lets the barrier time out."""
+    _postgresql_only(app)
+    first = api.post("/api/v1/comments", comment(content="alpha bravo charlie")).get_json()["id"]
+    # No token in common, the length's included (a short comment and a long one).
+    long = "delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa"
+    second = api.post("/api/v1/comments", comment(content=long, author_email="b@example.org")
+                      ).get_json()["id"]
+    client = app.test_client()
+    assert _decide(client, keys.moderator, first, "approve") == 200
+    assert _decide(client, keys.moderator, second, "spam") == 200
+    together = threading.Barrier(2)
+    unlearn = learning._unlearn
+
+    def unlearned_together(*args, **kwargs):
+        unlearn(*args, **kwargs)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            together.wait(timeout=1.0)
+
+    monkeypatch.setattr(learning, "_unlearn", unlearned_together)
+
+    def reverse(decision: tuple[int, str]) -> int:
+        return _decide(app.test_client(), keys.moderator, *decision)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        statuses = list(pool.map(reverse, [(first, "spam"), (second, "approve")]))
+    assert statuses == [200, 200]
+    with app.app_context():
+        totals = dict(db.session.execute(
+            sa.select(ClassifierTotal.label, ClassifierTotal.messages)).all())
+        learned = dict(db.session.execute(sa.select(Comment.id, Comment.learned_as)).all())
+        counts = {token: (spam, ham) for token, spam, ham in db.session.execute(
+            sa.select(ClassifierToken.token, ClassifierToken.spam, ClassifierToken.ham))}
+    assert totals == {"spam": 1, "ham": 1}
+    assert learned == {first: "spam", second: "ham"}
+    assert counts["alpha"] == (1, 0) and counts["delta"] == (0, 1)

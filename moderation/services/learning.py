@@ -37,6 +37,9 @@ LABELS = {Status.APPROVED: HAM, Status.SPAM: SPAM}
 # Rows per statement: well under SQLite's and PostgreSQL's bound-parameter limits.
 CHUNK = 1000
 NEUTRAL = ClassifierScore(probability=0.5, ready=False)
+# The PostgreSQL advisory lock that learning transactions hold until they end (any number
+# will do; it names the lock).
+LEARNING_LOCK = 0x6C6561726E
 
 
 def learn_from_decision(comment: Comment, new_status: Status) -> None:
@@ -60,6 +63,7 @@ def teach(comment: Comment, label: str | None) -> None:
     """
     if comment.learned_as == label:
         return
+    _one_learner_at_a_time()
     features = tokens(learning_text(comment))
     if comment.learned_as is not None:
         step, taught = _forget_step(comment.id)
@@ -72,6 +76,18 @@ def teach(comment: Comment, label: str | None) -> None:
             comment_id=comment.id, step=step, tokens=json.dumps(sorted(features))
         ))
     comment.learned_as = label
+
+
+def _one_learner_at_a_time() -> None:
+    """Wait for any other learning transaction to end (PostgreSQL; SQLite has one writer).
+
+    Sorted tokens alone did not keep learners from deadlocking: a reversal takes its
+    tokens, its old label's total, then the new label's total, so two opposite reversals
+    on comments with no token in common each held the total the other wanted (one of them
+    a 503). Decisions are made at a person's pace, so taking turns costs nothing.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(sa.select(sa.func.pg_advisory_xact_lock(LEARNING_LOCK)))
 
 
 def classifier_targets(site: str) -> tuple[str, ...]:
@@ -172,11 +188,8 @@ def _insert(model: type[Any]) -> Any:
 
 
 def _regression_step(features: frozenset[str], *, spam: bool) -> float:
-    """The regression's online step for one comment, from the weights as they stand.
-
-    A decision that another worker commits meanwhile is not seen in the step (as in
-    lock-free SGD); the additions themselves are atomic, so nothing is lost.
-    """
+    """The regression's online step for one comment, from the weights as they stand
+    (learners take turns, so the previous decision's step is in them)."""
     _, bias = _totals()
     _, weights = _token_state(features)
     return logistic_step(bias, weights, features, spam)
