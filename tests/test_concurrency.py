@@ -395,16 +395,23 @@ def _old_spam(app, api, **fields) -> int:
 
 
 @contextlib.contextmanager
-def _before(statement_kind: str, action):
-    """Run ``action`` once, just before the session runs its first ``statement_kind``
-    ("delete", "update") on the comments: after the code read what it would change."""
+def _before(statement_kind: str, action, table: str = "comments"):
+    """Run ``action`` once, in the gap the code leaves around its first ``statement_kind``
+    on ``table``: just before a "delete" or "update" (after the code read what it would
+    change), just after a "select" (before the code acts on what it read)."""
     done: list[bool] = []
 
-    def hook(state) -> None:
-        kind = {"delete": state.is_delete, "update": state.is_update}[statement_kind]
-        if kind and not done and "comments" in str(state.statement).split("WHERE")[0]:
+    def hook(state):
+        kind = {"select": state.is_select, "delete": state.is_delete,
+                "update": state.is_update}[statement_kind]
+        if kind and not done and table in str(state.statement).split("WHERE")[0]:
             done.append(True)
+            if statement_kind != "select":
+                return action()
+            read = state.invoke_statement().freeze()
             action()
+            return read()
+        return None
 
     sa.event.listen(Session, "do_orm_execute", hook)
     try:
@@ -523,3 +530,25 @@ def test_two_reversals_at_once_neither_deadlocks_nor_loses_a_count(app, api, key
     assert totals == {"spam": 1, "ham": 1}
     assert learned == {first: "spam", second: "ham"}
     assert counts["alpha"] == (1, 0) and counts["delta"] == (0, 1)
+
+
+def test_closing_a_thread_while_its_first_comment_makes_it(app, api, keys):
+    """Closing a thread not seen yet creates it closed; the first comment on the page may
+    create it at the same moment, and closing must still close it, not answer 500."""
+    posted: list = []
+
+    def first_comment() -> None:
+        _meanwhile(app, lambda client: posted.append(client.post(
+            "/api/v1/comments", json=comment(content="The first word."))))
+
+    with _before("select", first_comment, table="threads") as hooked:
+        closing = api.put("/api/v1/moderation/threads",
+                          {"site": "default", "thread": comment()["thread"], "closed": True},
+                          key=keys.moderator)
+    assert hooked
+    assert closing.status_code == 200, closing.get_json()
+    assert wait_for(lambda: len(posted) == 1, timeout=20)
+    assert posted[0].status_code in (201, 403)
+    page = api.get("/api/v1/comments", query_string={"thread": comment()["thread"]}).get_json()
+    assert page["closed"] is True
+    assert api.post("/api/v1/comments", comment(content="Too late.")).status_code == 403

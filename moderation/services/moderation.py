@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.exc import IntegrityError, InvalidRequestError
 from werkzeug.http import parse_etags
 
 from moderation.auth import Caller, require_site
@@ -374,12 +374,18 @@ def set_thread_closed(caller: Caller, site_slug: str, thread_key: str, closed: b
     """Close a page to new comments (or open it again)."""
     site = get_site(site_slug)
     require_site(caller, site)
-    thread = db.session.scalar(
-        sa.select(Thread).where(Thread.site_id == site.id, Thread.key == thread_key)
-    )
+    find = sa.select(Thread).where(Thread.site_id == site.id, Thread.key == thread_key)
+    thread = db.session.scalar(find)
     if thread is None:
-        thread = Thread(site_id=site.id, key=thread_key)
-        db.session.add(thread)
+        try:
+            with db.session.begin_nested():  # a savepoint: a clash undoes only the insert
+                thread = Thread(site_id=site.id, key=thread_key)
+                db.session.add(thread)
+        except IntegrityError:
+            # The page's first comment made the thread since it was looked for.
+            thread = db.session.scalar(find)
+            if thread is None:  # or the site was deleted meanwhile
+                raise NotFound(f"There is no site '{site_slug}'.") from None
     thread.closed = closed
     db.session.commit()
     return thread
