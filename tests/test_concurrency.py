@@ -552,3 +552,18 @@ def test_closing_a_thread_while_its_first_comment_makes_it(app, api, keys):
     page = api.get("/api/v1/comments", query_string={"thread": comment()["thread"]}).get_json()
     assert page["closed"] is True
     assert api.post("/api/v1/comments", comment(content="Too late.")).status_code == 403
+
+
+def test_a_retry_after_the_thread_closed_gets_the_first_answer(app, api, keys):
+    """The comment was stored, its answer lost on the way, and the page closed before the
+    client retried: the retry must say the comment was taken, not that it never can be."""
+    headers = {"Idempotency-Key": "before-closing-1"}
+    first = api.post("/api/v1/comments", comment(), headers=headers)
+    assert first.status_code == 201
+    api.put("/api/v1/moderation/threads",
+            {"site": "default", "thread": comment()["thread"], "closed": True},
+            key=keys.moderator)
+    again = api.post("/api/v1/comments", comment(), headers=headers)
+    assert (again.status_code, again.get_json()) == (201, first.get_json())
+    other = api.post("/api/v1/comments", comment(content="New."), headers={"Idempotency-Key": "2"})
+    assert other.status_code == 403

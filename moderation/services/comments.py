@@ -113,6 +113,7 @@ class Place:
     site: str
     thread_id: int
     thread: str
+    closed: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,10 @@ def submit(fields: dict[str, Any], signals: Signals, idempotency_key: str | None
     with reading():
         place = _locate(fields)
         replay = _replay(place.site_id, idempotency_key, request_hash) if idempotency_key else None
+        if replay is None and place.closed:
+            # After the replay: a retry of a comment stored before the page closed gets
+            # its first answer, not a 403 that says it was never taken.
+            raise Forbidden("Comments are closed on this page.")
         judged = _judge(place, fields, signals) if replay is None else None
     if replay is not None:
         db.session.rollback()  # a retry writes nothing: end the write transaction begun
@@ -191,7 +196,7 @@ def _replay(site_id: int, key: str, request_hash: str) -> Answer | None:
 
 
 def _locate(fields: dict[str, Any]) -> Place:
-    """The site (404 if unknown) and the page's thread, made on first sight.
+    """The site (404 if unknown) and the page's thread, made on first sight, open or not.
 
     A new thread keeps the title and URL given with its first comment.
     """
@@ -216,9 +221,7 @@ def _locate(fields: dict[str, Any]) -> Place:
             raise NotFound(f"There is no site '{slug}'.")
         assert found[1] is not None
         site_id, thread_id, closed, _ = found
-    if closed:
-        raise Forbidden("Comments are closed on this page.")
-    return Place(site_id=site_id, site=slug, thread_id=thread_id, thread=key)
+    return Place(site_id=site_id, site=slug, thread_id=thread_id, thread=key, closed=closed)
 
 
 def _judge(place: Place, fields: dict[str, Any], signals: Signals) -> Judged:
