@@ -567,3 +567,29 @@ def test_a_retry_after_the_thread_closed_gets_the_first_answer(app, api, keys):
     assert (again.status_code, again.get_json()) == (201, first.get_json())
     other = api.post("/api/v1/comments", comment(content="New."), headers={"Idempotency-Key": "2"})
     assert other.status_code == 403
+
+
+def test_a_site_changed_while_another_admin_deletes_it(app, api, keys, monkeypatch):
+    """Renaming a site read it, then another admin deleted it: the rename must answer
+    (200 before the deletion, 404 after it), not fail to update a row that is gone."""
+    from moderation.services import sites
+
+    read = sites.get_site
+    deleted: list[int] = []
+    started: list[bool] = []
+
+    def read_then_deleted(slug: str, **lock: bool):
+        site = read(slug, **lock)
+        if not started:
+            started.append(True)
+            _meanwhile(app, lambda client: deleted.append(client.delete(
+                "/api/v1/admin/sites/other",
+                headers={"Authorization": f"Bearer {keys.admin}"}).status_code))
+        return site
+
+    monkeypatch.setattr(sites, "get_site", read_then_deleted)
+    renamed = api.client.patch("/api/v1/admin/sites/other", json={"name": "Renamed"},
+                               headers={"Authorization": f"Bearer {keys.admin}"})
+    assert wait_for(lambda: len(deleted) == 1, timeout=20)
+    assert deleted == [204]
+    assert renamed.status_code in (200, 404), renamed.get_json()

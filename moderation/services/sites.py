@@ -16,11 +16,12 @@ from moderation.services.keys import revoke_keys_only_for
 DEFAULT_SITE = "default"
 
 
-def get_site(slug: str) -> Site:
-    """The site with this slug, or 404."""
+def get_site(slug: str, *, for_update: bool = False) -> Site:
+    """The site with this slug, or 404; ``for_update`` locks it (on PostgreSQL) to change it."""
     site = None
     if SLUG.fullmatch(slug):
-        site = db.session.scalar(sa.select(Site).where(Site.slug == slug))
+        query = sa.select(Site).where(Site.slug == slug)
+        site = db.session.scalar(query.with_for_update() if for_update else query)
     if site is None:
         raise NotFound(f"There is no site '{slug}'.")
     return site
@@ -48,7 +49,8 @@ def change_site(slug: str, name: str | None = None,
 
     A change of nothing is refused (422): most likely a client that lost its body on the way.
     """
-    site = get_site(slug)
+    # Locked: a site another admin deletes meanwhile is then a 404, not a failed update.
+    site = get_site(slug, for_update=True)
     if name is None and allowed_origins is None:
         raise Invalid("Give a name, allowed_origins or both.")
     if name is not None:
@@ -90,15 +92,12 @@ def delete_site(slug: str) -> None:
 
     Keys limited to this site alone are revoked with it.
     """
-    site = get_site(slug)
-    if slug == DEFAULT_SITE:
-        raise Conflict("The default site cannot be deleted.")
     # Locked before the check: intake holds the site while it stores a comment, so a
     # comment is either seen below (409) or refused once the site is gone (404), never
     # stored after the check and then deleted with the site (ON DELETE CASCADE).
-    held = db.session.scalar(sa.select(Site.id).where(Site.id == site.id).with_for_update())
-    if held is None:  # deleted by another request since it was read
-        raise NotFound(f"There is no site '{slug}'.")
+    site = get_site(slug, for_update=True)
+    if slug == DEFAULT_SITE:
+        raise Conflict("The default site cannot be deleted.")
     has_comments = db.session.scalar(
         sa.select(sa.exists().where(Comment.site_id == site.id))
     )
