@@ -593,3 +593,30 @@ def test_a_site_changed_while_another_admin_deletes_it(app, api, keys, monkeypat
     assert wait_for(lambda: len(deleted) == 1, timeout=20)
     assert deleted == [204]
     assert renamed.status_code in (200, 404), renamed.get_json()
+
+
+def test_a_key_made_for_a_site_being_deleted(app, api, keys, monkeypatch):
+    """A moderator key for a site another admin deletes at that moment: either the key is
+    made first and revoked with the site, or the site is gone first (404); never a 409
+    that says the key's name is taken."""
+    from moderation.services import keys as key_service
+
+    make = key_service.new_key
+    deleted: list[int] = []
+
+    def made_while_the_site_goes(*args, **kwargs):
+        _meanwhile(app, lambda client: deleted.append(client.delete(
+            "/api/v1/admin/sites/other",
+            headers={"Authorization": f"Bearer {keys.admin}"}).status_code))
+        return make(*args, **kwargs)
+
+    monkeypatch.setattr(key_service, "new_key", made_while_the_site_goes)
+    made = api.post("/api/v1/admin/keys", {"name": "late", "role": "moderator",
+                                           "sites": ["other"]}, key=keys.admin)
+    assert wait_for(lambda: len(deleted) == 1, timeout=20)
+    assert deleted == [204]
+    if made.status_code == 201:
+        listed = api.get("/api/v1/admin/keys", key=keys.admin).get_json()["items"]
+        assert [key["revoked_at"] is not None for key in listed if key["name"] == "late"] == [True]
+    else:
+        assert made.status_code == 404, made.get_json()

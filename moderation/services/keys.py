@@ -19,7 +19,12 @@ def create_key(name: str, role: str, site_slugs: list[str]) -> tuple[ApiKey, str
     409 if an unrevoked key has the name already: the audit log names actors by key name.
     """
     role_enum = Role(role)
-    sites = list(db.session.scalars(sa.select(Site).where(Site.slug.in_(site_slugs))))
+    # Held (FOR KEY SHARE, on PostgreSQL) until the key is stored: a site deleted meanwhile
+    # either waits and revokes the new key with it, or is gone before this looks (404).
+    sites = list(db.session.scalars(
+        sa.select(Site).where(Site.slug.in_(site_slugs)).order_by(Site.id)
+        .with_for_update(read=True, key_share=True)
+    ))
     missing = sorted(set(site_slugs) - {site.slug for site in sites})
     if missing:
         raise NotFound(f"There is no site '{missing[0]}'.")
