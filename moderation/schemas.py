@@ -47,6 +47,12 @@ def _http_url(value: str) -> None:
 # port 0 or 99999) is an origin no browser sends: listed as allowed, it would match nothing.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+def _optional_http_url(value: str) -> None:
+    """As intake checks a website; empty is none, as the dry run's comment defaults it."""
+    if value:
+        _http_url(value)
+
+
 ORIGIN = re.compile(rf"^https?://{_LABEL}(?:\.{_LABEL})*(?::{_PORT})?$")
 
 
@@ -646,7 +652,11 @@ class TestCommentSchema(TrimmedSchema):
     author_email = fields.String(
         load_default="", validate=[validate.Length(max=254), _email], metadata={"format": "email"}
     )
-    author_url = fields.String(load_default="", allow_none=True, validate=validate.Length(max=2048))
+    author_url = fields.String(
+        load_default="", allow_none=True,
+        validate=[validate.Length(max=2048), _optional_http_url],
+        metadata={"pattern": f"^(?:{HTTP_URL['pattern'][1:-1]})?$"},
+    )
     content = fields.String(load_default="", validate=validate.Length(max=10_000))
     ip = fields.String(load_default="", allow_none=True, validate=_ip, metadata=IP)
     user_agent = fields.String(load_default="", allow_none=True, validate=validate.Length(max=512))

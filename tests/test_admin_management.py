@@ -128,12 +128,22 @@ def test_a_dry_run_refuses_an_unknown_site(api, keys):
     assert response.status_code == 404 and "nosuch" in response.get_json()["message"]
 
 
-@pytest.mark.parametrize("field", ["author_email", "ip"])
-def test_a_dry_run_refuses_a_bad_email_or_ip(api, keys, field):
+@pytest.mark.parametrize(("field", "value"), [
+    ("author_email", "bad"), ("ip", "bad"), ("author_url", "javascript:alert(1)"),
+    ("author_url", 'https://a.example/"onmouseover="x'),
+])
+def test_a_dry_run_refuses_what_intake_refuses(api, keys, field, value):
     response = api.post("/api/v1/admin/rules/test",
-                        {"comment": {"content": "hello", field: "bad"}}, key=keys.admin)
+                        {"comment": {"content": "hello", field: value}}, key=keys.admin)
     assert response.status_code == 422
     assert field in response.get_json()["errors"]["comment"]
+
+
+@pytest.mark.parametrize("url", ["", "https://news.example/a"])
+def test_a_dry_run_takes_a_website_intake_takes_or_none(api, keys, url):
+    response = api.post("/api/v1/admin/rules/test",
+                        {"comment": {"content": "hello", "author_url": url}}, key=keys.admin)
+    assert response.status_code == 200
 
 
 def test_deleting_a_site_revokes_the_keys_left_without_a_site(api, keys):
