@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import flask_smorest
 from flask import Request
 from flask_smorest.error_handler import ErrorSchema
+from marshmallow import fields as ma_fields
 from marshmallow import missing
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import UnsupportedMediaType
@@ -15,6 +16,7 @@ from werkzeug.routing import IntegerConverter
 
 from moderation.api.json_body import json_object
 from moderation.auth import require
+from moderation.errors import Invalid
 from moderation.models import Role
 from moderation.schemas import MAX_ID
 
@@ -39,6 +41,20 @@ class StrictParser(FlaskParser):
         **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None
     }
 
+    def load_querystring(self, req: Request, schema: Any) -> Any:
+        """The query's arguments; 422 for one given twice (`?site=a&site=b`).
+
+        webargs would take the first and drop the other without a word, so a moderator
+        asking for two sites would see one and believe it was both.
+        """
+        lists = {field.data_key or name for name, field in schema.fields.items()
+                 if isinstance(field, ma_fields.List)}
+        repeated = sorted(name for name in req.args
+                          if name not in lists and len(req.args.getlist(name)) > 1)
+        if repeated:
+            raise Invalid("A query argument is given more than once.",
+                          {name: ["Give it once."] for name in repeated})
+        return super().load_querystring(req, schema)
 
     def _raw_load_json(self, req: Request) -> Any:
         """The JSON body, decoded as intake decodes it; 415 for a body of another type.
