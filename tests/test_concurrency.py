@@ -304,7 +304,7 @@ def test_two_identical_comments_at_once_store_one(app, api, monkeypatch):
     assert statuses == [201, 409]
 
 
-def _meanwhile(app, action) -> None:
+def _meanwhile(app, action) -> threading.Thread:
     """Run ``action`` (given a test client) in another thread, as another worker would,
     and wait up to a second for it: it may be waiting for a lock this one holds."""
     worker = threading.Thread(target=lambda: action(app.test_client()))
@@ -313,19 +313,26 @@ def _meanwhile(app, action) -> None:
     return worker
 
 
-def test_a_comment_judged_while_its_thread_closes_is_refused(app, api, keys, monkeypatch):
-    api.post("/api/v1/comments", comment(content="The thread exists."))
+def _judged_while(app, monkeypatch, request) -> list[int]:
+    """Make intake's judging wait for ``request`` (given a test client) sent meanwhile by
+    another worker; the statuses it got are in the list returned."""
     judge = comments._judge
-    closed: list[int] = []
+    statuses: list[int] = []
 
-    def judging_while_a_moderator_closes(*args, **kwargs):
-        _meanwhile(app, lambda client: closed.append(client.put(
-            "/api/v1/moderation/threads",
-            json={"site": "default", "thread": comment()["thread"], "closed": True},
-            headers={"Authorization": f"Bearer {keys.moderator}"}).status_code))
+    def judging(*args, **kwargs):
+        _meanwhile(app, lambda client: statuses.append(request(client).status_code))
         return judge(*args, **kwargs)
 
-    monkeypatch.setattr(comments, "_judge", judging_while_a_moderator_closes)
+    monkeypatch.setattr(comments, "_judge", judging)
+    return statuses
+
+
+def test_a_comment_judged_while_its_thread_closes_is_refused(app, api, keys, monkeypatch):
+    api.post("/api/v1/comments", comment(content="The thread exists."))
+    closed = _judged_while(app, monkeypatch, lambda client: client.put(
+        "/api/v1/moderation/threads",
+        json={"site": "default", "thread": comment()["thread"], "closed": True},
+        headers={"Authorization": f"Bearer {keys.moderator}"}))
     answer = api.post("/api/v1/comments", comment(content="Too late."))
     assert closed == [200]
     assert answer.status_code == 403, answer.get_json()
@@ -333,16 +340,8 @@ def test_a_comment_judged_while_its_thread_closes_is_refused(app, api, keys, mon
 
 
 def test_a_comment_judged_while_its_site_is_deleted_is_a_404(app, api, keys, monkeypatch):
-    judge = comments._judge
-    deleted: list[int] = []
-
-    def judging_while_an_admin_deletes_the_site(*args, **kwargs):
-        _meanwhile(app, lambda client: deleted.append(client.delete(
-            "/api/v1/admin/sites/other",
-            headers={"Authorization": f"Bearer {keys.admin}"}).status_code))
-        return judge(*args, **kwargs)
-
-    monkeypatch.setattr(comments, "_judge", judging_while_an_admin_deletes_the_site)
+    deleted = _judged_while(app, monkeypatch, lambda client: client.delete(
+        "/api/v1/admin/sites/other", headers={"Authorization": f"Bearer {keys.admin}"}))
     answer = api.post("/api/v1/comments", comment(site="other"))
     assert deleted == [204]
     assert answer.status_code == 404, answer.get_json()
