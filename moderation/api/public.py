@@ -14,7 +14,7 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from moderation.api import Blueprint, errors
 from moderation.api.json_body import json_object
-from moderation.auth import current_caller, own_site
+from moderation.auth import current_caller
 from moderation.database import read_only
 from moderation.errors import Forbidden, Invalid, NotFound
 from moderation.extensions import limiter
@@ -146,10 +146,9 @@ def _urlencoded_form() -> dict[str, str]:
 def submit_comment() -> Any:
     """Submit a comment from a site's form or its backend."""
     body, from_form = _submission_body()
-    site = body.get("site")
-    blank = site is None or (isinstance(site, str) and not site.strip())
-    if blank and own_site():  # absent, null, "" or white space: the key's own site
-        body["site"] = own_site()
+    site = limits.site_named(body.get("site"))
+    if site is not None:  # else not text: the schema says so (422)
+        body["site"] = site
     honeypot_filled = _take_honeypot(body)
     if from_form:
         # A form carries what its theme and plugins add (WordPress's own extras, Akismet's
@@ -176,8 +175,8 @@ def submit_comment() -> Any:
 
 def _take_honeypot(body: dict[str, Any]) -> bool:
     """Remove the site's honeypot field from the body; True if a bot filled it in."""
-    site = body.get("site")
-    slug = (site.strip() if isinstance(site, str) else "") or DEFAULT_SITE  # as intake reads it
+    site = body.get("site")  # settled by submit_comment; not text only when invalid
+    slug = site if isinstance(site, str) else DEFAULT_SITE
     field = current_rules().settings_for(slug).honeypot.field
     if not field or field not in body:
         return False

@@ -11,6 +11,7 @@ from moderation.auth import current_caller, own_site
 from moderation.models import Role
 from moderation.services.identity import email_hash
 from moderation.services.rules import current_rules
+from moderation.services.sites import DEFAULT_SITE
 
 
 def _body() -> dict[str, Any]:
@@ -23,13 +24,18 @@ def _body() -> dict[str, Any]:
     return request.form.to_dict()
 
 
-def submitted_site() -> str | None:
-    """The site a submission is for, as intake reads it: the body's `site` (trimmed; blank
-    is not given), else a site key's own site, else `default`; None when it is not text."""
-    site = _body().get("site")
+def site_named(site: Any) -> str | None:
+    """The site a submission's `site` value names, as intake, the limits, CORS and the
+    honeypot all read it: trimmed (blank is not given), else a site key's own site, else
+    `default`; None when it is not text."""
     if site is not None and not isinstance(site, str):
         return None
-    return (site or "").strip() or own_site() or "default"
+    return (site or "").strip() or own_site() or DEFAULT_SITE
+
+
+def submitted_site() -> str | None:
+    """The site the request's submission is for (``site_named`` of its body's `site`)."""
+    return site_named(_body().get("site"))
 
 
 def _site() -> str:
