@@ -133,6 +133,32 @@ def test_wordpress_form_posts_redirect_back_with_the_outcome(api, app, keys):
     assert row.author_url is None
 
 
+def test_a_form_posted_by_the_pages_script_gets_json_not_the_redirect(api, app):
+    """A page that posts its form with fetch(FormData) to show the answer in the page got
+    the 303 as well; the browser followed it to the page across origins and the script saw
+    "Failed to fetch" (found with Chromium). Only a navigation is sent back to the page."""
+    with app.app_context():
+        from moderation.services import sites
+
+        sites.create_site("news", "News", ["https://news.example"])
+    form = {"site": "news", "author": "Ada", "email": "ada@example.org",
+            "comment_post_ID": "42", "thread_url": "https://news.example/story/"}
+    cases = [
+        ({"Sec-Fetch-Mode": "cors", "Accept": "*/*"}, 201),  # fetch() or XMLHttpRequest
+        ({"Sec-Fetch-Mode": "navigate", "Accept": "text/html,*/*;q=0.8"}, 303),  # <form>
+        ({"Accept": "application/json"}, 201),  # a script in a browser without Fetch Metadata
+        ({"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}, 303),
+        ({}, 303),  # no hint at all: as before
+    ]
+    for number, (headers, expected) in enumerate(cases):
+        response = api.client.post("/api/v1/comments", headers=headers, data={
+            **form, "comment": f"Posted the {number}th way."})
+        assert response.status_code == expected, (headers, response.status_code)
+        if expected == 201:
+            assert response.get_json()["status"] == "approved"
+            assert "Location" not in response.headers
+
+
 def test_a_forms_website_without_a_scheme_is_taken_as_http(api, app):
     """As WordPress takes it: commenters type "www.example.org" into the Website box."""
     form = {"author": "Ada", "email": "ada@example.org", "comment_post_ID": "42"}

@@ -139,7 +139,8 @@ def _urlencoded_form() -> dict[str, str]:
 )
 @blp.doc(security=[{}, {"bearerAuth": []}])  # no key (a form), or the site's own key
 @blp.response(201, SubmissionAnswerSchema)
-@blp.alt_response(303, description="Form posts go back to the page, outcome in the URL",
+@blp.alt_response(303, description="A form submitted by the browser (a navigation) goes "
+                  "back to the page, outcome in the URL; a script's post gets the 201",
                   headers={"Location": {"description": "The page, with comment_status and "
                                         "comment_id in its query", "schema": {"type": "string"}}})
 @errors(blp, 400, 401, 403, 404, 409, 413, 415, 422, 429)
@@ -164,7 +165,7 @@ def submit_comment() -> Any:
                       {"Idempotency-Key": ["Length must be between 1 and 255."]})
     signals = _signals(fields, honeypot_filled, _form_too_fast(fields))
     answer = comments.submit(fields, signals, idempotency_key)
-    if from_form and answer.status_code == 201:
+    if from_form and answer.status_code == 201 and _is_navigation():
         target = _form_return_url(fields, answer)
         if target:
             return redirect(target, code=303)
@@ -218,6 +219,24 @@ def _signals(
         honeypot_filled=honeypot_filled,
         form_too_fast=form_too_fast,
     )
+
+
+def _is_navigation() -> bool:
+    """True when the browser will show the answer as a page: a plain form submission.
+
+    A page's script that posts the form itself (``fetch`` with its ``FormData``, as the
+    README suggests for showing errors in the page) must get the JSON answer: redirected,
+    the browser follows the 303 to the page across origins and the script sees a network
+    error, or the page's HTML, instead of the outcome. Browsers say which it is in
+    ``Sec-Fetch-Mode`` (``navigate`` for a form submission, ``cors`` for a script); a
+    browser too old to send it is taken at its ``Accept``: a script that prefers JSON to
+    HTML gets JSON.
+    """
+    mode = request.headers.get("Sec-Fetch-Mode")
+    if mode:
+        return mode == "navigate"
+    accept = request.accept_mimetypes
+    return accept.quality("application/json") <= accept.quality("text/html")
 
 
 # What a form post's redirect adds to the page's query.
