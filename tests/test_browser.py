@@ -1,0 +1,164 @@
+"""A real browser on a site's page: headless Chromium posts the comment form, and the
+page's script posts and reads across origins, as sites use the service.
+
+The service and the site's page are served on loopback by two WSGI servers; Chromium
+loads the page and its script writes what it saw into the DOM, which ``--dump-dom``
+prints. What only a browser checks is checked here: that it follows the form's 303 back
+to the page, that CORS lets the site's own page read the answers (preflight included)
+and keeps another site's page out. `.ci/run` installs Debian's chromium; without it
+these tests are skipped.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+
+from moderation.services import sites
+from tests.test_submission import stored
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+
+# The comment form of a WordPress theme, submitted into a frame so that the page can
+# read where the browser landed (its own origin after the 303). An input named "submit"
+# hides form.submit, as in WordPress themes.
+ARTICLE = """<!doctype html><html><head><meta charset="utf-8"></head><body>
+<pre id="out"></pre><iframe name="landing" id="landing"></iframe>
+<form id="f" target="landing" method="post" action="{api}/api/v1/comments">
+<input type="hidden" name="site" value="news">
+<input type="hidden" name="comment_post_ID" value="/story">
+<input type="hidden" name="thread_url" value="{page}/article.html">
+<input name="author" value="Zoë Reader"><input name="email" value="zoe@example.org">
+<input name="url" value="www.zoe.example">
+<textarea name="comment">Lovely piece — thanks! ✨</textarea>
+<input type="checkbox" name="wp-comment-cookies-consent" value="yes" checked>
+<input type="submit" name="submit" value="Post Comment">
+</form>
+<script>
+const frame = document.getElementById("landing");
+frame.addEventListener("load", () => {{
+  let where;
+  try {{ where = frame.contentWindow.location.href; }} catch (e) {{ where = "elsewhere"; }}
+  document.getElementById("out").textContent = JSON.stringify({{landed: where}});
+}});
+if (!location.search) HTMLFormElement.prototype.submit.call(document.getElementById("f"));
+</script></body></html>"""
+
+# A page's script: the form's data by fetch (to show the answer in the page), a JSON
+# post with an Idempotency-Key (a preflight), the thread, and another site's thread.
+SCRIPT = """<!doctype html><html><head><meta charset="utf-8"></head><body>
+<pre id="out"></pre><script>
+const api = "{api}/api/v1/comments";
+const seen = {{}};
+async function read(name, request) {{
+  try {{
+    const answer = await request;
+    seen[name] = {{status: answer.status, body: await answer.json(),
+                   request_id: answer.headers.get("X-Request-ID")}};
+  }} catch (e) {{ seen[name] = {{error: String(e)}}; }}
+}}
+(async () => {{
+  const form = new FormData();
+  for (const [k, v] of [["site", "news"], ["comment_post_ID", "/story"], ["author", "Form Data"],
+                        ["email", "fd@example.org"], ["thread_url", "{page}/script.html"],
+                        ["comment", "Posted by the page's script."]]) form.append(k, v);
+  await read("form_by_fetch", fetch(api, {{method: "POST", body: form}}));
+  await read("json", fetch(api, {{method: "POST",
+    headers: {{"Content-Type": "application/json", "Idempotency-Key": "page-1"}},
+    body: JSON.stringify({{site: "news", thread: "/story", author_name: "Jay",
+                           author_email: "jay@example.org", content: "Posted as JSON."}})}}));
+  await read("thread", fetch(api + "?site=news&thread=/story"));
+  await read("other_site", fetch(api + "?site=default&thread=/story"));
+  document.getElementById("out").textContent = JSON.stringify(seen);
+}})();
+</script></body></html>"""
+
+
+class Server:
+    """A WSGI app served on a free loopback port by a thread, for the test's duration."""
+
+    def __init__(self, wsgi_app: Any) -> None:
+        self._server = make_server("127.0.0.1", 0, wsgi_app)
+        self.origin = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join()
+
+
+def page_server(pages: dict[str, str]) -> Server:
+    def site(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        page = pages.get(environ["PATH_INFO"])
+        if page is None:
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found"]
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [page.encode()]
+
+    return Server(site)
+
+
+@pytest.fixture
+def browser_setup(app) -> Iterator[tuple[Server, Server, dict[str, str]]]:
+    pages: dict[str, str] = {}
+    service, site = Server(app), page_server(pages)
+    with app.app_context():
+        sites.create_site("news", "News", [site.origin])
+    yield service, site, pages
+    site.stop()
+    service.stop()
+
+
+def browse(url: str) -> dict[str, Any]:
+    """What the page's script wrote into <pre id="out">, once Chromium settles."""
+    run = subprocess.run(
+        [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-extensions", "--virtual-time-budget=15000", "--dump-dom", url],
+        capture_output=True, text=True, timeout=60,
+    )
+    found = re.search(r'<pre id="out">(.*?)</pre>', run.stdout, re.S)
+    assert found and found.group(1), (run.returncode, run.stdout[-2000:], run.stderr[-2000:])
+    return json.loads(html.unescape(found.group(1)))
+
+
+def test_the_comment_form_goes_back_to_the_page_with_the_outcome(app, browser_setup):
+    service, site, pages = browser_setup
+    pages["/article.html"] = ARTICLE.format(api=service.origin, page=site.origin)
+    landed = browse(f"{site.origin}/article.html")["landed"]
+    match = re.fullmatch(
+        re.escape(f"{site.origin}/article.html?comment_status=approved&comment_id=")
+        + r"(\d+)#comment-\1",
+        landed,
+    )
+    assert match, landed
+    comment = stored(app, int(match.group(1)))
+    assert (comment.author_name, comment.author_url, comment.content) == (
+        "Zoë Reader", "http://www.zoe.example", "Lovely piece — thanks! ✨")
+    assert comment.user_agent and "Chrome" in comment.user_agent
+
+
+def test_the_pages_script_reads_its_own_sites_answers_and_no_other(app, browser_setup):
+    service, site, pages = browser_setup
+    pages["/script.html"] = SCRIPT.format(api=service.origin, page=site.origin)
+    seen = browse(f"{site.origin}/script.html")
+    assert seen["form_by_fetch"]["status"] == 201, seen
+    assert seen["form_by_fetch"]["body"]["status"] == "approved"
+    assert seen["json"]["status"] == 201, seen
+    assert seen["json"]["request_id"]  # exposed to the page for support requests
+    thread = seen["thread"]["body"]
+    assert [item["author_name"] for item in thread["items"]] == ["Form Data", "Jay"]
+    assert "author_email" not in json.dumps(thread)
+    # The default site allows no origin: its answers are not the news site's page's to read.
+    assert "Failed to fetch" in seen["other_site"]["error"]
