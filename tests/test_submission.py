@@ -258,6 +258,14 @@ def test_the_same_comment_twice_is_409(api):
     assert elsewhere.status_code == 201
 
 
+def test_comments_of_markup_alone_are_not_all_the_same_comment(api):
+    """The rules' normaliser strips tags, so "<grin>" and "<wink>" both folded to empty
+    text, and the second from the same reader was refused as a duplicate (409)."""
+    assert api.post("/api/v1/comments", comment(content="<grin>")).status_code == 201
+    assert api.post("/api/v1/comments", comment(content="<wink>")).status_code == 201
+    assert api.post("/api/v1/comments", comment(content=" <WINK> ")).status_code == 409
+
+
 def test_closed_thread_is_403(api, keys):
     closed = api.put(
         "/api/v1/moderation/threads",
