@@ -162,3 +162,76 @@ def test_the_pages_script_reads_its_own_sites_answers_and_no_other(app, browser_
     assert "author_email" not in json.dumps(thread)
     # The default site allows no origin: its answers are not the news site's page's to read.
     assert "Failed to fetch" in seen["other_site"]["error"]
+
+
+# A reader's page that shows the thread as the README says it may: content_html as HTML,
+# author_url in href, the name as text. It reports whether any payload ran, which
+# elements the comments made and where their links go.
+READER = """<!doctype html><html><head><meta charset="utf-8"></head><body>
+<div id="thread"></div><pre id="out"></pre><script>
+window.pwned = 0;
+(async () => {{
+  const answer = await fetch("{api}/api/v1/comments?site=news&thread=/story&limit=100");
+  const thread = document.getElementById("thread");
+  for (const item of (await answer.json()).items) {{
+    const box = document.createElement("div");
+    box.innerHTML = item.content_html;
+    if (item.author_url) {{
+      const author = document.createElement("a");
+      author.href = item.author_url;
+      author.textContent = item.author_name;
+      box.prepend(author);
+    }}
+    thread.append(box);
+  }}
+  setTimeout(() => {{
+    const links = [...thread.querySelectorAll("a")];
+    document.getElementById("out").textContent = JSON.stringify({{
+      pwned: window.pwned,
+      comments: thread.children.length,
+      tags: [...new Set([...thread.children].flatMap(
+        (box) => [...box.querySelectorAll("*")].map((e) => e.tagName)))].sort(),
+      hrefs: links.map((a) => a.href),
+      rels: links.filter((a) => a.parentElement.tagName === "P").map((a) => a.rel),
+    }});
+  }}, 1000);
+}})();
+</script></body></html>"""
+
+PAYLOADS = [
+    "<script>window.pwned = 1</script>",
+    '<img src=x onerror="window.pwned = 2">',
+    'See https://example.com/"onmouseover="window.pwned=3" and https://example.com/\'x',
+    "http://x.example/<svg/onload=window.pwned=4>",
+    "javascript:window.pwned=5",
+    '<a href="javascript:window.pwned=6">click</a>',
+    "</p><iframe src=javascript:window.pwned=7></iframe>",
+    "https://a.example/?a=1&b=2&lt;script&gt; (https://en.wikipedia.org/wiki/Mercury_(planet))",
+    "line one\n\nline <b>two</b>\nline three",
+]
+
+
+def test_a_page_that_shows_content_html_runs_none_of_the_comments(app, api, browser_setup):
+    service, site, pages = browser_setup
+    for number, payload in enumerate(PAYLOADS):
+        answer = api.post("/api/v1/comments", {
+            "site": "news", "thread": "/story", "author_name": f"<b>Reader {number}</b>",
+            "author_email": f"r{number}@example.org", "content": payload,
+            "author_url": f"https://reader{number}.example/?q=<&>" if number == 0 else None,
+        })
+        if number == 0:  # a URL a page could not put into href as it comes
+            assert answer.status_code == 422
+            answer = api.post("/api/v1/comments", {
+                "site": "news", "thread": "/story", "author_name": "<b>Reader 0</b>",
+                "author_email": "r0@example.org", "content": payload,
+                "author_url": "https://reader0.example/?q=a&b=c"})
+        assert answer.status_code == 201, answer.get_json()
+        assert answer.get_json()["status"] == "approved"
+    pages["/reader.html"] = READER.format(api=service.origin)
+    seen = browse(f"{site.origin}/reader.html")
+    assert seen["comments"] == len(PAYLOADS)
+    assert seen["pwned"] == 0
+    assert set(seen["tags"]) <= {"A", "BR", "P"}, seen["tags"]
+    assert all(href.startswith(("http://", "https://")) for href in seen["hrefs"]), seen
+    assert seen["rels"] and set(seen["rels"]) == {"nofollow ugc noopener"}
+    assert "https://en.wikipedia.org/wiki/Mercury_(planet)" in seen["hrefs"]
