@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,10 +25,27 @@ import pytest
 from werkzeug.serving import make_server
 
 from moderation.services import sites
+from tests.conftest import PERMISSIVE_RULES
 from tests.test_submission import stored
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+
+# The test rules, with the bot traps: a honeypot field on every site, and form tokens on
+# the `trapped` site (the others' pages post without one).
+RULES = PERMISSIVE_RULES.read_text() + """
+honeypot: {field: website_url}
+sites:
+  trapped:
+    form_token: {enabled: true, min_seconds: 2, max_age_seconds: 3600}
+"""
+
+
+@pytest.fixture
+def app_config(tmp_path) -> dict[str, Any]:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    return {"RULES_FILE": str(rules)}
 
 # The comment form of a WordPress theme, submitted into a frame so that the page can
 # read where the browser landed (its own origin after the 303). An input named "submit"
@@ -100,6 +118,10 @@ class Server:
 
 def page_server(pages: dict[str, str]) -> Server:
     def site(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ["PATH_INFO"] == "/wait":  # real seconds: Chromium's virtual time
+            time.sleep(float(environ["QUERY_STRING"]))  # fast-forwards the page's timers
+            start_response("204 No Content", [])
+            return []
         page = pages.get(environ["PATH_INFO"])
         if page is None:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
@@ -116,6 +138,7 @@ def browser_setup(app) -> Iterator[tuple[Server, Server, dict[str, str]]]:
     service, site = Server(app), page_server(pages)
     with app.app_context():
         sites.create_site("news", "News", [site.origin])
+        sites.create_site("trapped", "Trapped", [site.origin])
     yield service, site, pages
     site.stop()
     service.stop()
@@ -235,3 +258,64 @@ def test_a_page_that_shows_content_html_runs_none_of_the_comments(app, api, brow
     assert all(href.startswith(("http://", "https://")) for href in seen["hrefs"]), seen
     assert seen["rels"] and set(seen["rels"]) == {"nofollow ugc noopener"}
     assert "https://en.wikipedia.org/wiki/Mercury_(planet)" in seen["hrefs"]
+
+
+# A form with both traps, as a human fills it in: the honeypot left empty (hidden by CSS),
+# the form token fetched when the page loads, the form sent seconds later. A bot's copy
+# posts at once.
+TRAPPED = """<!doctype html><html><head><meta charset="utf-8"></head><body>
+<pre id="out"></pre>
+<iframe name="human"></iframe><iframe name="bot"></iframe>
+<form id="human" target="human" method="post" action="{api}/api/v1/comments">
+<input type="hidden" name="site" value="trapped">
+<input type="hidden" name="comment_post_ID" value="/story">
+<input type="hidden" name="thread_url" value="{page}/trapped.html">
+<input type="hidden" name="form_token">
+<p style="display:none"><input name="website_url" autocomplete="off"></p>
+<input name="author" value="Human"><input name="email" value="human@example.org">
+<textarea name="comment">Took my time to write this.</textarea>
+</form>
+<form id="bot" target="bot" method="post" action="{api}/api/v1/comments">
+<input type="hidden" name="site" value="trapped">
+<input type="hidden" name="comment_post_ID" value="/story">
+<input type="hidden" name="thread_url" value="{page}/trapped.html">
+<input type="hidden" name="form_token">
+<input name="author" value="Bot"><input name="email" value="bot@example.org">
+<textarea name="comment">Posted the moment the page loaded.</textarea>
+</form>
+<script>
+const landed = {{}};
+for (const name of ["human", "bot"]) {{
+  document.querySelector(`iframe[name=${{name}}]`).addEventListener("load", (event) => {{
+    try {{ landed[name] = event.target.contentWindow.location.href; }}
+    catch (e) {{ landed[name] = "elsewhere"; }}
+    document.getElementById("out").textContent = JSON.stringify(landed);
+  }});
+}}
+(async () => {{
+  if (location.search) return;  // the page again, in a frame, after a post
+  const answer = await fetch("{api}/api/v1/form-token?site=trapped&thread=/story");
+  const token = (await answer.json()).form_token;
+  for (const form of document.forms) form.elements.form_token.value = token;
+  HTMLFormElement.prototype.submit.call(document.getElementById("bot"));
+  await fetch("/wait?2.5");
+  HTMLFormElement.prototype.submit.call(document.getElementById("human"));
+}})();
+</script></body></html>"""
+
+
+def test_a_human_in_a_browser_passes_the_bot_traps_and_a_hasty_post_does_not(
+        app, browser_setup):
+    service, site, pages = browser_setup
+    pages["/trapped.html"] = TRAPPED.format(api=service.origin, page=site.origin)
+    landed = browse(f"{site.origin}/trapped.html")
+    outcomes = {}
+    for name, url in landed.items():
+        match = re.search(r"comment_status=(\w+)&comment_id=(\d+)", url)
+        assert match and url.startswith(f"{site.origin}/trapped.html?"), landed
+        outcomes[name] = (match.group(1), stored(app, int(match.group(2))))
+    assert set(outcomes) == {"human", "bot"}, landed
+    status, comment = outcomes["human"]
+    assert (status, comment.status.value) == ("approved", "approved")
+    status, comment = outcomes["bot"]
+    assert (status, comment.status.value) == ("pending", "spam")  # spammers learn nothing
