@@ -5,7 +5,8 @@ The service and the site's page are served on loopback by two WSGI servers; Chro
 loads the page and its script writes what it saw into the DOM, which ``--dump-dom``
 prints. What only a browser checks is checked here: that it follows the form's 303 back
 to the page, that CORS lets the site's own page read the answers (preflight included)
-and keeps another site's page out. `.ci/run` installs Debian's chromium; without it
+and keeps another site's page out, that `content_html` put into a page runs nothing, and
+that a human passes the bot traps. `.ci/run` installs Debian's chromium; without it
 these tests are skipped.
 """
 
