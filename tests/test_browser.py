@@ -320,3 +320,18 @@ def test_a_human_in_a_browser_passes_the_bot_traps_and_a_hasty_post_does_not(
     assert (status, comment.status.value) == ("approved", "approved")
     status, comment = outcomes["bot"]
     assert (status, comment.status.value) == ("pending", "spam")  # spammers learn nothing
+
+
+def test_the_docs_page_renders_the_spec_with_nothing_from_the_internet(browser_setup):
+    """ReDoc comes from the service itself (it came from a CDN: blank offline)."""
+    service, _, _ = browser_setup
+    run = subprocess.run(
+        [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-extensions", "--virtual-time-budget=15000",
+         # Any host but loopback is unreachable, as on a machine without internet.
+         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+         "--dump-dom", f"{service.origin}/docs"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert "Submit a comment from a site" in run.stdout, run.stdout[-2000:]
+    assert "Approved comments of one thread" in run.stdout

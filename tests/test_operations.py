@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 from moderation.logs import JsonFormatter
 from tests.conftest import comment
@@ -32,10 +33,20 @@ def test_openapi_lists_every_route_with_the_bearer_scheme(app, client):
     assert {"201", "303", "400", "403", "409", "413", "415", "422", "429"} <= set(submit)
 
 
-def test_docs_page_is_served(client):
+def test_docs_page_is_served_with_nothing_from_another_host(client):
+    """The page loaded ReDoc from a CDN: blank offline, and the CDN saw each reader."""
     response = client.get("/docs")
     assert response.status_code == 200
     assert b"openapi.json" in response.data
+    page = response.get_data(as_text=True)
+    assert not re.search(r'(src|href)="(https?:)?//', page), page
+    scripts = re.findall(r'<script src="([^"]+)"', page)
+    assert scripts == ["/static/redoc/redoc.standalone.js"]
+    bundle = client.get(scripts[0])
+    assert bundle.status_code == 200 and bundle.mimetype in ("text/javascript",
+                                                             "application/javascript")
+    assert b"Redoc" in bundle.data[:2000]
+    bundle.close()
 
 
 def test_unknown_route_and_method_are_json(client):
