@@ -30,7 +30,10 @@ NOT_IN_URL = frozenset('"<>`')
 
 
 def _http_url(value: str) -> None:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # "http://[::1": an unclosed IPv6 bracket, which urlsplit refuses
+        raise ValidationError("Must be an http or https URL.") from None
     if (
         parts.scheme not in ("http", "https")
         or not parts.netloc

@@ -110,3 +110,15 @@ def test_a_public_answer_says_it_varies_by_origin_even_to_a_request_without_one(
     assert answer.status_code == 200
     assert "Origin" in answer.headers.get("Vary", "")
     assert _allowed(answer) is None
+
+
+def test_an_origin_no_browser_sends_is_not_allowed_and_not_a_500(api, two_sites):
+    """urlsplit refuses an unclosed IPv6 bracket: the CORS check turned such an Origin into
+    a 500, on a submission after its comment was stored."""
+    bad = "http://[::1"
+    preflight = api.client.options("/api/v1/comments", headers={
+        "Origin": bad, "Access-Control-Request-Method": "POST"})
+    posted = api.post("/api/v1/comments", comment(site="news"), headers={"Origin": bad})
+    read = api.get("/api/v1/comments?site=news&thread=/a", headers={"Origin": bad})
+    assert (preflight.status_code, posted.status_code, read.status_code) == (200, 201, 200)
+    assert _allowed(preflight) is _allowed(posted) is _allowed(read) is None

@@ -67,6 +67,14 @@ def test_a_website_that_could_break_out_of_a_link_or_disguise_its_host_is_refuse
     assert fine.status_code == 201
 
 
+def test_a_url_with_an_unclosed_ipv6_bracket_is_422_not_500(api):
+    """urlsplit raises on "http://[::1"; the validator let that through as a 500."""
+    for field in ("author_url", "thread_url"):
+        answer = api.post("/api/v1/comments", comment(**{field: "http://[::1"}))
+        assert answer.status_code == 422, field
+        assert field in answer.get_json()["errors"]
+
+
 def test_content_over_ten_thousand_characters_is_refused(api):
     response = api.post("/api/v1/comments", comment(content="x" * 10_001))
     assert response.status_code == 422
@@ -227,6 +235,23 @@ def test_form_post_never_redirects_off_site(api):
             "comment_post_ID": "42",
             "thread_url": "https://evil.example/phish",
         },
+    )
+    assert response.status_code == 201
+    assert "Location" not in response.headers
+
+
+def test_a_form_post_with_a_referer_no_browser_sends_is_answered_not_a_500(api, app):
+    """The comment was stored, then working out the redirect raised on the Referer
+    "http://[::1": the reader saw a 500, and posting again was a 409."""
+    with app.app_context():
+        from moderation.services import sites
+
+        sites.change_site("default", allowed_origins=["https://blog.example"])
+    response = api.client.post(
+        "/api/v1/comments",
+        data={"author": "Ada", "email": "ada@example.org", "comment": "Odd referer.",
+              "comment_post_ID": "42"},
+        headers={"Referer": "http://[::1"},
     )
     assert response.status_code == 201
     assert "Location" not in response.headers

@@ -250,7 +250,10 @@ def _form_return_url(fields: dict[str, Any], answer: comments.Answer) -> str | N
     for candidate in (fields.get("thread_url"), request.referrer):
         if not candidate:
             continue
-        parts = urlsplit(candidate)
+        try:
+            parts = urlsplit(candidate)
+        except ValueError:  # a Referer no browser sends ("http://[::1"): not the page
+            continue
         origin = f"{parts.scheme}://{parts.netloc}"
         no_userinfo = "@" not in parts.netloc
         if parts.scheme in ("http", "https") and no_userinfo and origin_in(origin, allowed):

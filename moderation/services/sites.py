@@ -71,10 +71,12 @@ def canonical_origin(origin: str) -> str:
     """An origin as browsers send it (RFC 6454): scheme and host in lower case, no default
     port, no trailing slash; "https://News.Example:443/" would otherwise never match."""
     origin = origin.strip().rstrip("/")
-    parts = urlsplit(origin)
     try:
+        parts = urlsplit(origin)
         port = parts.port
-    except ValueError:  # out of range: leave it as given (it matches nothing a browser sends)
+    except ValueError:
+        # An unclosed IPv6 bracket or a port out of range: left as given, it matches
+        # nothing a browser sends.
         return origin.lower()
     scheme, host = parts.scheme.lower(), parts.hostname or ""
     default_port = {"http": 80, "https": 443}.get(scheme)
