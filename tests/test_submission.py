@@ -108,6 +108,23 @@ def test_body_over_the_limit_is_413(client):
     assert response.get_json()["code"] == 413
 
 
+def test_the_public_posts_refuse_query_arguments(api, keys):
+    """Every /api/v1 route refuses unknown query arguments; these two took any, so a form
+    whose action said `?site=other` posted to `default` without a word."""
+    posted = api.post("/api/v1/comments?site=other", comment())
+    assert posted.status_code == 422
+    assert "site" in posted.get_json()["errors"]
+    published = api.post("/api/v1/comments", comment(content="Published.")).get_json()
+    assert published["status"] == "approved"
+    flagged = api.post(f"/api/v1/comments/{published['id']}/flags?reason=spam",
+                       {"reason": "abuse"})
+    assert flagged.status_code == 422
+    assert "reason" in flagged.get_json()["errors"]
+    queue = api.get("/api/v1/moderation/queue?status=approved", key=keys.admin).get_json()
+    assert [(item["id"], item["flag_count"]) for item in queue["items"]] == [
+        (published["id"], 0)]
+
+
 def test_unknown_site_is_404(api):
     response = api.post("/api/v1/comments", comment(site="nowhere"))
     assert response.status_code == 404

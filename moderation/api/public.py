@@ -26,6 +26,7 @@ from moderation.schemas import (
     FlagSchema,
     FormTokenQuerySchema,
     FormTokenSchema,
+    NoQuerySchema,
     SubmissionAnswerSchema,
     ThreadPageSchema,
     ThreadQuerySchema,
@@ -66,6 +67,9 @@ FORM_SUBMISSION = {
 # One schema instance for every request: building one deep-copies its fields, which cost
 # more than the load itself. Loading keeps no state on the instance.
 SUBMISSION = CommentSubmissionSchema()
+# The POST routes take no query arguments and refuse any (422), as every /api/v1 route
+# refuses unknown ones: `POST /api/v1/comments?site=news` must not post to `default`.
+NO_QUERY = NoQuerySchema()
 
 
 def _submission_body() -> tuple[dict[str, Any], bool]:
@@ -138,6 +142,7 @@ def _urlencoded_form() -> dict[str, str]:
     exempt_when=limits.no_email_limit,
 )
 @blp.doc(security=[{}, {"bearerAuth": []}])  # no key (a form), or the site's own key
+@blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.response(201, SubmissionAnswerSchema)
 @blp.alt_response(303, description="A form submitted by the browser (a navigation) goes "
                   "back to the page, outcome in the URL; a script's post gets the 201",
@@ -291,6 +296,7 @@ def list_comments(query: dict[str, Any]) -> Response:
     scope="flag",
     exempt_when=limits.no_reporter_limit,
 )
+@blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.arguments(FlagSchema())
 @blp.response(202, FlagAnswerSchema)
 @errors(blp, 400, 404, 415, 422, 429)
