@@ -35,6 +35,21 @@ def test_per_email_limit_answers_429_with_retry_after(api):
     assert limited.get_json()["code"] == 429
 
 
+def test_a_retry_gets_its_first_answer_and_is_not_counted_against_the_limits(api):
+    """A retry with the same Idempotency-Key stores nothing: it got a 429 instead of its
+    first answer once the commenter reached a limit, and each retry used up a comment."""
+    first = api.post("/api/v1/comments", comment(content="one"),
+                     headers={"Idempotency-Key": "one"})
+    assert first.status_code == 201
+    retries = [api.post("/api/v1/comments", comment(content="one"),
+                        headers={"Idempotency-Key": "one"}) for _ in range(3)]
+    assert [(r.status_code, r.get_json()) for r in retries] == [(201, first.get_json())] * 3
+    assert api.post("/api/v1/comments", comment(content="two")).status_code == 201
+    late = api.post("/api/v1/comments", comment(content="one"), headers={"Idempotency-Key": "one"})
+    assert (late.status_code, late.get_json()) == (201, first.get_json())
+    assert api.post("/api/v1/comments", comment(content="three")).status_code == 429
+
+
 def test_per_ip_limit_counts_across_emails(api):
     statuses = [
         api.post("/api/v1/comments",

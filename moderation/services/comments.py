@@ -182,6 +182,22 @@ def _request_hash(fields: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+_ANSWERED = (
+    sa.select(_idempotency.c.id)
+    .join(_sites, _sites.c.id == _idempotency.c.site_id)
+    .where(_sites.c.slug == sa.bindparam("site"), _idempotency.c.key == sa.bindparam("key"))
+)
+
+
+def answered(site_slug: str, idempotency_key: str) -> bool:
+    """Whether a submission to this site with this Idempotency-Key has an answer stored."""
+    with read_only():  # before intake's phases: not holding SQLite's write lock
+        found = db.session.connection().execute(
+            _ANSWERED, {"site": site_slug, "key": idempotency_key}
+        ).first()
+    return found is not None
+
+
 def _replay(site_id: int, key: str, request_hash: str) -> Answer | None:
     record = db.session.connection().execute(_REPLAY, {"site_id": site_id, "key": key}).first()
     if record is None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, request
+from flask import Response, g, request
 from webargs.flaskparser import is_json_request
 
 from moderation.auth import current_caller, own_site
 from moderation.models import Role
+from moderation.services.comments import answered
 from moderation.services.identity import email_hash
 from moderation.services.rules import current_rules
 from moderation.services.sites import DEFAULT_SITE
@@ -83,13 +84,27 @@ def per_reporter() -> str:
     return _limit("flag_per_reporter", "default") or ""
 
 
+def _retry() -> bool:
+    """Whether the submission retries one already answered (its Idempotency-Key is stored).
+
+    A retry is answered with the first answer and stores nothing, so it is not another
+    comment to count: counted, the retry of a comment that reached a limit got a 429
+    instead of its answer, and each retry used up a comment of the commenter's allowance.
+    A key stored with another body is answered 422, so this lets no comment through.
+    """
+    if "submission_retry" not in g:
+        key = request.headers.get("Idempotency-Key")
+        g.submission_retry = bool(key) and len(key) <= 255 and answered(_site(), key)
+    return g.submission_retry
+
+
 # A limit set to null in the rules file switches that limit off.
 def no_ip_limit() -> bool:
-    return not _limit("per_ip")
+    return not _limit("per_ip") or _retry()
 
 
 def no_email_limit() -> bool:
-    return not _limit("per_email")
+    return not _limit("per_email") or _retry()
 
 
 def no_reporter_limit() -> bool:
