@@ -24,6 +24,8 @@ from moderation.schemas import (
 from moderation.services import keys, privacy, sites
 
 blp = Blueprint("admin", __name__, url_prefix="/api/v1/admin", description="Sites, keys and rules")
+# Routes without query arguments refuse them all (422), writes included: a stray
+# `?dry_run=1` or `?limit=` must not look as if it had been applied.
 NO_QUERY = NoQuerySchema()
 # A site change as the spec states it: the schema, and at least one of its fields.
 SITE_CHANGE_DOC = {"allOf": [SiteChangeSchema], "minProperties": 1}
@@ -53,6 +55,7 @@ def list_sites() -> dict[str, Any]:
 
 @blp.route("/sites", methods=["POST"])
 @guarded(blp, Role.ADMIN)
+@blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.arguments(SiteSchema())
 @blp.response(201, SiteSchema)
 @errors(blp, 400, 409, 415, 422)
@@ -73,6 +76,7 @@ def get_site(slug: str) -> Any:
 
 @blp.route("/sites/<string:slug>", methods=["PATCH"])
 @guarded(blp, Role.ADMIN)
+@blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.arguments(SiteChangeSchema())
 @blp.doc(requestBody={"content": {"application/json": {"schema": SITE_CHANGE_DOC}}})
 @blp.response(200, SiteSchema)
@@ -88,8 +92,9 @@ def change_site(change: dict[str, Any], slug: str) -> Any:
 
 @blp.route("/sites/<string:slug>", methods=["DELETE"])
 @guarded(blp, Role.ADMIN)
+@blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.response(204)
-@errors(blp, 404, 409)
+@errors(blp, 404, 409, 422)
 def delete_site(slug: str) -> None:
     """Remove a site that has no comments.
 
@@ -111,6 +116,7 @@ def list_keys() -> dict[str, Any]:
 
 @blp.route("/keys", methods=["POST"])
 @guarded(blp, Role.ADMIN)
+@blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.arguments(KeyRequestSchema())
 @blp.doc(requestBody={"content": {"application/json": {"schema": KEY_REQUEST_DOC}}})
 @blp.response(201, NewKeySchema)
@@ -127,8 +133,9 @@ def create_key(request: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/keys/<id:key_id>", methods=["DELETE"])
 @guarded(blp, Role.ADMIN)
+@blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.response(204)
-@errors(blp, 404, 409)
+@errors(blp, 404, 409, 422)
 def revoke_key(key_id: int) -> None:
     """Revoke a key; the last active admin key cannot be revoked (409)."""
     keys.revoke_key(key_id)
@@ -136,6 +143,7 @@ def revoke_key(key_id: int) -> None:
 
 @blp.route("/privacy/erase", methods=["POST"])
 @guarded(blp, Role.ADMIN)
+@blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.arguments(EraseSchema())
 @blp.response(200, EraseAnswerSchema)
 @errors(blp, 400, 415, 422)

@@ -18,11 +18,14 @@ from moderation.schemas import (
 from moderation.services import backtest, rules
 
 blp = Blueprint("rules", __name__, url_prefix="/api/v1/admin/rules", description="Rules")
+# No route here takes query arguments: `?limit=1000` on a backtest must be a 422, not
+# quietly replaced by the default.
+NO_QUERY = NoQuerySchema()
 
 
 @blp.route("", methods=["GET"])
 @guarded(blp, Role.ADMIN)
-@blp.arguments(NoQuerySchema(), location="query", as_kwargs=True)
+@blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.response(200, RulesStateSchema)
 @errors(blp, 422)
 def rules_state() -> dict[str, Any]:
@@ -32,6 +35,7 @@ def rules_state() -> dict[str, Any]:
 
 @blp.route("/test", methods=["POST"])
 @guarded(blp, Role.ADMIN)
+@blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.arguments(RulesTestSchema())
 @blp.response(200, VerdictSchema)
 @errors(blp, 400, 404, 415, 422)
@@ -43,6 +47,7 @@ def rules_test(request: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/backtest", methods=["POST"])
 @guarded(blp, Role.ADMIN)
+@blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.arguments(BacktestRequestSchema())
 @blp.response(200, BacktestSchema)
 @errors(blp, 400, 415, 422)
