@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -18,9 +19,12 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
 
 from moderation.extensions import db
 from moderation.models import ClassifierToken, ClassifierTotal, Comment, Site
+
+log = logging.getLogger(__name__)
 
 # Multiprocess mode writes each metric to a file in this folder as soon as the metric is
 # defined (below), so the folder must exist before then; gunicorn.conf.py empties it.
@@ -44,30 +48,42 @@ RULES_RELOAD_ERRORS = Counter(
 
 
 class DatabaseCollector(Collector):
-    """Figures read from the database at scrape time: queue depth and classifier size."""
+    """Figures read from the database at scrape time: queue depth and classifier size.
+
+    With the database away they are left out, not the scrape failed: the requests answered
+    503 and the rules reload errors are what an operator needs to see at that moment.
+    """
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            depths = db.session.execute(
+                sa.select(Site.slug, Comment.status, sa.func.count())
+                .join(Site, Site.id == Comment.site_id)
+                .group_by(Site.slug, Comment.status)
+            ).all()
+            token_count = db.session.scalar(
+                sa.select(sa.func.count()).select_from(ClassifierToken)
+            )
+            totals = db.session.execute(
+                sa.select(ClassifierTotal.label, ClassifierTotal.messages)
+            ).all()
+        except SQLAlchemyError as error:
+            db.session.rollback()
+            log.warning("metrics without database figures: %s", type(error).__name__)
+            return
         depth = GaugeMetricFamily(
             "moderation_queue_depth", "Comments by site and status", labels=["site", "status"]
         )
-        rows = db.session.execute(
-            sa.select(Site.slug, Comment.status, sa.func.count())
-            .join(Site, Site.id == Comment.site_id)
-            .group_by(Site.slug, Comment.status)
-        )
-        for slug, status, count in rows:
+        for slug, status, count in depths:
             depth.add_metric([slug, status.value], count)
         yield depth
         tokens = GaugeMetricFamily("moderation_classifier_tokens", "Tokens the classifier knows")
-        tokens.add_metric([], db.session.scalar(sa.select(sa.func.count()).select_from(
-            ClassifierToken)) or 0)
+        tokens.add_metric([], token_count or 0)
         yield tokens
         messages = GaugeMetricFamily(
             "moderation_classifier_messages", "Decisions learned, by label", labels=["label"]
         )
-        for label, count in db.session.execute(
-            sa.select(ClassifierTotal.label, ClassifierTotal.messages)
-        ):
+        for label, count in totals:
             messages.add_metric([label], count)
         yield messages
 

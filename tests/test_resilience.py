@@ -36,5 +36,11 @@ def test_unreachable_database_answers_503_with_retry_after():
         assert "database" in ready.get_json()["message"]
         assert ready.headers["Retry-After"].isdigit()
         assert client.get("/healthz").status_code == 200
+        # The process's own figures still answer: the 503s are what an operator looks for.
+        metrics = client.get("/metrics")
+        assert metrics.status_code == 200
+        text = metrics.get_data(as_text=True)
+        assert 'route="/api/v1/comments",status="503"' in text
+        assert "moderation_queue_depth" not in text
     finally:
         close_app(app)

@@ -32,7 +32,11 @@ def healthz() -> dict[str, Any]:
 @blp.doc(responses={"200": {"description": "Prometheus text format",
                             "content": {"text/plain": {"schema": {"type": "string"}}}}})
 def metrics() -> Any:
-    """Prometheus metrics, summed over every gunicorn worker."""
+    """Prometheus metrics, summed over every gunicorn worker.
+
+    While the database is away the scrape still answers, without the queue depth and the
+    classifier's size.
+    """
     return metrics_response()
 
 
