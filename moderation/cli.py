@@ -56,6 +56,11 @@ class ModerationGroup(FlaskGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except RulesError as error:  # building the app loads the rules in force
+            raise click.ClickException(
+                "The rules file in force (MODERATION_RULES_FILE) does not load:\n"
+                + "\n".join(error.messages or [str(error)])
+            ) from None
         except (OperationalError, ProgrammingError) as error:
             text = str(error.orig)
             if "no such table" in text or "does not exist" in text:

@@ -104,3 +104,21 @@ def test_a_database_not_set_up_is_one_line_not_a_traceback(tmp_path, monkeypatch
     away = CliRunner().invoke(command, ["sites", "list"])
     assert away.exit_code == 1
     assert "Cannot use the database (OperationalError)" in away.output
+
+
+def test_a_broken_rules_file_in_force_is_named_not_a_traceback(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from moderation import create_app
+    from moderation.cli import ModerationGroup
+
+    broken = tmp_path / "rules.yaml"
+    broken.write_text("version: 1\nrules:\n  - {id: X, type: terms, terms: [a], scor: 1}\n")
+    monkeypatch.setenv("MODERATION_INSTANCE_PATH", str(tmp_path / "instance"))
+    monkeypatch.setenv("MODERATION_RULES_FILE", str(broken))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    command = ModerationGroup(create_app=lambda: create_app())
+    result = CliRunner().invoke(command, ["purge"])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"{broken}: rule X: scor: Unknown field." in result.output
