@@ -18,6 +18,9 @@ from moderation.extensions import db
 from moderation.models import Site
 from moderation.rules import RulesError, load_rules
 
+# PostgreSQL's SQLSTATE for a table that does not exist (undefined_table).
+UNDEFINED_TABLE = "42P01"
+
 
 def register_commands(app: Flask) -> None:
     app.cli.add_command(init_command)
@@ -62,8 +65,10 @@ class ModerationGroup(FlaskGroup):
                 + "\n".join(error.messages or [str(error)])
             ) from None
         except (OperationalError, ProgrammingError) as error:
-            text = str(error.orig)
-            if "no such table" in text or "does not exist" in text:
+            # A missing table, not any "does not exist": PostgreSQL says that of a database
+            # or a role too, which `moderation init` cannot create.
+            if "no such table" in str(error.orig) or (
+                    getattr(error.orig, "sqlstate", None) == UNDEFINED_TABLE):
                 message = "The database is not set up yet: run `moderation init` first."
             else:
                 message = (f"Cannot use the database ({type(error.orig).__name__}); "

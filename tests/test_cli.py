@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import sqlalchemy as sa
@@ -104,6 +105,26 @@ def test_a_database_not_set_up_is_one_line_not_a_traceback(tmp_path, monkeypatch
     away = CliRunner().invoke(command, ["sites", "list"])
     assert away.exit_code == 1
     assert "Cannot use the database (OperationalError)" in away.output
+
+
+def test_a_database_or_role_that_does_not_exist_is_not_sent_back_to_init(tmp_path, monkeypatch):
+    """PostgreSQL says "does not exist" of a database or a role too: `moderation init`
+    cannot create those, so answering "run `moderation init` first" sent the admin round
+    in a circle, init included."""
+    from click.testing import CliRunner
+
+    from moderation import create_app
+    from moderation.cli import ModerationGroup
+
+    failure = sa.exc.OperationalError(
+        "SELECT 1", {}, Exception('FATAL:  database "nosuch" does not exist'))
+    monkeypatch.setattr("moderation.cli.upgrade", mock.Mock(side_effect=failure))
+    monkeypatch.setenv("MODERATION_INSTANCE_PATH", str(tmp_path / "instance"))
+    command = ModerationGroup(create_app=lambda: create_app({"SECRET_KEY": "t"}))
+    result = CliRunner().invoke(command, ["init"])
+    assert result.exit_code == 1
+    assert "not set up yet" not in result.output
+    assert "Cannot use the database" in result.output
 
 
 def test_a_broken_rules_file_in_force_is_named_not_a_traceback(tmp_path, monkeypatch):
