@@ -51,6 +51,7 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     app.config.from_mapping(DEFAULTS)
     app.config.from_pyfile("config.py", silent=True)
     app.config.from_prefixed_env("MODERATION")
+    _settle_types(app)
     if os.environ.get("DATABASE_URL"):
         app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
     if overrides:
@@ -65,6 +66,30 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     )
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path))
+
+
+_TRUE = frozenset(("true", "1", "yes", "on"))
+_FALSE = frozenset(("false", "0", "no", "off"))
+
+
+def _settle_types(app: Flask) -> None:
+    """Switches as booleans and the secret as text, however the environment spelt them.
+
+    from_prefixed_env reads each value as JSON and keeps what does not parse as text, so
+    MODERATION_RATELIMIT_ENABLED=False stayed the string "False", which is true: the
+    limits an operator switched off stayed on. And a secret made only of digits became
+    a number, which the form tokens' signer cannot take.
+    """
+    for name, default in DEFAULTS.items():
+        value = app.config.get(name)
+        if isinstance(default, bool) and isinstance(value, str | int) and not isinstance(
+                value, bool):
+            word = str(value).strip().lower()
+            if word not in _TRUE | _FALSE:
+                raise ValueError(f"MODERATION_{name} must be true or false, not {value!r}")
+            app.config[name] = word in _TRUE
+    if os.environ.get("MODERATION_SECRET_KEY"):
+        app.config["SECRET_KEY"] = os.environ["MODERATION_SECRET_KEY"]
 
 
 def _with_driver(url: str) -> str:

@@ -10,7 +10,8 @@ import uuid
 
 import pytest
 
-from tests.conftest import RULES_DIR, close_app, comment, make_app
+from moderation import create_app
+from tests.conftest import RULES_DIR, _empty_tables, close_app, comment, make_app
 
 LIMITS = str(RULES_DIR / "limits_rules.yaml")
 
@@ -85,6 +86,45 @@ def test_limits_switch_off_in_config(database_url):
                 for n in range(4)]
     close_app(app)
     assert 429 not in statuses
+
+
+@pytest.mark.parametrize("spelt", ["False", "off", "no"])
+def test_limits_switch_off_from_the_environment_however_false_is_spelt(
+        database_url, monkeypatch, spelt):
+    # Read as JSON, "False" stayed the text "False", which is true: the limits stayed on.
+    monkeypatch.setenv("MODERATION_RATELIMIT_ENABLED", spelt)
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
+                      "SECRET_KEY": "t", "RULES_FILE": LIMITS})
+    with app.app_context():
+        _empty_tables()
+    client = app.test_client()
+    statuses = [client.post("/api/v1/comments", json=comment(content=f"n {n}")).status_code
+                for n in range(4)]
+    close_app(app)
+    assert 429 not in statuses
+    assert app.config["RATELIMIT_ENABLED"] is False
+
+
+def test_a_switch_that_is_neither_true_nor_false_stops_start_up(monkeypatch):
+    monkeypatch.setenv("MODERATION_RATELIMIT_ENABLED", "maybe")
+    with pytest.raises(ValueError, match="MODERATION_RATELIMIT_ENABLED must be true or false"):
+        create_app({"TESTING": True, "SECRET_KEY": "t"})
+
+
+def test_a_secret_of_digits_signs_form_tokens(database_url, monkeypatch):
+    # Read as JSON it was the number 12345, which the token signer cannot take: a 500.
+    monkeypatch.setenv("MODERATION_SECRET_KEY", "12345")
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
+                      "RULES_FILE": LIMITS, "RATELIMIT_ENABLED": False})
+    with app.app_context():
+        from moderation.services import sites
+
+        _empty_tables()
+        sites.create_site("other", "Other site", [])
+    served = app.test_client().get("/api/v1/form-token?site=other&thread=/t")
+    close_app(app)
+    assert served.status_code == 200
+    assert app.config["SECRET_KEY"] == "12345"
 
 
 def test_limits_are_the_sites_even_when_its_name_is_padded(api, keys):
