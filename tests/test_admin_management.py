@@ -142,6 +142,23 @@ def test_admin_writes_refuse_query_arguments(client, keys, method, path, body):
     assert answer.status_code in (200, 201, 204)
 
 
+def test_one_key_is_read_by_its_id_as_it_is_revoked(api, keys):
+    # DELETE /keys/<id> revoked a key that GET /keys/<id> could not show (405): an admin
+    # had to page through the whole list to check one key's sites or whether it was revoked.
+    listed = api.get("/api/v1/admin/keys", key=keys.admin).get_json()["items"]
+    moderator = next(key for key in listed if key["name"] == "mod")
+    path = f"/api/v1/admin/keys/{moderator['id']}"
+    answer = api.get(path, key=keys.admin)
+    assert answer.status_code == 200
+    assert answer.get_json() == moderator and "secret" not in answer.get_json()
+    assert api.delete(path, key=keys.admin).status_code == 204
+    assert api.get(path, key=keys.admin).get_json()["revoked_at"] is not None
+    missing = api.get("/api/v1/admin/keys/999", key=keys.admin)
+    assert missing.status_code == 404 and missing.get_json()["message"] == "There is no key 999."
+    assert api.get(path, key=keys.other_moderator).status_code == 403
+    assert api.get(f"/api/v1/admin/keys/{moderator['id']}?x=1", key=keys.admin).status_code == 422
+
+
 def test_a_dry_run_refuses_an_unknown_site(api, keys):
     def dry_run(site):
         return api.post("/api/v1/admin/rules/test",

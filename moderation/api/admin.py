@@ -15,6 +15,7 @@ from moderation.schemas import (
     ExportSchema,
     KeyListSchema,
     KeyRequestSchema,
+    KeySchema,
     NewKeySchema,
     NoQuerySchema,
     SiteChangeSchema,
@@ -129,6 +130,16 @@ def create_key(request: dict[str, Any]) -> dict[str, Any]:
     """
     key, secret = keys.create_key(request["name"], request["role"], request["sites"])
     return {**key_of(key), "secret": secret}
+
+
+@blp.route("/keys/<id:key_id>", methods=["GET"])
+@guarded(blp, Role.ADMIN)
+@blp.arguments(NO_QUERY, location="query", as_kwargs=True)
+@blp.response(200, KeySchema)
+@errors(blp, 404, 422)
+def get_key(key_id: int) -> dict[str, Any]:
+    """One key, without its secret: its role, sites, and whether and when it was revoked."""
+    return key_of(keys.get_key(key_id))
 
 
 @blp.route("/keys/<id:key_id>", methods=["DELETE"])

@@ -54,6 +54,14 @@ def list_keys() -> list[ApiKey]:
     return list(db.session.scalars(sa.select(ApiKey).order_by(ApiKey.id)))
 
 
+def get_key(key_id: int) -> ApiKey:
+    """One key, revoked or not; 404 if there is no such key."""
+    key = db.session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound(f"There is no key {key_id}.")
+    return key
+
+
 def revoke_key(key_id: int) -> None:
     """Revoke a key; it stays listed for the audit trail.
 
@@ -61,9 +69,7 @@ def revoke_key(key_id: int) -> None:
     sites, keys or rules through the API (`moderation keys create` on the server could
     still make one, but an admin who revokes their own key by mistake should not need it).
     """
-    key = db.session.get(ApiKey, key_id)
-    if key is None:
-        raise NotFound(f"There is no key {key_id}.")
+    key = get_key(key_id)
     if key.revoked_at is not None:
         return
     if key.role is Role.ADMIN:
