@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import flask_smorest
-from flask import Request
+from flask import Request, request
 from flask_smorest.error_handler import ErrorSchema
 from marshmallow import fields as ma_fields
 from marshmallow import missing
@@ -18,7 +18,7 @@ from moderation.api.json_body import json_object
 from moderation.auth import require
 from moderation.errors import Invalid
 from moderation.models import Role
-from moderation.schemas import MAX_ID
+from moderation.schemas import MAX_ID, NoQuerySchema
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,6 +40,18 @@ class StrictParser(FlaskParser):
     DEFAULT_UNKNOWN_BY_LOCATION = {
         **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None
     }
+
+    def parse(self, argmap: Any, req: Request | None = None, *, location: str | None = None,
+              **kwargs: Any) -> Any:
+        """As webargs parses, but an empty query for a route that takes none is {} at once.
+
+        Intake refuses query arguments like every route (NoQuerySchema); loading an empty
+        query through the schema cost 2.6% of a comment's instructions (callgrind).
+        """
+        if (location in ("query", "querystring") and isinstance(argmap, NoQuerySchema)
+                and not (req or request).args):
+            return {}
+        return super().parse(argmap, req, location=location, **kwargs)
 
     def load_querystring(self, req: Request, schema: Any) -> Any:
         """The query's arguments; 422 for one given twice (`?site=a&site=b`).
