@@ -8,6 +8,7 @@ from flask import Response, g, request
 from webargs.flaskparser import is_json_request
 
 from moderation.auth import current_caller, own_site
+from moderation.errors import DATABASE_RETRY_AFTER
 from moderation.models import Role
 from moderation.services.comments import answered
 from moderation.services.identity import email_hash
@@ -113,7 +114,11 @@ def no_reporter_limit() -> bool:
 
 def keep_retry_after_for_waits(response: Response) -> Response:
     """flask-limiter adds Retry-After to every answer of a limited route; it means something
-    only where waiting helps: a 429, and the 503 of a database that is away."""
-    if response.status_code not in (429, 503):
+    only where waiting helps: a 429, and the 503 of a database that is away. On that 503
+    the limiter's figure (when its window resets, up to a minute or more) replaced the
+    database's own short wait, so the database's is put back."""
+    if response.status_code == 503:
+        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    elif response.status_code != 429:
         response.headers.pop("Retry-After", None)
     return response
