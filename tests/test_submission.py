@@ -367,6 +367,15 @@ def test_network_fields_in_the_body_are_ignored_without_a_site_key(api, app, key
     assert (row.ip, row.user_agent, row.referrer) == (
         "198.51.100.7", "Backend/1.0", "https://x.example/",
     )
+    # Ignored means not judged either: values a site key could not pass were a 422.
+    odd = {"ip": "not-an-address", "user_agent": 5, "referrer": "line\nbreak"}
+    ignored = api.post("/api/v1/comments", comment(content="Odd extras.", **odd))
+    assert ignored.status_code == 201, ignored.get_json()
+    assert stored(app, ignored.get_json()["id"]).ip == "127.0.0.1"
+    refused = api.post("/api/v1/comments", comment(content="Odd extras.", thread="/backend",
+                                                   **odd), key=keys.site)
+    assert refused.status_code == 422
+    assert set(refused.get_json()["errors"]) == {"ip", "user_agent", "referrer"}
 
 
 def test_a_site_keys_referrer_is_one_line_as_the_spec_says(api, keys):

@@ -156,6 +156,11 @@ def submit_comment() -> Any:
     if site is not None:  # else not text: the schema says so (422)
         body["site"] = site
     honeypot_filled = _take_honeypot(body)
+    if not _from_site_key():
+        # Without a site key the contract ignores these (the request's own are used), so
+        # they are not judged either: a browser's stray `ip` is no reason for a 422.
+        for name in NETWORK_FIELDS:
+            body.pop(name, None)
     if from_form:
         # A form carries what its theme and plugins add (WordPress's own extras, Akismet's
         # ak_js, a nonce); the page's visitor cannot fix those, so they are ignored, not 422.
@@ -198,6 +203,15 @@ def _form_too_fast(fields: dict[str, Any]) -> bool:
         fields.get("form_token"), fields["site"], fields["thread"],
         settings.min_seconds, settings.max_age_seconds,
     )
+
+
+# What a site's backend passes for its commenter; honoured only with a site key.
+NETWORK_FIELDS = ("ip", "user_agent", "referrer")
+
+
+def _from_site_key() -> bool:
+    caller = current_caller()
+    return caller is not None and caller.role is Role.SITE
 
 
 def _signals(
