@@ -38,7 +38,7 @@ RULES = PERMISSIVE_RULES.read_text() + """
 honeypot: {field: website_url}
 sites:
   trapped:
-    form_token: {enabled: true, min_seconds: 2, max_age_seconds: 3600}
+    form_token: {enabled: true, min_seconds: 4, max_age_seconds: 3600}
 """
 
 
@@ -299,7 +299,7 @@ for (const name of ["human", "bot"]) {{
   const token = (await answer.json()).form_token;
   for (const form of document.forms) form.elements.form_token.value = token;
   HTMLFormElement.prototype.submit.call(document.getElementById("bot"));
-  await fetch("/wait?2.5");
+  await fetch("/wait?5");
   HTMLFormElement.prototype.submit.call(document.getElementById("human"));
 }})();
 </script></body></html>"""
