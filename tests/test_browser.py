@@ -298,7 +298,10 @@ for (const name of ["human", "bot"]) {{
   const answer = await fetch("{api}/api/v1/form-token?site=trapped&thread=/story");
   const token = (await answer.json()).form_token;
   for (const form of document.forms) form.elements.form_token.value = token;
+  const botLanded = new Promise((resolve) => document.querySelector("iframe[name=bot]")
+    .addEventListener("load", resolve, {{once: true}}));
   HTMLFormElement.prototype.submit.call(document.getElementById("bot"));
+  await botLanded;  // its post made, before the wait (else Chromium may send it after)
   await fetch("/wait?5");
   HTMLFormElement.prototype.submit.call(document.getElementById("human"));
 }})();
