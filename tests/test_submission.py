@@ -171,6 +171,7 @@ def test_a_form_posted_by_the_pages_script_gets_json_not_the_redirect(api, app):
     cases = [
         ({"Sec-Fetch-Mode": "cors", "Accept": "*/*"}, 201),  # fetch() or XMLHttpRequest
         ({"Sec-Fetch-Mode": "navigate", "Accept": "text/html,*/*;q=0.8"}, 303),  # <form>
+        ({"Sec-Fetch-Mode": "nested-navigate"}, 303),  # into a frame, older Chrome
         ({"Accept": "application/json"}, 201),  # a script in a browser without Fetch Metadata
         ({"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}, 303),
         ({}, 303),  # no hint at all: as before

@@ -252,8 +252,8 @@ def _is_navigation() -> bool:
     HTML gets JSON.
     """
     mode = request.headers.get("Sec-Fetch-Mode")
-    if mode:
-        return mode == "navigate"
+    if mode:  # "nested-navigate": a form aimed at a frame, in Chrome before version 80
+        return mode in ("navigate", "nested-navigate")
     accept = request.accept_mimetypes
     return accept.quality("application/json") <= accept.quality("text/html")
 
