@@ -3,8 +3,9 @@
 Stages, each recording where it changed lengths so that a span of the folded text maps
 back to the span of the original it came from:
 
-1. HTML tags stripped (inline tags vanish so ``vi<b>ag</b>ra`` stays one word; other
-   tags become a space) and character entities unescaped.
+1. HTML tags stripped (inline tags and comments vanish so ``vi<b>ag</b>ra`` and
+   ``vi<!-- -->agra`` stay one word, as a browser shows them; other tags become a
+   space) and character entities unescaped.
 2. Each character folded on its own: compatibility decomposition (NFKD, which covers
    full-width, circled and mathematical letters), combining marks and default-ignorable
    characters dropped, look-alikes mapped through the Unicode confusables data, case
@@ -146,7 +147,8 @@ def _strip_html(text: str) -> tuple[str, _Edits | None]:
         token = match.group()
         if token[0] == "&":
             replacement = html.unescape(token)
-        elif match.group(2) and match.group(2).lower() in _INLINE_TAGS:
+        elif token.startswith("<!--") or (match.group(2) or "").lower() in _INLINE_TAGS:
+            # A browser shows a comment or a styling tag as nothing, so the word runs on.
             replacement = ""
         else:
             replacement = " "

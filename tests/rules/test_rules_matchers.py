@@ -49,6 +49,7 @@ TERMS = "{id: T, type: terms, terms: [viagra, ass, french fries], score: 1}"
         ("buy v i a g r a today", "v i a g r a"),
         ("buy v.i.a.g.r.a.", "v.i.a.g.r.a"),
         ("buy vi<b>ag</b>ra", "vi<b>ag</b>ra"),
+        ("buy vi<!-- -->agra", "vi<!-- -->agra"),
         ("you ass", "ass"),
         ("an a.s.s", "a.s.s"),
         ("FRENCH   Fries please", "FRENCH   Fries"),

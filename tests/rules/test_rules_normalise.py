@@ -32,6 +32,7 @@ from moderation.rules import normalise
         ("v_i_a_g_r_a", "viagra"),
         ("v 1 a g r @", "viagra"),  # spaced and leet
         ("vi<b>ag</b>ra", "viagra"),  # HTML inside a word
+        ("vi<!-- -->ag<!--x-->ra", "viagra"),  # a comment shows as nothing
         ("<p>hello</p><p>world</p>", "hello world"),  # block tags separate words
         ("fish &amp; chips &#39;ok&#39;", "fish chips 'ok'"),  # entities
         ("viägrà", "viagra"),  # accents
@@ -70,6 +71,7 @@ def test_ordinary_text_stays_readable(text: str, folded: str) -> None:
         ("buy v.i.a.g.r.a now", "viagra", "v.i.a.g.r.a"),
         ("buy v. i. a. g. r. a now", "viagra", "v. i. a. g. r. a"),
         ("x vi<b>ag</b>ra y", "viagra", "vi<b>ag</b>ra"),
+        ("x vi<!-- -->agra y", "viagra", "vi<!-- -->agra"),
         ("ｖｉａ\u200bｇｒａ!", "viagra", "ｖｉａ\u200bｇｒａ"),
         ("first\n\n  then viagra", "viagra", "viagra"),
         ("ﬁne wine", "fine", "ﬁne"),
