@@ -10,7 +10,8 @@ import ahocorasick
 import re2
 
 from .matchers import Finding, RegexMatcher, Subject, TermsMatcher
-from .normalise import is_word_char
+from .normalise import Normalised, is_word_char
+from .readings import phrase_form, phrase_key
 
 __all__ = ["TermIndex", "RegexIndex", "re2_options"]
 
@@ -65,55 +66,81 @@ def _differs(match: str, term: str) -> bool:
     return match.casefold() != term.casefold()
 
 
+def _automaton(entries: dict[str, list[tuple[int, str, bool]]]) -> Any:
+    """An Aho-Corasick automaton of ``entries``, or None when there are none."""
+    if not entries:
+        return None
+    automaton = ahocorasick.Automaton()
+    for key, listed in entries.items():
+        automaton.add_word(key, (len(key), tuple(listed)))
+    automaton.make_automaton()
+    return automaton
+
+
 class TermIndex:
-    """Every listed term of every terms rule in one Aho-Corasick automaton."""
+    """Every listed term of every terms rule in one Aho-Corasick automaton per text form.
+
+    A term of words (joined by spaces, hyphens or underscores) is looked for in the phrase
+    form of the text, where any separator that joins two words reads as a space; any other
+    term, such as ``100% free``, in the folded text as it is.
+    """
 
     def __init__(self, rules: Iterable[tuple[int, TermsMatcher]]) -> None:
-        entries: dict[str, list[tuple[int, str, bool]]] = {}
+        words: dict[str, list[tuple[int, str, bool]]] = {}
+        literal: dict[str, list[tuple[int, str, bool]]] = {}
         for slot, matcher in rules:
             for folded, written in matcher.terms:
-                entries.setdefault(folded, []).append((slot, written, matcher.whole_words))
-        self._automaton = ahocorasick.Automaton()
-        for folded, listed in entries.items():
-            self._automaton.add_word(folded, (len(folded), tuple(listed)))
-        self._empty = not entries
-        if not self._empty:
-            self._automaton.make_automaton()
+                key = phrase_key(folded)
+                entries, key = (literal, folded) if key is None else (words, key)
+                listed = entries.setdefault(key, [])
+                # "french fries" and "french-fries" in one rule are one phrase, counted once.
+                if all(other != slot for other, _, _ in listed):
+                    listed.append((slot, written, matcher.whole_words))
+        self._words = _automaton(words)
+        self._literal = _automaton(literal)
+
+    def _forms(self, subject: Subject, target: str) -> list[tuple[Any, Normalised]]:
+        """Each automaton with the form of the target's text it is matched against."""
+        folded = subject.normalised(target)
+        forms = []
+        if self._words is not None:
+            forms.append((self._words, phrase_form(folded)))
+        if self._literal is not None:
+            forms.append((self._literal, folded))
+        return forms
 
     def scan(
         self, subject: Subject, wanted: Mapping[str, frozenset[int]]
     ) -> dict[int, list[Finding]]:
         """Findings per rule slot, for the slots that want each target."""
         found: dict[int, list[Finding]] = {}
-        if self._empty:
-            return found
         for target, slots in wanted.items():
-            folded = subject.normalised(target)
-            text = folded.text
-            if not text:
+            if not subject.normalised(target).text:
                 continue
-            first: dict[int, tuple[int, int, str]] = {}
-            terms: dict[int, list[str]] = {}
-            counts: dict[int, int] = {}
-            for end_index, (length, listed) in self._automaton.iter(text):
-                start, end = end_index + 1 - length, end_index + 1
-                for slot, written, whole_words in listed:
-                    if slot not in slots or (whole_words and not _bounded(text, start, end)):
-                        continue
-                    counts[slot] = counts.get(slot, 0) + 1
-                    first.setdefault(slot, (start, end, written))
-                    seen = terms.setdefault(slot, [])
-                    if written not in seen:
-                        seen.append(written)
-            for slot, (start, end, written) in first.items():
-                match = folded.original_text(start, end)
+            # Per slot, each span of the original text that hit, with the term it hit: one
+            # span is one hit, whichever form it was found in.
+            spans: dict[int, dict[tuple[int, int], str]] = {}
+            for automaton, form in self._forms(subject, target):
+                text = form.text
+                for end_index, (length, listed) in automaton.iter(text):
+                    start, end = end_index + 1 - length, end_index + 1
+                    for slot, written, whole_words in listed:
+                        if slot not in slots or (whole_words and not _bounded(text, start, end)):
+                            continue
+                        span = form.original_span(start, end)
+                        spans.setdefault(slot, {}).setdefault(span, written)
+            raw = subject.raw(target)
+            for slot, hits in spans.items():
+                ordered = sorted(hits.items())
+                (start, end), written = ordered[0]
+                match = raw[start:end]
                 note = f"{target} contains the listed term '{written}'"
                 if _differs(match, written):
                     note += f" (as '{match}')"
-                others = terms[slot][1:]
+                others = list(dict.fromkeys(term for _, term in ordered))[1:]
                 if others:
                     note += ", and also " + ", ".join(f"'{term}'" for term in others[:5])
-                finding = Finding(target, match, written, note, count=counts[slot])
+                finding = Finding(target, match, written, note, count=len(ordered))
                 found.setdefault(slot, []).append(finding)
         return found
 

@@ -192,8 +192,8 @@ def _collapse_spaces(text: str) -> tuple[str, _LazyEdits | None]:
     if len(collapsed) == len(text):
         return text, None
     # Line breaks make many runs; the map back is only needed when something hits, so it
-    # is worked out then.
-    return collapsed, lambda: _space_edits(text)
+    # is worked out then (once: a comment may hit many terms).
+    return collapsed, functools.cache(functools.partial(_space_edits, text))
 
 
 def _space_edits(text: str) -> _Edits:
@@ -312,6 +312,15 @@ class Normalised:
         """The original text behind the folded span ``[start, end)``."""
         begin, finish = self.original_span(start, end)
         return self.original[begin:finish]
+
+    def rewritten(self, pieces: list[tuple[int, int, str]]) -> Normalised:
+        """This text with ordered, non-overlapping ``(start, end, text)`` replacements made.
+
+        The result still maps its spans back to ``original``.
+        """
+        text, edits = _rewrite(self.text, pieces)
+        stages = self._stages if edits is None else (*self._stages, edits)
+        return Normalised(self.original, text, stages)
 
 
 # One intake folds the same content three times (its duplicate hash, the rules, the

@@ -53,11 +53,41 @@ TERMS = "{id: T, type: terms, terms: [viagra, ass, french fries], score: 1}"
         ("you ass", "ass"),
         ("an a.s.s", "a.s.s"),
         ("FRENCH   Fries please", "FRENCH   Fries"),
+        ("french\nfries", "french\nfries"),
+        ("french-fries", "french-fries"),
+        ("french_fries", "french_fries"),
+        ("french/fries", "french/fries"),
+        ("french - fries", "french - fries"),
+        ("a French.Fries ad", "French.Fries"),
+        ("(french) fries", "french) fries"),
     ],
 )
 def test_terms_see_through_evasions(content: str, match: str) -> None:
     [hit] = hits_of(TERMS, content=content)
     assert (hit.rule, hit.target, hit.match) == ("T", "content", match)
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["I am French. Fries are not", "French, fries and more", "french; fries", "french? fries"],
+)
+def test_a_phrase_does_not_run_across_a_sentence_or_clause(content: str) -> None:
+    assert hits_of(TERMS, content=content) == []
+
+
+def test_a_phrase_listed_with_hyphens_matches_any_separator_once() -> None:
+    rule = "{id: T, type: terms, terms: [french-fries, french fries, FRENCH_FRIES], score: 1}"
+    content = "french fries, french-fries and french.fries"
+    [hit] = hits_of(rule, content=content)
+    assert hit.explanation == "content contains the listed term 'french-fries' (as 'french fries')"
+    counted = rule.replace("score: 1", "score: 1, explain: '{count} times'")
+    assert [hit.explanation for hit in hits_of(counted, content=content)] == ["3 times"]
+
+
+def test_a_term_with_other_punctuation_is_matched_as_written() -> None:
+    rule = "{id: T, type: terms, terms: ['100% free'], score: 1}"
+    assert [hit.match for hit in hits_of(rule, content="now 100% free")] == ["100% free"]
+    assert hits_of(rule, content="100 free tickets, 100-free") == []
 
 
 @pytest.mark.parametrize(
