@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import ahocorasick
@@ -11,7 +11,7 @@ import re2
 
 from .matchers import Finding, RegexMatcher, Subject, TermsMatcher
 from .normalise import Normalised, is_word_char
-from .readings import phrase_form, phrase_key
+from .readings import Glued, joins_when_split, phrase_form, phrase_key
 
 __all__ = ["TermIndex", "RegexIndex", "re2_options"]
 
@@ -81,8 +81,9 @@ class TermIndex:
     """Every listed term of every terms rule in one Aho-Corasick automaton per text form.
 
     A term of words (joined by spaces, hyphens or underscores) is looked for in the phrase
-    form of the text, where any separator that joins two words reads as a space; any other
-    term, such as ``100% free``, in the folded text as it is.
+    form of the text, where any separator that joins two words reads as a space, and a
+    long one split once (``vi agra``) in its glued form; any other term, such as
+    ``100% free``, in the folded text as it is.
     """
 
     def __init__(self, rules: Iterable[tuple[int, TermsMatcher]]) -> None:
@@ -96,7 +97,16 @@ class TermIndex:
                 # "french fries" and "french-fries" in one rule are one phrase, counted once.
                 if all(other != slot for other, _, _ in listed):
                     listed.append((slot, written, matcher.whole_words))
+        # Long words of whole-word rules, to find split once in the glued form. Matched
+        # inside words, "vi agra" would join "navi agrarian"; scripts written without
+        # spaces are not split by one.
+        joinable = {
+            key: [entry for entry in listed if entry[2]]
+            for key, listed in words.items()
+            if joins_when_split(key) and not _UNSPACED_RE.search(key)
+        }
         self._words = _automaton(words)
+        self._joinable = _automaton({key: listed for key, listed in joinable.items() if listed})
         self._literal = _automaton(literal)
 
     def _forms(self, subject: Subject, target: str) -> list[tuple[Any, Normalised]]:
@@ -108,6 +118,20 @@ class TermIndex:
         if self._literal is not None:
             forms.append((self._literal, folded))
         return forms
+
+    def _split_hits(
+        self, phrases: Normalised, slots: frozenset[int]
+    ) -> Iterator[tuple[int, tuple[int, int], str]]:
+        """Long listed words split once by a space in the phrase form: slot, span, term."""
+        glued = Glued(phrases.text)
+        for end_index, (length, listed) in self._joinable.iter(glued.text):
+            split = glued.split_span(end_index + 1 - length, end_index + 1)
+            if split is None or not _bounded(phrases.text, *split):
+                continue
+            span = phrases.original_span(*split)
+            for slot, written, _ in listed:
+                if slot in slots:
+                    yield slot, span, written
 
     def scan(
         self, subject: Subject, wanted: Mapping[str, frozenset[int]]
@@ -128,6 +152,9 @@ class TermIndex:
                         if slot not in slots or (whole_words and not _bounded(text, start, end)):
                             continue
                         span = form.original_span(start, end)
+                        spans.setdefault(slot, {}).setdefault(span, written)
+                if automaton is self._words and self._joinable is not None:
+                    for slot, span, written in self._split_hits(form, slots):
                         spans.setdefault(slot, {}).setdefault(span, written)
             raw = subject.raw(target)
             for slot, hits in spans.items():

@@ -7,18 +7,23 @@ looked for in readings that each add only what a reader takes for the term:
 - the *phrase form* of a folded text, where a separator that joins two words without
   ending a sentence or clause reads as one space: ``french-fries``, ``french_fries``,
   ``french/fries`` and ``french - fries`` all read ``french fries``, while
-  ``no. Prescription`` and ``money, online`` stay apart.
+  ``no. Prescription`` and ``money, online`` stay apart;
+- the *glued form* of a phrase form, its spaces taken out, where a long listed word split
+  once (``vi agra``, ``via-gra``) is found whole; only a listed word is ever joined, never
+  two ordinary words such as ``a gun`` or ``is lam``.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from itertools import accumulate
 
 import re2
 
 from .normalise import Normalised
 
-__all__ = ["phrase_form", "phrase_key"]
+__all__ = ["Glued", "joins_when_split", "phrase_form", "phrase_key"]
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False
@@ -69,3 +74,44 @@ def phrase_key(term: str) -> str | None:
     """
     words = _ASCII_PHRASE_TERM_RE if term.isascii() else _PHRASE_TERM_RE
     return _TERM_JOINER_RE.sub(" ", term) if words.fullmatch(term) else None
+
+
+# A word split once is only joined back when it is this long and each part has two letters
+# or more, so that "a gun" or "is lam" never read "agun" or "islam", nor "it's ex" "sex".
+# Longer words that split into two ordinary words are rare, and mostly compounds that mean
+# the same apart ("ass hole", "pay day").
+_SPLIT_MIN_LENGTH = 6
+_SPLIT_MIN_PART = 2
+
+
+def joins_when_split(word: str) -> bool:
+    """Whether a folded listed word also hits split once by a space (``vi agra``)."""
+    return len(word) >= _SPLIT_MIN_LENGTH and word.isalpha()
+
+
+class Glued:
+    """A phrase form with its spaces taken out, and the way back to the spaced text."""
+
+    __slots__ = ("spaced", "text", "_offsets")
+
+    def __init__(self, spaced: str) -> None:
+        self.spaced = spaced
+        self.text = spaced.replace(" ", "")
+        self._offsets: list[int] | None = None
+
+    def _spaced_index(self, index: int) -> int:
+        if self._offsets is None:
+            # Where each space was, counted in the glued text; worked out on the first hit.
+            self._offsets = list(accumulate(map(len, self.spaced.split(" "))))[:-1]
+        return index + bisect_right(self._offsets, index)
+
+    def split_span(self, start: int, end: int) -> tuple[int, int] | None:
+        """The spaced span behind the glued ``[start, end)``, if one space splits it in two
+        parts long enough to read as one word; otherwise None (no space: a plain hit)."""
+        first, last = self._spaced_index(start), self._spaced_index(end - 1) + 1
+        if last - first != end - start + 1:
+            return None
+        cut = self.spaced.find(" ", first, last)
+        if min(cut - first, last - cut - 1) < _SPLIT_MIN_PART:
+            return None
+        return first, last

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 
 import pytest
@@ -65,6 +66,39 @@ TERMS = "{id: T, type: terms, terms: [viagra, ass, french fries], score: 1}"
 def test_terms_see_through_evasions(content: str, match: str) -> None:
     [hit] = hits_of(TERMS, content=content)
     assert (hit.rule, hit.target, hit.match) == ("T", "content", match)
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("buy vi agra", "vi agra"),
+        ("buy via gra now", "via gra"),
+        ("buy VIAG RA", "VIAG RA"),
+        ("buy v1a-gra", "v1a-gra"),
+        ("ci alis and more", "ci alis"),
+    ],
+)
+def test_a_long_listed_word_split_once_is_joined(content: str, match: str) -> None:
+    rule = "{id: T, type: terms, terms: [viagra, cialis, islam, sex], score: 1}"
+    [hit] = hits_of(rule, content=content)
+    assert hit.match == match
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "this is lam",  # short words would join ordinary ones: "islam"
+        "it's ex-wife",  # a part of one letter: "sex"
+        "the navi agrarian",  # a split word is a whole word
+        "vi ag ra",  # split twice
+        "vi. Agra",  # across a sentence
+    ],
+)
+def test_only_a_long_listed_word_is_joined_and_only_whole(content: str) -> None:
+    rule = "{id: T, type: terms, terms: [viagra, islam, sex], score: 1}"
+    assert hits_of(rule, content=content) == []
+    substring = "{id: T, type: terms, terms: [viagra], match: substring, score: 1}"
+    assert hits_of(substring, content="a navi agrarian vi agra") == []
 
 
 @pytest.mark.parametrize(
@@ -157,7 +191,10 @@ def test_word_mode_never_reports_a_hit_inside_a_longer_word(
     # any hit at all would be a hit inside a longer word.
     assume(prefix or suffix)
     assume(term not in before + after)
-    content = " ".join([*before, prefix + term + suffix, *after])
+    words = [*before, prefix + term + suffix, *after]
+    # Two words that spell the term are a split term, not a longer word.
+    assume(all(first + second != term for first, second in itertools.pairwise(words)))
+    content = " ".join(words)
     ruleset = parse_rules(f"version: 1\nrules: [{{id: T, type: terms, terms: [{term}], score: 1}}]")
     verdict = evaluate(ruleset, Submission("default", "t", "n", "e@x.org", content=content))
     assert [hit for hit in verdict.hits if hit.rule == "T"] == []
