@@ -10,8 +10,8 @@ import ahocorasick
 import re2
 
 from .matchers import Finding, RegexMatcher, Subject, TermsMatcher
-from .normalise import Normalised, is_word_char
-from .readings import Glued, joins_when_split, phrase_form, phrase_key
+from .normalise import Normalised, is_word_char, normalise
+from .readings import Glued, joins_when_split, letter_readings, phrase_form, phrase_key
 
 __all__ = ["TermIndex", "RegexIndex", "re2_options"]
 
@@ -110,13 +110,16 @@ class TermIndex:
         self._literal = _automaton(literal)
 
     def _forms(self, subject: Subject, target: str) -> list[tuple[Any, Normalised]]:
-        """Each automaton with the form of the target's text it is matched against."""
-        folded = subject.normalised(target)
+        """Each automaton with each form of the target's text it is matched against."""
+        readings = [subject.normalised(target)]
+        # Same length as the text, so their spans are spans of the text as written.
+        readings += [normalise(text) for text in letter_readings(subject.raw(target))]
         forms = []
-        if self._words is not None:
-            forms.append((self._words, phrase_form(folded)))
-        if self._literal is not None:
-            forms.append((self._literal, folded))
+        for folded in readings:
+            if self._words is not None:
+                forms.append((self._words, phrase_form(folded)))
+            if self._literal is not None:
+                forms.append((self._literal, folded))
         return forms
 
     def _split_hits(

@@ -10,7 +10,14 @@ looked for in readings that each add only what a reader takes for the term:
   ``no. Prescription`` and ``money, online`` stay apart;
 - the *glued form* of a phrase form, its spaces taken out, where a long listed word split
   once (``vi agra``, ``via-gra``) is found whole; only a listed word is ever joined, never
-  two ordinary words such as ``a gun`` or ``is lam``.
+  two ordinary words such as ``a gun`` or ``is lam``;
+- *letter readings* of the original text, for ``l``, ``I`` and ``1``, which look alike in
+  most sans-serif fonts. Normalising reads them as written (and ``1`` beside a letter as
+  ``i``); where case shows another letter is meant, a reading swaps them: a lower-case
+  ``l`` in a word of capitals is an ``I`` (``VlAGRA``), a capital ``I`` inside a
+  lower-case word an ``l`` (``ciaIis``), and, in a second reading, a ``1`` beside a
+  letter an ``l`` (``cia1is``) in a word of three letters or more. Ordinary words
+  (``ill``, ``slim``, ``Illinois``, ``1st``) give no such cue: they are read one way.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import re2
 
 from .normalise import Normalised
 
-__all__ = ["Glued", "joins_when_split", "phrase_form", "phrase_key"]
+__all__ = ["Glued", "joins_when_split", "letter_readings", "phrase_form", "phrase_key"]
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False
@@ -115,3 +122,56 @@ class Glued:
         if min(cut - first, last - cut - 1) < _SPLIT_MIN_PART:
             return None
         return first, last
+
+
+# Where a reading may differ from the text as written. Each starts with its letter, so
+# that Python's re skips to it at C speed: ordinary text pays a few microseconds.
+_CUES = (
+    # A lower-case l between capitals, or two capitals on one side and none on the other.
+    re.compile(r"l(?:(?<=[A-Z]l)(?=[A-Z])|(?<=[A-Z][A-Z]l)(?![^\W_])|(?<![^\W_]l)(?=[A-Z][A-Z]))"),
+    # A capital I after a lower-case letter; a 1 beside a letter.
+    re.compile(r"I(?<=[a-z]I)"),
+    re.compile(r"1(?:(?<=[^\W\d_]1)|(?=[^\W\d_]))"),
+)
+
+
+def _word_around(text: str, index: int) -> tuple[int, int]:
+    start, end = index, index + 1
+    while start > 0 and text[start - 1].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum():
+        end += 1
+    return start, end
+
+
+def _read_case(word: str) -> str:
+    """``word`` with ``l`` and ``I`` read as the case of the other letters shows them."""
+    others = [char for char in word if char.isalpha() and char != "l"]
+    if "l" in word and len(others) >= 2 and all(char.isupper() for char in others):
+        return word.replace("l", "I")
+    # A capital first letter is a capitalised word ("Ill", "Iris"), not a cue.
+    rest = [char for char in word[1:] if char.isalpha() and char != "I"]
+    if "I" in word[1:] and len(rest) >= 2 and all(char.islower() for char in rest):
+        return word[0] + word[1:].replace("I", "l")
+    return word
+
+
+def letter_readings(text: str) -> tuple[str, ...]:
+    """The other readings of ``text`` (as written) for ``l``, ``I`` and ``1``, if any.
+
+    Each has the length of ``text``, so a span of one is the same span of the other.
+    """
+    words = {_word_around(text, match.start()) for cue in _CUES for match in cue.finditer(text)}
+    if not words:
+        return ()
+    by_case, with_l = list(text), list(text)
+    for start, end in words:
+        word = _read_case(text[start:end])
+        by_case[start:end] = word
+        # Three letters at least: "1st", "F1" and "H1N1" are numbers and names, not words.
+        if sum(map(str.isalpha, word)) >= 3:
+            with_l[start:end] = word.replace("1", "l")
+        else:
+            with_l[start:end] = word
+    readings = dict.fromkeys(("".join(by_case), "".join(with_l)))
+    return tuple(reading for reading in readings if reading != text)

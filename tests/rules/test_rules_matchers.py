@@ -71,6 +71,29 @@ def test_terms_see_through_evasions(content: str, match: str) -> None:
 @pytest.mark.parametrize(
     ("content", "match"),
     [
+        ("buy VlAGRA now", "VlAGRA"),  # a lower-case l for a capital I
+        ("buy CIALlS", "CIALlS"),
+        ("buy ciaIis", "ciaIis"),  # a capital I for a lower-case l
+        ("buy cia1is", "cia1is"),  # the digit 1 for an l
+        ("buy CIAL1S", "CIAL1S"),  # ... or for an i
+        ("buy ClAL1S", "ClAL1S"),
+    ],
+)
+def test_case_shows_which_look_alike_of_l_i_and_1_is_meant(content: str, match: str) -> None:
+    [hit] = hits_of("{id: T, type: terms, terms: [viagra, cialis], score: 1}", content=content)
+    assert hit.match == match
+
+
+def test_ordinary_words_with_l_and_i_are_read_as_written() -> None:
+    # Were l, I and 1 one letter, "ill" would read "iii" and "Illinois" "iiiinois".
+    rule = "{id: T, type: terms, terms: [iii, lll, iiiinois, ii, llinois, lst], score: 1}"
+    content = "I'll be ill, Ill or ILL in Illinois; 1 pill on the 1st, Il Divo"
+    assert hits_of(rule, content=content) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
         ("buy vi agra", "vi agra"),
         ("buy via gra now", "via gra"),
         ("buy VIAG RA", "VIAG RA"),
