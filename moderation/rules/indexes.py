@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -127,7 +128,13 @@ class TermIndex:
     ) -> Iterator[tuple[int, tuple[int, int], str]]:
         """Long listed words split once by a space in the phrase form: slot, span, term."""
         glued = Glued(phrases.text)
-        for end_index, (length, listed) in self._joinable.iter(glued.text):
+        found = list(self._joinable.iter(glued.text))
+        # Most are the word written whole, found in the phrase form too. Where each word is
+        # found there as often as glued, none is split: skip mapping them back.
+        glued_words = Counter(glued.text[end + 1 - length : end + 1] for end, (length, _) in found)
+        if all(phrases.text.count(word) == count for word, count in glued_words.items()):
+            return
+        for end_index, (length, listed) in found:
             split = glued.split_span(end_index + 1 - length, end_index + 1)
             if split is None or not _bounded(phrases.text, *split):
                 continue

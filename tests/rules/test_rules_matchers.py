@@ -107,6 +107,11 @@ def test_a_long_listed_word_split_once_is_joined(content: str, match: str) -> No
     assert hit.match == match
 
 
+def test_a_split_word_counts_beside_the_whole_one() -> None:
+    rule = "{id: T, type: terms, terms: [viagra], score: 1, explain: '{match} {count}'}"
+    assert [hit.explanation for hit in hits_of(rule, content="viagra, vi agra")] == ["viagra 2"]
+
+
 @pytest.mark.parametrize(
     "content",
     [
