@@ -452,3 +452,38 @@ def test_ids_past_the_database_range_are_refused(api):
     response = api.post("/api/v1/comments", comment(parent_id=2**31))
     assert response.status_code == 422 and "parent_id" in response.get_json()["errors"]
     assert api.get("/api/v1/comments?thread=/t&cursor=999999999999999999").status_code == 200
+
+
+def test_a_spam_comment_does_not_name_a_new_page(api, keys):
+    """The first submission's thread_title became the page's public title even when the
+    rules filed it as spam or refused it, so a spammer could name a new page for readers."""
+    page = {"thread": "/fresh", "thread_url": "https://spam.example/"}
+    spam = api.post("/api/v1/comments", comment(
+        content="a spammyword offer", thread_title="BUY CHEAP PILLS", **page))
+    refused = api.post("/api/v1/comments", comment(
+        content="a forbiddenword here", thread_title="BUY CHEAP PILLS", **page))
+    assert (spam.status_code, refused.status_code) == (201, 403)
+    assert api.get("/api/v1/comments?thread=/fresh").get_json()["title"] is None
+    let_through = api.post("/api/v1/comments", comment(
+        content="A real reply.", thread_title="The real story", thread="/fresh",
+        author_email="reader@example.org"))
+    assert let_through.get_json()["status"] == "approved"
+    later = api.post("/api/v1/comments", comment(
+        content="Another reply.", thread_title="Renamed?", thread="/fresh"))
+    assert later.status_code == 201
+    assert api.get("/api/v1/comments?thread=/fresh").get_json()["title"] == "The real story"
+    # The site's own backend is trusted with its pages' names, whatever the verdict.
+    by_site = api.post("/api/v1/comments", comment(
+        content="a spammyword from the backend", thread="/named", thread_title="Named"),
+        key=keys.site)
+    assert by_site.status_code == 201
+    assert api.get("/api/v1/comments?thread=/named").get_json()["title"] == "Named"
+
+
+def test_a_held_first_comment_names_its_page(api):
+    """Kept when first seen, as the contract says: a first comment held for review (as a
+    new commenter's is by default) names the page."""
+    held = api.post("/api/v1/comments", comment(
+        content="a holdword here", thread="/held", thread_title="Held story"))
+    assert held.get_json()["status"] == "pending"
+    assert api.get("/api/v1/comments?thread=/held").get_json()["title"] == "Held story"

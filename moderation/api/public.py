@@ -230,6 +230,7 @@ def _signals(
             referrer=fields.get("referrer"),
             honeypot_filled=honeypot_filled,
             form_too_fast=form_too_fast,
+            from_site_key=True,
         )
     return comments.Signals(
         ip=request.remote_addr,

@@ -47,6 +47,8 @@ class Signals:
     referrer: str | None
     honeypot_filled: bool = False
     form_too_fast: bool = False
+    # Sent by the site's own backend with its key: trusted for what it says of the page.
+    from_site_key: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,8 @@ class Place:
     thread_id: int
     thread: str
     closed: bool = False
+    # The thread has no title yet: this comment may give it one (see _name_thread).
+    untitled: bool = False
 
 
 @dataclass(frozen=True)
@@ -214,20 +218,18 @@ def _replay(site_id: int, key: str, request_hash: str) -> Answer | None:
 def _locate(fields: dict[str, Any]) -> Place:
     """The site (404 if unknown) and the page's thread, made on first sight, open or not.
 
-    A new thread keeps the title and URL given with its first comment.
+    A new thread is made without a title or URL: readers see the title, so it comes from
+    the first comment the rules let through (see ``_name_thread``), not from spam.
     """
     slug, key = fields["site"], fields["thread"]
     found = db.session.connection().execute(_SITE_AND_THREAD, {"site": slug, "thread": key}).first()
     if found is None:
         raise NotFound(f"There is no site '{slug}'.")
-    site_id, thread_id, closed, _ = found
+    site_id, thread_id, closed, title = found
     if thread_id is None:
         try:
             with writing():
-                db.session.add(
-                    Thread(site_id=site_id, key=key, title=fields.get("thread_title"),
-                           url=fields.get("thread_url"))
-                )
+                db.session.add(Thread(site_id=site_id, key=key))
         except IntegrityError:
             pass  # made by a concurrent first comment on the same page
         found = db.session.connection().execute(
@@ -236,8 +238,9 @@ def _locate(fields: dict[str, Any]) -> Place:
         if found is None:  # the insert failed because the site was deleted meanwhile
             raise NotFound(f"There is no site '{slug}'.")
         assert found[1] is not None
-        site_id, thread_id, closed, _ = found
-    return Place(site_id=site_id, site=slug, thread_id=thread_id, thread=key, closed=closed)
+        site_id, thread_id, closed, title = found
+    return Place(site_id=site_id, site=slug, thread_id=thread_id, thread=key, closed=closed,
+                 untitled=title is None)
 
 
 def _judge(place: Place, fields: dict[str, Any], signals: Signals) -> Judged:
@@ -330,6 +333,32 @@ def _refuse_duplicate(connection: sa.Connection, judged: Judged, ip: str | None)
         raise Conflict("You have already posted this comment.")
 
 
+_NAME_THREAD = (
+    sa.update(_threads)
+    .where(_threads.c.id == sa.bindparam("thread_id"))
+    .values(title=sa.func.coalesce(_threads.c.title, sa.bindparam("title")),
+            url=sa.func.coalesce(_threads.c.url, sa.bindparam("url")))
+)
+
+
+def _name_thread(connection: sa.Connection, place: Place, fields: dict[str, Any],
+                 status: Status, signals: Signals) -> None:
+    """Give an untitled thread the title and URL this comment came with, if it may.
+
+    The thread's title is on its public page. Taken from the first submission whatever
+    its verdict, a spammer's comment (filed as spam, or refused) named a new page for
+    every reader. The title is still "kept when first seen", as the contract says, but
+    from the first comment the rules let through (approved, or pending for a moderator),
+    or from any the site's own backend sends with its key.
+    """
+    given = fields.get("thread_title"), fields.get("thread_url")
+    if not place.untitled or given == (None, None):
+        return
+    if status in (Status.APPROVED, Status.PENDING) or signals.from_site_key:
+        connection.execute(_NAME_THREAD, {"thread_id": place.thread_id, "title": given[0],
+                                          "url": given[1]})
+
+
 def _hold_place(connection: sa.Connection, place: Place) -> None:
     """Lock the comment's site and thread for the write, and check again what the read
     phase found of them: the thread may have closed, or the site gone, since."""
@@ -376,6 +405,7 @@ def _store(judged: Judged, fields: dict[str, Any], signals: Signals) -> Answer:
         "updated_at": created_at,
     })
     comment_id = inserted.inserted_primary_key[0]
+    _name_thread(connection, judged.place, fields, status, signals)
     rules_hit = sorted({hit.rule for hit in verdict.hits})
     if rules_hit:
         connection.execute(_INSERT_HITS,
