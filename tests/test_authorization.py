@@ -97,3 +97,20 @@ def test_decision_on_another_sites_comment_is_403(api, keys):
         headers={"If-Match": '"1"'},
     )
     assert response.status_code == 403
+
+
+def test_a_moderator_of_two_sites_sees_both_and_no_third(api, keys):
+    """The key is read with one row per site it names: every one of them counts."""
+    api.post("/api/v1/admin/sites", {"slug": "third", "name": "Third"}, key=keys.admin)
+    both = api.post("/api/v1/admin/keys",
+                    {"name": "both", "role": "moderator", "sites": ["default", "other"]},
+                    key=keys.admin).get_json()["secret"]
+    for site in ("default", "other", "third"):
+        assert api.post("/api/v1/comments", comment(site=site)).status_code == 201
+    queue = api.get("/api/v1/moderation/queue?status=approved", key=both)
+    assert queue.status_code == 200
+    assert sorted(item["site"] for item in queue.get_json()["items"]) == ["default", "other"]
+    for site in ("default", "other"):
+        assert api.get(f"/api/v1/moderation/queue?site={site}", key=both).status_code == 200
+    assert api.get("/api/v1/moderation/queue?site=third", key=both).status_code == 403
+    assert api.get("/api/v1/moderation/queue?site=fourth", key=both).status_code == 404
