@@ -135,8 +135,8 @@ def require(*roles: Role) -> Callable[[F], F]:
     return decorator
 
 
-def require_site(caller: Caller, site: Site) -> None:
+def require_site(caller: Caller, site_id: int) -> None:
     """403 unless the caller may act on this site."""
-    if not caller.may_act_on(site.id):
+    if not caller.may_act_on(site_id):
         raise Forbidden("This key may not act on that site.")
 

@@ -33,7 +33,7 @@ from moderation.models import (
 from moderation.render import content_html
 from moderation.services import learning
 from moderation.services.cursors import decode_id, decode_queue, encode_id, encode_queue
-from moderation.services.sites import get_site
+from moderation.services.sites import get_site, get_site_id
 
 ACTION_STATUS = {
     "approve": Status.APPROVED,
@@ -58,9 +58,9 @@ class QueueFilter:
 def _scope(caller: Caller, site_slug: str | None) -> list[int] | None:
     """Site ids the caller may see in lists: None means every site (admin, no filter)."""
     if site_slug is not None:
-        site = get_site(site_slug)
-        require_site(caller, site)
-        return [site.id]
+        site_id = get_site_id(site_slug)
+        require_site(caller, site_id)
+        return [site_id]
     if caller.role is Role.ADMIN:
         return None
     return sorted(caller.site_ids)
@@ -373,7 +373,7 @@ def audit(
 def set_thread_closed(caller: Caller, site_slug: str, thread_key: str, closed: bool) -> Thread:
     """Close a page to new comments (or open it again)."""
     site = get_site(site_slug)
-    require_site(caller, site)
+    require_site(caller, site.id)
     find = sa.select(Thread).where(Thread.site_id == site.id, Thread.key == thread_key)
     thread = db.session.scalar(find)
     if thread is None:

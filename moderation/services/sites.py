@@ -27,6 +27,23 @@ def get_site(slug: str, *, for_update: bool = False) -> Site:
     return site
 
 
+_SITE_ID = sa.select(Site.__table__.c.id).where(Site.__table__.c.slug == sa.bindparam("slug"))
+
+
+def get_site_id(slug: str) -> int:
+    """The id of the site with this slug, or 404; for reads that need no more of the site.
+
+    Core on the session's connection: loading the ORM Site (its allowed origins decoded
+    from JSON) only for its id cost the queue page 3% of its instructions.
+    """
+    site_id = None
+    if SLUG.fullmatch(slug):
+        site_id = db.session.connection().scalar(_SITE_ID, {"slug": slug})
+    if site_id is None:
+        raise NotFound(f"There is no site '{slug}'.")
+    return site_id
+
+
 def list_sites() -> list[Site]:
     return list(db.session.scalars(sa.select(Site).order_by(Site.slug)))
 
