@@ -1,4 +1,5 @@
-"""SQLite writers queue on a file lock: taken before BEGIN IMMEDIATE, released at the end."""
+"""SQLite writers queue on a file lock (taken before BEGIN IMMEDIATE, released at the end);
+PostgreSQL reads GETs in autocommit."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from flask import request
 
 from moderation.database import WriteLockedConnection
+from moderation.extensions import db
+from tests.conftest import comment
 
 
 def _connect(path: Path) -> WriteLockedConnection:
@@ -74,3 +79,31 @@ def test_after_the_timeout_the_writer_is_left_to_sqlite_without_the_lock(databas
     third.commit()
     for connection in (first, second, third):
         connection.close()
+
+
+def test_postgresql_gets_read_in_autocommit_and_writes_stay_transactions(app, api, keys):
+    """A GET's reads skip BEGIN and ROLLBACK; the pooled connection that the next write
+    request gets is transactional again, so a decision is still all or nothing."""
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's reads run in autocommit by their own hook")
+    comment_id = api.post("/api/v1/comments", comment()).get_json()["id"]
+    seen: list[tuple[str, bool]] = []
+
+    def record(connection: sa.Connection, *args: object) -> None:
+        seen.append((request.method, connection.connection.dbapi_connection.autocommit))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        for _ in range(2):
+            assert api.get("/api/v1/moderation/queue?status=approved",
+                           key=keys.moderator).status_code == 200
+            decided = api.post(f"/api/v1/moderation/comments/{comment_id}/decision",
+                               {"action": "approve"}, key=keys.moderator,
+                               headers={"If-Match": "*"})
+            assert decided.status_code == 200
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert {autocommit for method, autocommit in seen if method == "GET"} == {True}
+    assert {autocommit for method, autocommit in seen if method == "POST"} == {False}
