@@ -28,7 +28,6 @@ SCRIPTS = [
     ("two_instances", "two_instances.py", 300, True),
     ("rules", "bench_rules.py", 900, False),
     ("evaluate", "evaluate.py", 900, False),
-    ("offline_baseline", "offline_baseline.py", 1200, False),
     ("baseline", "baseline.py", 1200, False),
 ]
 
