@@ -161,7 +161,16 @@ def letter_readings(text: str) -> tuple[str, ...]:
 
     Each has the length of ``text``, so a span of one is the same span of the other.
     """
-    words = {_word_around(text, match.start()) for cue in _CUES for match in cue.finditer(text)}
+    words: set[tuple[int, int]] = set()
+    for cue in _CUES:
+        end = 0
+        for match in cue.finditer(text):
+            # Found once per word: a long word of cues ("lIlI...", 10,000 characters) was
+            # scanned again from each of its cues, seconds of intake for one comment.
+            if match.start() >= end:
+                word = _word_around(text, match.start())
+                words.add(word)
+                end = word[1]
     if not words:
         return ()
     by_case, with_l = list(text), list(text)
