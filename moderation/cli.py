@@ -13,7 +13,7 @@ from flask_migrate import upgrade
 from marshmallow import ValidationError
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from moderation.errors import ServiceError
+from moderation.errors import ConfigError, ServiceError
 from moderation.extensions import db
 from moderation.models import Site
 from moderation.rules import RulesError, load_rules
@@ -59,6 +59,8 @@ class ModerationGroup(FlaskGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except ConfigError as error:  # building the app reads the settings
+            raise click.ClickException(str(error)) from None
         except RulesError as error:  # building the app loads the rules in force
             raise click.ClickException(
                 "The rules file in force (MODERATION_RULES_FILE) does not load:\n"

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask
 
 from moderation.database import BUSY_TIMEOUT, WriteLockedConnection
+from moderation.errors import ConfigError
 
 DEFAULTS: dict[str, Any] = {
     # Bodies above this answer 413; a 10,000-character comment is well under it.
@@ -86,7 +87,7 @@ def _settle_types(app: Flask) -> None:
                 value, bool):
             word = str(value).strip().lower()
             if word not in _TRUE | _FALSE:
-                raise ValueError(f"MODERATION_{name} must be true or false, not {value!r}")
+                raise ConfigError(f"MODERATION_{name} must be true or false, not {value!r}")
             app.config[name] = word in _TRUE
     if os.environ.get("MODERATION_SECRET_KEY"):
         app.config["SECRET_KEY"] = os.environ["MODERATION_SECRET_KEY"]

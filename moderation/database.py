@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, has_request_context, request
 
+from moderation.errors import ConfigError
 from moderation.extensions import db
 
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -178,7 +179,8 @@ def configure_engine(app: Flask) -> None:
     if engine.dialect.name == "sqlite":
         synchronous = str(app.config["SQLITE_SYNCHRONOUS"]).upper()
         if synchronous not in SQLITE_SYNCHRONOUS:
-            raise ValueError(f"SQLITE_SYNCHRONOUS must be one of {', '.join(SQLITE_SYNCHRONOUS)}")
+            raise ConfigError(
+                f"MODERATION_SQLITE_SYNCHRONOUS must be one of {', '.join(SQLITE_SYNCHRONOUS)}")
         _configure_sqlite(engine, synchronous)
     elif engine.dialect.name == "postgresql":
         _configure_postgresql(engine)

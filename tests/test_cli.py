@@ -143,3 +143,22 @@ def test_a_broken_rules_file_in_force_is_named_not_a_traceback(tmp_path, monkeyp
     assert result.exit_code == 1
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert f"{broken}: rule X: scor: Unknown field." in result.output
+
+
+@pytest.mark.parametrize(("name", "value"), [("MODERATION_RATELIMIT_ENABLED", "maybe"),
+                                             ("MODERATION_SQLITE_SYNCHRONOUS", "sometimes")])
+def test_a_setting_the_service_cannot_take_is_one_line_not_a_traceback(
+        tmp_path, monkeypatch, name, value):
+    from click.testing import CliRunner
+
+    from moderation import create_app
+    from moderation.cli import ModerationGroup
+
+    monkeypatch.setenv("MODERATION_INSTANCE_PATH", str(tmp_path / "instance"))
+    monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    command = ModerationGroup(create_app=lambda: create_app())
+    result = CliRunner().invoke(command, ["purge"])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert name in result.output and "Traceback" not in result.output
