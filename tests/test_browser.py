@@ -145,13 +145,18 @@ def browser_setup(app) -> Iterator[tuple[Server, Server, dict[str, str]]]:
     service.stop()
 
 
-def browse(url: str) -> dict[str, Any]:
-    """What the page's script wrote into <pre id="out">, once Chromium settles."""
-    run = subprocess.run(
+def dump_dom(url: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    """Chromium's run on ``url``: the page's DOM, once it settles, on stdout."""
+    return subprocess.run(
         [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-extensions", "--virtual-time-budget=15000", "--dump-dom", url],
+         "--disable-extensions", "--virtual-time-budget=15000", *flags, "--dump-dom", url],
         capture_output=True, text=True, timeout=60,
     )
+
+
+def browse(url: str) -> dict[str, Any]:
+    """What the page's script wrote into <pre id="out">, once Chromium settles."""
+    run = dump_dom(url)
     found = re.search(r'<pre id="out">(.*?)</pre>', run.stdout, re.S)
     assert found and found.group(1), (run.returncode, run.stdout[-2000:], run.stderr[-2000:])
     return json.loads(html.unescape(found.group(1)))
@@ -328,13 +333,8 @@ def test_a_human_in_a_browser_passes_the_bot_traps_and_a_hasty_post_does_not(
 def test_the_docs_page_renders_the_spec_with_nothing_from_the_internet(browser_setup):
     """ReDoc comes from the service itself (it came from a CDN: blank offline)."""
     service, _, _ = browser_setup
-    run = subprocess.run(
-        [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-extensions", "--virtual-time-budget=15000",
-         # Any host but loopback is unreachable, as on a machine without internet.
-         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-         "--dump-dom", f"{service.origin}/docs"],
-        capture_output=True, text=True, timeout=60,
-    )
+    # Any host but loopback is unreachable, as on a machine without internet.
+    run = dump_dom(f"{service.origin}/docs",
+                   "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
     assert "Submit a comment from a site" in run.stdout, run.stdout[-2000:]
     assert "Approved comments of one thread" in run.stdout
