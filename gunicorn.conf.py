@@ -1,11 +1,14 @@
 """gunicorn settings for the moderation service; every value says why it is what it is."""
 
+import json
 import math
 import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
+
+from gunicorn import util
 
 # Loopback by default: put a TLS-terminating proxy in front; containers set 0.0.0.0:8000.
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
@@ -105,6 +108,25 @@ if _metrics_dir_is_ours:
     _metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
         prefix="moderation-metrics-"
     )
+
+
+def _json_error(sock, status_int, reason, mesg):
+    """gunicorn's own answer to a request it cannot parse, as the contract's JSON error.
+
+    A malformed request line, a header that is not HTTP, a URI or headers too large: gunicorn
+    answers these itself, before the app sees a request, with an HTML page. The contract
+    says every error is JSON, and clients of a JSON API parse the body of every error.
+    gunicorn has no setting for this page; its workers call util.write_error, replaced here
+    in the master, before the workers are forked.
+    """
+    body = json.dumps({"code": status_int, "status": reason, "message": mesg or reason}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+            "Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+util.write_error = _json_error
 
 
 def on_starting(server):

@@ -179,3 +179,34 @@ def test_workers_follow_a_containers_cpu_limit(tmp_path, monkeypatch, limit, cor
     affinity = len(os.sched_getaffinity(0))
     expected = affinity if cores is None else min(cores, affinity)
     assert config._usable_cores(str(path)) == expected
+
+
+def _raw(base: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes gunicorn itself must refuse (the app never sees them); its answer, parsed."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip()
+               for name, value in (line.split(":", 1) for line in header_lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize("request_bytes, status", [
+    (b"NOT A REQUEST LINE\r\n\r\n", 400),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header Name: 1\r\n\r\n", 400),
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 200 + b"\r\n", 431),
+])
+def test_requests_gunicorn_refuses_get_the_contracts_json_error(served, request_bytes, status):
+    """The contract's "every error is JSON" holds for what gunicorn refuses before the app."""
+    code, headers, body = _raw(served, request_bytes)
+    assert code == status
+    assert headers["content-type"] == "application/json"
+    assert int(headers["content-length"]) == len(body)
+    error = json.loads(body)
+    assert error["code"] == status and error["status"] and error["message"]
