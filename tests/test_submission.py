@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from moderation.extensions import db
-from moderation.models import Comment
+from moderation.models import Comment, Thread
 from tests.conftest import PERMISSIVE_RULES, close_app, comment, make_app
 
 
@@ -487,3 +487,19 @@ def test_a_held_first_comment_names_its_page(api):
         content="a holdword here", thread="/held", thread_title="Held story"))
     assert held.get_json()["status"] == "pending"
     assert api.get("/api/v1/comments?thread=/held").get_json()["title"] == "Held story"
+
+
+def test_a_page_named_without_its_url_takes_the_url_from_a_later_comment(app, api):
+    """Title and URL are each kept when first seen: a first comment that gave only the
+    title left the thread "named", and the URL a later comment sent was never stored."""
+    assert api.post("/api/v1/comments", comment(
+        content="First.", thread="/half", thread_title="Half named")).status_code == 201
+    assert api.post("/api/v1/comments", comment(
+        content="Second.", thread="/half", thread_title="Renamed?",
+        thread_url="https://news.example/half")).status_code == 201
+    assert api.post("/api/v1/comments", comment(
+        content="Third.", thread="/half",
+        thread_url="https://news.example/moved")).status_code == 201
+    with app.app_context():
+        thread = db.session.execute(sa.select(Thread).where(Thread.key == "/half")).scalar_one()
+        assert (thread.title, thread.url) == ("Half named", "https://news.example/half")

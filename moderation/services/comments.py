@@ -74,7 +74,8 @@ _idempotency = IdempotencyRecord.__table__
 # The site by slug (no row: no such site), and its thread by key if the page has been
 # commented on before (NULL thread columns otherwise). Intake and the thread page use it.
 _SITE_AND_THREAD = (
-    sa.select(_sites.c.id, _threads.c.id, _threads.c.closed, _threads.c.title)
+    sa.select(_sites.c.id, _threads.c.id, _threads.c.closed, _threads.c.title,
+              _threads.c.url)
     .select_from(_sites)
     .outerjoin(_threads, sa.and_(_threads.c.site_id == _sites.c.id,
                                  _threads.c.key == sa.bindparam("thread")))
@@ -116,8 +117,8 @@ class Place:
     thread_id: int
     thread: str
     closed: bool = False
-    # The thread has no title yet: this comment may give it one (see _name_thread).
-    untitled: bool = False
+    # The thread lacks a title or a URL yet: this comment may give them (see _name_thread).
+    unnamed: bool = False
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,7 @@ def _locate(fields: dict[str, Any]) -> Place:
     found = db.session.connection().execute(_SITE_AND_THREAD, {"site": slug, "thread": key}).first()
     if found is None:
         raise NotFound(f"There is no site '{slug}'.")
-    site_id, thread_id, closed, title = found
+    site_id, thread_id, closed, title, url = found
     if thread_id is None:
         try:
             with writing():
@@ -238,9 +239,9 @@ def _locate(fields: dict[str, Any]) -> Place:
         if found is None:  # the insert failed because the site was deleted meanwhile
             raise NotFound(f"There is no site '{slug}'.")
         assert found[1] is not None
-        site_id, thread_id, closed, title = found
+        site_id, thread_id, closed, title, url = found
     return Place(site_id=site_id, site=slug, thread_id=thread_id, thread=key, closed=closed,
-                 untitled=title is None)
+                 unnamed=title is None or url is None)
 
 
 def _judge(place: Place, fields: dict[str, Any], signals: Signals) -> Judged:
@@ -343,7 +344,7 @@ _NAME_THREAD = (
 
 def _name_thread(connection: sa.Connection, place: Place, fields: dict[str, Any],
                  status: Status, signals: Signals) -> None:
-    """Give an untitled thread the title and URL this comment came with, if it may.
+    """Give a thread the title and URL this comment came with, where it has none, if it may.
 
     The thread's title is on its public page. Taken from the first submission whatever
     its verdict, a spammer's comment (filed as spam, or refused) named a new page for
@@ -352,7 +353,7 @@ def _name_thread(connection: sa.Connection, place: Place, fields: dict[str, Any]
     or from any the site's own backend sends with its key.
     """
     given = fields.get("thread_title"), fields.get("thread_url")
-    if not place.untitled or given == (None, None):
+    if not place.unnamed or given == (None, None):
         return
     if status in (Status.APPROVED, Status.PENDING) or signals.from_site_key:
         connection.execute(_NAME_THREAD, {"thread_id": place.thread_id, "title": given[0],
@@ -472,7 +473,7 @@ def thread_page(site_slug: str, thread_key: str, limit: int, cursor: str | None)
     found = connection.execute(_SITE_AND_THREAD, {"site": site_slug, "thread": thread_key}).first()
     if found is None:
         raise NotFound(f"There is no site '{site_slug}'.")
-    _, thread_id, closed, title = found
+    _, thread_id, closed, title, _ = found
     page: dict[str, Any] = {
         "site": site_slug,
         "thread": thread_key,
