@@ -249,6 +249,33 @@ def test_redis_limits_hold_across_two_app_instances(database_url):
     assert statuses.count(201) == 3 and statuses.count(429) == 3
 
 
+@pytest.mark.skipif(not REDIS_URL, reason="TEST_REDIS_URL is not set (CI sets it)")
+def test_redis_keys_of_the_limits_hold_no_ip(database_url):
+    """The limits' keys sit in Redis, outside the database an erasure cleans: they name a
+    commenter or a reader by a keyed hash of the IP, and the limits still count per IP."""
+    import redis
+
+    store = redis.Redis.from_url(REDIS_URL)
+    store.flushdb()
+    app = make_app(database_url, RULES_FILE=LIMITS, RATELIMIT_ENABLED=True,
+                   RATELIMIT_STORAGE_URI=REDIS_URL)
+    with app.app_context():
+        _empty_tables()
+    client = app.test_client()
+    ip = {"REMOTE_ADDR": "198.51.100.23"}
+    submitted = [client.post("/api/v1/comments", environ_base=ip, json=comment(
+        author_email=f"k{n}@example.org", content=f"keyed {n}")) for n in range(4)]
+    url = f"/api/v1/comments/{submitted[0].get_json()['id']}/flags"
+    flagged = [client.post(url, environ_base=ip, json={"reason": "spam"}).status_code
+               for _ in range(3)]
+    keys = [key.decode() for key in store.scan_iter()]
+    close_app(app)
+    assert [answer.status_code for answer in submitted] == [201, 201, 201, 429]
+    assert flagged == [202, 202, 429]
+    assert any(":ip:" in key for key in keys) and any("flag:" in key for key in keys)
+    assert not [key for key in keys if "198.51.100.23" in key]
+
+
 def test_redis_down_still_takes_comments(database_url, caplog):
     app = make_app(database_url, RULES_FILE=LIMITS, RATELIMIT_ENABLED=True,
                    RATELIMIT_STORAGE_URI="redis://127.0.0.1:1")

@@ -36,6 +36,11 @@ def email_hash(email: str) -> str:
     return _keyed("email", canonical_email(email))
 
 
+def ip_hash(ip: str) -> str:
+    """A commenter's IP as the rate limits count it, without the address in their storage."""
+    return _keyed("ip", ip)
+
+
 def reporter_hash(ip: str) -> str:
     """A reader's identity for counting distinct flags, without keeping the reader's IP."""
     return _keyed("reporter", ip)

@@ -11,7 +11,7 @@ from moderation.auth import current_caller, own_site
 from moderation.errors import DATABASE_RETRY_AFTER
 from moderation.models import Role
 from moderation.services.comments import answered
-from moderation.services.identity import email_hash
+from moderation.services.identity import email_hash, ip_hash, reporter_hash
 from moderation.services.rules import current_rules
 from moderation.services.sites import DEFAULT_SITE
 
@@ -55,8 +55,10 @@ def _commenter_ip() -> str:
     return request.remote_addr or "unknown"
 
 
+# The keys name the commenter by keyed hashes: they sit in Redis in production (and in
+# flask-limiter's log line of a limit reached), where a raw IP or address must not.
 def ip_key() -> str:
-    return f"{_site()}:ip:{_commenter_ip()}"
+    return f"{_site()}:ip:{ip_hash(_commenter_ip())}"
 
 
 def email_key() -> str:
@@ -66,7 +68,7 @@ def email_key() -> str:
 
 
 def reporter_key() -> str:
-    return f"flag:{request.remote_addr or 'unknown'}"
+    return f"flag:{reporter_hash(request.remote_addr or 'unknown')}"
 
 
 def _limit(name: str, site: str | None = None) -> str | None:
