@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from flask_migrate import upgrade
 from marshmallow import ValidationError
@@ -20,6 +20,9 @@ from moderation.rules import RulesError, load_rules
 
 # PostgreSQL's SQLSTATE for a table that does not exist (undefined_table).
 UNDEFINED_TABLE = "42P01"
+# The audit log's actor for what an operator does from the shell, where no key is used
+# (the API's actors are key names; readers' flags are "readers").
+CLI_ACTOR = "command line"
 
 
 def register_commands(app: Flask) -> None:
@@ -28,6 +31,8 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(sites_group)
     app.cli.add_command(rules_group)
     app.cli.add_command(purge_command)
+    app.cli.add_command(erase_command)
+    app.cli.add_command(export_command)
 
 
 def _fail(error: ServiceError) -> None:
@@ -235,6 +240,44 @@ def purge_command(spam_days: int, ip_days: int) -> None:
     click.echo(f"Deleted {report.deleted} spam/rejected comments; "
                f"truncated {report.ips_truncated} IP addresses; "
                f"forgot {report.idempotency_keys_forgotten} Idempotency-Keys.")
+
+
+@click.command("erase")
+@with_appcontext
+@click.argument("email")
+@click.option("--delete-content", is_flag=True, help="Delete the comments' text too.")
+@click.option("--yes", is_flag=True, help="Erase without asking first.")
+def erase_command(email: str, delete_content: bool, yes: bool) -> None:
+    """Anonymise every comment by EMAIL (the right to erasure), as the admin API does."""
+    from moderation.schemas import EraseSchema
+    from moderation.services import privacy
+
+    try:  # the API's checks (a valid address, trimmed)
+        email = EraseSchema().load({"email": email})["email"]
+    except ValidationError as error:
+        _invalid(error)
+    what = " and delete their text" if delete_content else ""
+    if not yes:
+        click.confirm(f"Anonymise every comment by {email}{what}? This cannot be undone.",
+                      abort=True)
+    erased = privacy.erase(CLI_ACTOR, email, delete_content)
+    click.echo(f"Erased {erased} comments.")
+
+
+@click.command("export")
+@with_appcontext
+@click.argument("email")
+def export_command(email: str) -> None:
+    """Print everything stored about the commenter with EMAIL, as the admin API's export."""
+    from moderation.schemas import ExportQuerySchema, ExportSchema
+    from moderation.services import privacy
+
+    try:
+        email = ExportQuerySchema().load({"email": email})["email"]
+    except ValidationError as error:
+        _invalid(error)
+    # Dumped and encoded as the API answers it, so the two give the same JSON.
+    click.echo(current_app.json.dumps(ExportSchema().dump(privacy.export(email)), indent=2))
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from unittest import mock
 
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 
 from moderation.extensions import db
 from moderation.models import ApiKey, Site
+from tests.conftest import comment
 
 ROOT = Path(__file__).parent.parent
 
@@ -162,3 +164,55 @@ def test_a_setting_the_service_cannot_take_is_one_line_not_a_traceback(
     assert result.exit_code == 1
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert name in result.output and "Traceback" not in result.output
+
+
+def test_export_prints_what_the_api_exports(runner, api, keys):
+    made = api.post("/api/v1/comments", comment(author_email="Ada@Example.org"),
+                    key=keys.site).get_json()
+    api.post("/api/v1/comments", comment(author_email="someone@example.org", content="Not Ada's"))
+    api.post(f"/api/v1/moderation/comments/{made['id']}/decision",
+             {"action": "approve", "reason": "fine"}, key=keys.moderator,
+             headers={"If-Match": "*"})
+    result = runner.invoke(args=["export", " ada@example.org "])
+    assert result.exit_code == 0, result.output
+    exported = json.loads(result.output)
+    assert [c["id"] for c in exported["comments"]] == [made["id"]]
+    assert exported["comments"][0]["decisions"]
+    answer = api.get("/api/v1/admin/privacy/export?email=ada@example.org", key=keys.admin)
+    assert exported == answer.get_json()
+
+
+def test_erase_asks_first_and_is_audited_as_the_command_line(runner, api, keys):
+    made = api.post("/api/v1/comments", comment()).get_json()
+    refused = runner.invoke(args=["erase", "ada@example.org"], input="n\n")
+    assert refused.exit_code == 1 and "Aborted" in refused.output
+    detail = api.get(f"/api/v1/moderation/comments/{made['id']}", key=keys.admin).get_json()
+    assert detail["author_email"] == "ada@example.org"
+
+    erased = runner.invoke(args=["erase", "ada@example.org"], input="y\n")
+    assert erased.exit_code == 0, erased.output
+    assert "Erased 1 comments." in erased.output
+    detail = api.get(f"/api/v1/moderation/comments/{made['id']}", key=keys.admin).get_json()
+    assert (detail["author_name"], detail["author_email"]) == ("Anonymous", "")
+    assert detail["content"] == comment()["content"]
+    audit = api.get(f"/api/v1/moderation/audit?comment_id={made['id']}",
+                    key=keys.admin).get_json()["items"]
+    assert [(row["action"], row["actor"]) for row in audit] == [("erase", "command line")]
+    assert "ada" not in json.dumps(audit).lower()
+
+
+def test_erase_yes_deletes_the_content_without_asking(runner, api, keys):
+    made = api.post("/api/v1/comments", comment()).get_json()
+    result = runner.invoke(args=["erase", "ada@example.org", "--delete-content", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert "[y/N]" not in result.output
+    detail = api.get(f"/api/v1/moderation/comments/{made['id']}", key=keys.admin).get_json()
+    assert (detail["content"], detail["status"]) == ("", "deleted")
+
+
+@pytest.mark.parametrize("args", [["erase", "not-an-address", "--yes"],
+                                  ["export", "not-an-address"]])
+def test_erase_and_export_check_the_address_as_the_api_does(runner, args):
+    result = runner.invoke(args=args)
+    assert result.exit_code == 1
+    assert "Invalid: email:" in result.output and "Traceback" not in result.output

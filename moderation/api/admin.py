@@ -160,7 +160,8 @@ def revoke_key(key_id: int) -> None:
 @errors(blp, 400, 415, 422)
 def erase(request: dict[str, Any]) -> dict[str, Any]:
     """Anonymise every comment by an email address (the right to erasure)."""
-    return {"erased": privacy.erase(current_caller(), request["email"], request["delete_content"])}
+    actor = current_caller().name
+    return {"erased": privacy.erase(actor, request["email"], request["delete_content"])}
 
 
 @blp.route("/privacy/export", methods=["GET"])

@@ -8,7 +8,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from moderation.auth import Caller
 from moderation.extensions import db
 from moderation.models import Comment, Decision, IdempotencyRecord, Site, Status, Thread, utcnow
 from moderation.services import learning, moderation
@@ -76,8 +75,9 @@ def export(email: str) -> dict[str, Any]:
     return {"email": email, "comments": comments}
 
 
-def erase(caller: Caller, email: str, delete_content: bool) -> int:
-    """Anonymise every comment by this address; the audit log records it without the email."""
+def erase(actor: str, email: str, delete_content: bool) -> int:
+    """Anonymise every comment by this address; the audit log records it, by ``actor``,
+    without the email."""
     # Locked, as a decision locks its comment: both change what the comment has taught.
     comments = list(db.session.scalars(_by_commenter(email).with_for_update()))
     for comment in comments:
@@ -114,7 +114,7 @@ def erase(caller: Caller, email: str, delete_content: bool) -> int:
             Decision(
                 site_id=comment.site_id,
                 comment_id=comment.id,
-                actor=caller.name,
+                actor=actor,
                 action="erase",
                 old_status=old_status.value,
                 new_status=comment.status.value,
