@@ -44,10 +44,15 @@ HAM_TEXTS = [
 ]
 
 
+# The classifier reading every field it may: the author's name and website too.
+NAME_AND_URL_RULES = CLASSIFIER_RULES.replace(
+    "ham_below: 0.2}", "ham_below: 0.2,\n     targets: [content, author_name, author_url]}")
+
+
 @pytest.fixture
-def app_config(tmp_path: Path) -> dict[str, Any]:
+def app_config(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
     rules = tmp_path / "rules.yaml"
-    rules.write_text(CLASSIFIER_RULES)
+    rules.write_text(getattr(request, "param", CLASSIFIER_RULES))
     return {"RULES_FILE": str(rules), "CLASSIFIER_MIN_DECISIONS": 3}
 
 
@@ -302,6 +307,34 @@ def test_erasure_unlearns_from_the_text_that_taught(app: Flask, api: Api, keys: 
     decide(api, keys, kept, "delete")
     assert token_rows(app) == counts_before
     assert weight_rows(app) == pytest.approx(weights_before)
+
+
+@pytest.mark.parametrize("app_config", [NAME_AND_URL_RULES], indirect=True)
+@pytest.mark.parametrize("delete_content", [False, True])
+def test_erasure_leaves_no_token_of_the_name_or_website(
+    app: Flask, api: Api, keys: Keys, delete_content: bool
+) -> None:
+    """A classifier that reads the author's name and website learns them as tokens
+    ("zebulon", "url:zebsblog.example"): an erasure takes them out of its tables, and
+    keeps what the text taught while the text is kept."""
+    train(api, keys)
+    trained = token_rows(app)["replica"]
+    made = api.post("/api/v1/comments", comment(
+        content="Replica watches here", author_name="Zebulon Quark",
+        author_email="zq@example.org", author_url="https://zebsblog.example/me"))
+    decide(api, keys, made.json["id"], "spam")
+
+    def traces() -> list[str]:
+        with app.app_context():
+            stored = list(db.session.scalars(sa.select(ClassifierToken.token)))
+            stored += db.session.scalars(sa.select(ClassifierStep.tokens))
+        return [t for t in stored if any(part in t for part in ("zebul", "quark", "zebsb"))]
+
+    assert traces()  # learned, so the erasure has something to take back
+    api.post("/api/v1/admin/privacy/erase",
+             {"email": "zq@example.org", "delete_content": delete_content}, key=keys.admin)
+    assert traces() == []
+    assert token_rows(app)["replica"] == (trained[0] + (not delete_content), trained[1])
 
 
 def test_unlearning_takes_back_what_was_taught_after_the_tokenizer_changed(
