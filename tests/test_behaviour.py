@@ -60,6 +60,22 @@ def test_per_ip_limit_counts_across_emails(api):
     assert statuses == [201, 201, 201, 429]
 
 
+def test_per_ip_limit_counts_an_ipv6_network_as_one_commenter(api):
+    """An IPv6 host is given a whole /64: counted by address, a commenter rotating through
+    it was never limited. An IPv4 address written as IPv4-mapped IPv6 is that address."""
+    def post(n: int, ip: str) -> int:
+        return api.post("/api/v1/comments", comment(author_email=f"v{n}@example.org",
+                                                    content=f"six {n}"),
+                        environ_base={"REMOTE_ADDR": ip}).status_code
+
+    same_network = [post(n, f"2001:db8:1:2::{n + 1:x}") for n in range(4)]
+    assert same_network == [201, 201, 201, 429]
+    assert post(5, "2001:db8:1:3::1") == 201  # the next /64: someone else
+    mapped = [post(10, "203.0.113.5"), post(11, "::ffff:203.0.113.5"),
+              post(12, "203.0.113.5"), post(13, "::ffff:cb00:7105")]
+    assert mapped == [201, 201, 201, 429]
+
+
 def test_site_key_limits_by_the_commenters_ip_not_the_backends(api, keys):
     statuses = [
         api.post("/api/v1/comments",
@@ -210,6 +226,22 @@ def test_flags_from_distinct_readers_return_a_comment_to_the_queue(api, keys):
     assert [item["id"] for item in flagged["items"]] == [comment_id]
     thread = api.get("/api/v1/comments?thread=/2026/11/27/a-story").get_json()
     assert thread["items"] == []
+
+
+def test_one_ipv6_network_is_one_reader_for_the_flag_threshold(api, keys):
+    """Counted by address, one reader flagging from two addresses of their /64 was two
+    readers, and alone sent any published comment back to the queue."""
+    comment_id = api.post("/api/v1/comments", comment()).get_json()["id"]
+    url = f"/api/v1/comments/{comment_id}/flags"
+    for ip in ("2001:db8:5:6::1", "2001:db8:5:6:ffff::2"):
+        assert api.post(url, {"reason": "abuse"},
+                        environ_base={"REMOTE_ADDR": ip}).status_code == 202
+    detail = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.moderator).get_json()
+    assert detail["status"] == "approved" and detail["flag_count"] == 1
+    assert api.post(url, {"reason": "abuse"},
+                    environ_base={"REMOTE_ADDR": "2001:db8:5:7::1"}).status_code == 202
+    detail = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.moderator).get_json()
+    assert detail["status"] == "pending" and detail["flag_count"] == 2
 
 
 def test_flags_are_validated_and_limited_per_reporter(api):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import unicodedata
 
 from flask import current_app
@@ -36,14 +37,33 @@ def email_hash(email: str) -> str:
     return _keyed("email", canonical_email(email))
 
 
+def network_of(ip: str) -> str:
+    """The part of an IP that names one person: the address itself for IPv4, the /64 for IPv6.
+
+    An IPv6 host or household is given a whole /64 (RFC 6177), so it can send every request
+    from a new address; counted by address, one person was never limited and could flag a
+    comment as several readers. An IPv4-mapped address (`::ffff:203.0.113.5`) is its IPv4
+    address. Anything that is not an IP ("unknown") is taken as it is.
+    """
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(address), 64), strict=False))
+    return str(address)
+
+
 def ip_hash(ip: str) -> str:
     """A commenter's IP as the rate limits count it, without the address in their storage."""
-    return _keyed("ip", ip)
+    return _keyed("ip", network_of(ip))
 
 
 def reporter_hash(ip: str) -> str:
     """A reader's identity for counting distinct flags, without keeping the reader's IP."""
-    return _keyed("reporter", ip)
+    return _keyed("reporter", network_of(ip))
 
 
 def content_hash(content: str) -> str:
