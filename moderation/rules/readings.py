@@ -11,13 +11,16 @@ looked for in readings that each add only what a reader takes for the term:
 - the *glued form* of a phrase form, its spaces taken out, where a long listed word split
   once (``vi agra``, ``via-gra``) is found whole; only a listed word is ever joined, never
   two ordinary words such as ``a gun`` or ``is lam``;
-- *letter readings* of the original text, for ``l``, ``I`` and ``1``, which look alike in
-  most sans-serif fonts. Normalising reads them as written (and ``1`` beside a letter as
-  ``i``); where case shows another letter is meant, a reading swaps them: a lower-case
-  ``l`` in a word of capitals is an ``I`` (``VlAGRA``), a capital ``I`` inside a
-  lower-case word an ``l`` (``ciaIis``), and, in a second reading, a ``1`` beside a
-  letter an ``l`` (``cia1is``) in a word of three letters or more. Ordinary words
-  (``ill``, ``slim``, ``Illinois``, ``1st``) give no such cue: they are read one way.
+- *letter readings* of the original text, for ``l``, ``I``, ``1`` and ``|``, which look
+  alike in most sans-serif fonts. Normalising reads them as written (and ``1`` beside a
+  letter as ``i``); where case shows another letter is meant, a reading swaps them: a
+  lower-case ``l`` in a word of capitals is an ``I`` (``VlAGRA``), a capital ``I`` inside
+  a lower-case word an ``l`` (``ciaIis``), as is one starting a lower-case word of four
+  characters or more before a vowel (``Iick``). A ``1`` or a ``|`` beside a letter, in a
+  word of four characters or more, is ``i`` or ``l``: each on its own, in four readings
+  (the first one ``i`` or ``l``, the others ``i`` or ``l``: ``c1a1is``, ``ki11``,
+  ``va|ium``). Ordinary words (``ill``, ``slim``, ``Illinois``, ``Ian``, ``1st``) give
+  no such cue: they are read one way.
 """
 
 from __future__ import annotations
@@ -124,22 +127,36 @@ class Glued:
         return first, last
 
 
-# Where a reading may differ from the text as written. Each starts with its letter, so
+# Where a reading may differ from the text as written. Each starts with its character, so
 # that Python's re skips to it at C speed: ordinary text pays a few microseconds.
 _CUES = (
     # A lower-case l between capitals, or two capitals on one side and none on the other.
     re.compile(r"l(?:(?<=[A-Z]l)(?=[A-Z])|(?<=[A-Z][A-Z]l)(?![^\W_])|(?<![^\W_]l)(?=[A-Z][A-Z]))"),
-    # A capital I after a lower-case letter; a 1 beside a letter.
-    re.compile(r"I(?<=[a-z]I)"),
-    re.compile(r"1(?:(?<=[^\W\d_]1)|(?=[^\W\d_]))"),
+    # A capital I after a lower-case letter, or starting a word before a lower-case vowel.
+    re.compile(r"I(?:(?<=[a-z]I)|(?<![^\W_]I)(?=[aeiou][a-z]))"),
+    # A 1 or a bar beside a letter.
+    re.compile(r"[1|](?:(?<=[^\W\d_][1|])|(?=[^\W\d_]))"),
 )
+# A 1 or a bar reads i or l, each on its own (c1a1is); four readings cover a word's first
+# and each further one (ki11). Each reading is a pass of the automata, so no more. A 1 is
+# left for normalising to read as i, so that a reading with no other change is the text.
+_AS_I = str.maketrans({"|": "i"})
+_AS_L = str.maketrans({"1": "l", "|": "l"})
+_ONES = ((_AS_I, _AS_I), (_AS_I, _AS_L), (_AS_L, _AS_I), (_AS_L, _AS_L))
+# Fewer characters than this are numbers and names ("1st", "F1", "Ian"), not words
+# spelled in look-alikes: their 1, bar or leading I is read as written.
+_MIN_LOOK_ALIKE_WORD = 4
+
+
+def _in_word(char: str) -> bool:
+    return char.isalnum() or char == "|"
 
 
 def _word_around(text: str, index: int) -> tuple[int, int]:
     start, end = index, index + 1
-    while start > 0 and text[start - 1].isalnum():
+    while start > 0 and _in_word(text[start - 1]):
         start -= 1
-    while end < len(text) and text[end].isalnum():
+    while end < len(text) and _in_word(text[end]):
         end += 1
     return start, end
 
@@ -149,15 +166,28 @@ def _read_case(word: str) -> str:
     others = [char for char in word if char.isalpha() and char != "l"]
     if "l" in word and len(others) >= 2 and all(char.isupper() for char in others):
         return word.replace("l", "I")
-    # A capital first letter is a capitalised word ("Ill", "Iris"), not a cue.
+    # A capital first letter is a capitalised word ("Ill", "Iris"), not a cue, unless it is
+    # an I before a vowel in a word of four or more ("Iick", "Ioan"): few words start so.
     rest = [char for char in word[1:] if char.isalpha() and char != "I"]
-    if "I" in word[1:] and len(rest) >= 2 and all(char.islower() for char in rest):
-        return word[0] + word[1:].replace("I", "l")
+    if len(rest) >= 2 and all(char.islower() for char in rest):
+        lead_l = word[0] == "I" and word[1] in "aeiou" and len(word) >= _MIN_LOOK_ALIKE_WORD
+        if lead_l or "I" in word[1:]:
+            return ("l" if lead_l else word[0]) + word[1:].replace("I", "l")
     return word
 
 
+def _read_ones(word: str, first: dict[int, str], further: dict[int, str]) -> str:
+    """``word`` with its first 1 or bar read through ``first``, and the others ``further``."""
+    if len(word) < _MIN_LOOK_ALIKE_WORD:
+        return word
+    one = min((word.find(char) for char in "1|" if char in word), default=-1)
+    if one < 0:
+        return word
+    return word[:one] + word[one].translate(first) + word[one + 1 :].translate(further)
+
+
 def letter_readings(text: str) -> tuple[str, ...]:
-    """The other readings of ``text`` (as written) for ``l``, ``I`` and ``1``, if any.
+    """The other readings of ``text`` (as written) for ``l``, ``I``, ``1`` and ``|``, if any.
 
     Each has the length of ``text``, so a span of one is the same span of the other.
     """
@@ -173,14 +203,10 @@ def letter_readings(text: str) -> tuple[str, ...]:
                 end = word[1]
     if not words:
         return ()
-    by_case, with_l = list(text), list(text)
+    readings = [list(text) for _ in _ONES]
     for start, end in words:
         word = _read_case(text[start:end])
-        by_case[start:end] = word
-        # Three letters at least: "1st", "F1" and "H1N1" are numbers and names, not words.
-        if sum(map(str.isalpha, word)) >= 3:
-            with_l[start:end] = word.replace("1", "l")
-        else:
-            with_l[start:end] = word
-    readings = dict.fromkeys(("".join(by_case), "".join(with_l)))
-    return tuple(reading for reading in readings if reading != text)
+        for reading, (first, further) in zip(readings, _ONES, strict=True):
+            reading[start:end] = _read_ones(word, first, further)
+    unique = dict.fromkeys("".join(reading) for reading in readings)
+    return tuple(reading for reading in unique if reading != text)

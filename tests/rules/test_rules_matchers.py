@@ -85,10 +85,35 @@ def test_case_shows_which_look_alike_of_l_i_and_1_is_meant(content: str, match: 
     assert hit.match == match
 
 
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("buy c1a1is", "c1a1is"),  # one 1 for an i, the other for an l
+        ("I will ki11 you", "ki11"),
+        ("Iick it", "Iick"),  # a capital I for an l, starting a lower-case word
+        ("buy va|ium", "va|ium"),  # a bar for an l
+        ("buy v|agra", "v|agra"),  # ... or for an i
+        ("buy c|a|is", "c|a|is"),
+        ("buy CIA|IS", "CIA|IS"),
+    ],
+)
+def test_each_1_or_bar_reads_i_or_l_on_its_own(content: str, match: str) -> None:
+    rule = "{id: T, type: terms, terms: [viagra, cialis, kill, lick, valium], score: 1}"
+    [hit] = hits_of(rule, content=content)
+    assert hit.match == match
+
+
 def test_ordinary_words_with_l_and_i_are_read_as_written() -> None:
     # Were l, I and 1 one letter, "ill" would read "iii" and "Illinois" "iiiinois".
-    rule = "{id: T, type: terms, terms: [iii, lll, iiiinois, ii, llinois, lst], score: 1}"
-    content = "I'll be ill, Ill or ILL in Illinois; 1 pill on the 1st, Il Divo"
+    rule = (
+        "{id: T, type: terms, terms: [iii, lll, iiiinois, ii, llinois, lst, lan, lf, lt,"
+        " fl, ldea, lnto], score: 1}"
+    )
+    content = (
+        "I'll be ill, Ill or ILL in Illinois; 1 pill on the 1st, Il Divo. Ian, If It Into"
+        " an Idea: F1 h1n1 covid19 mp3 b2b at $5, ann.lee1@mail.example,"
+        " http://x1.example/a|b?i=1&l=1, if (a || b) { x|y }"
+    )
     assert hits_of(rule, content=content) == []
 
 
@@ -247,8 +272,9 @@ def test_regex_stays_linear_on_a_pathological_input() -> None:
     assert hits_of(rule, content="a" * 5000 + "!") == []
 
 
-@pytest.mark.parametrize("content", ["lI" * 5000, "aI" * 5000, "a1" * 5000, "ABl" * 3333],
-                         ids=["lI", "aI", "a1", "ABl"])
+@pytest.mark.parametrize("content", ["lI" * 5000, "aI" * 5000, "a1" * 5000, "ABl" * 3333,
+                                     "a|" * 5000, "Ia " * 3333],
+                         ids=["lI", "aI", "a1", "ABl", "a|", "Ia"])
 def test_letter_readings_stay_linear_on_one_long_word_of_cues(content: str, monkeypatch) -> None:
     # Each l, I or 1 of the word is a cue; the word was scanned again from every one of
     # them: 1-4 s for a comment of 10,000 characters. Counted, not timed: the characters
@@ -264,6 +290,8 @@ def test_letter_readings_stay_linear_on_one_long_word_of_cues(content: str, monk
     monkeypatch.setattr(readings, "_word_around", counted)
     assert hits_of(TERMS, content=content) == []
     assert sum(walked) <= 3 * len(content), sum(walked)
+    # However many look-alikes, a few readings of the text: each is a pass of the automata.
+    assert len(readings.letter_readings(content)) <= 4
 
 
 def test_every_word_of_cues_is_read_in_a_long_comment() -> None:
