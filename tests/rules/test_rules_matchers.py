@@ -103,6 +103,22 @@ def test_each_1_or_bar_reads_i_or_l_on_its_own(content: str, match: str) -> None
     assert hit.match == match
 
 
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("tr4m4d0l", "tr4m4d0l"),  # 4 a, 0 o
+        ("x@n@x", "x@n@x"),  # @ a
+        ("s3x", "s3x"),  # 3 e
+        ("5ex and more", "5ex"),  # 5 s
+        ("ca$ino", "ca$ino"),  # $ s
+        ("7ramadol", "7ramadol"),  # 7 t
+    ],
+)
+def test_terms_see_through_leetspeak_digits_and_symbols(content: str, match: str) -> None:
+    rule = "{id: T, type: terms, terms: [tramadol, xanax, sex, casino], score: 1}"
+    assert [hit.match for hit in hits_of(rule, content=content)] == [match]
+
+
 def test_ordinary_words_with_l_and_i_are_read_as_written() -> None:
     # Were l, I and 1 one letter, "ill" would read "iii" and "Illinois" "iiiinois".
     rule = (
