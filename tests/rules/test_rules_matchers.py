@@ -277,6 +277,12 @@ def test_regex_matches_the_normalised_text_and_shows_the_original() -> None:
     assert hits_of(rule, content="cheap -- pills") == []  # four separators: too far apart
 
 
+def test_a_regex_covers_the_look_alikes_of_l_in_a_class_as_the_readme_says() -> None:
+    rule = "{id: R, type: regex, pattern: 'c[il|]a[il|][il|]s', score: 1}"
+    for content in ("c1a1is", "CIALlS", "c|a|is", "ciaIis"):
+        assert [hit.match for hit in hits_of(rule, content=f"buy {content} now")] == [content]
+
+
 def test_raw_regex_matches_the_original_text_as_written() -> None:
     rule = "{id: SHOUT, type: regex, pattern: '[A-Z]{5,}', raw: true, score: 1}"
     assert [hit.match for hit in hits_of(rule, content="this is LOUD TEXT")] == []
