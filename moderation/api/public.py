@@ -10,7 +10,7 @@ from flask import Response, jsonify, redirect, request
 from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError
 from webargs.flaskparser import is_json_request
-from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 
 from moderation.api import Blueprint, errors
 from moderation.api.json_body import json_object
@@ -32,13 +32,13 @@ from moderation.schemas import (
     ThreadQuerySchema,
 )
 from moderation.services import comments, flags, form_tokens, limits
+from moderation.services.limits import FORM_TYPES
 from moderation.services.rules import current_rules
 from moderation.services.sites import DEFAULT_SITE, get_site, origin_allowed, origin_in
 
 blp = Blueprint("public", __name__, url_prefix="/api/v1", description="Comment forms and readers")
 
 URLENCODED = "application/x-www-form-urlencoded"
-FORM_TYPES = (URLENCODED, "multipart/form-data")
 # The WordPress comment form's field names, so its HTML can post here unchanged.
 WORDPRESS_FIELDS = {
     "author": "author_name",
@@ -342,9 +342,11 @@ CORS_EXPOSED = "Retry-After, X-Request-ID"
 def add_cors_headers(response: Response) -> Response:
     """Let a site's own pages call the public routes from the browser, and no other origin.
 
-    The answer is readable only by the origins of the site it concerns. A preflight
-    (OPTIONS) names no site, so it admits the origins of every site; the request that
-    follows is then answered for its own site's origins only.
+    The answer, an error's too, is readable only by the origins of the site it concerns.
+    A preflight (OPTIONS) names no site, so it admits the origins of every site; the
+    request that follows is then answered for its own site's origins only. An error that
+    concerns no site the service shows (an unknown site, a comment that is not public, a
+    body it could not read) is answered like a preflight, so the page can say what failed.
     """
     if not request.path.startswith(CORS_PATHS):
         return response
@@ -357,7 +359,7 @@ def add_cors_headers(response: Response) -> Response:
     if request.method == "OPTIONS":
         allowed = _lookup(lambda: origin_allowed(origin))
     else:
-        allowed = _lookup(lambda: origin_in(origin, _origins_of(_site_of_request())))
+        allowed = _lookup(lambda: _readable_by(origin))
     if allowed:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
@@ -377,19 +379,32 @@ def _lookup(check: Callable[[], bool]) -> bool:
         return False
 
 
+def _readable_by(origin: str) -> bool:
+    """Whether the origin is one of the site the answer concerns, or of any site when the
+    answer concerns none (only an error can: a success always names a site)."""
+    origins = _origins_of(_site_of_request())
+    return origin_allowed(origin) if origins is None else origin_in(origin, origins)
+
+
 def _site_of_request() -> str | None:
     """The site an answer concerns: the comment's for a flag, else the one the request names."""
     if request.view_args and "comment_id" in request.view_args:
         return comments.site_of_comment(request.view_args["comment_id"])
     if request.method == "GET":
-        return request.args.get("site", DEFAULT_SITE)
-    return limits.submitted_site()
+        return request.args.get("site", "").strip() or DEFAULT_SITE
+    try:
+        return limits.submitted_site()
+    except RequestEntityTooLarge:
+        # The body is past the limit and never read: raised here, in the answer's last
+        # step, it turned the 413 into a 500.
+        return None
 
 
-def _origins_of(slug: str | None) -> list[str]:
+def _origins_of(slug: str | None) -> list[str] | None:
+    """The site's allowed origins; None when no site the service has goes by that slug."""
     if slug is None or not SLUG.fullmatch(slug):
-        return []
+        return None
     try:
         return get_site(slug).allowed_origins or []
     except NotFound:
-        return []
+        return None

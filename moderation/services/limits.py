@@ -15,11 +15,17 @@ from moderation.services.identity import email_hash, ip_hash, reporter_hash
 from moderation.services.rules import current_rules
 from moderation.services.sites import DEFAULT_SITE
 
+# The bodies of an HTML form, which intake takes beside JSON.
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
-def _body() -> dict[str, Any]:
+
+def _body() -> dict[str, Any] | None:
+    """The submission's fields; None when the body is neither a JSON object nor a form."""
     if is_json_request(request):
         body = request.get_json(silent=True)
-        return body if isinstance(body, dict) else {}
+        return body if isinstance(body, dict) else None
+    if request.mimetype not in FORM_TYPES:
+        return None
     # Kept, so that intake can read the raw form after this (it decodes it strictly): the
     # form parser reads the body once and keeps only what it decoded.
     request.get_data(cache=True)
@@ -36,8 +42,10 @@ def site_named(site: Any) -> str | None:
 
 
 def submitted_site() -> str | None:
-    """The site the request's submission is for (``site_named`` of its body's `site`)."""
-    return site_named(_body().get("site"))
+    """The site the request's submission is for (``site_named`` of its body's `site`);
+    None when the body cannot be read, and so names none."""
+    body = _body()
+    return None if body is None else site_named(body.get("site"))
 
 
 def _site() -> str:
@@ -49,7 +57,7 @@ def _commenter_ip() -> str:
     """The commenter's IP: the body's for a site key (its backend posts for many people)."""
     caller = current_caller()
     if caller is not None and caller.role is Role.SITE:
-        given = _body().get("ip")
+        given = (_body() or {}).get("ip")
         if isinstance(given, str) and given:
             return given[:45]
     return request.remote_addr or "unknown"
@@ -62,7 +70,7 @@ def ip_key() -> str:
 
 
 def email_key() -> str:
-    body = _body()
+    body = _body() or {}
     email = body.get("author_email") or body.get("email") or ""
     return f"{_site()}:email:{email_hash(email) if isinstance(email, str) else ''}"
 
