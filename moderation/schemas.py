@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import marshmallow as ma
 from email_validator import EmailNotValidError, validate_email
-from marshmallow import RAISE, ValidationError, fields, pre_load, validate
+from marshmallow import RAISE, ValidationError, fields, missing, pre_load, validate
 
 from moderation.services.cursors import ID_CURSOR, QUEUE_CURSOR
 
@@ -138,6 +138,28 @@ class TrimmedString(fields.String):
         return text.strip()
 
 
+class OptionalQueryString(fields.String):
+    """A query argument that, sent empty or blank, is not given: its default applies.
+
+    Clients that build URLs from a template send `?cursor=` for the first page, as forms
+    send "" for an untouched optional field; a 422 for that helped nobody.
+    """
+
+    def deserialize(self, value: Any, attr: str | None = None,
+                    data: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            value = missing
+        return super().deserialize(value, attr, data, **kwargs)
+
+
+# What the site and cursor query arguments say in the spec.
+DEFAULT_SITE_ARGUMENT = {"description": "The site's slug; absent, empty or blank: `default`."}
+SITE_FILTER = {"description": "Only this site; absent, empty or blank: every site "
+                              "the key may see."}
+CURSOR_ARGUMENT = {"description": "The `next_cursor` of the page before; absent, empty or "
+                                  "blank: the first page."}
+
+
 def _single_line(value: str) -> None:
     if any(ord(ch) < 32 or ch == "\x7f" for ch in value):
         raise ValidationError("Must be one line without control characters.")
@@ -183,6 +205,13 @@ def string_without_nul(converter: Any, field: fields.Field, ret: dict[str, Any],
         {"pattern", "format", "enum", "anyOf"} & set(ret)
     ):
         return {"pattern": NO_NUL}
+    return {}
+
+
+def blank_allowed(converter: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any):
+    """OpenAPI: say that an OptionalQueryString takes a blank value as well as its own."""
+    if isinstance(field, OptionalQueryString) and "pattern" in ret:
+        return {"pattern": f"^(?:{ret['pattern'].removeprefix('^').removesuffix('$')}|\\s*)$"}
     return {}
 
 
@@ -332,11 +361,13 @@ class ThreadPageSchema(ma.Schema):
 
 
 class ThreadQuerySchema(StrictSchema):
-    site = fields.String(load_default="default", validate=FullMatch(SLUG))
+    site = OptionalQueryString(load_default="default", validate=FullMatch(SLUG),
+                               metadata=DEFAULT_SITE_ARGUMENT)
     # Trimmed as a submission's thread is, so that the page finds what was posted.
     thread = TrimmedString(required=True, validate=validate.Length(1, 512))
     limit = WholeNumber(load_default=20, validate=validate.Range(1, 100))
-    cursor = fields.String(load_default=None, validate=FullMatch(ID_CURSOR))
+    cursor = OptionalQueryString(load_default=None, validate=FullMatch(ID_CURSOR),
+                                 metadata=CURSOR_ARGUMENT)
 
 
 class FlagSchema(StrictSchema):
@@ -349,7 +380,8 @@ class FlagAnswerSchema(ma.Schema):
 
 
 class FormTokenQuerySchema(StrictSchema):
-    site = fields.String(load_default="default", validate=FullMatch(SLUG))
+    site = OptionalQueryString(load_default="default", validate=FullMatch(SLUG),
+                               metadata=DEFAULT_SITE_ARGUMENT)
     thread = TrimmedString(required=True, validate=validate.Length(1, 512))
 
 
@@ -411,7 +443,7 @@ class QueuePageSchema(ma.Schema):
 
 
 class QueueQuerySchema(StrictSchema):
-    site = fields.String(load_default=None, validate=FullMatch(SLUG))
+    site = OptionalQueryString(load_default=None, validate=FullMatch(SLUG), metadata=SITE_FILTER)
     status = fields.String(
         load_default="pending", validate=validate.OneOf((*STATUSES, "flagged"))
     )
@@ -422,7 +454,8 @@ class QueueQuerySchema(StrictSchema):
         load_default="oldest", validate=validate.OneOf(("oldest", "newest", "score"))
     )
     limit = WholeNumber(load_default=50, validate=validate.Range(1, 200))
-    cursor = fields.String(load_default=None, validate=FullMatch(QUEUE_CURSOR))
+    cursor = OptionalQueryString(load_default=None, validate=FullMatch(QUEUE_CURSOR),
+                                 metadata=CURSOR_ARGUMENT)
 
 
 class DecisionRequestSchema(StrictSchema):
@@ -449,11 +482,12 @@ class BulkAnswerSchema(ma.Schema):
 
 
 class AuditQuerySchema(StrictSchema):
-    site = fields.String(load_default=None, validate=FullMatch(SLUG))
+    site = OptionalQueryString(load_default=None, validate=FullMatch(SLUG), metadata=SITE_FILTER)
     comment_id = WholeNumber(load_default=None, validate=ID)
     actor = fields.String(load_default=None, validate=validate.Length(1, 100))
     limit = WholeNumber(load_default=50, validate=validate.Range(1, 200))
-    cursor = fields.String(load_default=None, validate=FullMatch(ID_CURSOR))
+    cursor = OptionalQueryString(load_default=None, validate=FullMatch(ID_CURSOR),
+                                 metadata=CURSOR_ARGUMENT)
 
 
 class AuditPageSchema(ma.Schema):

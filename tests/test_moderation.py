@@ -262,3 +262,17 @@ def test_a_query_argument_given_twice_is_refused_not_half_read(api, keys, path):
     assert response.status_code == 422
     name = path.split("?")[1].split("=")[0]
     assert response.get_json()["errors"] == {name: ["Give it once."]}
+
+
+def test_an_empty_site_or_cursor_in_the_queue_and_audit_is_not_given(api, keys):
+    """`?site=&cursor=` from a URL template was a 422; absent, the site filter covers every
+    site the key may see, and the page is the first."""
+    held = post(api, content="a holdword to hold")
+    decide(api, keys.admin, post(api, content="holdword two", author_email="b@example.org"),
+           "approve")
+    for query in ("?cursor=", "?site=", "?site=&cursor="):
+        queue = api.get(QUEUE + query, key=keys.moderator)
+        audit = api.get("/api/v1/moderation/audit" + query, key=keys.moderator)
+        assert (queue.status_code, audit.status_code) == (200, 200), query
+        assert [item["id"] for item in queue.get_json()["items"]] == [held]
+        assert len(audit.get_json()["items"]) == 1

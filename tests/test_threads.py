@@ -159,3 +159,23 @@ def test_a_very_deep_chain_of_replies_does_not_break_the_thread(api, app):
     page = api.get("/api/v1/comments?thread=/2026/11/27/a-story")
     assert page.status_code == 200
     assert len(every_id(page.get_json()["items"])) == 601
+
+
+def test_an_empty_site_or_cursor_is_not_given(api, app):
+    """URL templates send `?cursor=` for the first page and `?site=` when the page has no
+    site of its own: both were 422. Absent, the site is `default` (its origins may read
+    the answer) and the page the first."""
+    from moderation.services import sites
+
+    with app.app_context():
+        sites.change_site("default", allowed_origins=["https://default.example"])
+    first = post(api, content="First!")
+    for query in ("cursor=", "site=", "site=&cursor=", "site=%20&cursor=%20"):
+        page = api.get(f"/api/v1/comments?thread=/2026/11/27/a-story&{query}",
+                       headers={"Origin": "https://default.example"})
+        assert page.status_code == 200, (query, page.get_json())
+        assert page.get_json()["site"] == "default"
+        assert [item["id"] for item in page.get_json()["items"]] == [first]
+        assert page.headers["Access-Control-Allow-Origin"] == "https://default.example"
+    token = api.get("/api/v1/form-token?site=&thread=/a")
+    assert token.status_code == 200 and token.get_json()["form_token"]
