@@ -427,14 +427,23 @@ def measure(calls: int) -> dict:
     return results
 
 
+# The listings the cases page: cursors carry a digest of theirs (older code took none).
+QUEUE_LISTING = ("queue", "default", "pending", None, None, None, "oldest")
+THREAD_LISTING = ("thread", "default", BIG_THREAD)
+
+
 def queue_cursor(cursors, score: float, last_id: int) -> str:
     """The queue's cursor after (score, id), in moderation/services/cursors.py's format."""
+    if hasattr(cursors, "Listing"):
+        return cursors.encode_queue(score, last_id, QUEUE_LISTING)
     if hasattr(cursors, "encode_queue"):
         return cursors.encode_queue(score, last_id)
     return cursors.encode([last_id])
 
 
 def id_cursor(cursors, last_id: int) -> str:
+    if hasattr(cursors, "Listing"):
+        return cursors.encode_id(last_id, THREAD_LISTING)
     if hasattr(cursors, "encode_id"):
         return cursors.encode_id(last_id)
     return cursors.encode([last_id])

@@ -156,8 +156,9 @@ class OptionalQueryString(fields.String):
 DEFAULT_SITE_ARGUMENT = {"description": "The site's slug; absent, empty or blank: `default`."}
 SITE_FILTER = {"description": "Only this site; absent, empty or blank: every site "
                               "the key may see."}
-CURSOR_ARGUMENT = {"description": "The `next_cursor` of the page before; absent, empty or "
-                                  "blank: the first page."}
+CURSOR_ARGUMENT = {"description": "The `next_cursor` of the page before, asked with the same "
+                                  "sort and filters (a cursor of another listing is 422); "
+                                  "absent, empty or blank: the first page."}
 
 
 def _single_line(value: str) -> None:

@@ -276,3 +276,29 @@ def test_an_empty_site_or_cursor_in_the_queue_and_audit_is_not_given(api, keys):
         assert (queue.status_code, audit.status_code) == (200, 200), query
         assert [item["id"] for item in queue.get_json()["items"]] == [held]
         assert len(audit.get_json()["items"]) == 1
+
+
+def test_a_cursor_pages_only_the_listing_it_was_made_for(api, keys):
+    """A cursor of one sort or filter paged another from its position (a score read as an
+    id, an id of the newest-first walk read oldest-first), giving wrong pages: now 422."""
+    for n in range(4):
+        post(api, content=f"holdword number {n}", author_email=f"u{n}@example.org")
+    decide(api, keys.admin, 1, "approve")
+    decide(api, keys.admin, 2, "approve")
+    queue = api.get(QUEUE + "?limit=1", key=keys.moderator).get_json()["next_cursor"]
+    others = ("?sort=newest", "?sort=score", "?status=spam", "?site=default", "?thread=/t",
+              "?rule=HOLD_WORD", "?q=number")
+    for query in others:
+        answer = api.get(f"{QUEUE}{query}&cursor={queue}", key=keys.moderator)
+        assert answer.status_code == 422, query
+        assert list(answer.get_json()["errors"]) == ["cursor"]
+    same = api.get(f"{QUEUE}?limit=2&status=pending&cursor={queue}", key=keys.moderator)
+    assert same.status_code == 200  # the page size and an explicit default are the same listing
+
+    audit = api.get("/api/v1/moderation/audit?limit=1", key=keys.admin).get_json()["next_cursor"]
+    for query in ("?actor=ops", "?comment_id=1", "?site=default"):
+        answer = api.get(f"/api/v1/moderation/audit{query}&cursor={audit}", key=keys.admin)
+        assert answer.status_code == 422 and list(answer.get_json()["errors"]) == ["cursor"]
+    thread = api.get("/api/v1/comments?thread=/2026/11/27/a-story&limit=1").get_json()
+    assert api.get(f"/api/v1/moderation/audit?cursor={thread['next_cursor']}",
+                   key=keys.admin).status_code == 422

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from moderation.extensions import db
 from moderation.models import Comment, Thread
+from moderation.services.cursors import encode_id
 from tests.conftest import PERMISSIVE_RULES, close_app, comment, make_app
 
 
@@ -451,7 +452,8 @@ def test_nul_characters_are_refused_not_stored(api, keys):
 def test_ids_past_the_database_range_are_refused(api):
     response = api.post("/api/v1/comments", comment(parent_id=2**31))
     assert response.status_code == 422 and "parent_id" in response.get_json()["errors"]
-    assert api.get("/api/v1/comments?thread=/t&cursor=999999999999999999").status_code == 200
+    far = encode_id(999_999_999_999_999_999, ("thread", "default", "/t"))
+    assert api.get(f"/api/v1/comments?thread=/t&cursor={far}").status_code == 200
 
 
 def test_a_spam_comment_does_not_name_a_new_page(api, keys):

@@ -179,3 +179,17 @@ def test_an_empty_site_or_cursor_is_not_given(api, app):
         assert page.headers["Access-Control-Allow-Origin"] == "https://default.example"
     token = api.get("/api/v1/form-token?site=&thread=/a")
     assert token.status_code == 200 and token.get_json()["form_token"]
+
+
+def test_a_cursor_pages_only_the_thread_it_was_made_for(api, keys):
+    """Another thread's cursor paged this one from a position of that thread, skipping
+    comments; it is a 422 naming the cursor."""
+    for n in range(3):
+        post(api, thread="/one", content=f"One {n}", author_email=f"o{n}@example.org")
+        post(api, thread="/two", content=f"Two {n}", author_email=f"t{n}@example.org")
+    cursor = api.get("/api/v1/comments?thread=/one&limit=1").get_json()["next_cursor"]
+    assert api.get(f"/api/v1/comments?thread=/one&limit=1&cursor={cursor}").status_code == 200
+    for elsewhere in ("thread=/two", "thread=/unseen", "site=other&thread=/one"):
+        answer = api.get(f"/api/v1/comments?{elsewhere}&cursor={cursor}")
+        assert answer.status_code == 422, elsewhere
+        assert list(answer.get_json()["errors"]) == ["cursor"]

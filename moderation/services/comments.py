@@ -482,15 +482,16 @@ def thread_page(site_slug: str, thread_key: str, limit: int, cursor: str | None)
         "items": [],
         "next_cursor": None,
     }
+    listing = ("thread", site_slug, thread_key)
+    after = decode_id(cursor, listing) if cursor else 0  # another thread's cursor too: 422
     if thread_id is None:
         return page
-    after = decode_id(cursor) if cursor else 0
     roots = connection.execute(
         _ROOTS, {"thread_id": thread_id, "after": after, "limit": limit + 1}
     ).all()
     if len(roots) > limit:
         roots = roots[:limit]
-        page["next_cursor"] = encode_id(roots[-1].id)
+        page["next_cursor"] = encode_id(roots[-1].id, listing)
     page["items"] = _nest(connection, thread_id, roots)
     return page
 

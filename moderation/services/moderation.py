@@ -32,7 +32,13 @@ from moderation.models import (
 )
 from moderation.render import content_html
 from moderation.services import learning
-from moderation.services.cursors import decode_id, decode_queue, encode_id, encode_queue
+from moderation.services.cursors import (
+    Listing,
+    decode_id,
+    decode_queue,
+    encode_id,
+    encode_queue,
+)
 from moderation.services.sites import get_site, get_site_id
 
 ACTION_STATUS = {
@@ -53,6 +59,11 @@ class QueueFilter:
     sort: str
     limit: int
     cursor: str | None
+
+    @property
+    def listing(self) -> Listing:
+        """What a cursor of this queue pages: the sort and every filter, not the page size."""
+        return ("queue", self.site, self.status, self.thread, self.rule, self.q, self.sort)
 
 
 def _scope(caller: Caller, site_slug: str | None) -> list[int] | None:
@@ -117,14 +128,14 @@ def queue(caller: Caller, wanted: QueueFilter) -> dict[str, Any]:
     next_cursor = None
     if len(rows) > wanted.limit:
         rows = rows[: wanted.limit]
-        next_cursor = encode_queue(rows[-1].score, rows[-1].id)
+        next_cursor = encode_queue(rows[-1].score, rows[-1].id, wanted.listing)
     items = [_summary(row, row.site_slug, row.thread_key, row.thread_title) for row in rows]
     add_flags_and_history(items)
     return {"items": [_json_ready(item) for item in items], "next_cursor": next_cursor}
 
 
 def _order(query: sa.Select, wanted: QueueFilter) -> sa.Select:
-    position = decode_queue(wanted.cursor) if wanted.cursor else None
+    position = decode_queue(wanted.cursor, wanted.listing) if wanted.cursor else None
     score, comment_id = _comments.c.score, _comments.c.id
     if wanted.sort == "score":
         if position:
@@ -353,6 +364,7 @@ def audit(
 ) -> dict[str, Any]:
     """The decision log, newest first, limited to the caller's sites."""
     site_ids = _scope(caller, site)
+    listing: Listing = ("audit", site, comment_id, actor)
     query = sa.select(Decision, Site.slug).outerjoin(Site, Site.id == Decision.site_id)
     if site_ids is not None:
         query = query.where(Decision.site_id.in_(site_ids))
@@ -361,12 +373,12 @@ def audit(
     if actor is not None:
         query = query.where(Decision.actor == actor)
     if cursor:
-        query = query.where(Decision.id < decode_id(cursor))
+        query = query.where(Decision.id < decode_id(cursor, listing))
     rows = db.session.execute(query.order_by(Decision.id.desc()).limit(limit + 1)).all()
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_id(rows[-1][0].id)
+        next_cursor = encode_id(rows[-1][0].id, listing)
     return {"items": [_decision_of(d, slug) for d, slug in rows], "next_cursor": next_cursor}
 
 
