@@ -41,3 +41,20 @@ def test_no_retry_after_on_errors_that_waiting_does_not_cure(api):
                    api.post("/api/v1/comments/99/flags", {"reason": "spam"})):
         assert answer.status_code in (404, 422)
         assert "Retry-After" not in answer.headers, answer.status_code
+
+
+def test_an_answer_without_content_says_no_content_type(api, keys):
+    """The 204s of the admin's deletions said `Content-Type: application/json` about a body
+    they do not have; a client that parses by the type then fails on nothing."""
+    key_id = next(key["id"] for key in api.get("/api/v1/admin/keys", key=keys.admin)
+                  .get_json()["items"] if key["name"] == "mod")
+    for answer in (api.delete("/api/v1/admin/sites/other", key=keys.admin),
+                   api.delete(f"/api/v1/admin/keys/{key_id}", key=keys.admin)):
+        assert answer.status_code == 204
+        assert "Content-Type" not in answer.headers and answer.data == b""
+    with api.get("/static/redoc/redoc.standalone.js") as script:
+        etag = script.headers["ETag"]
+    with api.get("/static/redoc/redoc.standalone.js",
+                 headers={"If-None-Match": etag}) as unchanged:
+        assert unchanged.status_code == 304
+        assert "Content-Type" not in unchanged.headers and unchanged.data == b""

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import flask_smorest
-from flask import Request, request
+from flask import Request, Response, request
 from flask_smorest.error_handler import ErrorSchema
 from marshmallow import fields as ma_fields
 from marshmallow import missing
@@ -136,6 +136,17 @@ def errors(blp: Blueprint, *codes: int) -> Callable[[F], F]:
         return view
 
     return decorator
+
+
+def no_content_type_without_content(response: Response) -> Response:
+    """A 204 carries no body, so it names no type for one (RFC 9110 8.3).
+
+    flask-smorest's 204 kept Flask's default `application/json`; Werkzeug already strips
+    a 304 of its type and a 204 of its length, and sends neither a body.
+    """
+    if response.status_code == 204:
+        response.headers.pop("Content-Type", None)
+    return response
 
 
 def guarded(blp: Blueprint, *roles: Role) -> Callable[[F], F]:
