@@ -314,7 +314,9 @@ class CommentSubmissionSchema(TrimmedSchema):
         load_default=None,
         allow_none=True,
         validate=validate.Length(max=4096),
-        metadata={"description": "The signed token from GET /api/v1/form-token, when enabled."},
+        metadata={"description": "The signed token from GET /api/v1/form-token, when enabled: "
+                                 "good for the site and thread it was fetched for, from "
+                                 "`min_seconds` to `max_age_seconds` after it was served."},
     )
 
     @pre_load

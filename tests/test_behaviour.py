@@ -318,3 +318,29 @@ def test_redis_down_still_takes_comments(database_url, caplog):
     close_app(app)
     assert statuses[0] == 201
     assert 500 not in statuses
+
+
+def test_a_form_token_is_good_only_for_its_page_and_a_day_at_most(api, keys, monkeypatch):
+    """A token is bound to the site and thread it was served for and to when it was served:
+    a bot holding one cannot stamp it on other pages, nor keep using it past its age."""
+    def token_for(site, thread):
+        return api.get("/api/v1/form-token", query_string={"site": site, "thread": thread}
+                       ).get_json()["form_token"]
+
+    story = token_for("other", "/story")
+    elsewhere = {
+        "another thread": (token_for("other", "/elsewhere"), 5),
+        "another site": (token_for("default", "/story"), 5),
+        "past its age": (story, 3601),  # limits_rules.yaml: max_age_seconds 3600
+        "its page, in time": (story, 5),
+    }
+    real_time = time.time
+    statuses = {}
+    for n, (case, (token, later)) in enumerate(elsewhere.items()):
+        monkeypatch.setattr(time, "time", lambda later=later: real_time() + later)
+        answer = api.post("/api/v1/comments", comment(
+            site="other", thread="/story", form_token=token, author_email=f"t{n}@example.org"))
+        statuses[case] = api.get(f"/api/v1/moderation/comments/{answer.get_json()['id']}",
+                                 key=keys.admin).get_json()["status"]
+    assert statuses == {"another thread": "spam", "another site": "spam",
+                        "past its age": "spam", "its page, in time": "approved"}

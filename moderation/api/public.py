@@ -327,7 +327,12 @@ def flag_comment(report: dict[str, Any], comment_id: int) -> dict[str, Any]:
 @blp.response(200, FormTokenSchema)
 @errors(blp, 404, 422)
 def form_token(query: dict[str, Any]) -> dict[str, Any]:
-    """A signed token for a comment form served now; post it back as `form_token`."""
+    """A signed token for a comment form served now; post it back as `form_token`.
+
+    The token is good only for this site and thread, from the rules file's
+    `form_token.min_seconds` after it was served (sooner, a person could not have typed
+    the comment) until its `max_age_seconds` (a day by default).
+    """
     get_site(query["site"])
     return {"form_token": form_tokens.issue(query["site"], query["thread"])}
 
