@@ -385,8 +385,8 @@ def _lookup(check: Callable[[], bool]) -> bool:
 
 
 def _readable_by(origin: str) -> bool:
-    """Whether the origin is one of the site the answer concerns, or of any site when the
-    answer concerns none (only an error can: a success always names a site)."""
+    """Whether the origin is among those of the site the answer concerns, or of any site
+    when it concerns none (only an error can: a success always names a site)."""
     origins = _origins_of(_site_of_request())
     return origin_allowed(origin) if origins is None else origin_in(origin, origins)
 
