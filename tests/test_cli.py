@@ -1,4 +1,4 @@
-"""The `moderation` command: first-run set-up, keys, sites, rules check."""
+"""The `moderation` command: first-run set-up, keys, sites, rules check, privacy, backup."""
 
 from __future__ import annotations
 
@@ -216,3 +216,29 @@ def test_erase_and_export_check_the_address_as_the_api_does(runner, args):
     result = runner.invoke(args=args)
     assert result.exit_code == 1
     assert "Invalid: email:" in result.output and "Traceback" not in result.output
+
+
+def test_backup_copies_the_database_while_it_is_open(runner, app, api, keys, database_url,
+                                                     tmp_path):
+    """A copy made while the service holds the database open, whole, for the operator only;
+    on PostgreSQL the command says to use pg_dump instead."""
+    for n in range(3):
+        assert api.post("/api/v1/comments", comment(
+            author_email=f"b{n}@example.org", content=f"Kept {n}.")).status_code == 201
+    target = tmp_path / "copy.db"
+    result = runner.invoke(args=["backup", str(target)])
+    if not database_url.startswith("sqlite"):
+        assert result.exit_code == 1 and "pg_dump" in result.output and not target.exists()
+        return
+    assert result.exit_code == 0, result.output
+    assert "3 comments" in result.output
+    assert target.stat().st_mode & 0o777 == 0o600
+    import sqlite3
+
+    with sqlite3.connect(target) as copy:
+        assert copy.execute("SELECT content FROM comments ORDER BY id").fetchall() == [
+            ("Kept 0.",), ("Kept 1.",), ("Kept 2.",)]
+        assert copy.execute("SELECT count(*) FROM api_keys").fetchone()[0] > 0
+    copy.close()
+    again = runner.invoke(args=["backup", str(target)])
+    assert again.exit_code == 1 and "exists" in again.output
