@@ -12,7 +12,7 @@ import unicodedata
 from functools import lru_cache
 from importlib import resources
 
-__all__ = ["ASCII_FOLD", "FOLD_TABLE", "fold_char"]
+__all__ = ["ASCII_FOLD", "ASCII_LOOKALIKES", "FOLD_TABLE", "fold_char"]
 
 _BIDI_MARKS = "\u200e\u200f"
 # ASCII folds one character to one, so a single translate does it without moving positions.
@@ -56,7 +56,7 @@ def _confusable_map() -> dict[str, str]:
     return {source: target for source, (_, target) in best.items()}
 
 
-_CONFUSABLES = _confusable_map()
+ASCII_LOOKALIKES = _confusable_map()
 
 
 def _is_ignorable(code: int) -> bool:
@@ -77,10 +77,10 @@ def _fold_one(char: str) -> str:
     folded = char.casefold()
     # Look up the case-folded form first: Cyrillic 'І' folds to 'і', which resembles 'i',
     # while the upper-case form resembles 'l'. Greek 'Η' only has a match before folding.
-    if len(folded) == 1 and folded in _CONFUSABLES:
-        return _CONFUSABLES[folded]
-    if char in _CONFUSABLES:
-        return _CONFUSABLES[char]
+    if len(folded) == 1 and folded in ASCII_LOOKALIKES:
+        return ASCII_LOOKALIKES[folded]
+    if char in ASCII_LOOKALIKES:
+        return ASCII_LOOKALIKES[char]
     # Lower after case folding: Cherokee folds to upper case, and every folded character
     # must be its own lower case so that whole texts can be lower-cased in one call.
     return folded.lower()
