@@ -4,9 +4,68 @@ from __future__ import annotations
 
 import html
 import re
+from functools import lru_cache
+
+import idna
+from confusable_homoglyphs import categories
+
+from moderation.rules.fold import ASCII_LOOKALIKES
 
 # http(s) URLs up to white space or a closing bracket/quote; trailing punctuation is left out.
 URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
+# Scheme and user information, the host, then the port and the rest as written. A browser
+# ends the host at a backslash as at a slash in an http(s) URL.
+URL_PARTS = re.compile(r"(https?://(?:[^/?#\\]*@)?)([^/?#\\:]*)(.*)", re.S)
+# ICU's "highly restrictive" level, where Chromium's IDN display policy starts: a label in
+# one script, or in the scripts Japanese, Chinese or Korean are written in together.
+WRITING_SYSTEMS = (
+    frozenset({"LATIN", "HAN", "HIRAGANA", "KATAKANA"}),
+    frozenset({"LATIN", "HAN", "BOPOMOFO"}),
+    frozenset({"LATIN", "HAN", "HANGUL"}),
+)
+
+
+def _shown_label(label: str) -> str:
+    """A label of an IDNA-encoded host as an address bar shows it: Unicode only if safe."""
+    if not label.startswith("xn--"):
+        return label
+    # Plain punycode: idna.encode has checked the label, and idna.ulabel would check it
+    # again at five times the cost of decoding it.
+    unicode_label = label[4:].encode("ascii").decode("punycode")
+    scripts = {categories.alias(char) for char in unicode_label} - {"COMMON", "INHERITED"}
+    one_writing_system = len(scripts) <= 1 or any(scripts <= known for known in WRITING_SYSTEMS)
+    # Every letter resembling an ASCII one (Cyrillic "аррӏе") reads as an ASCII name.
+    looks_ascii = all(char.isascii() or char in ASCII_LOOKALIKES for char in unicode_label)
+    return unicode_label if one_writing_system and not looks_ascii else label
+
+
+# Every view of a thread renders its comments again, so their hosts come back often.
+@lru_cache(maxsize=4096)
+def _browser_host(host: str) -> tuple[str, str] | None:
+    """The host as a browser visits it (IDNA) and as its address bar shows it; None if invalid."""
+    try:
+        visited = idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        return None
+    return visited, ".".join(_shown_label(label) for label in visited.split("."))
+
+
+def _link(url: str) -> str:
+    """The anchor for a URL: the host in punycode in href, in the text as a browser shows it.
+
+    A host that is not valid IDNA is no link, only escaped text: no browser would reach it.
+    """
+    prefix, host, rest = URL_PARTS.match(url).groups()
+    href = shown = url
+    if not host.isascii() or "xn--" in host.lower():
+        # A DNS name has at most 253 characters. A longer host could only fit by IDNA
+        # dropping invisible characters from it; not linking it keeps the cache's keys small.
+        hosts = _browser_host(host) if len(host) <= 253 else None
+        if hosts is None:
+            return html.escape(url, quote=True)
+        href, shown = prefix + hosts[0] + rest, prefix + hosts[1] + rest
+    href, shown = html.escape(href, quote=True), html.escape(shown, quote=True)
+    return f'<a href="{href}" rel="nofollow ugc noopener">{shown}</a>'
 
 
 def _linked(paragraph: str) -> str:
@@ -25,15 +84,18 @@ def _linked(paragraph: str) -> str:
         while paragraph[end:end + 1] == ")" and url.count("(") > url.count(")"):
             url, end = url + ")", end + 1
         pieces.append(html.escape(paragraph[position:match.start()], quote=True))
-        href = html.escape(url, quote=True)
-        pieces.append(f'<a href="{href}" rel="nofollow ugc noopener">{href}</a>')
+        pieces.append(_link(url))
         position = end
     pieces.append(html.escape(paragraph[position:], quote=True))
     return "".join(pieces)
 
 
 def content_html(text: str) -> str:
-    """Escape everything, link bare http(s) URLs with rel="nofollow ugc noopener", keep breaks."""
+    """Escape everything, link bare http(s) URLs with rel="nofollow ugc noopener", keep breaks.
+
+    A link's host is in punycode in its href (what the browser visits) and in its text
+    unless the host reads safely in Unicode (one writing system, no look-alike of ASCII).
+    """
     paragraphs = re.split(r"\n\s*\n", text.replace("\r\n", "\n").strip())
     return "".join(
         "<p>" + _linked(paragraph).replace("\n", "<br>") + "</p>" for paragraph in paragraphs

@@ -193,3 +193,38 @@ def test_a_cursor_pages_only_the_thread_it_was_made_for(api, keys):
         answer = api.get(f"/api/v1/comments?{elsewhere}&cursor={cursor}")
         assert answer.status_code == 422, elsewhere
         assert list(answer.get_json()["errors"]) == ["cursor"]
+
+
+def test_a_look_alike_host_is_linked_and_shown_in_punycode(api):
+    # Cyrillic "р" and "а" among Latin letters, then the same trick sent already encoded.
+    html = rendered(api, "Log in at https://раypal.com/login?next=/Ä or https://xn--pypal-4ve.com/"
+                         " or https://bankд.example/")
+    assert ('<a href="https://xn--ypal-43d9g.com/login?next=/Ä" rel="nofollow ugc noopener">'
+            "https://xn--ypal-43d9g.com/login?next=/Ä</a>") in html
+    assert ('<a href="https://xn--pypal-4ve.com/" rel="nofollow ugc noopener">'
+            "https://xn--pypal-4ve.com/</a>") in html
+    assert "раypal" not in html and "pаypal" not in html
+    # Scripts mixed in one label, even where the odd letter resembles none in ASCII.
+    assert ('<a href="https://xn--bank-t4d.example/" rel="nofollow ugc noopener">'
+            "https://xn--bank-t4d.example/</a>") in html
+
+
+def test_a_host_in_one_script_is_linked_in_punycode_and_shown_in_unicode(api):
+    html = rendered(api, "See https://bücher.example/Bücher?q=1&r=2 and https://例え.テスト/ and "
+                         "https://аррӏе.example/")
+    assert ('<a href="https://xn--bcher-kva.example/Bücher?q=1&amp;r=2" '
+            'rel="nofollow ugc noopener">https://bücher.example/Bücher?q=1&amp;r=2</a>') in html
+    assert ('<a href="https://xn--r8jz45g.xn--zckzah/" rel="nofollow ugc noopener">'
+            "https://例え.テスト/</a>") in html
+    # All Cyrillic, but every letter a look-alike of a Latin one: it reads as "apple".
+    assert ('<a href="https://xn--80ak6aa92e.example/" rel="nofollow ugc noopener">'
+            "https://xn--80ak6aa92e.example/</a>") in html
+
+
+def test_an_invalid_or_overlong_host_is_text_not_a_link(api):
+    stuffed = "b" + "\u00ad" * 300 + "ücher.example"  # IDNA drops soft hyphens
+    html = rendered(api, f"Try https://xn--zzzz.example/a?b=<c> or https://-bücher.example/ or "
+                         f"https://{stuffed}/")
+    assert "<a " not in html
+    assert ("Try https://xn--zzzz.example/a?b=&lt;c&gt; or https://-bücher.example/ or "
+            f"https://{stuffed}/") in html
