@@ -53,9 +53,14 @@ def _browser_host(host: str) -> tuple[str, str] | None:
 def _link(url: str) -> str:
     """The anchor for a URL: the host in punycode in href, in the text as a browser shows it.
 
-    A host that is not valid IDNA is no link, only escaped text: no browser would reach it.
+    A host that is not valid IDNA is no link, only escaped text: no browser would reach it;
+    nor is a URL with a user name or password.
     """
     prefix, host, rest = URL_PARTS.match(url).groups()
+    if "@" in prefix:
+        # A user name before the host (https://paypal.com@evil.example/) reads as one site
+        # and leads to another; author_url refuses it, and a link would vouch for it.
+        return html.escape(url, quote=True)
     href = shown = url
     if not host.isascii() or "xn--" in host.lower():
         # A DNS name has at most 253 characters. A longer host could only fit by IDNA

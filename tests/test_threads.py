@@ -228,3 +228,13 @@ def test_an_invalid_or_overlong_host_is_text_not_a_link(api):
     assert "<a " not in html
     assert ("Try https://xn--zzzz.example/a?b=&lt;c&gt; or https://-bücher.example/ or "
             f"https://{stuffed}/") in html
+
+
+def test_a_url_with_a_user_name_is_text_not_a_link(api):
+    """`https://paypal.com@evil.example/` reads as paypal.com and leads to evil.example;
+    author_url refuses it (422), and a link in the text was made of it all the same."""
+    html = rendered(api, "Log in at https://paypal.com@evil.example/login or "
+                         "https://user:pw@news.example/ but https://news.example/@ada is fine")
+    assert html.count("<a ") == 1
+    assert ('<a href="https://news.example/@ada" rel="nofollow ugc noopener">') in html
+    assert "Log in at https://paypal.com@evil.example/login or https://user:pw@news" in html
