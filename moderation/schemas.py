@@ -152,6 +152,10 @@ class OptionalQueryString(fields.String):
         return super().deserialize(value, attr, data, **kwargs)
 
 
+class OptionalTrimmedQuery(OptionalQueryString, TrimmedString):
+    """An optional query argument, trimmed; empty or blank, it is not given."""
+
+
 # What the site and cursor query arguments say in the spec.
 DEFAULT_SITE_ARGUMENT = {"description": "The site's slug; absent, empty or blank: `default`."}
 SITE_FILTER = {"description": "Only this site; absent, empty or blank: every site "
@@ -450,9 +454,10 @@ class QueueQuerySchema(StrictSchema):
     status = fields.String(
         load_default="pending", validate=validate.OneOf((*STATUSES, "flagged"))
     )
-    thread = TrimmedString(load_default=None, validate=validate.Length(1, 512))
-    rule = fields.String(load_default=None, validate=FullMatch(r"^[A-Z0-9_]{1,64}$"))
-    q = fields.String(load_default=None, validate=validate.Length(1, 200))
+    # Empty or blank, as a moderator's search box or filter left empty sends them: no filter.
+    thread = OptionalTrimmedQuery(load_default=None, validate=validate.Length(max=512))
+    rule = OptionalQueryString(load_default=None, validate=FullMatch(r"^[A-Z0-9_]{1,64}$"))
+    q = OptionalQueryString(load_default=None, validate=validate.Length(max=200))
     sort = fields.String(
         load_default="oldest", validate=validate.OneOf(("oldest", "newest", "score"))
     )
@@ -487,7 +492,7 @@ class BulkAnswerSchema(ma.Schema):
 class AuditQuerySchema(StrictSchema):
     site = OptionalQueryString(load_default=None, validate=FullMatch(SLUG), metadata=SITE_FILTER)
     comment_id = WholeNumber(load_default=None, validate=ID)
-    actor = fields.String(load_default=None, validate=validate.Length(1, 100))
+    actor = OptionalQueryString(load_default=None, validate=validate.Length(max=100))
     limit = WholeNumber(load_default=50, validate=validate.Range(1, 200))
     cursor = OptionalQueryString(load_default=None, validate=FullMatch(ID_CURSOR),
                                  metadata=CURSOR_ARGUMENT)

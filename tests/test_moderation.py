@@ -264,9 +264,9 @@ def test_a_query_argument_given_twice_is_refused_not_half_read(api, keys, path):
     assert response.get_json()["errors"] == {name: ["Give it once."]}
 
 
-def test_an_empty_site_or_cursor_in_the_queue_and_audit_is_not_given(api, keys):
+def test_an_empty_filter_or_cursor_in_the_queue_and_audit_is_not_given(api, keys):
     """`?site=&cursor=` from a URL template was a 422; absent, the site filter covers every
-    site the key may see, and the page is the first."""
+    site the key may see, and the page is the first. So for every optional filter."""
     held = post(api, content="a holdword to hold")
     decide(api, keys.admin, post(api, content="holdword two", author_email="b@example.org"),
            "approve")
@@ -276,6 +276,13 @@ def test_an_empty_site_or_cursor_in_the_queue_and_audit_is_not_given(api, keys):
         assert (queue.status_code, audit.status_code) == (200, 200), query
         assert [item["id"] for item in queue.get_json()["items"]] == [held]
         assert len(audit.get_json()["items"]) == 1
+    # A moderator's search box or filter left empty sends the others so: no filter either.
+    for query in ("?q=", "?q=%20", "?thread=", "?rule=", "?q=&thread=&rule=&site=&cursor="):
+        queue = api.get(QUEUE + query, key=keys.moderator)
+        assert queue.status_code == 200, (query, queue.get_json())
+        assert [item["id"] for item in queue.get_json()["items"]] == [held]
+    audit = api.get("/api/v1/moderation/audit?actor=", key=keys.moderator)
+    assert audit.status_code == 200 and len(audit.get_json()["items"]) == 1
 
 
 def test_a_cursor_pages_only_the_listing_it_was_made_for(api, keys):
