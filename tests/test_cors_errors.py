@@ -127,3 +127,18 @@ def test_another_sites_page_reads_only_the_errors_that_concern_no_site(api, keys
 def test_a_stranger_reads_no_error(api, keys, two_sites):
     answers = _error_answers(api, keys, "https://evil.example")
     assert answers == {asked: (status, False) for asked, status in ERROR_STATUSES.items()}
+
+
+def test_the_flag_that_returns_a_comment_to_the_queue_is_answered_for_its_site_alone(
+        api, two_sites):
+    """The last flag's 202 looked up the comment's site among public comments after the
+    flag had taken it out of them, found none, and so was readable by every site's page."""
+    approved = api.post("/api/v1/comments", comment(site="news", content="Public."),
+                        environ_base={"REMOTE_ADDR": "10.7.0.1"}).get_json()["id"]
+    answers = [
+        api.post(f"/api/v1/comments/{approved}/flags", {"reason": "spam"},
+                 environ_base={"REMOTE_ADDR": f"10.6.0.{n}"}, headers={"Origin": origin})
+        for n, origin in enumerate((NEWS, NEWS, BLOG), start=1)
+    ]
+    assert [(answer.status_code, _allowed(answer)) for answer in answers] == [
+        (202, NEWS), (202, NEWS), (202, None)]

@@ -364,7 +364,7 @@ def add_cors_headers(response: Response) -> Response:
     if request.method == "OPTIONS":
         allowed = _lookup(lambda: origin_allowed(origin))
     else:
-        allowed = _lookup(lambda: _readable_by(origin))
+        allowed = _lookup(lambda: _readable_by(origin, response))
     if allowed:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
@@ -384,17 +384,20 @@ def _lookup(check: Callable[[], bool]) -> bool:
         return False
 
 
-def _readable_by(origin: str) -> bool:
+def _readable_by(origin: str, response: Response) -> bool:
     """Whether the origin is among those of the site the answer concerns, or of any site
     when it concerns none (only an error can: a success always names a site)."""
-    origins = _origins_of(_site_of_request())
+    origins = _origins_of(_site_of_request(response))
     return origin_allowed(origin) if origins is None else origin_in(origin, origins)
 
 
-def _site_of_request() -> str | None:
+def _site_of_request(response: Response) -> str | None:
     """The site an answer concerns: the comment's for a flag, else the one the request names."""
     if request.view_args and "comment_id" in request.view_args:
-        return comments.site_of_comment(request.view_args["comment_id"])
+        # A flag taken may have sent its comment back to the queue, and is still that
+        # site's; an error names only a published comment's site, not a hidden one's.
+        return comments.site_of_comment(request.view_args["comment_id"],
+                                        published_only=response.status_code >= 400)
     if request.method == "GET":
         return request.args.get("site", "").strip() or DEFAULT_SITE
     try:

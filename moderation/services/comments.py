@@ -552,10 +552,12 @@ def approved_comment(comment_id: int, *, for_update: bool = False) -> Comment:
     return comment
 
 
-def site_of_comment(comment_id: int) -> str | None:
-    """The slug of a published comment's site (None if there is no such comment)."""
-    return db.session.scalar(
-        sa.select(_sites.c.slug)
-        .join(_comments, _comments.c.site_id == _sites.c.id)
-        .where(_comments.c.id == comment_id, _comments.c.status == Status.APPROVED)
-    )
+def site_of_comment(comment_id: int, published_only: bool = True) -> str | None:
+    """The slug of a comment's site, of a published one unless told otherwise (None if
+    there is no such comment)."""
+    query = (sa.select(_sites.c.slug)
+             .join(_comments, _comments.c.site_id == _sites.c.id)
+             .where(_comments.c.id == comment_id))
+    if published_only:
+        query = query.where(_comments.c.status == Status.APPROVED)
+    return db.session.scalar(query)
