@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -175,4 +176,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ServiceError, _handle_service_error)
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(DBAPIError, _handle_dbapi_error)
+    # Every pooled connection busy past pool_timeout: not a database error to SQLAlchemy,
+    # but to the client the same wait, so the same 503 with Retry-After, not a 500.
+    app.register_error_handler(PoolTimeout, _database_unavailable)
     app.register_error_handler(Exception, _handle_unexpected)

@@ -50,3 +50,26 @@ def test_unreachable_database_answers_503_with_retry_after(limits):
         assert "moderation_queue_depth" not in text
     finally:
         close_app(app)
+
+
+def test_every_pooled_connection_busy_answers_503_with_retry_after(database_url):
+    """A pool with no connection free within its timeout raised SQLAlchemy's TimeoutError,
+    which is not a database error: the answer was a 500 instead of the database's 503."""
+    from tests.conftest import make_app
+
+    app = make_app(database_url, SQLALCHEMY_ENGINE_OPTIONS={
+        "pool_size": 1, "max_overflow": 0, "pool_timeout": 0.1})
+    client = app.test_client()
+    try:
+        with app.app_context():
+            from moderation.extensions import db
+
+            with db.engine.connect():  # the pool's one connection, held
+                origin = {"Origin": "https://news.example"}  # the CORS step reads too
+                for response in (client.get("/api/v1/comments?thread=/t", headers=origin),
+                                 client.post("/api/v1/comments", json=comment())):
+                    assert response.status_code == 503, response.get_json()
+                    assert response.headers["Retry-After"] == str(DATABASE_RETRY_AFTER)
+        assert client.get("/api/v1/comments?thread=/t").status_code == 200
+    finally:
+        close_app(app)

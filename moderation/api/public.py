@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from flask import Response, jsonify, redirect, request
 from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from webargs.flaskparser import is_json_request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 
@@ -380,7 +381,7 @@ def _lookup(check: Callable[[], bool]) -> bool:
     try:
         with read_only():
             return check()
-    except DBAPIError:
+    except (DBAPIError, PoolTimeout):
         return False
 
 
