@@ -188,3 +188,17 @@ def comment(**fields: Any) -> dict[str, Any]:
     }
     body.update(fields)
     return {k: v for k, v in body.items() if v is not None}
+
+
+# Two sites with an allowed origin each, for the CORS tests.
+NEWS = "https://news.example"
+BLOG = "https://blog.example"
+
+
+@pytest.fixture
+def two_sites(app: Flask) -> None:
+    from moderation.services import sites
+
+    with app.app_context():
+        sites.create_site("news", "News", [NEWS])
+        sites.create_site("blog", "Blog", [BLOG])

@@ -2,20 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from moderation.services import sites
-from tests.conftest import comment
-
-NEWS = "https://news.example"
-BLOG = "https://blog.example"
-
-
-@pytest.fixture
-def two_sites(app):
-    with app.app_context():
-        sites.create_site("news", "News", [NEWS])
-        sites.create_site("blog", "Blog", [BLOG])
+from tests.conftest import BLOG, NEWS, comment
 
 
 def _allowed(answer) -> str | None:

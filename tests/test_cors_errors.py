@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from moderation.services import sites
-from tests.conftest import comment
-
-NEWS = "https://news.example"
-BLOG = "https://blog.example"
-
+from tests.conftest import BLOG, NEWS, comment
+from tests.test_cors import _allowed
 
 # The permissive rules with tight limits, so that each error status can be reached.
 RULES = """
@@ -26,17 +22,6 @@ def app_config(tmp_path):
     rules.write_text(RULES)
     return {"RULES_FILE": str(rules), "RATELIMIT_ENABLED": True,
             "RATELIMIT_STORAGE_URI": "memory://"}
-
-
-@pytest.fixture
-def two_sites(app):
-    with app.app_context():
-        sites.create_site("news", "News", [NEWS])
-        sites.create_site("blog", "Blog", [BLOG])
-
-
-def _allowed(answer) -> str | None:
-    return answer.headers.get("Access-Control-Allow-Origin")
 
 
 def _error_answers(api, keys, origin: str) -> dict[str, tuple[int, bool]]:
