@@ -100,14 +100,20 @@ def current_caller() -> Caller | None:
     return g.caller
 
 
+def site_caller() -> Caller | None:
+    """The caller, when it is a site's own key (its backend), else None."""
+    caller = current_caller()
+    return caller if caller is not None and caller.role is Role.SITE else None
+
+
 def own_site() -> str | None:
     """The slug of the one site a site key serves (None for other callers and no key).
 
     A submission made with a site key that names no site is for that site: the key
     cannot submit anywhere else, so the contract's default (`default`) would only be a 403.
     """
-    caller = current_caller()
-    if caller is None or caller.role is not Role.SITE or len(caller.site_ids) != 1:
+    caller = site_caller()
+    if caller is None or len(caller.site_ids) != 1:
         return None
     if "own_site" not in g:
         (site_id,) = caller.site_ids

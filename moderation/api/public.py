@@ -15,11 +15,10 @@ from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMe
 
 from moderation.api import Blueprint, errors
 from moderation.api.json_body import json_object
-from moderation.auth import Caller, current_caller
+from moderation.auth import site_caller
 from moderation.database import read_only
 from moderation.errors import Forbidden, Invalid, NotFound
 from moderation.extensions import limiter
-from moderation.models import Role
 from moderation.schemas import (
     SLUG,
     CommentSubmissionSchema,
@@ -157,7 +156,7 @@ def submit_comment() -> Any:
     if site is not None:  # else not text: the schema says so (422)
         body["site"] = site
     honeypot_filled = _take_honeypot(body)
-    if _site_key() is None:
+    if site_caller() is None:
         # Without a site key the contract ignores these (the request's own are used), so
         # they are not judged either: a browser's stray `ip` is no reason for a 422.
         for name in NETWORK_FIELDS:
@@ -210,17 +209,11 @@ def _form_too_fast(fields: dict[str, Any]) -> bool:
 NETWORK_FIELDS = ("ip", "user_agent", "referrer")
 
 
-def _site_key() -> Caller | None:
-    """The caller, when it is a site's own key (its backend), else None."""
-    caller = current_caller()
-    return caller if caller is not None and caller.role is Role.SITE else None
-
-
 def _signals(
     fields: dict[str, Any], honeypot_filled: bool, form_too_fast: bool
 ) -> comments.Signals:
     """Network facts: from the body only for the site's own key, else from the request."""
-    caller = _site_key()
+    caller = site_caller()
     if caller is not None:
         with read_only():  # not holding SQLite's write lock while the comment is judged
             site_id = get_site(fields["site"]).id

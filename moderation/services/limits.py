@@ -7,9 +7,8 @@ from typing import Any
 from flask import Response, g, request
 from webargs.flaskparser import is_json_request
 
-from moderation.auth import current_caller, own_site
+from moderation.auth import own_site, site_caller
 from moderation.errors import DATABASE_RETRY_AFTER
-from moderation.models import Role
 from moderation.services.comments import answered
 from moderation.services.identity import email_hash, ip_hash, reporter_hash
 from moderation.services.rules import current_rules
@@ -55,8 +54,7 @@ def _site() -> str:
 
 def _commenter_ip() -> str:
     """The commenter's IP: the body's for a site key (its backend posts for many people)."""
-    caller = current_caller()
-    if caller is not None and caller.role is Role.SITE:
+    if site_caller() is not None:
         given = (_body() or {}).get("ip")
         if isinstance(given, str) and given:
             return given[:45]
