@@ -22,6 +22,11 @@ from moderation.schemas import MAX_ID, NoQuerySchema
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# For every route that takes no query arguments: it refuses them all (422), as StrictParser
+# makes the others refuse unknown ones, so a misspelt or stray argument (`?dry_run=1` on a
+# DELETE, `?site=news` on intake, `?limit=1000` on a backtest) never looks applied.
+NO_QUERY = NoQuerySchema()
+
 
 class IdConverter(IntegerConverter):
     """A row id in a path: 1 up to a signed 64-bit integer, so no id overflows the database."""

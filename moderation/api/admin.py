@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from moderation.api import Blueprint, errors, guarded
+from moderation.api import NO_QUERY, Blueprint, errors, guarded
 from moderation.auth import current_caller
 from moderation.models import ApiKey, Role
 from moderation.schemas import (
@@ -17,7 +17,6 @@ from moderation.schemas import (
     KeyRequestSchema,
     KeySchema,
     NewKeySchema,
-    NoQuerySchema,
     SiteChangeSchema,
     SiteListSchema,
     SiteSchema,
@@ -25,9 +24,6 @@ from moderation.schemas import (
 from moderation.services import keys, privacy, sites
 
 blp = Blueprint("admin", __name__, url_prefix="/api/v1/admin", description="Sites, keys and rules")
-# Routes without query arguments refuse them all (422), writes included: a stray
-# `?dry_run=1` or `?limit=` must not look as if it had been applied.
-NO_QUERY = NoQuerySchema()
 # A site change as the spec states it: the schema, and at least one of its fields.
 SITE_CHANGE_DOC = {"allOf": [SiteChangeSchema], "minProperties": 1}
 

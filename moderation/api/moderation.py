@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
-from moderation.api import Blueprint, errors, guarded
+from moderation.api import NO_QUERY, Blueprint, errors, guarded
 from moderation.auth import current_caller
 from moderation.models import Role
 from moderation.schemas import (
@@ -16,7 +16,6 @@ from moderation.schemas import (
     BulkRequestSchema,
     CommentDetailSchema,
     DecisionRequestSchema,
-    NoQuerySchema,
     QueuePageSchema,
     QueueQuerySchema,
     ThreadStateAnswerSchema,
@@ -28,9 +27,6 @@ blp = Blueprint(
     "moderation", __name__, url_prefix="/api/v1/moderation", description="Moderation queue"
 )
 MODERATORS = (Role.ADMIN, Role.MODERATOR)
-# Routes without query arguments refuse them all (422), as StrictParser makes the others
-# refuse unknown ones: a misspelt argument must not look as if it had been applied.
-NO_QUERY = NoQuerySchema()
 ETAG_HEADER = {"ETag": {"description": "The comment's version", "schema": {"type": "string"}}}
 
 

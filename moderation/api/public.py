@@ -13,7 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from webargs.flaskparser import is_json_request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 
-from moderation.api import Blueprint, errors
+from moderation.api import NO_QUERY, Blueprint, errors
 from moderation.api.json_body import json_object
 from moderation.auth import site_caller
 from moderation.database import read_only
@@ -26,7 +26,6 @@ from moderation.schemas import (
     FlagSchema,
     FormTokenQuerySchema,
     FormTokenSchema,
-    NoQuerySchema,
     SubmissionAnswerSchema,
     ThreadPageSchema,
     ThreadQuerySchema,
@@ -67,9 +66,6 @@ FORM_SUBMISSION = {
 # One schema instance for every request: building one deep-copies its fields, which cost
 # more than the load itself. Loading keeps no state on the instance.
 SUBMISSION = CommentSubmissionSchema()
-# The POST routes take no query arguments and refuse any (422), as every /api/v1 route
-# refuses unknown ones: `POST /api/v1/comments?site=news` must not post to `default`.
-NO_QUERY = NoQuerySchema()
 
 
 def _submission_body() -> tuple[dict[str, Any], bool]:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from moderation.api import Blueprint, errors, guarded
+from moderation.api import NO_QUERY, Blueprint, errors, guarded
 from moderation.database import read_only
 from moderation.models import Role
 from moderation.schemas import (
     BacktestRequestSchema,
     BacktestSchema,
-    NoQuerySchema,
     RulesStateSchema,
     RulesTestSchema,
     VerdictSchema,
@@ -18,9 +17,6 @@ from moderation.schemas import (
 from moderation.services import backtest, rules
 
 blp = Blueprint("rules", __name__, url_prefix="/api/v1/admin/rules", description="Rules")
-# No route here takes query arguments: `?limit=1000` on a backtest must be a 422, not
-# quietly replaced by the default.
-NO_QUERY = NoQuerySchema()
 
 
 @blp.route("", methods=["GET"])
