@@ -301,6 +301,10 @@ def test_a_cursor_pages_only_the_listing_it_was_made_for(api, keys):
         assert list(answer.get_json()["errors"]) == ["cursor"]
     same = api.get(f"{QUEUE}?limit=2&status=pending&cursor={queue}", key=keys.moderator)
     assert same.status_code == 200  # the page size and an explicit default are the same listing
+    searched = api.get(QUEUE + "?limit=1&q=NUMBER", key=keys.moderator).get_json()
+    # The search ignores case, and so does the listing its cursor is held to.
+    again = api.get(f"{QUEUE}?q=number&cursor={searched['next_cursor']}", key=keys.moderator)
+    assert again.status_code == 200, again.get_json()
 
     audit = api.get("/api/v1/moderation/audit?limit=1", key=keys.admin).get_json()["next_cursor"]
     for query in ("?actor=ops", "?comment_id=1", "?site=default"):

@@ -62,8 +62,13 @@ class QueueFilter:
 
     @property
     def listing(self) -> Listing:
-        """What a cursor of this queue pages: the sort and every filter, not the page size."""
-        return ("queue", self.site, self.status, self.thread, self.rule, self.q, self.sort)
+        """What a cursor of this queue pages: the sort and every filter, not the page size.
+
+        The search is case-insensitive, so `q=NOTE` and `q=note` are the same listing: a
+        moderator who retypes the search in other case keeps their place.
+        """
+        q = self.q.lower() if self.q is not None else None
+        return ("queue", self.site, self.status, self.thread, self.rule, q, self.sort)
 
 
 def _scope(caller: Caller, site_slug: str | None) -> list[int] | None:
