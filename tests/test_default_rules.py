@@ -62,3 +62,25 @@ def test_a_filled_honeypot_is_spam(api, keys):
 def test_disposable_email_and_missing_user_agent_add_up(api, keys):
     _, rules = judged(api, keys, author_email="someone@mailinator.com", content="Hello!")
     assert {"DISPOSABLE_EMAIL", "NO_USER_AGENT"} <= set(rules)
+
+
+@pytest.mark.parametrize("content", [
+    "Great song! Check out my channel for covers, I'll sub back.",
+    "Please subscribe to me, I upload every week",
+    "Nice video. Follow me on Instagram: @someone",
+    "Come and listen to our new track, it's better than this",
+])
+def test_self_promotion_is_spam_when_nothing_vouches_for_it(api, keys, content):
+    status, rules = judged(api, keys, content=content, user_agent="Mozilla/5.0")
+    assert status == "spam" and "SELF_PROMOTION" in rules
+
+
+@pytest.mark.parametrize("content", [
+    "I subscribe to my local paper for stories like this one.",
+    "See my comment above: the figures in the third paragraph are wrong.",
+    "Follow me on this: the council voted before the report was out.",
+    "My page count is off; the print edition ran it on page 4.",
+])
+def test_talk_about_ones_own_reading_is_not_self_promotion(api, keys, content):
+    _, rules = judged(api, keys, content=content, user_agent="Mozilla/5.0")
+    assert "SELF_PROMOTION" not in rules
