@@ -8,7 +8,7 @@ import shutil
 import sys
 import tempfile
 
-from gunicorn import util
+from gunicorn import glogging, util
 
 # Loopback by default: put a TLS-terminating proxy in front; containers set 0.0.0.0:8000.
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
@@ -93,10 +93,48 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # in the data volume (the user's home). Nothing here uses it; signals still work.
 control_socket_disable = True
 
-# Our app logs one JSON line per request itself; gunicorn's access log would repeat it.
+# Our app logs one JSON line per request itself; gunicorn's access log would repeat it
+# (and it names the client's IP and the query string).
 accesslog = None
 errorlog = "-"
 loglevel = "info"
+
+
+class PrivateLogger(glogging.Logger):
+    """gunicorn's error log without the client's address or anything the client sent.
+
+    Our own log lines hold no IP, email, comment text nor query string; gunicorn writes some
+    of its own that the app never sees. Its workers' handle_error (gunicorn/workers/base.py,
+    shared by the sync and gthread workers) logs a request it cannot parse as
+    "Invalid request from ip=<client>: <error>", where the error quotes the request line
+    (query and all) or a header; and a request aborted outside Flask (at the worker timeout)
+    as "Error handling request <method> <URI>". At debug level, a client that hangs up
+    mid-request leaves "No more data after: <what it sent>". These become the reason alone:
+    the exception's class, the method, the traceback. tests/test_gunicorn.py sends each.
+    """
+
+    def warning(self, msg, *args, **kwargs):
+        if isinstance(msg, str) and msg.startswith("Invalid request from ip="):
+            # handle_error runs in the worker's `except` clause, so the exception is at hand;
+            # its class names the reason (InvalidRequestLine, LimitRequestHeaders, ...).
+            error = sys.exc_info()[1]
+            msg, args = "Invalid request: %s", (type(error).__name__ if error else "?",)
+        super().warning(msg, *args, **kwargs)
+
+    def exception(self, msg, *args, **kwargs):
+        if msg == "Error handling request %s %s":
+            msg, args = "Error handling request %s", args[:1]  # the method, not the URI
+        elif msg == "Error handling request %s":
+            msg, args = "Error handling request", ()
+        super().exception(msg, *args, **kwargs)
+
+    def debug(self, msg, *args, **kwargs):
+        if msg == "Ignored premature client disconnection. %s":
+            msg, args = "Ignored premature client disconnection.", ()
+        super().debug(msg, *args, **kwargs)
+
+
+logger_class = PrivateLogger
 
 # Prometheus multiprocess mode needs a folder shared by the workers, emptied at start.
 # Without PROMETHEUS_MULTIPROC_DIR, /metrics would count only the worker that answers the

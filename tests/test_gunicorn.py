@@ -210,3 +210,79 @@ def test_requests_gunicorn_refuses_get_the_contracts_json_error(served, request_
     assert int(headers["content-length"]) == len(body)
     error = json.loads(body)
     assert error["code"] == status and error["status"] and error["message"]
+
+
+# A client address the suite uses nowhere else (gunicorn listens on 127.0.0.1, and says so
+# in its log), and a word to put in the URI, a header and a body.
+CLIENT = "127.0.0.3"
+NEEDLE = "needle"
+
+
+def _send(base: str, request: bytes, *, half_close: bool = False) -> bytes:
+    """Send ``request`` from CLIENT; the answer, whole (the server closes each connection)."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.socket() as sock:
+        sock.settimeout(30)
+        sock.bind((CLIENT, 0))
+        sock.connect((host, int(port)))
+        sock.sendall(request)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def _assert_private(log: str) -> None:
+    assert CLIENT not in log
+    assert NEEDLE not in log.lower()
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])  # sync workers, and gthread for comparison
+def test_gunicorns_own_log_lines_name_no_client_address_nor_anything_it_sent(tmp_path, threads):
+    """gunicorn logged a request it refused as "Invalid request from ip=<client>: <error>",
+    and the error quoted the request line (with its query) or the header; at debug level, a
+    client that hung up mid-request left what it had sent in the log. The reason stays."""
+    log = tmp_path / "error.log"
+    refused = [
+        (b"GET  /thread?q=needle HTTP/1.1\r\n\r\n", b" 400 ", "InvalidRequestLine"),
+        (b"GET /healthz?q=needle HTTP/1.1\r\nHost: x\r\nNeedle Name: 1\r\n\r\n",
+         b" 400 ", "InvalidHeaderName"),
+        (b"GET /" + b"needle" * 1500 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b" 414 ",
+         "LimitRequestLine"),
+        (b"GET /healthz?q=needle HTTP/1.1\r\nHost: x\r\n" + b"X-A: needle\r\n" * 200 + b"\r\n",
+         b" 431 ", "LimitRequestHeaders"),
+        # A chunked body is read by the app's ChunkedBodyLimit, outside Flask.
+        (b"POST /api/v1/comments?q=needle HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+         b"Content-Type: application/json\r\n\r\nneedle\r\n", b" 400 ", "InvalidChunkSize"),
+    ]
+    with gunicorn(tmp_path, "--error-logfile", str(log), "--log-level", "debug",
+                  GUNICORN_THREADS=threads) as base:
+        for request, status, _ in refused:
+            assert status in _send(base, request).split(b"\r\n", 1)[0]
+        # Hangs up before its headers end: "Ignored premature client disconnection".
+        hangs_up = b"GET /thread HTTP/1.1\r\nHost: x\r\nReferer: https://needle.example/\r\n"
+        assert _send(base, hangs_up, half_close=True) == b""
+        post_comment(base, 1)  # a request after them all: their lines are written by now
+    text = log.read_text()
+    _assert_private(text)
+    for _, _, reason in refused:
+        assert f"Invalid request: {reason}" in text
+    assert "Ignored premature client disconnection" in text
+
+
+def test_a_request_the_worker_timeout_cuts_off_is_logged_without_its_uri(tmp_path):
+    """A request still running at the worker timeout (here: a chunked body that stops
+    coming) is aborted in gunicorn, outside Flask: gunicorn logged "Error handling request
+    POST <uri>", query and all. It now logs the method and the traceback."""
+    log = tmp_path / "error.log"
+    with gunicorn(tmp_path, "--error-logfile", str(log), "--timeout", "2") as base:
+        answer = _send(base, b"POST /api/v1/comments?q=needle HTTP/1.1\r\nHost: x\r\n"
+                             b"Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n"
+                             b"\r\n5\r\n{\"a\"")
+        assert b" 500 " in answer.split(b"\r\n", 1)[0]
+    text = log.read_text()
+    _assert_private(text)
+    assert "WORKER TIMEOUT" in text
+    assert "Error handling request POST\n" in text
