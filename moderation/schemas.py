@@ -82,8 +82,15 @@ def _ip(value: str) -> None:
         raise ValidationError("Must be an IPv4 or IPv6 address without a zone.")
 
 
+# The control characters a comment may not hold (tabs and line breaks it may) and those
+# a one-line field may not. Searched as a character class, in C: a Python loop over each
+# character cost 0.8% of intake's instructions for a 70-character comment, more for longer ones.
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+LINE_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _no_control_chars(value: str) -> None:
-    if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in value) or "\x7f" in value:
+    if CONTROL_CHARS.search(value):
         raise ValidationError("Must not contain control characters.")
 
 
@@ -166,7 +173,7 @@ CURSOR_ARGUMENT = {"description": "The `next_cursor` of the page before, asked w
 
 
 def _single_line(value: str) -> None:
-    if any(ord(ch) < 32 or ch == "\x7f" for ch in value):
+    if LINE_CONTROL_CHARS.search(value):
         raise ValidationError("Must be one line without control characters.")
 
 

@@ -108,3 +108,26 @@ def test_the_queues_thread_filter_is_trimmed_as_the_thread_is(api, keys):
 def test_an_emoji_newer_than_pythons_unicode_tables_is_text(api):
     """U+1FAE8 (Unicode 15) is unassigned to Python 3.11: unknown is not invisible."""
     assert api.post("/api/v1/comments", comment(content="\U0001FAE8")).status_code == 201
+
+
+def test_control_character_checks_refuse_exactly_the_control_characters():
+    """The validators search character classes; every code point is checked against what
+    they refuse: below U+0020 and DEL, a comment keeping tab, line feed and carriage return."""
+    from marshmallow import ValidationError
+
+    from moderation.schemas import _no_control_chars, _single_line
+
+    def refused(check, text):
+        try:
+            check(text)
+        except ValidationError:
+            return True
+        return False
+
+    for code in range(0x110000):
+        ch = chr(code)
+        if 0xD800 <= code <= 0xDFFF:
+            continue  # lone surrogates: JSON decoding never hands one over
+        control = code < 32 or code == 0x7F
+        assert refused(_single_line, f"a{ch}b") == control, hex(code)
+        assert refused(_no_control_chars, f"a{ch}b") == (control and ch not in "\t\n\r"), hex(code)
