@@ -89,10 +89,33 @@ class StrictParser(FlaskParser):
         return json_object(req)
 
 
+def _documenting_only(decorate: Callable[[F], F]) -> Callable[[F], F]:
+    """flask-smorest's decorator, keeping the doc it writes but not its wrapper.
+
+    @blp.doc and @blp.alt_response wrap the view in a function that only calls it (through
+    current_app.ensure_sync) to carry the view's `_apidoc`. With errors() documenting each
+    error answer, intake ran under 14 such wrappers on every request: 2.3% of its
+    instructions (callgrind). The doc is put on the view itself instead, where @blp.route
+    reads it; views here are plain functions, each registered once. The spec is the same.
+    """
+
+    def decorator(view: F) -> F:
+        view._apidoc = decorate(view)._apidoc  # type: ignore[attr-defined]
+        return view
+
+    return decorator
+
+
 class Blueprint(flask_smorest.Blueprint):
     # Routes hand @blp.arguments a schema instance, not its class: given a class, webargs
     # builds (and deep-copies the fields of) a new schema on every request.
     ARGUMENTS_PARSER = StrictParser()
+
+    def doc(self, **kwargs: Any) -> Callable[[F], F]:
+        return _documenting_only(super().doc(**kwargs))
+
+    def alt_response(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        return _documenting_only(super().alt_response(*args, **kwargs))
 
     def arguments(self, schema: Any, *, location: str = "json", **kwargs: Any) -> Any:
         """flask-smorest's, and a JSON body's own answers said in the spec: the decoder
