@@ -304,23 +304,27 @@ def test_two_identical_comments_at_once_store_one(app, api, monkeypatch):
     assert statuses == [201, 409]
 
 
-def _meanwhile(app, action) -> threading.Thread:
+def _meanwhile(app, action, wait: float = 1.0) -> threading.Thread:
     """Run ``action`` (given a test client) in another thread, as another worker would,
-    and wait up to a second for it: it may be waiting for a lock this one holds."""
+    and wait up to ``wait`` seconds for it: it may be waiting for a lock this one holds."""
     worker = threading.Thread(target=lambda: action(app.test_client()))
     worker.start()
-    worker.join(timeout=1.0)
+    worker.join(timeout=wait)
     return worker
 
 
 def _judged_while(app, monkeypatch, request) -> list[int]:
     """Make intake's judging wait for ``request`` (given a test client) sent meanwhile by
-    another worker; the statuses it got are in the list returned."""
+    another worker; the statuses it got are in the list returned.
+
+    Judging holds no lock, so the request must end while intake waits: waited for up to
+    20 s, not 1 s, which a loaded machine could take to serve it, and then the comment
+    was judged before the request had changed anything (a 201, and no status)."""
     judge = comments._judge
     statuses: list[int] = []
 
     def judging(*args, **kwargs):
-        _meanwhile(app, lambda client: statuses.append(request(client).status_code))
+        _meanwhile(app, lambda client: statuses.append(request(client).status_code), wait=20)
         return judge(*args, **kwargs)
 
     monkeypatch.setattr(comments, "_judge", judging)
