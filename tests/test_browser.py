@@ -117,10 +117,27 @@ class Server:
         self._thread.join()
 
 
-def page_server(pages: dict[str, str]) -> Server:
+class StoppedClock:
+    """``time.time`` for the service while Chromium runs: it stands still, and only a page's
+    /wait moves it on. A form posted at once is then 0 s after its form token, and one
+    posted after /wait?5 is 5 s after it, however slow the machine: on the real clock a
+    machine stalling 4 s (the trapped site's min_seconds) let the hasty post through. The
+    page cannot wait on its own timers: Chromium's virtual time fast-forwards them."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def page_server(pages: dict[str, str], clock: StoppedClock) -> Server:
     def site(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        if environ["PATH_INFO"] == "/wait":  # real seconds: Chromium's virtual time
-            time.sleep(float(environ["QUERY_STRING"]))  # fast-forwards the page's timers
+        if environ["PATH_INFO"] == "/wait":
+            clock.advance(float(environ["QUERY_STRING"]))
             start_response("204 No Content", [])
             return []
         page = pages.get(environ["PATH_INFO"])
@@ -134,9 +151,11 @@ def page_server(pages: dict[str, str]) -> Server:
 
 
 @pytest.fixture
-def browser_setup(app) -> Iterator[tuple[Server, Server, dict[str, str]]]:
+def browser_setup(app, monkeypatch) -> Iterator[tuple[Server, Server, dict[str, str]]]:
     pages: dict[str, str] = {}
-    service, site = Server(app), page_server(pages)
+    clock = StoppedClock()
+    monkeypatch.setattr(time, "time", clock)
+    service, site = Server(app), page_server(pages, clock)
     with app.app_context():
         sites.create_site("news", "News", [site.origin])
         sites.create_site("trapped", "Trapped", [site.origin])
