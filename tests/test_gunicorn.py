@@ -20,12 +20,6 @@ ROOT = Path(__file__).parent.parent
 BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def call(url: str, body: dict | None = None) -> tuple[int, bytes]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
@@ -38,26 +32,34 @@ def call(url: str, body: dict | None = None) -> tuple[int, bytes]:
 
 @contextmanager
 def gunicorn(tmp_path: Path, *args: str, **settings: str) -> Iterator[str]:
-    """`moderation init`, then gunicorn.conf.py with two workers (plus ``args``); its base URL."""
-    port = free_port()
+    """`moderation init`, then gunicorn.conf.py with two workers (plus ``args``); its base URL.
+
+    The port is bound here and the socket handed to gunicorn (bind fd://N): a port found
+    free, closed and bound again by gunicorn seconds later (after `moderation init`) could
+    be taken meanwhile by another process, another run's gunicorn included."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
     env = {
         **os.environ,
         "MODERATION_INSTANCE_PATH": str(tmp_path / "instance"),
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_BIND": f"fd://{listener.fileno()}",
         "GUNICORN_WORKERS": "2",
         "MODERATION_RATELIMIT_ENABLED": "false",
         **settings,
     }
     env.pop("DATABASE_URL", None)
     env = {name: value for name, value in env.items() if value != ""}  # "": leave it unset
-    init = subprocess.run([BIN / "moderation", "init"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
-    assert init.returncode == 0, init.stderr
-    assert init.stdout.strip().splitlines()[-1].strip().startswith("mk_")
-    server = subprocess.Popen([BIN / "gunicorn", "-c", "gunicorn.conf.py", *args, "wsgi:app"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+    with listener:
+        init = subprocess.run([BIN / "moderation", "init"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert init.returncode == 0, init.stderr
+        assert init.stdout.strip().splitlines()[-1].strip().startswith("mk_")
+        server = subprocess.Popen(
+            [BIN / "gunicorn", "-c", "gunicorn.conf.py", *args, "wsgi:app"], cwd=ROOT, env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            pass_fds=[listener.fileno()])
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
