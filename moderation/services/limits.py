@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Response, g, request
 from webargs.flaskparser import is_json_request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from moderation.auth import own_site, site_caller
 from moderation.errors import DATABASE_RETRY_AFTER
@@ -19,16 +20,24 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def _body() -> dict[str, Any] | None:
-    """The submission's fields; None when the body is neither a JSON object nor a form."""
-    if is_json_request(request):
-        body = request.get_json(silent=True)
-        return body if isinstance(body, dict) else None
-    if request.mimetype not in FORM_TYPES:
+    """The submission's fields; None when the body is neither a JSON object nor a form,
+    or cannot be read (over the size limit: the route answers 413 when it reads it).
+
+    It must not raise: flask-limiter takes an error in a key function for its storage
+    failing, and counts in a fresh in-memory fallback until it checks the storage again,
+    so that one 413 restarted every commenter's count."""
+    try:
+        if is_json_request(request):
+            body = request.get_json(silent=True)
+            return body if isinstance(body, dict) else None
+        if request.mimetype not in FORM_TYPES:
+            return None
+        # Kept, so that intake can read the raw form after this (it decodes it strictly):
+        # the form parser reads the body once and keeps only what it decoded.
+        request.get_data(cache=True)
+        return request.form.to_dict()
+    except RequestEntityTooLarge:
         return None
-    # Kept, so that intake can read the raw form after this (it decodes it strictly): the
-    # form parser reads the body once and keeps only what it decoded.
-    request.get_data(cache=True)
-    return request.form.to_dict()
 
 
 def site_named(site: Any) -> str | None:
