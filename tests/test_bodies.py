@@ -170,3 +170,46 @@ def test_a_form_that_is_not_utf8_is_a_400_not_stored_garbled(app, api, encoded):
     assert utf8.status_code == 201
     with app.app_context():
         assert db.session.scalar(sa.select(Comment.content)) == "café"
+
+
+def _multipart(*fields: tuple[str, bytes], boundary: bytes = b"B0undary") -> bytes:
+    parts = [b"--" + boundary + b'\r\nContent-Disposition: form-data; name="' + name.encode()
+             + b'"\r\n\r\n' + value + b"\r\n" for name, value in fields]
+    return b"".join(parts) + b"--" + boundary + b"--\r\n"
+
+
+MULTIPART = "multipart/form-data; boundary=B0undary"
+FORM_FIELDS = (("comment_post_ID", b"42"), ("author", b"Ada"), ("email", b"ada@example.org"))
+
+
+@pytest.mark.parametrize("content", [
+    b"caf\xe9 au lait",       # a Latin-1 page's form
+    b"x\xed\xa0\x80 alone",   # the UTF-8 bytes of a lone surrogate
+], ids=["latin-1", "surrogate"])
+def test_a_multipart_form_that_is_not_utf8_is_a_400_not_stored_garbled(app, api, content):
+    """Werkzeug decodes a multipart field that is not UTF-8 with replacement characters, so
+    "café" was stored as "caf\ufffd" where the urlencoded form of the same page was a 400."""
+    body = _multipart(*FORM_FIELDS, ("comment", content))
+    answer = _post(api, "/api/v1/comments", body, content_type=MULTIPART)
+    assert answer.status_code == 400
+    assert answer.get_json()["message"] == "The form is not UTF-8 text."
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Comment)) == 0
+    utf8 = _post(api, "/api/v1/comments", _multipart(*FORM_FIELDS, ("comment", b"caf\xc3\xa9")),
+                 content_type=MULTIPART)
+    assert utf8.status_code == 201
+    with app.app_context():
+        assert db.session.scalar(sa.select(Comment.content)) == "café"
+
+
+@pytest.mark.parametrize(("body", "content_type"), [
+    (_multipart(*FORM_FIELDS, ("comment", b"cut"))[:-30], MULTIPART),  # ends mid-form
+    (b"comment=not+multipart", MULTIPART),
+    (_multipart(*FORM_FIELDS, ("comment", b"hello")), "multipart/form-data"),  # no boundary
+], ids=["truncated", "not-multipart", "no-boundary"])
+def test_a_malformed_multipart_form_is_a_400(api, body, content_type):
+    """Werkzeug read a multipart body it could not parse as an empty form: a 422 naming
+    every field, where the contract gives a malformed body 400."""
+    answer = _post(api, "/api/v1/comments", body, content_type=content_type)
+    assert answer.status_code == 400
+    assert answer.get_json()["code"] == 400

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from webargs.flaskparser import is_json_request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from moderation.api import NO_QUERY, Blueprint, errors
 from moderation.api.json_body import json_object
@@ -76,8 +77,7 @@ def _submission_body() -> tuple[dict[str, Any], bool]:
             return {}, False  # no body: the schema names the missing fields (422)
         return json_object(request), False
     if mimetype in FORM_TYPES:
-        form = _urlencoded_form() if mimetype == URLENCODED else {
-            key: request.form[key] for key in request.form}
+        form = _urlencoded_form() if mimetype == URLENCODED else _multipart_form()
         if form.get("comment_parent") == "0":  # WordPress's "not a reply"
             form.pop("comment_parent")
         for wordpress, ours in WORDPRESS_FIELDS.items():
@@ -106,6 +106,41 @@ def _urlencoded_form() -> dict[str, str]:
     form: dict[str, str] = {}
     for name, value in pairs:
         form.setdefault(name, value)
+    return form
+
+
+def _multipart_form() -> dict[str, str]:
+    """A multipart form's text fields (the first of each name, files ignored); 400 unless
+    it is well-formed and its fields are UTF-8 text.
+
+    Werkzeug decodes a field that is not UTF-8 with replacement characters (a Latin-1
+    page's "café" was stored as "caf" and U+FFFD), and reads a malformed body as an empty
+    form (a 422 naming every field); the urlencoded form is held to UTF-8 already.
+    """
+    boundary = request.mimetype_params.get("boundary")
+    if not boundary:
+        raise BadRequest("The multipart form names no boundary.")
+    form: dict[str, str] = {}
+    name, chunks = None, []
+    try:
+        decoder = MultipartDecoder(boundary.encode("latin-1"))
+        decoder.receive_data(request.get_data(cache=True))
+        decoder.receive_data(None)
+        event = decoder.next_event()
+        while not isinstance(event, Epilogue):
+            if isinstance(event, NeedData):  # the body ends before the form does
+                raise ValueError("truncated")
+            if isinstance(event, (Field, File)):
+                name, chunks = (event.name if isinstance(event, Field) else None), []
+            elif isinstance(event, Data) and name is not None:
+                chunks.append(event.data)
+                if not event.more_data:
+                    form.setdefault(name, b"".join(chunks).decode("utf-8"))
+            event = decoder.next_event()
+    except UnicodeDecodeError:
+        raise BadRequest("The form is not UTF-8 text.") from None
+    except ValueError:
+        raise BadRequest("The body is not a valid multipart/form-data form.") from None
     return form
 
 
