@@ -6,6 +6,8 @@ import json
 import logging
 import re
 
+import pytest
+
 from moderation.logs import JsonFormatter
 from tests.conftest import comment
 
@@ -97,6 +99,46 @@ def test_proxy_hops_take_the_client_ip_from_x_forwarded_for(database_url, app):
         close_app(proxied_app)
     assert ips[direct.get_json()["id"]] == "127.0.0.1"
     assert ips[proxied.get_json()["id"]] == "198.51.100.23"
+
+
+@pytest.mark.parametrize(("forwarded", "stored"), [
+    ("203.0.113.7" + "0" * 40, None),        # past the IP column's 45 characters
+    ("not-an-address", None),
+    ("198.51.100.23\x00", None),             # NUL: PostgreSQL stores no such text
+    ("fe80::1%" + "e" * 60, "fe80::1"),      # an IPv6 zone says nothing of the commenter
+])
+def test_a_forwarded_for_that_is_no_address_does_not_cost_the_comment(
+        database_url, app, forwarded, stored):
+    """Behind a proxy that passes the client's own X-Forwarded-For on, remote_addr is what
+    the client wrote: stored as it was, PostgreSQL refused the valid comment (422)."""
+    from moderation.extensions import db
+    from moderation.models import Comment
+    from tests.conftest import close_app, make_app
+
+    proxied_app = make_app(database_url, PROXY_HOPS=1)
+    try:
+        answer = proxied_app.test_client().post(
+            "/api/v1/comments", json=comment(), headers={"X-Forwarded-For": forwarded})
+        assert answer.status_code == 201
+        with proxied_app.app_context():
+            assert db.session.get(Comment, answer.get_json()["id"]).ip == stored
+    finally:
+        close_app(proxied_app)
+
+
+def test_a_nul_in_the_browsers_headers_does_not_cost_the_comment(app, api):
+    """The User-Agent and Referer are the browser's, kept with the comment; a NUL in one
+    made PostgreSQL refuse the comment (422) and SQLite store it."""
+    from moderation.extensions import db
+    from moderation.models import Comment
+
+    answer = api.post("/api/v1/comments", comment(), headers={
+        "User-Agent": "Mozilla/5.0\x00", "Referer": "https://news.example/\x00a-story"})
+    assert answer.status_code == 201
+    with app.app_context():
+        stored = db.session.get(Comment, answer.get_json()["id"])
+        assert (stored.user_agent, stored.referrer) == (
+            "Mozilla/5.0", "https://news.example/a-story")
 
 
 def test_a_database_error_in_the_log_carries_no_values(app):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -259,12 +260,33 @@ def _signals(
             from_site_key=True,
         )
     return comments.Signals(
-        ip=request.remote_addr,
-        user_agent=(request.user_agent.string or None) and request.user_agent.string[:512],
-        referrer=request.referrer and request.referrer[:2048],
+        ip=_request_ip(),
+        user_agent=_header_text(request.user_agent.string, 512),
+        referrer=_header_text(request.referrer, 2048),
         honeypot_filled=honeypot_filled,
         form_too_fast=form_too_fast,
     )
+
+
+def _request_ip() -> str | None:
+    """The address the request came from, without an IPv6 zone; None when it is no address.
+
+    Behind MODERATION_PROXY_HOPS it is what X-Forwarded-For says, which a client writes
+    itself when the proxy passes its header on: stored as it was, text longer than the
+    IP column (or holding a NUL) made PostgreSQL refuse a valid comment.
+    """
+    address = (request.remote_addr or "").split("%", 1)[0]
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    return address
+
+
+def _header_text(value: str | None, length: int) -> str | None:
+    """A request header kept with the comment: cut to its column, without NUL characters
+    (the commenter's browser sent it, not the commenter; no database column stores NUL)."""
+    return (value or "").replace("\x00", "")[:length] or None
 
 
 def _is_navigation() -> bool:
