@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from moderation.extensions import db
@@ -422,6 +423,19 @@ def test_idempotency_key_with_another_body_is_422(api):
     assert api.post("/api/v1/comments", comment(), headers=headers).status_code == 201
     other = api.post("/api/v1/comments", comment(content="Something else."), headers=headers)
     assert other.status_code == 422
+
+
+@pytest.mark.parametrize("key", ["retry\x00one", "retry\x01one", "retry\tone"])
+def test_an_idempotency_key_with_a_control_character_is_422_naming_it(api, app, key):
+    """A NUL in the key made PostgreSQL refuse the comment with a 422 that named nothing
+    ("not valid for storage") where SQLite stored it: both now say what is wrong."""
+    answer = api.post("/api/v1/comments", comment(), headers={"Idempotency-Key": key})
+    assert answer.status_code == 422
+    assert list(answer.get_json()["errors"]) == ["Idempotency-Key"]
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Comment)) == 0
+    accented = api.post("/api/v1/comments", comment(), headers={"Idempotency-Key": "r\xe9try"})
+    assert accented.status_code == 201
 
 
 def test_cors_allows_only_the_sites_origins(api, app):

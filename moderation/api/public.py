@@ -160,7 +160,8 @@ def _multipart_form() -> dict[str, str]:
             "in": "header",
             "name": "Idempotency-Key",
             "required": False,
-            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+                       "pattern": f"^{comments.IDEMPOTENCY_KEY.pattern}$"},
         }
     ],
 )
@@ -202,9 +203,10 @@ def submit_comment() -> Any:
     except ValidationError as error:
         raise Invalid("Some fields are invalid.", error.messages) from None  # type: ignore[arg-type]
     idempotency_key = request.headers.get("Idempotency-Key")
-    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
-        raise Invalid("Idempotency-Key must be 1 to 255 characters.",
-                      {"Idempotency-Key": ["Length must be between 1 and 255."]})
+    if idempotency_key is not None and not comments.usable_idempotency_key(idempotency_key):
+        raise Invalid("Idempotency-Key must be 1 to 255 characters, none a control character.",
+                      {"Idempotency-Key": ["Length must be between 1 and 255, "
+                                           "without control characters."]})
     signals = _signals(fields, honeypot_filled, _form_too_fast(fields))
     answer = comments.submit(fields, signals, idempotency_key)
     if from_form and answer.status_code == 201 and _is_navigation():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,6 +186,16 @@ def submit(fields: dict[str, Any], signals: Signals, idempotency_key: str | None
 def _request_hash(fields: dict[str, Any]) -> str:
     canonical = json.dumps(fields, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# An Idempotency-Key: 1 to 255 characters and no control character. A NUL is more than
+# PostgreSQL stores (a 422 "not valid for storage" there, a key taken on SQLite); the
+# draft standard's keys are printable text.
+IDEMPOTENCY_KEY = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
+
+
+def usable_idempotency_key(key: str) -> bool:
+    return IDEMPOTENCY_KEY.fullmatch(key) is not None
 
 
 _ANSWERED = (

@@ -10,7 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from moderation.auth import own_site, site_caller
 from moderation.errors import DATABASE_RETRY_AFTER
-from moderation.services.comments import answered
+from moderation.services.comments import answered, usable_idempotency_key
 from moderation.services.identity import email_hash, ip_hash, reporter_hash
 from moderation.services.rules import current_rules
 from moderation.services.sites import DEFAULT_SITE
@@ -112,7 +112,8 @@ def _retry() -> bool:
     """
     if "submission_retry" not in g:
         key = request.headers.get("Idempotency-Key")
-        g.submission_retry = bool(key) and len(key) <= 255 and answered(_site(), key)
+        g.submission_retry = (key is not None and usable_idempotency_key(key)
+                              and answered(_site(), key))
     return g.submission_retry
 
 
