@@ -51,6 +51,19 @@ def test_a_retry_gets_its_first_answer_and_is_not_counted_against_the_limits(api
     assert api.post("/api/v1/comments", comment(content="three")).status_code == 429
 
 
+@pytest.mark.parametrize("site", ["de\x00fault", "x" * 65])
+def test_a_site_that_is_no_slug_leaves_the_limits_counting(api, site):
+    """The limits look up a retry's Idempotency-Key under the submission's site: with a NUL
+    in it PostgreSQL failed the query, and flask-limiter took that for its storage failing
+    and counted on in a new, empty memory storage, so a commenter at the limit went on."""
+    assert [api.post("/api/v1/comments", comment(content=f"note {n}")).status_code
+            for n in range(2)] == [201, 201]
+    odd = api.post("/api/v1/comments", comment(site=site, author_email="bo@example.org"),
+                   headers={"Idempotency-Key": "k"}, environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert (odd.status_code, list(odd.get_json()["errors"])) == (422, ["site"])
+    assert api.post("/api/v1/comments", comment(content="note 3")).status_code == 429
+
+
 def test_per_ip_limit_counts_across_emails(api):
     statuses = [
         api.post("/api/v1/comments",

@@ -10,6 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from moderation.auth import own_site, site_caller
 from moderation.errors import DATABASE_RETRY_AFTER
+from moderation.schemas import SLUG
 from moderation.services.comments import answered, usable_idempotency_key
 from moderation.services.identity import email_hash, ip_hash, reporter_hash
 from moderation.services.rules import current_rules
@@ -57,8 +58,12 @@ def submitted_site() -> str | None:
 
 
 def _site() -> str:
+    """The submission's site as the limits key it: `default` for one that is no slug (refused
+    by intake after the limits), which must not reach a query either. A NUL in it made
+    PostgreSQL fail the Idempotency-Key look-up, which flask-limiter took for its storage
+    failing: it switched to per-process memory limits."""
     site = submitted_site()
-    return site if site is not None and len(site) <= 64 else "default"
+    return site if site is not None and SLUG.fullmatch(site) else "default"
 
 
 def _commenter_ip() -> str:
