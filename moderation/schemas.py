@@ -182,6 +182,25 @@ def _single_line(value: str) -> None:
 ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
 ONE_LINE_TEXT = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*\S[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+
+
+def _format_characters() -> str:
+    """The format (Cf) characters of this Python's Unicode tables, as ranges for a regex
+    character class (the characters themselves: JSON Schema has no \\p{Cf}). All are in
+    planes 0, 1 and 14."""
+    planes = (*range(0x20000), *range(0xE0000, 0xF0000))
+    found = [code for code in planes if unicodedata.category(chr(code)) == "Cf"]
+    ranges, start = [], found[0]
+    for previous, code in zip(found, [*found[1:], None], strict=True):
+        if code != previous + 1:
+            ranges.append(chr(start) if start == previous else f"{chr(start)}-{chr(previous)}")
+            start = code
+    return "".join(ranges)
+
+
+# A key name as _no_format_chars takes it: ONE_LINE_TEXT without format characters.
+_NOT_NAME = r"\x00-\x1f\x7f" + _format_characters()
+KEY_NAME = rf"^[^{_NOT_NAME}]*[^\s{_NOT_NAME}][^{_NOT_NAME}]*$"
 HTTP_URL = {"format": "uri", "pattern": "^https?://[^/?#\\s@\"<>`]+([/?#][^\\s\"<>`]*)?$"}
 IP = {"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
 
@@ -572,7 +591,7 @@ class KeyRequestSchema(TrimmedSchema):
     name = fields.String(
         required=True,
         validate=[validate.Length(1, 100), _single_line, _no_format_chars],
-        metadata={"pattern": ONE_LINE_TEXT},
+        metadata={"pattern": KEY_NAME},
     )
     role = fields.String(required=True, validate=validate.OneOf(("admin", "moderator", "site")))
     sites = fields.List(
@@ -588,7 +607,7 @@ def _key_variant(role: str, min_sites: int, max_sites: int) -> dict[str, Any]:
         "additionalProperties": False,
         "required": ["name", "role"] + (["sites"] if min_sites else []),
         "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": ONE_LINE_TEXT},
+            "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": KEY_NAME},
             "role": {"type": "string", "enum": [role]},
             "sites": {
                 "type": "array",

@@ -68,3 +68,23 @@ def test_documented_answers_add_no_wrapper_around_the_views(app, api):
         doc_only = [name for name in layers
                     if name.startswith(("ResponseMixin.alt_response", "Blueprint.doc"))]
         assert not doc_only, (endpoint, doc_only)
+
+
+def test_the_spec_says_which_key_names_are_refused(api, keys):
+    """A key name with a format character (a soft hyphen, a zero-width space) is a 422,
+    which the spec's pattern did not say: schemathesis sent one as valid data."""
+    import re
+
+    operation = dict((m + p, op) for m, p, op in _operations(api))["POST/api/v1/admin/keys"]
+    variants = operation["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    patterns = {variant["properties"]["name"]["pattern"] for variant in variants}
+    assert len(patterns) == 1
+    pattern = re.compile(patterns.pop())
+    for name in ["mod\u00aderator", "mod\u200b", "\U000e0020tag", "ok\u2060"]:
+        answer = api.post("/api/v1/admin/keys", {"name": name, "role": "admin"}, key=keys.admin)
+        assert answer.status_code == 422, name
+        assert not pattern.search(name), name
+    for name in ["modérateur", "bot 🤖", "Ada's key"]:
+        answer = api.post("/api/v1/admin/keys", {"name": name, "role": "admin"}, key=keys.admin)
+        assert answer.status_code == 201, name
+        assert pattern.search(name), name
