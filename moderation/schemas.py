@@ -217,17 +217,31 @@ class StrictBoolean(fields.Boolean):
 NO_NUL = r"^[^\u0000]*$"
 
 
-def _nul_errors(data: Any) -> dict[str, list[str]]:
-    """Fields whose text holds a NUL character, which no database column can store."""
+# What Python makes of a command-line argument's bytes that are not UTF-8 (the JSON
+# decoder refuses escaped ones, forms are decoded strictly): no database driver encodes it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text_fault(value: Any) -> str | None:
+    """Why no database column can store this text, or the text in this list or mapping."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "Must not contain NUL characters."
+        if not value.isascii() and _SURROGATE.search(value):
+            return "Must be UTF-8 text."
+        return None
+    if isinstance(value, Mapping):
+        value = list(value.values())
+    if isinstance(value, list):
+        return next(filter(None, map(_text_fault, value)), None)
+    return None
+
+
+def _unstorable_errors(data: Any) -> dict[str, list[str]]:
+    """Fields whose text holds a NUL character or a lone surrogate."""
     if not isinstance(data, Mapping):
         return {}
-    return {
-        key: ["Must not contain NUL characters."]
-        for key, value in data.items()
-        if (isinstance(value, str) and "\x00" in value)
-        or (isinstance(value, list) and any(isinstance(v, str) and "\x00" in v for v in value))
-        or (isinstance(value, Mapping) and _nul_errors(value))
-    }
+    return {key: [fault] for key, value in data.items() if (fault := _text_fault(value))}
 
 
 def string_without_nul(converter: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any):
@@ -251,8 +265,8 @@ class StrictSchema(ma.Schema):
         unknown = RAISE
 
     @pre_load
-    def refuse_nul(self, data: Any, **kwargs: Any) -> Any:
-        errors = _nul_errors(data)
+    def refuse_unstorable_text(self, data: Any, **kwargs: Any) -> Any:
+        errors = _unstorable_errors(data)
         if errors:
             raise ValidationError(errors)
         return data

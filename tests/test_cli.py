@@ -83,6 +83,20 @@ def test_site_errors_read_as_a_line_not_a_dict(runner):
     assert "Invalid: slug: Must match" in result.output and "{'" not in result.output
 
 
+@pytest.mark.parametrize("args", [
+    ["keys", "create", "--role", "admin", "--name", "caf\udce9"],
+    ["sites", "create", "cafe", "--name", "Caf\udce9"],
+], ids=["key-name", "site-name"])
+def test_an_argument_that_is_not_utf8_is_refused_not_a_traceback(runner, app, args):
+    """A Latin-1 terminal's "Café" reaches Python as a lone surrogate (U+DCE9), which no
+    database driver encodes: a UnicodeEncodeError traceback, before."""
+    result = runner.invoke(args=args)
+    assert result.exit_code == 1, result.exception
+    assert "Invalid: name: Must be UTF-8 text." in result.output
+    assert runner.invoke(args=["sites", "list"]).output.startswith("default\t")
+    assert runner.invoke(args=["keys", "list"]).output == ""
+
+
 def test_purge_refuses_days_past_a_century(runner):
     result = runner.invoke(args=["purge", "--spam-days", "99999999999"])
     assert result.exit_code == 2
