@@ -244,12 +244,17 @@ def _unstorable_errors(data: Any) -> dict[str, list[str]]:
     return {key: [fault] for key, value in data.items() if (fault := _text_fault(value))}
 
 
+# A TrimmedString's length is checked once trimmed, so blank text is empty: refused.
+NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+
+
 def string_without_nul(converter: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any):
-    """OpenAPI: say of every free-text input field that NUL is not allowed."""
+    """OpenAPI: say of every free-text input field that NUL is not allowed (nor blank text
+    where it is trimmed: schemathesis sent `thread=%09` as valid data)."""
     if isinstance(field, fields.String) and not field.dump_only and not (
         {"pattern", "format", "enum", "anyOf"} & set(ret)
     ):
-        return {"pattern": NO_NUL}
+        return {"pattern": NOT_BLANK if isinstance(field, TrimmedString) else NO_NUL}
     return {}
 
 
