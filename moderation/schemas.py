@@ -185,11 +185,13 @@ TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*\S[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*
 
 
 def _format_characters() -> str:
-    """The format (Cf) characters of this Python's Unicode tables, as ranges for a regex
-    character class (the characters themselves: JSON Schema has no \\p{Cf}). All are in
-    planes 0, 1 and 14."""
-    planes = (*range(0x20000), *range(0xE0000, 0xF0000))
-    found = [code for code in planes if unicodedata.category(chr(code)) == "Cf"]
+    """The format (Cf) characters of this Python's Unicode tables up to U+FFFF, as ranges
+    for a regex character class (the characters themselves: JSON Schema has no \\p{Cf}).
+
+    Those past U+FFFF (Unicode tags, musical and hieroglyph format controls) are left out:
+    with them in the pattern ReDoc rendered a blank docs page. The API still refuses them.
+    """
+    found = [code for code in range(0x10000) if unicodedata.category(chr(code)) == "Cf"]
     ranges, start = [], found[0]
     for previous, code in zip(found, [*found[1:], None], strict=True):
         if code != previous + 1:
