@@ -53,6 +53,8 @@ def test_a_site_name_and_origins_can_be_changed(api, keys):
         ({"allowed_origins": ["ftp://x"]}, "allowed_origins"),
         ({"name": "x" * 201}, "name"),
         ({"name": "News\nInjected\tline"}, "name"),
+        ({"name": "News\u2028Injected line"}, "name"),
+        ({"name": "News\u0085Injected\u009bline"}, "name"),
         ({"slug": "renamed"}, "slug"),
     ],
 )

@@ -97,6 +97,22 @@ def test_an_argument_that_is_not_utf8_is_refused_not_a_traceback(runner, app, ar
     assert runner.invoke(args=["keys", "list"]).output == ""
 
 
+@pytest.mark.parametrize("args", [
+    ["keys", "create", "--role", "admin", "--name", "Ada\u2028Injected"],
+    ["keys", "create", "--role", "admin", "--name", "Ada\u0085Injected"],
+    ["sites", "create", "news", "--name", "News\u2029Injected"],
+    ["sites", "create", "news", "--name", "News\u009bInjected"],
+], ids=["key-line-separator", "key-c1", "site-paragraph-separator", "site-c1"])
+def test_a_name_with_a_line_separator_or_c1_control_is_refused(runner, app, args):
+    """`keys list` and `sites list` print one row a line, split by tabs: a name that breaks
+    the line (U+2028, NEL) or prints garbage (C1 controls) is refused, as by the API."""
+    result = runner.invoke(args=args)
+    assert result.exit_code == 1, result.output
+    assert "Invalid: name: Must be one line without control characters." in result.output
+    assert runner.invoke(args=["sites", "list"]).output.startswith("default\t")
+    assert runner.invoke(args=["keys", "list"]).output == ""
+
+
 def test_purge_refuses_days_past_a_century(runner):
     result = runner.invoke(args=["purge", "--spam-days", "99999999999"])
     assert result.exit_code == 2

@@ -80,7 +80,8 @@ def test_the_spec_says_which_key_names_are_refused(api, keys):
     patterns = {variant["properties"]["name"]["pattern"] for variant in variants}
     assert len(patterns) == 1
     pattern = re.compile(patterns.pop())
-    for name in ["mod\u00aderator", "mod\u200b", "\ufeffbom", "ok\u2060"]:
+    for name in ["mod\u00aderator", "mod\u200b", "\ufeffbom", "ok\u2060", "mo\u0085d",
+                 "\u009bmod", "mod\u2028x", "mod\u2029x"]:
         answer = api.post("/api/v1/admin/keys", {"name": name, "role": "admin"}, key=keys.admin)
         assert answer.status_code == 422, name
         assert not pattern.search(name), name
@@ -105,3 +106,36 @@ def test_the_spec_says_a_blank_thread_is_refused(api):
             assert not pattern.search(blank), (path, blank)
         assert api.get(path, query_string={"thread": " /a "}).status_code == 200
         assert pattern.search(" /a ")
+
+
+def test_the_spec_says_which_control_characters_text_fields_refuse(api, keys):
+    """C1 controls (U+0080-U+009F) are refused in every text field, U+2028/U+2029 in
+    one-line fields only; the spec's patterns say the same as the validators, or
+    schemathesis sends refused text as valid data."""
+    import re
+
+    operations = dict((m + p, op) for m, p, op in _operations(api))
+
+    def pattern(operation, field):
+        body = operations[operation]["requestBody"]["content"]["application/json"]["schema"]
+        if "$ref" in body:
+            name = body["$ref"].rsplit("/", 1)[-1]
+            body = api.get("/openapi.json").get_json()["components"]["schemas"][name]
+        return re.compile(body["properties"][field]["pattern"])
+
+    site_name = pattern("POST/api/v1/admin/sites", "name")
+    author_name = pattern("POST/api/v1/comments", "author_name")
+    content = pattern("POST/api/v1/comments", "content")
+    for number, text in enumerate(["a\u0085b", "a\u009bb", "a\u2028b", "a\u2029b"]):
+        answer = api.post("/api/v1/admin/sites", {"slug": f"s{number}", "name": text},
+                          key=keys.admin)
+        assert answer.status_code == 422 and not site_name.search(text), repr(text)
+        answer = api.post("/api/v1/comments", comment(author_name=text))
+        assert answer.status_code == 422 and not author_name.search(text), repr(text)
+    for text in ["a\u0001b", "a\u0085b", "a\u009bb"]:
+        answer = api.post("/api/v1/comments", comment(content=text))
+        assert answer.status_code == 422 and not content.search(text), repr(text)
+    for text in ["a\u2028b", "a\u00a0b"]:  # a line separator, a no-break space: text
+        answer = api.post("/api/v1/comments", comment(content=text, thread=f"/{ord(text[1])}"))
+        assert answer.status_code == 201 and content.search(text), repr(text)
+    assert site_name.search("Les nouvelles \u00a0\u00e9t\u00e9") and author_name.search("Zo\u00eb")

@@ -112,7 +112,8 @@ def test_an_emoji_newer_than_pythons_unicode_tables_is_text(api):
 
 def test_control_character_checks_refuse_exactly_the_control_characters():
     """The validators search character classes; every code point is checked against what
-    they refuse: below U+0020 and DEL, a comment keeping tab, line feed and carriage return."""
+    they refuse: below U+0020, DEL and C1 (U+0080-U+009F), a comment keeping tab, line feed
+    and carriage return; one line also refuses the line and paragraph separators."""
     from marshmallow import ValidationError
 
     from moderation.schemas import _no_control_chars, _single_line
@@ -128,6 +129,25 @@ def test_control_character_checks_refuse_exactly_the_control_characters():
         ch = chr(code)
         if 0xD800 <= code <= 0xDFFF:
             continue  # lone surrogates: JSON decoding never hands one over
-        control = code < 32 or code == 0x7F
-        assert refused(_single_line, f"a{ch}b") == control, hex(code)
+        control = code < 32 or 0x7F <= code <= 0x9F
+        assert refused(_single_line, f"a{ch}b") == (control or ch in "\u2028\u2029"), hex(code)
         assert refused(_no_control_chars, f"a{ch}b") == (control and ch not in "\t\n\r"), hex(code)
+
+
+@pytest.mark.parametrize("ch", ["\x85", "\x9b", "\u2028", "\u2029"])
+def test_one_line_fields_refuse_c1_controls_and_line_separators(api, ch):
+    """NEL (U+0085) and U+2028/U+2029 show as line breaks in the admin page and in logs, the
+    other C1 controls as garbage: a commenter's name or a thread key is one line of text."""
+    for field in ("author_name", "thread"):
+        answer = api.post("/api/v1/comments", comment(**{field: f"Ada{ch}Lovelace"}))
+        assert answer.status_code == 422, (field, hex(ord(ch)))
+        assert field in answer.get_json()["errors"]
+
+
+def test_a_comment_may_hold_line_separators_but_not_c1_controls(api):
+    """U+2028 in a comment is harmless text, a line break; a C1 control is not text."""
+    assert api.post("/api/v1/comments", comment(content="one\u2028two")).status_code == 201
+    for ch in ("\x85", "\x9b"):
+        answer = api.post("/api/v1/comments", comment(content=f"one{ch}two"))
+        assert answer.status_code == 422, hex(ord(ch))
+        assert "content" in answer.get_json()["errors"]
