@@ -132,12 +132,19 @@ class FullMatch(validate.Regexp):
         return value
 
 
+# An integer as text, as int() reads it (surrounding white space aside) but in ASCII only.
+ASCII_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 class WholeNumber(fields.Integer):
     """An integer, from JSON or from a form's text ("12"); a fraction is refused, never cut
-    down: marshmallow's int() made `"ids": [1.5]` act on comment 1."""
+    down: marshmallow's int() made `"ids": [1.5]` act on comment 1. Text is ASCII digits:
+    int() also took `limit=٢` (Arabic-Indic), `３` (full width) and `1_0` as numbers."""
 
     def _validated(self, value: Any) -> Any:
         if isinstance(value, float) and not value.is_integer():
+            raise self.make_error("invalid")
+        if isinstance(value, str) and not ASCII_INTEGER.fullmatch(value.strip()):
             raise self.make_error("invalid")
         return super()._validated(value)
 

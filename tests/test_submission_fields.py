@@ -151,3 +151,54 @@ def test_a_comment_may_hold_line_separators_but_not_c1_controls(api):
         answer = api.post("/api/v1/comments", comment(content=f"one{ch}two"))
         assert answer.status_code == 422, hex(ord(ch))
         assert "content" in answer.get_json()["errors"]
+
+
+# Arabic-Indic, Devanagari and full-width digits: int() and `\d` take them all.
+UNICODE_DIGITS = ["\u0663", "\u0969", "\uff13"]
+
+
+def _spelt(number: int, three: str) -> str:
+    """The number in the digits of three's script (its digits are consecutive code points)."""
+    zero = ord(three) - 3
+    return "".join(chr(zero + int(digit)) for digit in str(number))
+
+
+@pytest.mark.parametrize("three", UNICODE_DIGITS)
+def test_an_id_in_a_path_is_written_in_ascii_digits(api, keys, three):
+    """`/comments/٣` was comment 3: one comment, many spellings in the access log."""
+    first = api.post("/api/v1/comments", comment()).get_json()["id"]
+    spelt = _spelt(first, three)
+    assert int(spelt) == first  # what werkzeug's converter did with it
+    assert api.get(f"/api/v1/moderation/comments/{first}", key=keys.moderator).status_code == 200
+    assert api.get(f"/api/v1/moderation/comments/{spelt}", key=keys.moderator).status_code == 404
+    assert api.post(f"/api/v1/comments/{spelt}/flags", {"reason": "spam"}).status_code == 404
+    decision = api.post(f"/api/v1/moderation/comments/{spelt}/decision", {"action": "spam"},
+                        key=keys.moderator)
+    assert decision.status_code == 404
+    key_id = api.get("/api/v1/admin/keys", key=keys.admin).get_json()["items"][0]["id"]
+    assert api.get(f"/api/v1/admin/keys/{key_id}", key=keys.admin).status_code == 200
+    assert api.get(f"/api/v1/admin/keys/{_spelt(key_id, three)}",
+                   key=keys.admin).status_code == 404
+
+
+@pytest.mark.parametrize("number", [*UNICODE_DIGITS, "1_0"])
+def test_a_number_is_written_in_ascii_digits(api, keys, number):
+    """int() read `limit=٣`, `３` and `1_0` as numbers; query arguments and ids sent as text
+    take ASCII digits only (a 422), so the numbers logged and audited have one spelling."""
+    first = api.post("/api/v1/comments", comment()).get_json()["id"]
+    assert api.get(f"/api/v1/comments?thread=/a&limit={number}").status_code == 422
+    for path in ("/api/v1/moderation/queue", "/api/v1/moderation/audit"):
+        answer = api.get(f"{path}?limit={number}", key=keys.moderator)
+        assert answer.status_code == 422 and "limit" in str(answer.get_json()), path
+    audit = api.get(f"/api/v1/moderation/audit?comment_id={number}", key=keys.moderator)
+    assert audit.status_code == 422
+    bulk = api.post("/api/v1/moderation/bulk", {"ids": [number], "action": "spam"},
+                    key=keys.moderator)
+    assert bulk.status_code == 422
+    reply = api.post("/api/v1/comments", comment(content="Reply.", parent_id=number))
+    assert reply.status_code == 422 and "parent_id" in reply.get_json()["errors"]
+    # The ASCII spelling, as text, still works (forms send numbers as text).
+    assert api.get("/api/v1/comments?thread=/a&limit=5").status_code == 200
+    bulk = api.post("/api/v1/moderation/bulk", {"ids": [str(first)], "action": "spam"},
+                    key=keys.moderator)
+    assert bulk.status_code == 200

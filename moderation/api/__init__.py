@@ -29,7 +29,13 @@ NO_QUERY = NoQuerySchema()
 
 
 class IdConverter(IntegerConverter):
-    """A row id in a path: 1 up to a signed 64-bit integer, so no id overflows the database."""
+    """A row id in a path: 1 up to MAX_ID (the 32-bit id columns), so no id overflows them.
+
+    ASCII digits only: werkzeug's `\\d+` with int() took `/comments/٣` (Arabic-Indic three)
+    as comment 3, so one comment had many spellings in the access log. Others are a 404.
+    """
+
+    regex = r"[0-9]+"
 
     def __init__(self, map, *args, **kwargs):  # noqa: A002 - werkzeug's argument name
         super().__init__(map, min=1, max=MAX_ID)
