@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import string
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +18,7 @@ from moderation import create_app
 from tests.conftest import RULES_DIR, _empty_tables, close_app, comment, make_app
 
 LIMITS = str(RULES_DIR / "limits_rules.yaml")
+ROOT = Path(__file__).parent.parent
 
 
 @pytest.fixture
@@ -294,24 +299,73 @@ def test_flags_are_validated_and_limited_per_reporter(api):
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
 
 
+# The second app instance: another process, so its limiter and storage are its own (in one
+# process every app shares the module-level `limiter`, and so one storage object). It posts
+# its share of the comments through its own test client and prints their statuses as JSON.
+SECOND_INSTANCE = """
+import json, sys
+from tests.conftest import close_app, comment, make_app
+
+database_url, storage, rules, run, first, count = sys.argv[1:]
+app = make_app(database_url, RULES_FILE=rules, RATELIMIT_ENABLED=True,
+               RATELIMIT_STORAGE_URI=storage)
+client = app.test_client()
+statuses = [client.post("/api/v1/comments", json=comment(
+    author_email=f"r{run}{n}@example.org", content=f"two instances {n}")).status_code
+    for n in range(int(first), int(first) + int(count))]
+close_app(app)
+print(json.dumps(statuses))
+"""
+
+# Only the per-IP limit, over an hour: it cannot roll over while the second process starts,
+# however loaded the machine.
+PER_IP_ONLY = """version: 1
+trust: {hold_new_commenters: false}
+limits: {per_ip: "3/hour", per_email: null}
+duplicates: {window_seconds: 0}
+rules: []
+"""
+
+
+def _posts_across_two_instances(database_url: str, rules: Path, storage: str) -> list[int]:
+    """Six comments from one IP (each from another address): two through this process's
+    app, two through another process's, two through this one's again, all limits stored in
+    ``storage``. Each instance must count the other's comments to hold the limit."""
+    run = uuid.uuid4().hex[:8]
+    app = make_app(database_url, RULES_FILE=str(rules), RATELIMIT_ENABLED=True,
+                   RATELIMIT_STORAGE_URI=storage)
+    client = app.test_client()
+
+    def here(first: int) -> list[int]:
+        return [client.post("/api/v1/comments", json=comment(
+            author_email=f"r{run}{n}@example.org", content=f"two instances {n}")).status_code
+            for n in (first, first + 1)]
+
+    try:
+        statuses = here(0)
+        second = subprocess.run(
+            [sys.executable, "-c", SECOND_INSTANCE, database_url, storage, str(rules), run,
+             "2", "2"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 0, second.stderr
+        statuses += json.loads(second.stdout.splitlines()[-1])
+        statuses += here(4)
+    finally:
+        close_app(app)
+    return statuses
+
+
 @pytest.mark.skipif(not REDIS_URL, reason="TEST_REDIS_URL is not set (CI sets it)")
-def test_redis_limits_hold_across_two_app_instances(database_url):
+def test_redis_limits_hold_across_two_app_instances(database_url, tmp_path):
+    """per_ip 3/hour holds across two app instances (two processes) sharing Redis: 3 of the
+    6 comments are taken. The control: with memory storage each instance counts only its
+    own, and the same posts get 5 through, so the test fails if the counts are not shared."""
     import redis
 
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    apps = [make_app(database_url, RULES_FILE=LIMITS, RATELIMIT_ENABLED=True,
-                     RATELIMIT_STORAGE_URI=REDIS_URL) for _ in range(2)]
-    clients = [app.test_client() for app in apps]
-    run = uuid.uuid4().hex[:8]
-    statuses = [
-        clients[n % 2].post("/api/v1/comments",
-                            json=comment(author_email=f"r{run}{n}@example.org",
-                                         content=f"redis {n}")).status_code
-        for n in range(6)
-    ]
-    for app in apps:
-        close_app(app)
-    assert statuses.count(201) == 3 and statuses.count(429) == 3
+    rules = tmp_path / "per_ip_only.yaml"
+    rules.write_text(PER_IP_ONLY)
+    assert _posts_across_two_instances(database_url, rules, "memory://") == [201] * 5 + [429]
+    redis.Redis.from_url(REDIS_URL).flushdb()  # only the db of TEST_REDIS_URL
+    assert _posts_across_two_instances(database_url, rules, REDIS_URL) == [201] * 3 + [429] * 3
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="TEST_REDIS_URL is not set (CI sets it)")
