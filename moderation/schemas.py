@@ -197,6 +197,8 @@ ONE_LINE_TEXT = rf"^[^{LINE_CONTROLS}]*[^\s{LINE_CONTROLS}][^{LINE_CONTROLS}]*$"
 # The one character that is not white space must not be a control character either: with
 # a bare \S the pattern passed "a\x01b", which the validator refuses.
 TEXT = rf"^[^{TEXT_CONTROLS}]*[^\s{TEXT_CONTROLS}][^{TEXT_CONTROLS}]*$"
+# Free text that may be empty (a moderator's reason): lines and tabs, no other control.
+TEXT_OR_EMPTY = rf"^[^{TEXT_CONTROLS}]*$"
 
 
 def _format_characters() -> str:
@@ -530,7 +532,10 @@ class QueueQuerySchema(StrictSchema):
 
 class DecisionRequestSchema(StrictSchema):
     action = fields.String(required=True, validate=validate.OneOf(ACTIONS))
-    reason = fields.String(load_default="", validate=validate.Length(max=500))
+    # Kept in the audit log, which moderators and admins read: an escape sequence or a C1
+    # control there rewrites what a terminal or the page shows, as in a comment.
+    reason = fields.String(load_default="", validate=[validate.Length(max=500), _no_control_chars],
+                           metadata={"pattern": TEXT_OR_EMPTY})
 
 
 class BulkRequestSchema(DecisionRequestSchema):

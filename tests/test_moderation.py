@@ -313,3 +313,18 @@ def test_a_cursor_pages_only_the_listing_it_was_made_for(api, keys):
     thread = api.get("/api/v1/comments?thread=/2026/11/27/a-story&limit=1").get_json()
     assert api.get(f"/api/v1/moderation/audit?cursor={thread['next_cursor']}",
                    key=keys.admin).status_code == 422
+
+
+def test_a_decisions_reason_holds_no_control_characters(api, keys):
+    """The reason goes to the audit log: an escape sequence (or a C1 control) there
+    rewrote what a moderator's terminal or page showed. Lines and tabs are text."""
+    held = post(api, content="a holdword to hold")
+    for reason in ("ok\x1b[2Jgone", "ok\x85", "bell\x07"):
+        answer = decide(api, keys.moderator, held, "approve", reason=reason)
+        assert answer.status_code == 422, reason
+        assert list(answer.get_json()["errors"]) == ["reason"]
+    answer = decide(api, keys.moderator, held, "approve", reason="checked\n\tthe source")
+    assert answer.status_code == 200
+    bulk = api.post("/api/v1/moderation/bulk",
+                    {"action": "spam", "ids": [held], "reason": "x\x1b"}, key=keys.moderator)
+    assert bulk.status_code == 422 and list(bulk.get_json()["errors"]) == ["reason"]
