@@ -22,6 +22,7 @@ from moderation.database import read_only
 from moderation.errors import Forbidden, Invalid, NotFound
 from moderation.extensions import limiter
 from moderation.schemas import (
+    LINE_CONTROL_CHARS,
     SLUG,
     CommentSubmissionSchema,
     FlagAnswerSchema,
@@ -286,9 +287,12 @@ def _request_ip() -> str | None:
 
 
 def _header_text(value: str | None, length: int) -> str | None:
-    """A request header kept with the comment: cut to its column, without NUL characters
-    (the commenter's browser sent it, not the commenter; no database column stores NUL)."""
-    return (value or "").replace("\x00", "")[:length] or None
+    """A request header kept with the comment: cut to its column, without control
+    characters (the commenter's browser sent it, not the commenter). No database column
+    stores NUL; header bytes 0x80-0x9F arrive as C1 controls (HTTP headers are read as
+    Latin-1), which the moderator's page would show as garbage or a line break. The same
+    characters are refused when a site's backend sends the fields in the body."""
+    return LINE_CONTROL_CHARS.sub("", value or "")[:length] or None
 
 
 def _is_navigation() -> bool:
