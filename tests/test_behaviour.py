@@ -95,6 +95,23 @@ def test_a_body_too_large_leaves_the_limits_counting_where_they_were(api):
     assert [post(2), post(3)] == [201, 429]  # limits_rules.yaml: per_ip 3/minute
 
 
+def test_a_bad_key_leaves_the_limits_counting_where_they_were(api):
+    """The limits ask who the caller is (a site key's backend posts for many commenters);
+    with a key that is not valid that question raised inside flask-limiter, which took it
+    for its storage failing and counted in a fresh in-memory fallback: one request with a
+    made-up key (anyone can send one) restarted the counts, and the 4th comment of an IP
+    was taken. Such a request is answered 401 and counted nowhere."""
+    def post(n: int) -> int:
+        return api.post("/api/v1/comments", comment(author_email=f"k{n}@example.org",
+                                                    content=f"keyed {n}")).status_code
+
+    assert [post(0), post(1)] == [201, 201]
+    forged = api.post("/api/v1/comments", comment(content="forged"),
+                      headers={"Authorization": "Bearer mod_nothing.atall"})
+    assert forged.status_code == 401
+    assert [post(2), post(3)] == [201, 429]  # limits_rules.yaml: per_ip 3/minute
+
+
 def test_per_ip_limit_counts_an_ipv6_network_as_one_commenter(api):
     """An IPv6 host is given a whole /64: counted by address, a commenter rotating through
     it was never limited. An IPv4 address written as IPv4-mapped IPv6 is that address."""

@@ -6,6 +6,7 @@ import pytest
 
 from moderation import create_app
 from moderation.errors import DATABASE_RETRY_AFTER
+from moderation.extensions import limiter
 from tests.conftest import PERMISSIVE_RULES, close_app, comment
 
 DEAD = "postgresql+psycopg://postgres@127.0.0.1:1/none"
@@ -24,6 +25,10 @@ def test_unreachable_database_answers_503_with_retry_after(limits):
     try:
         for response in (
             client.post("/api/v1/comments", json=comment()),
+            # The limits look these up (a retry's key, a site key's site) before the view.
+            client.post("/api/v1/comments", json=comment(), headers={"Idempotency-Key": "k"}),
+            client.post("/api/v1/comments", json=comment(),
+                        headers={"Authorization": "Bearer mk_0123456789ab_secret"}),
             client.get("/api/v1/comments?thread=/t"),
             client.get("/api/v1/moderation/queue",
                        headers={"Authorization": "Bearer mk_0123456789ab_secret"}),
@@ -42,6 +47,10 @@ def test_unreachable_database_answers_503_with_retry_after(limits):
         assert "database" in ready.get_json()["message"]
         assert ready.headers["Retry-After"].isdigit()
         assert client.get("/healthz").status_code == 200
+        # Those look-ups failing is not the limits' storage failing: flask-limiter took it
+        # so, and counted on in a fresh per-process memory store (with Redis: limits no
+        # longer shared by the workers) until it checked the storage again.
+        assert not limiter._storage_dead
         # The process's own figures still answer: the 503s are what an operator looks for.
         metrics = client.get("/metrics")
         assert metrics.status_code == 200

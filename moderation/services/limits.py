@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, g, request
+from sqlalchemy.exc import SQLAlchemyError
 from webargs.flaskparser import is_json_request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from moderation.auth import own_site, site_caller
-from moderation.errors import DATABASE_RETRY_AFTER
+from moderation.errors import DATABASE_RETRY_AFTER, ServiceError
 from moderation.schemas import SLUG
 from moderation.services.comments import answered, usable_idempotency_key
 from moderation.services.identity import email_hash, ip_hash, reporter_hash
@@ -57,18 +58,39 @@ def submitted_site() -> str | None:
     return None if body is None else site_named(body.get("site"))
 
 
+# flask-limiter takes an error raised by any of the functions below for its storage
+# failing: it then counts in a fresh in-memory fallback, per process, until it checks the
+# storage again a second or more later. So none of them may raise on what a request
+# brings: one request with a made-up key restarted every commenter's count (and with
+# Redis, made the limits per process rather than shared).
+def _caller_known() -> bool:
+    """Whether the caller, and so the submission's site and IP, can be worked out here.
+
+    Not for a key that is not valid, or with the database away: such a request is counted
+    nowhere, and the view answers it (401, 503).
+    """
+    if "limits_caller_known" not in g:
+        try:
+            own_site()  # authenticates the caller, and looks up a site key's site
+        except (ServiceError, SQLAlchemyError):
+            g.limits_caller_known = False
+        else:
+            g.limits_caller_known = True
+    return g.limits_caller_known
+
+
 def _site() -> str:
     """The submission's site as the limits key it: `default` for one that is no slug (refused
     by intake after the limits), which must not reach a query either. A NUL in it made
     PostgreSQL fail the Idempotency-Key look-up, which flask-limiter took for its storage
     failing: it switched to per-process memory limits."""
-    site = submitted_site()
+    site = submitted_site() if _caller_known() else None
     return site if site is not None and SLUG.fullmatch(site) else "default"
 
 
 def _commenter_ip() -> str:
     """The commenter's IP: the body's for a site key (its backend posts for many people)."""
-    if site_caller() is not None:
+    if _caller_known() and site_caller() is not None:
         given = (_body() or {}).get("ip")
         if isinstance(given, str) and given:
             return given[:45]
@@ -114,21 +136,26 @@ def _retry() -> bool:
     comment to count: counted, the retry of a comment that reached a limit got a 429
     instead of its answer, and each retry used up a comment of the commenter's allowance.
     A key stored with another body is answered 422, so this lets no comment through.
+    With the database away the look-up fails, and the view answers 503: that is not
+    counted either, so a commenter retrying through an outage keeps their allowance.
     """
     if "submission_retry" not in g:
         key = request.headers.get("Idempotency-Key")
-        g.submission_retry = (key is not None and usable_idempotency_key(key)
-                              and answered(_site(), key))
+        try:
+            g.submission_retry = (key is not None and usable_idempotency_key(key)
+                                  and answered(_site(), key))
+        except SQLAlchemyError:
+            g.submission_retry = True
     return g.submission_retry
 
 
 # A limit set to null in the rules file switches that limit off.
 def no_ip_limit() -> bool:
-    return not _limit("per_ip") or _retry()
+    return not _caller_known() or not _limit("per_ip") or _retry()
 
 
 def no_email_limit() -> bool:
-    return not _limit("per_email") or _retry()
+    return not _caller_known() or not _limit("per_email") or _retry()
 
 
 def no_reporter_limit() -> bool:
