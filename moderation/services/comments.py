@@ -27,6 +27,7 @@ from moderation.models import (
 )
 from moderation.render import content_html
 from moderation.rules import Submission, Verdict, evaluate
+from moderation.schemas import LINE_CONTROLS
 from moderation.services import trust
 from moderation.services.cursors import SCORE_DECIMALS, decode_id, encode_id
 from moderation.services.identity import content_hash, email_hash
@@ -190,8 +191,9 @@ def _request_hash(fields: dict[str, Any]) -> str:
 
 # An Idempotency-Key: 1 to 255 characters and no control character. A NUL is more than
 # PostgreSQL stores (a 422 "not valid for storage" there, a key taken on SQLite); the
-# draft standard's keys are printable text.
-IDEMPOTENCY_KEY = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
+# draft standard's keys are printable text (C1 controls included: a header's bytes are
+# read as Latin-1, so 0x80-0x9F arrive as C1, as in the headers kept with a comment).
+IDEMPOTENCY_KEY = re.compile(f"[^{LINE_CONTROLS}]{{1,255}}")
 
 
 def usable_idempotency_key(key: str) -> bool:
