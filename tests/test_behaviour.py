@@ -69,6 +69,22 @@ def test_a_site_that_is_no_slug_leaves_the_limits_counting(api, site):
     assert api.post("/api/v1/comments", comment(content="note 3")).status_code == 429
 
 
+def test_submissions_without_an_email_do_not_share_one_email_allowance(api):
+    """The per-email limit counted every body without an address under one key: after a few
+    readers forgot the field, anyone's mistake (from any IP) was answered 429, not 422."""
+    no_email = {"thread": "/t", "author_name": "N", "content": "forgot"}
+    answers = [api.post("/api/v1/comments", no_email,
+                        environ_base={"REMOTE_ADDR": f"10.7.0.{n}"}).status_code
+               for n in range(6)]
+    assert answers == [422] * 6  # limits_rules.yaml: per_email 2/minute
+    blank = api.post("/api/v1/comments", comment(author_email="  "),
+                     environ_base={"REMOTE_ADDR": "10.7.1.1"})
+    assert blank.status_code == 422
+    assert [api.post("/api/v1/comments", comment(content=f"ok {n}"),
+                     environ_base={"REMOTE_ADDR": f"10.7.2.{n}"}).status_code
+            for n in range(3)] == [201, 201, 429]
+
+
 def test_per_ip_limit_counts_across_emails(api):
     statuses = [
         api.post("/api/v1/comments",

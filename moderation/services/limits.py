@@ -103,10 +103,15 @@ def ip_key() -> str:
     return f"{_site()}:ip:{ip_hash(_commenter_ip())}"
 
 
-def email_key() -> str:
+def _submitted_email() -> str | None:
+    """The commenter's address as submitted (JSON or the WordPress form's name); None if none."""
     body = _body() or {}
-    email = body.get("author_email") or body.get("email") or ""
-    return f"{_site()}:email:{email_hash(email) if isinstance(email, str) else ''}"
+    email = body.get("author_email") or body.get("email")
+    return email if isinstance(email, str) and email.strip() else None
+
+
+def email_key() -> str:
+    return f"{_site()}:email:{email_hash(_submitted_email() or '')}"
 
 
 def reporter_key() -> str:
@@ -155,7 +160,11 @@ def no_ip_limit() -> bool:
 
 
 def no_email_limit() -> bool:
-    return not _caller_known() or not _limit("per_email") or _retry()
+    # A submission with no address is refused (422) and counted by its IP alone: counted
+    # under the one key of "no address", every reader's mistake used up everyone's
+    # allowance, and a stranger who forgot the field was answered 429.
+    return (not _caller_known() or not _limit("per_email") or _submitted_email() is None
+            or _retry())
 
 
 def no_reporter_limit() -> bool:
