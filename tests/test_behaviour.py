@@ -264,6 +264,28 @@ def test_form_token_catches_missing_and_too_fast_posts(api, keys, monkeypatch):
     assert status_of(too_fast) == "spam"
 
 
+def test_a_sites_backend_need_not_relay_a_form_token(api, keys, monkeypatch):
+    """With form tokens on, a submission from the site's own backend (its key) without a
+    token was filed as spam (FORM_TOO_FAST): the backend served its own form. A token it
+    does relay is checked as a browser's is."""
+    def verdict_of(response):
+        detail = api.get(f"/api/v1/moderation/comments/{response.get_json()['id']}",
+                         key=keys.admin).get_json()
+        return detail["status"], [hit["rule"] for hit in detail["hits"]]
+
+    relayed = api.post("/api/v1/comments", comment(site="other", author_email="d@example.org"),
+                       key=keys.other_site)
+    assert relayed.status_code == 201
+    assert verdict_of(relayed) == ("approved", [])
+    served_at = time.time()
+    monkeypatch.setattr(time, "time", lambda: served_at)
+    token = api.get("/api/v1/form-token?site=other&thread=/t").get_json()["form_token"]
+    hasty = api.post("/api/v1/comments", comment(site="other", form_token=token,
+                                                 author_email="e@example.org"),
+                     key=keys.other_site)
+    assert verdict_of(hasty) == ("spam", ["FORM_TOO_FAST"])
+
+
 def test_a_form_token_for_the_longest_thread_key_is_taken(api, keys, monkeypatch):
     """The token carries the thread key: for a long one (512 characters, the contract's
     most) it outgrew the 512 characters form_token was allowed, and intake said 422."""

@@ -230,9 +230,15 @@ def _take_honeypot(body: dict[str, Any]) -> bool:
 
 
 def _form_too_fast(fields: dict[str, Any]) -> bool:
-    """With form tokens on for the site, a missing, forged or too-quick token is a bot."""
+    """With form tokens on for the site, a missing, forged or too-quick token is a bot.
+
+    Not a missing one from the site's own backend (its key): the backend served its form
+    itself, and may relay the page's token, which is then checked, but need not.
+    """
     settings = current_rules().settings_for(fields["site"]).form_token
     if not settings.enabled:
+        return False
+    if fields.get("form_token") is None and site_caller() is not None:
         return False
     return form_tokens.too_fast(
         fields.get("form_token"), fields["site"], fields["thread"],
