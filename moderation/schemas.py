@@ -56,7 +56,9 @@ def _optional_http_url(value: str) -> None:
         _http_url(value)
 
 
-ORIGIN = re.compile(rf"^https?://{_LABEL}(?:\.{_LABEL})*(?::{_PORT})?$")
+# The scheme in any case, as the host: stored in lower case (sites.canonical_origin). Spelt
+# out letter by letter, since the OpenAPI spec's patterns (ECMA-262) have no inline flags.
+ORIGIN = re.compile(rf"^[Hh][Tt][Tt][Pp][Ss]?://{_LABEL}(?:\.{_LABEL})*(?::{_PORT})?$")
 
 
 def _origin(value: str) -> None:

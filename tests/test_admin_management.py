@@ -77,7 +77,7 @@ def test_an_origin_no_browser_can_send_is_refused(api, keys, origin):
 
 
 def test_an_origin_given_twice_is_kept_once(api, keys):
-    origins = ["https://news.example", "https://News.Example/", "http://localhost:8080",
+    origins = ["https://news.example", "HTTPS://News.Example/", "http://localhost:8080",
                "https://news.example:443"]
     created = api.post("/api/v1/admin/sites", {"slug": "twice", "allowed_origins": origins},
                        key=keys.admin).get_json()
