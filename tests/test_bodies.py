@@ -83,6 +83,23 @@ def test_malformed_and_non_object_bodies_get_one_answer_everywhere(app, api, key
         assert array.get_json()["message"] == "The body is not a JSON object."
 
 
+@pytest.mark.parametrize("app_config", [{"RATELIMIT_ENABLED": True}])
+def test_a_member_named_twice_is_a_400_on_every_json_route(app, api, keys):
+    """Python kept the last `thread` of two, where other parsers (a site's backend, a
+    proxy) keep the first: the comment they saw was not the one stored."""
+    twice = b'{"thread": "/a", "author_name": "Ann", "author_email": "ann@example.org", ' \
+            b'"content": "Hello.", "thread": "/b"}'
+    intake = _post(api, "/api/v1/comments", twice)
+    assert intake.status_code == 400
+    assert intake.get_json()["message"] == (
+        "The JSON body gives the same member twice in one object.")
+    for path, key in _routes(keys)[1:]:
+        nested = _post(api, path, b'{"reason": "spam", "x": {"a": 1, "a": 2}}', key)
+        assert nested.status_code == 400, (path, nested.get_json())
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Comment)) == 0
+
+
 def test_a_body_of_another_type_is_a_415_on_json_routes(app, api, keys):
     """webargs took a text/plain body for no body at all, so the answer was a 422 saying
     the fields were missing."""

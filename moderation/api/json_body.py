@@ -5,6 +5,11 @@ Python's decoder accepts two things that break later, as a 500 instead of a 400:
   no database driver and no UTF-8 encoder can take the string it makes (RFC 8259 8.2);
 - deep nesting (``[[[[...``): it recurses once per level and raises RecursionError
   long before the 64 KiB body limit.
+
+And it keeps the last of two members with the same name, where other parsers keep the
+first (RFC 8259 4: such an object's meaning is unpredictable): a site's backend or a proxy
+that read `{"thread": "/a", "thread": "/b"}` as /a saw another comment than the one
+stored. Such a body is refused too.
 """
 
 from __future__ import annotations
@@ -26,8 +31,17 @@ class MalformedBody(ValueError):
     """A body that decodes as JSON but cannot be used; ``str()`` says why, for the caller."""
 
 
+def _members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's members, refusing a name given twice."""
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise MalformedBody("The JSON body gives the same member twice in one object.")
+    return members
+
+
 def loads(data: str | bytes) -> Any:
-    """json.loads, refusing (ValueError) what is not UTF-8, deep nesting and lone surrogates.
+    """json.loads, refusing (ValueError) what is not UTF-8, deep nesting, lone surrogates
+    and a member named twice in one object.
 
     Bytes are decoded strictly as UTF-8 (RFC 8259 8.1; a byte order mark is ignored):
     json.loads would also take UTF-16 and UTF-32, and UTF-8 bytes that encode a lone
@@ -41,7 +55,7 @@ def loads(data: str | bytes) -> Any:
     else:
         text = data
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_members)
     except RecursionError:
         raise MalformedBody("The JSON body is nested too deeply.") from None
     if _SURROGATE_ESCAPE.search(text):
