@@ -139,8 +139,9 @@ class FullMatch(validate.Regexp):
         return value
 
 
-# An integer as text, as int() reads it (surrounding white space aside) but in ASCII only.
-ASCII_INTEGER = re.compile(r"[+-]?[0-9]+")
+# An integer as text in its one spelling (surrounding white space aside): ASCII digits, no
+# plus sign, no leading zero. int() also read "+5" and "05" as 5, and "٣" as 3.
+ASCII_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
 
 
 class WholeNumber(fields.Integer):

@@ -181,7 +181,20 @@ def test_an_id_in_a_path_is_written_in_ascii_digits(api, keys, three):
                    key=keys.admin).status_code == 404
 
 
-@pytest.mark.parametrize("number", [*UNICODE_DIGITS, "1_0"])
+def test_an_id_in_a_path_has_no_leading_zero(api, keys):
+    """`/comments/056` was comment 56: one comment, two spellings in the access log."""
+    first = api.post("/api/v1/comments", comment()).get_json()["id"]
+    assert api.get(f"/api/v1/moderation/comments/{first}", key=keys.moderator).status_code == 200
+    assert api.get(f"/api/v1/moderation/comments/0{first}", key=keys.moderator).status_code == 404
+    assert api.post(f"/api/v1/comments/00{first}/flags", {"reason": "spam"}).status_code == 404
+    # Nor a plus sign in a number sent as text (int() took "+5" as 5).
+    assert api.get("/api/v1/comments?thread=/a&limit=%2B5").status_code == 422
+    bulk = api.post("/api/v1/moderation/bulk", {"ids": [f"+{first}"], "action": "spam"},
+                    key=keys.moderator)
+    assert bulk.status_code == 422
+
+
+@pytest.mark.parametrize("number", [*UNICODE_DIGITS, "1_0", "01"])
 def test_a_number_is_written_in_ascii_digits(api, keys, number):
     """int() read `limit=٣`, `３` and `1_0` as numbers; query arguments and ids sent as text
     take ASCII digits only (a 422), so the numbers logged and audited have one spelling."""

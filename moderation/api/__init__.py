@@ -35,7 +35,7 @@ class IdConverter(IntegerConverter):
     as comment 3, so one comment had many spellings in the access log. Others are a 404.
     """
 
-    regex = r"[0-9]+"
+    regex = r"[1-9][0-9]*"  # and no leading zero: /comments/056 is not comment 56
 
     def __init__(self, map, *args, **kwargs):  # noqa: A002 - werkzeug's argument name
         super().__init__(map, min=1, max=MAX_ID)
