@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import re
 from functools import lru_cache
-from urllib.parse import unquote
 
 import idna
 from confusable_homoglyphs import categories
@@ -17,8 +16,6 @@ URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 # Scheme and user information, the host, then the port and the rest as written. A browser
 # ends the host at a backslash as at a slash in an http(s) URL.
 URL_PARTS = re.compile(r"(https?://(?:[^/?#\\]*@)?)([^/?#\\:]*)(.*)", re.S)
-# The port as written after the host, up to the path (empty: the scheme's default).
-PORT = re.compile(r":([^/?#\\]*)")
 # ICU's "highly restrictive" level, where Chromium's IDN display policy starts: a label in
 # one script, or in the scripts Japanese, Chinese or Korean are written in together.
 WRITING_SYSTEMS = (
@@ -56,30 +53,22 @@ def _browser_host(host: str) -> tuple[str, str] | None:
 def _link(url: str) -> str:
     """The anchor for a URL: the host in punycode in href, in the text as a browser shows it.
 
-    A host that is not valid IDNA (ASCII ones included), or a port beyond 65535, is no
-    link, only escaped text: no browser would reach it; nor is a URL with a user name or
-    password. A percent-encoded host is linked decoded, as the browser would visit it.
+    A host that is not valid IDNA is no link, only escaped text: no browser would reach it;
+    nor is a URL with a user name or password.
     """
     prefix, host, rest = URL_PARTS.match(url).groups()
     if "@" in prefix:
         # A user name before the host (https://paypal.com@evil.example/) reads as one site
         # and leads to another; author_url refuses it, and a link would vouch for it.
         return html.escape(url, quote=True)
-    if "%" in host:
-        # A browser percent-decodes the host: https://%32no.co/ goes to 2no.co. The link
-        # is made to that host and shows it, not the disguise.
-        host = unquote(host, errors="replace")
-    port = PORT.match(rest)
-    if port and port.group(1) and not (port.group(1).isascii() and port.group(1).isdigit()
-                                       and int(port.group(1)) <= 65535):
-        return html.escape(url, quote=True)  # no browser reaches port 99999
-    # A DNS name has at most 253 characters. A longer host could only fit by IDNA dropping
-    # invisible characters from it; not linking it keeps the cache's keys small. ASCII
-    # hosts are checked too: "-bad-.example", "a..b.example" or "exa_mple.com" lead nowhere.
-    hosts = _browser_host(host) if len(host) <= 253 else None
-    if hosts is None:
-        return html.escape(url, quote=True)
-    href, shown = prefix + hosts[0] + rest, prefix + hosts[1] + rest
+    href = shown = url
+    if not host.isascii() or "xn--" in host.lower():
+        # A DNS name has at most 253 characters. A longer host could only fit by IDNA
+        # dropping invisible characters from it; not linking it keeps the cache's keys small.
+        hosts = _browser_host(host) if len(host) <= 253 else None
+        if hosts is None:
+            return html.escape(url, quote=True)
+        href, shown = prefix + hosts[0] + rest, prefix + hosts[1] + rest
     href, shown = html.escape(href, quote=True), html.escape(shown, quote=True)
     return f'<a href="{href}" rel="nofollow ugc noopener">{shown}</a>'
 

@@ -43,11 +43,6 @@ def _http_url(value: str) -> None:
     if "@" in parts.netloc:
         # https://news.example@evil.example/ reads as news.example and leads to evil.example.
         raise ValidationError("Must not hold a user name or password.")
-    if "\\" in value or "%" in parts.netloc:
-        # A browser reads a backslash as a slash and percent-decodes the host, so
-        # https://2no.co\\x and https://%32no.co/ both lead to 2no.co while reading as
-        # something else: no site's address needs either.
-        raise ValidationError("Must give its host as written: no backslash, no %-escapes in it.")
 
 
 # A host name's labels: letters, digits and inner hyphens, 1 to 63 of them (RFC 1123),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterator
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 __all__ = ["Link", "find_links", "find_hosts", "normalise_host", "host_in"]
 
@@ -62,18 +62,12 @@ def host_in(host: str, domains: frozenset[str]) -> str | None:
 
 
 def _url_host(url: str) -> str:
-    """The host a browser visits for ``url`` ('' if none), read as its URL parser reads an
-    http(s) URL (WHATWG): a backslash ends the host as a slash does, and the host is
-    percent-decoded. `https://%32no.co/` and `https://2no.co\\x` both go to 2no.co, so a
-    rule that lists 2no.co must see that host in them."""
     if url.lower().startswith("www."):
         url = "http://" + url
     try:
-        host = urlsplit(url.replace("\\", "/")).hostname or ""
+        host = urlsplit(url).hostname or ""
     except ValueError:
         return ""
-    if "%" in host:
-        host = unquote(host, errors="replace")  # bytes that are not UTF-8: no valid host
     return normalise_host(host)
 
 

@@ -67,11 +67,6 @@ def test_the_shipped_rules_load_and_leave_a_plain_comment_alone() -> None:
         ("Nice piece on the casino vote.", "Ann", "approved", {"GAMBLING_TERMS"}),
         ("Good point.", "Best Loans www.loans.example", "approved", {"URL_IN_NAME"}),
         ("See grabify.link/abc", "Ann", "spam", {"BAD_HOST"}),
-        # A browser percent-decodes the host and reads a backslash as a slash: all three
-        # lead to grabify.link, and were approved with no hit.
-        ("See https://%67rabify.link/abc", "Ann", "spam", {"BAD_HOST"}),
-        ("See https://grabify%2Elink/abc", "Ann", "spam", {"BAD_HOST"}),
-        ("See https://grabify.link\\abc", "Ann", "spam", {"BAD_HOST"}),
     ],
 )
 def test_the_shipped_rules_on_typical_comments(
