@@ -51,6 +51,17 @@ def test_abuse_is_held_for_review_not_rejected(api, keys):
     assert status == "pending" and "ABUSE_TERMS" in rules
 
 
+@pytest.mark.parametrize(
+    "link", ["https://2no.co/x", "https://%32no.co/x", "https://2no%2Eco/x", "https://2no.co\\x",
+             "https://2no.co\\@news.example/x"],
+)
+def test_an_ip_logger_is_spam_however_its_host_is_written(api, keys, link):
+    """A browser decodes a percent-escaped host and ends the host at a backslash: each
+    of these links goes to 2no.co, and all but the first were published."""
+    status, rules = judged(api, keys, content=f"Look at this: {link}", user_agent="Mozilla/5.0")
+    assert status == "spam" and "BAD_HOST" in rules
+
+
 def test_a_filled_honeypot_is_spam(api, keys):
     answer = api.post("/api/v1/comments", {**comment(), "website_url": "https://x.example"})
     assert answer.get_json()["status"] == "pending"

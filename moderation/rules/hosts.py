@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterator
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 __all__ = ["Link", "find_links", "find_hosts", "normalise_host", "host_in"]
 
@@ -22,6 +22,12 @@ _BARE_HOST_RE = re.compile(
     rf"(?<![\w.\-/])((?:[^\W_](?:[\w\-]{{0,61}}[^\W_])?{_DOT})+[^\W\d_]{{2,63}})(?![\w\-])"
 )
 _TRAILING_PUNCT = ".,;:!?)]}'\""
+# How a browser reads an http(s) URL's authority (the WHATWG URL standard): any run of
+# slashes and backslashes after the scheme, then all up to a slash, backslash, "?" or "#".
+# An href of two slashes or more and no scheme takes the page's, http(s).
+_BROWSER_AUTHORITY_RE = re.compile(r"(?:https?:[/\\]*|[/\\]{2,})([^/\\?#]*)", re.I)
+# Characters no host holds once percent-decoded; a browser refuses such a URL outright.
+_FORBIDDEN_IN_HOST = frozenset("\x00\t\n\r #%/:<>?@[\\]^|\x7f")
 
 
 class Link:
@@ -67,6 +73,24 @@ def _url_host(url: str) -> str:
     try:
         host = urlsplit(url).hostname or ""
     except ValueError:
+        host = ""
+    if not host or "%" in host or "\\" in url:
+        # urlsplit reads https://%32no.co/ as "%32no.co", https://2no.co\@x.example/ as
+        # x.example and https:///2no.co/ as no host; a browser visits 2no.co each time.
+        return _browser_host(url)
+    return normalise_host(host)
+
+
+def _browser_host(url: str) -> str:
+    """The host a browser visits for an http(s) link, normalised; '' if it visits none."""
+    authority = _BROWSER_AUTHORITY_RE.match(url)
+    if authority is None:
+        return ""  # a path, or another scheme (mailto:, javascript:): no host to visit
+    host = authority.group(1).rpartition("@")[2]
+    if host.startswith("["):
+        return ""  # an IPv6 address: no domain rule can name it
+    host = unquote(host.partition(":")[0], errors="replace")
+    if any(char in _FORBIDDEN_IN_HOST for char in host):
         return ""
     return normalise_host(host)
 

@@ -364,6 +364,17 @@ DOMAINS = "{id: D, type: domains, domains: [spam.example, Bücher.example], outc
         ("visit xn--bcher-kva.example", "", "xn--bcher-kva.example"),
         ("visit bücher.example", "", "bücher.example"),
         ("buy xhttp://spam.example/now", "", "http://spam.example/now"),
+        # A browser percent-decodes the host, ends it at a backslash as at a slash, and
+        # skips any slashes after the scheme: each of these links goes to spam.example.
+        ("see https://%73pam.example/x", "", "https://%73pam.example/x"),
+        ("see https://spam%2Eexample/x", "", "https://spam%2Eexample/x"),
+        ("see https://b%C3%BCcher.example/", "", "https://b%C3%BCcher.example/"),
+        ('<a href="https://%73pam.example/">here</a>', "", "https://%73pam.example/"),
+        ("see https://spam.example\\x", "", "https://spam.example\\x"),
+        ("see https://spam.example\\@news.example/", "", "https://spam.example\\@news.example/"),
+        ("see https://\\spam.example/", "", "https://\\spam.example/"),
+        ("see https:///spam.example/", "", "https:///spam.example/"),
+        ("nothing here", "https://%73pam.example/", "https://%73pam.example/"),
     ],
 )
 def test_domains_hit_listed_hosts_and_their_subdomains(
@@ -381,6 +392,10 @@ def test_domains_hit_listed_hosts_and_their_subdomains(
         "see http://spаm.example",  # Cyrillic а: a different registrable domain
         "see spam.examples.org",
         "mail me at spam dot example",
+        # The host ends at the backslash: the browser visits news.example.
+        "see https://news.example\\@spam.example/",
+        # A "%" left after decoding, or a "/" it made, is no host a browser visits.
+        "see https://spam%252Eexample/ or https://x%2Fspam.example/",
     ],
 )
 def test_domains_leave_other_hosts_alone(content: str) -> None:
