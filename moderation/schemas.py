@@ -43,6 +43,10 @@ def _http_url(value: str) -> None:
     if "@" in parts.netloc:
         # https://news.example@evil.example/ reads as news.example and leads to evil.example.
         raise ValidationError("Must not hold a user name or password.")
+    if "%" in parts.netloc or "\\" in value:
+        # A browser decodes https://%32no.co/ to 2no.co and reads https://2no.co\x as
+        # https://2no.co/x: the host visited is not the one written.
+        raise ValidationError("Must not hold a backslash, nor a percent-escape in its host.")
 
 
 # A host name's labels: letters, digits and inner hyphens, 1 to 63 of them (RFC 1123),
@@ -223,7 +227,8 @@ def _format_characters() -> str:
 # A key name as _no_format_chars takes it: ONE_LINE_TEXT without format characters.
 _NOT_NAME = LINE_CONTROLS + _format_characters()
 KEY_NAME = rf"^[^{_NOT_NAME}]*[^\s{_NOT_NAME}][^{_NOT_NAME}]*$"
-HTTP_URL = {"format": "uri", "pattern": "^https?://[^/?#\\s@\"<>`]+([/?#][^\\s\"<>`]*)?$"}
+HTTP_URL = {"format": "uri",
+            "pattern": "^https?://[^/?#\\s@%\\\\\"<>`]+([/?#][^\\s\\\\\"<>`]*)?$"}
 IP = {"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
 
 

@@ -69,6 +69,20 @@ def test_a_website_that_could_break_out_of_a_link_or_disguise_its_host_is_refuse
     assert fine.status_code == 201
 
 
+def test_a_website_or_page_with_a_percent_escaped_host_or_a_backslash_is_refused(api):
+    """A browser visits 2no.co for each of these: it decodes the host and reads a
+    backslash as a slash. They were taken, and the rules saw no 2no.co in them."""
+    for field in ("author_url", "thread_url"):
+        for url in ("https://%32no.co/", "https://2no%2Eco/", "https://2no.co:%38%30/",
+                    "https://2no.co\\x", "https://a.example/p\\q"):
+            answer = api.post("/api/v1/comments", comment(**{field: url}))
+            assert answer.status_code == 422, (field, url)
+            assert field in answer.get_json()["errors"]
+    fine = api.post("/api/v1/comments",
+                    comment(author_url="https://a.example/a%20b?q=%2F#%C3%A9", content="Hi."))
+    assert fine.status_code == 201
+
+
 def test_a_url_with_an_unclosed_ipv6_bracket_is_422_not_500(api):
     """urlsplit raises on "http://[::1"; the validator let that through as a 500."""
     for field in ("author_url", "thread_url"):
