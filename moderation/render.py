@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import html
+import ipaddress
 import re
 from functools import lru_cache
+from urllib.parse import unquote
 
 import idna
 from confusable_homoglyphs import categories
@@ -13,9 +15,16 @@ from moderation.rules.fold import ASCII_LOOKALIKES
 
 # http(s) URLs up to white space or a closing bracket/quote; trailing punctuation is left out.
 URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
-# Scheme and user information, the host, then the port and the rest as written. A browser
-# ends the host at a backslash as at a slash in an http(s) URL.
-URL_PARTS = re.compile(r"(https?://(?:[^/?#\\]*@)?)([^/?#\\:]*)(.*)", re.S)
+# Scheme and user information, the host (an IPv6 address in brackets), then the port and
+# the rest as written. A browser ends the host at a backslash as at a slash in an http(s) URL.
+URL_PARTS = re.compile(r"(https?://(?:[^/?#\\]*@)?)(\[[^\]/?#\\]*\]|[^/?#\\:]*)(.*)", re.S)
+# A host name as DNS takes it (RFC 1123): labels of letters, digits and inner hyphens, 1 to
+# 63 characters each, and perhaps the root's dot; its length is checked apart. An
+# underscore, an empty label or a "%" a browser left undecoded is no host it can reach.
+HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+# The port a browser takes: digits up to the path, 1 to 65535 here (0 reaches nothing).
+PORT = re.compile(r":([0-9]*)(?=[/?#\\]|$)")
 # ICU's "highly restrictive" level, where Chromium's IDN display policy starts: a label in
 # one script, or in the scripts Japanese, Chinese or Korean are written in together.
 WRITING_SYSTEMS = (
@@ -50,19 +59,48 @@ def _browser_host(host: str) -> tuple[str, str] | None:
     return visited, ".".join(_shown_label(label) for label in visited.split("."))
 
 
+def _valid_port(rest: str) -> bool:
+    """Whether what follows the host starts with no port, or with one a browser can reach."""
+    if not rest.startswith(":"):
+        return True
+    port = PORT.match(rest)
+    return port is not None and 1 <= int(port.group(1) or "1") <= 65535
+
+
+def _valid_ascii_host(host: str) -> bool:
+    """Whether an ASCII host is an IPv6 address in brackets or a host name DNS takes."""
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return False
+        return True
+    return len(host.rstrip(".")) <= 253 and HOST_NAME.fullmatch(host) is not None
+
+
 def _link(url: str) -> str:
     """The anchor for a URL: the host in punycode in href, in the text as a browser shows it.
 
-    A host that is not valid IDNA is no link, only escaped text: no browser would reach it;
-    nor is a URL with a user name or password.
+    A host no browser would reach (not a host name, not valid IDNA, a port outside
+    1..65535) is no link, only escaped text; nor is a URL with a user name or password.
+    A percent-escaped host is linked decoded, as the browser visits it.
     """
     prefix, host, rest = URL_PARTS.match(url).groups()
     if "@" in prefix:
         # A user name before the host (https://paypal.com@evil.example/) reads as one site
         # and leads to another; author_url refuses it, and a link would vouch for it.
         return html.escape(url, quote=True)
+    if not _valid_port(rest):
+        return html.escape(url, quote=True)
     href = shown = url
-    if not host.isascii() or "xn--" in host.lower():
+    if "%" in host:
+        # A browser decodes the host before it looks it up: https://%32no.co/ goes to 2no.co.
+        host = unquote(host, errors="replace")
+        href = shown = prefix + host + rest
+    if host.isascii() and "xn--" not in host.lower():
+        if not _valid_ascii_host(host):
+            return html.escape(url, quote=True)
+    else:
         # A DNS name has at most 253 characters. A longer host could only fit by IDNA
         # dropping invisible characters from it; not linking it keeps the cache's keys small.
         hosts = _browser_host(host) if len(host) <= 253 else None

@@ -230,6 +230,36 @@ def test_an_invalid_or_overlong_host_is_text_not_a_link(api):
             f"https://{stuffed}/") in html
 
 
+def test_a_percent_escaped_host_is_linked_as_the_browser_decodes_it(api):
+    """A browser visits example.org for https://%65xample.org/: the href named the host
+    as written, so a page's link checks and a reader's look at it saw another."""
+    html = rendered(api, "See https://%65xample.org/a%20b and https://b%C3%BCcher.example/ or "
+                         "https://example.org\\path")
+    assert ('<a href="https://example.org/a%20b" rel="nofollow ugc noopener">'
+            "https://example.org/a%20b</a>") in html
+    assert ('<a href="https://xn--bcher-kva.example/" rel="nofollow ugc noopener">'
+            "https://bücher.example/</a>") in html
+    # The host ends at the backslash, as the browser reads it; the path stays as written.
+    assert ('<a href="https://example.org\\path" rel="nofollow ugc noopener">') in html
+
+
+def test_a_host_that_is_no_host_name_is_text_not_a_link(api):
+    """Only non-ASCII and punycode hosts were checked: these ASCII ones were links."""
+    long_host = ".".join(["a" * 63] * 4) + ".com"  # 259 characters, each label fine
+    urls = ["https://-bad-.example/", "https://a..b.example/", "https://exa_mple.com/",
+            "https://example.com:99999/", "https://example.com:0/", "https://example.com:8o/",
+            f"https://{long_host}/", "https://" + "a" * 300 + ".com/", "https:///example.org/",
+            "https://%2F.example/", "https://%zz.example/", "https://%00.example/"]
+    html = rendered(api, " or ".join(urls))
+    assert html == "<p>" + " or ".join(urls) + "</p>"
+
+
+def test_a_host_with_a_port_or_a_final_dot_or_an_ip_address_is_linked(api):
+    html = rendered(api, "But https://a-b.example:8080/x, https://example.com./ and "
+                         "https://127.0.0.1:8000/ and https://[2001:db8::1]:8080/ are fine")
+    assert html.count("<a ") == 4, html
+
+
 def test_a_url_with_a_user_name_is_text_not_a_link(api):
     """`https://paypal.com@evil.example/` reads as paypal.com and leads to evil.example;
     author_url refuses it (422), and a link in the text was made of it all the same."""
