@@ -18,10 +18,10 @@ URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 # Scheme and user information, the host (an IPv6 address in brackets), then the port and
 # the rest as written. A browser ends the host at a backslash as at a slash in an http(s) URL.
 URL_PARTS = re.compile(r"(https?://(?:[^/?#\\]*@)?)(\[[^\]/?#\\]*\]|[^/?#\\:]*)(.*)", re.S)
-# A host name as DNS takes it (RFC 1123): labels of letters, digits and inner hyphens, 1 to
-# 63 characters each, and perhaps the root's dot; its length is checked apart. An
-# underscore, an empty label or a "%" a browser left undecoded is no host it can reach.
-HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# A host name as DNS takes it (RFC 1123): at most 253 characters, the root's dot aside, in
+# labels of letters, digits and inner hyphens, 1 to 63 characters each. An underscore,
+# an empty label or a "%" a browser left undecoded is no host it can reach.
+HOST_NAME = re.compile(r"(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
 # The port a browser takes: digits up to the path, 1 to 65535 here (0 reaches nothing).
 PORT = re.compile(r":([0-9]*)(?=[/?#\\]|$)")
@@ -67,6 +67,8 @@ def _valid_port(rest: str) -> bool:
     return port is not None and 1 <= int(port.group(1) or "1") <= 65535
 
 
+# As for _browser_host: the same hosts come back with every view of a thread.
+@lru_cache(maxsize=4096)
 def _valid_ascii_host(host: str) -> bool:
     """Whether an ASCII host is an IPv6 address in brackets or a host name DNS takes."""
     if host.startswith("["):
@@ -75,7 +77,7 @@ def _valid_ascii_host(host: str) -> bool:
         except ValueError:
             return False
         return True
-    return len(host.rstrip(".")) <= 253 and HOST_NAME.fullmatch(host) is not None
+    return HOST_NAME.fullmatch(host) is not None
 
 
 def _link(url: str) -> str:
@@ -97,13 +99,16 @@ def _link(url: str) -> str:
         # A browser decodes the host before it looks it up: https://%32no.co/ goes to 2no.co.
         host = unquote(host, errors="replace")
         href = shown = prefix + host + rest
+    # A DNS name has at most 253 characters, and perhaps the root's dot. A longer host
+    # could only fit by IDNA dropping invisible characters from it; not linking it keeps
+    # the caches' keys small.
+    if len(host) > 254:
+        return html.escape(url, quote=True)
     if host.isascii() and "xn--" not in host.lower():
         if not _valid_ascii_host(host):
             return html.escape(url, quote=True)
     else:
-        # A DNS name has at most 253 characters. A longer host could only fit by IDNA
-        # dropping invisible characters from it; not linking it keeps the cache's keys small.
-        hosts = _browser_host(host) if len(host) <= 253 else None
+        hosts = _browser_host(host)
         if hosts is None:
             return html.escape(url, quote=True)
         href, shown = prefix + hosts[0] + rest, prefix + hosts[1] + rest
