@@ -45,6 +45,16 @@ def test_pharmacy_link_spam_is_spam_whatever_the_disguise(api, keys):
     assert {"PHARMA_TERMS", "SHORTENED_LINK", "LINK_FLOOD"} <= set(rules)
 
 
+@pytest.mark.parametrize(("content", "match"), [
+    ("Buy ᴠɪᴀɢʀᴀ here", "ᴠɪᴀɢʀᴀ"),
+    ("ᴅiet ᴘills that work", "ᴅiet ᴘills"),  # some letters of a word in small capitals
+])
+def test_small_capitals_spell_the_pharmacy_terms(api, keys, content, match):
+    verdict = api.post("/api/v1/admin/rules/test", {"comment": {"content": content}},
+                       key=keys.admin).get_json()
+    assert [hit["match"] for hit in verdict["hits"] if hit["rule"] == "PHARMA_TERMS"] == [match]
+
+
 def test_abuse_is_held_for_review_not_rejected(api, keys):
     status, rules = judged(api, keys, content="You are a fucking idiot.",
                            user_agent="Mozilla/5.0")

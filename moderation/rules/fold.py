@@ -2,7 +2,8 @@
 
 Compatibility decomposition (NFKD: full-width, circled and mathematical letters),
 combining marks and default-ignorable characters dropped, look-alikes mapped through the
-Unicode confusables data, case folded. The result for any character is a fixed point.
+Unicode confusables data and Latin small capitals to their letters, case folded. The
+result for any character is a fixed point.
 """
 
 from __future__ import annotations
@@ -56,7 +57,29 @@ def _confusable_map() -> dict[str, str]:
     return {source: target for source, (_, target) in best.items()}
 
 
-ASCII_LOOKALIKES = _confusable_map()
+# Where the Latin letter small capitals are: a word spelled in them (ᴠɪᴀɢʀᴀ) reads as
+# the plain word.
+_SMALL_CAPITAL_RANGES = ((0x0262, 0x029F), (0x1D00, 0x1D22), (0xA730, 0xA731), (0xA7AF, 0xA7AF))
+
+
+def _small_capital_map() -> dict[str, str]:
+    """Map each Latin letter small capital of an ASCII letter to that (lower-case) one.
+
+    The confusables data lists only some of them (ᴄ, ᴏ, ᴠ, not ᴀ, ɢ, ʀ) and NFKD keeps
+    them as they are, so the letter is read from each one's Unicode name. Small capitals
+    of other letters (ᴁ, ᴎ, ʁ) are left alone: they read as no ASCII letter. Modifier
+    forms (ᶫ, ᶰ) decompose to these under NFKD.
+    """
+    capitals = {}
+    for low, high in _SMALL_CAPITAL_RANGES:
+        for code in range(low, high + 1):
+            prefix, _, letter = unicodedata.name(chr(code), "").rpartition(" ")
+            if prefix == "LATIN LETTER SMALL CAPITAL" and len(letter) == 1:
+                capitals[chr(code)] = letter.lower()
+    return capitals
+
+
+ASCII_LOOKALIKES = _confusable_map() | _small_capital_map()
 
 
 def _is_ignorable(code: int) -> bool:

@@ -8,10 +8,10 @@ back to the span of the original it came from:
    space) and character entities unescaped.
 2. Each character folded on its own: compatibility decomposition (NFKD, which covers
    full-width, circled and mathematical letters), combining marks and default-ignorable
-   characters dropped, look-alikes mapped through the Unicode confusables data, case
-   folded. Whitespace and control characters become a plain space; ``<``, ``>`` and ``&``
-   become spaces too, so folded text never looks like markup again (which keeps folding
-   idempotent).
+   characters dropped, look-alikes mapped through the Unicode confusables data and Latin
+   small capitals (``ᴠɪᴀɢʀᴀ``) to their letters, case folded. Whitespace and control
+   characters become a plain space; ``<``, ``>`` and ``&`` become spaces too, so folded
+   text never looks like markup again (which keeps folding idempotent).
 3. Runs of spaces collapsed to one, and spaces at either end dropped.
 4. Letters split by a repeated single separator joined: ``v i a g r a`` and
    ``v.i.a.g.r.a`` become ``viagra`` (three or more single characters, at least one a

@@ -45,6 +45,8 @@ TERMS = "{id: T, type: terms, terms: [viagra, ass, french fries], score: 1}"
         ("buy 𝐯𝐢𝐚𝐠𝐫𝐚", "𝐯𝐢𝐚𝐠𝐫𝐚"),
         ("buy ⓥⓘⓐⓖⓡⓐ", "ⓥⓘⓐⓖⓡⓐ"),
         ("buy viаgra", "viаgra"),
+        ("buy ᴠɪᴀɢʀᴀ", "ᴠɪᴀɢʀᴀ"),
+        ("buy ᴠɪagʀa", "ᴠɪagʀa"),
         ("buy via\u200bgra", "via\u200bgra"),
         ("buy via\u00adgra", "via\u00adgra"),
         ("buy v1agr@!", "v1agr@"),
@@ -53,6 +55,7 @@ TERMS = "{id: T, type: terms, terms: [viagra, ass, french fries], score: 1}"
         ("buy vi<b>ag</b>ra", "vi<b>ag</b>ra"),
         ("buy vi<!-- -->agra", "vi<!-- -->agra"),
         ("you ass", "ass"),
+        ("you ᴀꜱꜱ", "ᴀꜱꜱ"),
         ("an a.s.s", "a.s.s"),
         ("FRENCH   Fries please", "FRENCH   Fries"),
         ("french\nfries", "french\nfries"),
@@ -188,6 +191,12 @@ def test_a_phrase_listed_with_hyphens_matches_any_separator_once() -> None:
     assert [hit.explanation for hit in hits_of(counted, content=content)] == ["3 times"]
 
 
+def test_a_term_listed_in_small_capitals_hits_the_plain_word() -> None:
+    # A moderator may paste a term as a spam comment wrote it; it is folded as comments are.
+    rule = "{id: T, type: terms, terms: [ᴄᴀꜱɪɴᴏ], score: 1}"
+    assert [hit.match for hit in hits_of(rule, content="the best Casino tonight")] == ["Casino"]
+
+
 def test_a_term_with_other_punctuation_is_matched_as_written() -> None:
     rule = "{id: T, type: terms, terms: ['100% free'], score: 1}"
     assert [hit.match for hit in hits_of(rule, content="now 100% free")] == ["100% free"]
@@ -202,6 +211,8 @@ def test_a_term_with_other_punctuation_is_matched_as_written() -> None:
         "passage and bass",
         "viagrafalls",
         "c1ass",  # leet inside a longer word is still the longer word
+        "ᴄʟᴀꜱꜱ and ᴘᴀꜱꜱᴀɢᴇ",  # so are small capitals
+        "ᴄlass",
     ],
 )
 def test_word_terms_never_hit_inside_a_longer_word(content: str) -> None:
@@ -249,8 +260,8 @@ def test_explanation_shows_the_original_spelling() -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     term=st.text("abcdefgh", min_size=2, max_size=6),
-    prefix=st.text("abcdefghxyzéß", max_size=4),
-    suffix=st.text("abcdefghxyzéß", max_size=4),
+    prefix=st.text("abcdefghxyzéßᴀʙᴄ", max_size=4),
+    suffix=st.text("abcdefghxyzéßᴀʙᴄ", max_size=4),
     before=st.lists(st.text("abcdefgh", min_size=2, max_size=6), max_size=3),
     after=st.lists(st.text("abcdefgh", min_size=2, max_size=6), max_size=3),
 )

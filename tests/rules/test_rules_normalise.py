@@ -17,6 +17,10 @@ from moderation.rules import normalise
         ("ⓥⓘⓐⓖⓡⓐ", "viagra"),  # circled
         ("viаgrа", "viagra"),  # Cyrillic а
         ("VІAGRA", "viagra"),  # Cyrillic capital І
+        ("ᴠɪᴀɢʀᴀ", "viagra"),  # Latin small capitals
+        ("ꜰʀᴇᴇ ꜱᴘɪɴꜱ", "free spins"),
+        ("ᴄheap ᴘills", "cheap pills"),  # small capitals mixed into a word
+        ("ᶫᴏᶰᴇ", "lone"),  # modifier small capitals
         ("νiagra", "viagra"),  # Greek nu
         ("via\u200bgra", "viagra"),  # zero-width space
         ("via\u00adgra", "viagra"),  # soft hyphen
@@ -59,6 +63,7 @@ def test_evasions_fold_to_the_plain_word(text: str, folded: str) -> None:
         ("e.g. i.e. etc.", "e.g. i.e. etc."),  # two letters a stretch: abbreviations
         ("I. M. Pei", "i. m. pei"),
         ("Привет мир", "пpивeт миp"),  # other scripts keep their letters; look-alikes fold
+        ("French [ʁ], Old English [ɶ]", "french [ʁ], old english [ɶ]"),  # no ASCII letter
     ],
 )
 def test_ordinary_text_stays_readable(text: str, folded: str) -> None:
