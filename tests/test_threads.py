@@ -209,6 +209,13 @@ def test_a_look_alike_host_is_linked_and_shown_in_punycode(api):
             "https://xn--bank-t4d.example/</a>") in html
 
 
+def test_a_host_in_small_capitals_is_shown_in_punycode(api):
+    # All Latin, one script, yet it reads as "paypal" to anyone who sees it.
+    html = rendered(api, "Log in at https://ᴘᴀʏᴘᴀʟ.com/")
+    assert ('<a href="https://xn--cpa6a307mba1jc.com/" rel="nofollow ugc noopener">'
+            "https://xn--cpa6a307mba1jc.com/</a>") in html
+
+
 def test_a_host_in_one_script_is_linked_in_punycode_and_shown_in_unicode(api):
     html = rendered(api, "See https://bücher.example/Bücher?q=1&r=2 and https://例え.テスト/ and "
                          "https://аррӏе.example/")
