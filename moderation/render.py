@@ -12,6 +12,7 @@ import idna
 from confusable_homoglyphs import categories
 
 from moderation.rules.fold import ASCII_LOOKALIKES
+from moderation.rules.hosts import HOST_LABEL
 
 # http(s) URLs up to white space or a closing bracket/quote; trailing punctuation is left out.
 URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
@@ -21,8 +22,7 @@ URL_PARTS = re.compile(r"(https?://(?:[^/?#\\]*@)?)(\[[^\]/?#\\]*\]|[^/?#\\:]*)(
 # A host name as DNS takes it (RFC 1123): at most 253 characters, the root's dot aside, in
 # labels of letters, digits and inner hyphens, 1 to 63 characters each. An underscore,
 # an empty label or a "%" a browser left undecoded is no host it can reach.
-HOST_NAME = re.compile(r"(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+HOST_NAME = re.compile(rf"(?=.{{1,253}}\.?$){HOST_LABEL}(?:\.{HOST_LABEL})*\.?")
 # The port a browser takes: digits up to the path, 1 to 65535 here (0 reaches nothing).
 PORT = re.compile(r":([0-9]*)(?=[/?#\\]|$)")
 # ICU's "highly restrictive" level, where Chromium's IDN display policy starts: a label in

@@ -13,6 +13,7 @@ import marshmallow as ma
 from email_validator import EmailNotValidError, validate_email
 from marshmallow import RAISE, ValidationError, fields, missing, pre_load, validate
 
+from moderation.rules.hosts import HOST_LABEL
 from moderation.services.cursors import ID_CURSOR, QUEUE_CURSOR
 
 SLUG = re.compile(r"^[a-z0-9-]{1,64}$")
@@ -49,10 +50,9 @@ def _http_url(value: str) -> None:
         raise ValidationError("Must not hold a backslash, nor a percent-escape in its host.")
 
 
-# A host name's labels: letters, digits and inner hyphens, 1 to 63 of them (RFC 1123),
-# and a port of 1 to 65535 as browsers write it. Anything else ("https://a..example",
-# port 0 or 99999) is an origin no browser sends: listed as allowed, it would match nothing.
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# A host name of HOST_LABELs (RFC 1123) and a port of 1 to 65535 as browsers write it.
+# Anything else ("https://a..example", port 0 or 99999) is an origin no browser sends:
+# listed as allowed, it would match nothing.
 _PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 def _optional_http_url(value: str) -> None:
     """As intake checks a website; empty is none, as the dry run's comment defaults it."""
@@ -62,7 +62,7 @@ def _optional_http_url(value: str) -> None:
 
 # The scheme in any case, as the host: stored in lower case (sites.canonical_origin). Spelt
 # out letter by letter, since the OpenAPI spec's patterns (ECMA-262) have no inline flags.
-ORIGIN = re.compile(rf"^[Hh][Tt][Tt][Pp][Ss]?://{_LABEL}(?:\.{_LABEL})*(?::{_PORT})?$")
+ORIGIN = re.compile(rf"^[Hh][Tt][Tt][Pp][Ss]?://{HOST_LABEL}(?:\.{HOST_LABEL})*(?::{_PORT})?$")
 
 
 def _origin(value: str) -> None:

@@ -7,7 +7,7 @@ import unicodedata
 from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["Link", "find_links", "find_hosts", "normalise_host", "host_in"]
+__all__ = ["HOST_LABEL", "Link", "find_links", "find_hosts", "normalise_host", "host_in"]
 
 _ANCHOR_RE = re.compile(r"""<a\b[^>]*?\bhref\s*=\s*["']?([^"'\s>]*)[^>]*>""", re.I)
 _ANCHOR_END_RE = re.compile(r"</a\s*>", re.I)
@@ -22,6 +22,8 @@ _BARE_HOST_RE = re.compile(
     rf"(?<![\w.\-/])((?:[^\W_](?:[\w\-]{{0,61}}[^\W_])?{_DOT})+[^\W\d_]{{2,63}})(?![\w\-])"
 )
 _TRAILING_PUNCT = ".,;:!?)]}'\""
+# One label of an ASCII host name (RFC 1123): letters, digits and inner hyphens, 1 to 63.
+HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 # How a browser reads an http(s) URL's authority (the WHATWG URL standard): any run of
 # slashes and backslashes after the scheme, then all up to a slash, backslash, "?" or "#".
 # An href of two slashes or more and no scheme takes the page's, http(s).
@@ -77,11 +79,11 @@ def _url_host(url: str) -> str:
     if not host or "%" in host or "\\" in url:
         # urlsplit reads https://%32no.co/ as "%32no.co", https://2no.co\@x.example/ as
         # x.example and https:///2no.co/ as no host; a browser visits 2no.co each time.
-        return _browser_host(url)
+        return _visited_host(url)
     return normalise_host(host)
 
 
-def _browser_host(url: str) -> str:
+def _visited_host(url: str) -> str:
     """The host a browser visits for an http(s) link, normalised; '' if it visits none."""
     authority = _BROWSER_AUTHORITY_RE.match(url)
     if authority is None:
