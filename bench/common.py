@@ -239,6 +239,32 @@ def workers_of(master_pid: int) -> list[int]:
     return sorted(set(pids))
 
 
+# Clock ticks per second: the unit of /proc/<pid>/stat's CPU times.
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def cpu_seconds(master_pid: int) -> float:
+    """User + system CPU of the master's workers, live and reaped.
+
+    Workers are replaced after max_requests, so the master's children-time (cutime,
+    cstime) carries the CPU of those that have exited.
+    """
+    master = _stat(master_pid)
+    total = int(master[13]) + int(master[14]) if master else 0
+    for pid in workers_of(master_pid):
+        fields = _stat(pid)
+        if fields:
+            total += int(fields[11]) + int(fields[12])
+    return total / TICK
+
+
 def peak_rss_mib(pid: int) -> float:
     """VmHWM: the peak resident set size of a process, in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

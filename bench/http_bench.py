@@ -7,12 +7,16 @@ What runs, side by side in one process tree, each on its own 127.0.0.1 port:
   - ours:  `gunicorn -c gunicorn.conf.py wsgi:app` on SQLite in a temp instance,
            MODERATION_RATELIMIT_ENABLED=false, default rules;
   - bare:  `gunicorn -c gunicorn.conf.py bare_app:app` (bench/bare_app.py);
+  - floor: `gunicorn -c gunicorn.conf.py floor_app:app` (bench/floor_app.py): one durable
+           SQLite INSERT per POST, as the service's database settings make it, and
+           nothing else; intake only. What no intake that keeps each comment can beat;
   - isso:  isso (PyPI) from a cached venv in bench/.work/, guard and moderation off,
            SQLite in a temp folder, `gunicorn -c gunicorn.conf.py isso.run:application`.
 Intake: wrk POSTs unique comments (bench/lua/post.lua). Reads: a 2,500-comment thread
 (pre-loaded straight into each database) read 20 at a time, cycling through all its pages
 (bench/lua/read.lua). Each figure is the median of --runs runs; the runs of the servers
-are interleaved so that the machine's noise falls on all of them alike.
+are interleaved so that the machine's noise falls on all of them alike. Each run also
+reads the workers' CPU time (user + system, /proc) to give the CPU per request.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from common import (  # noqa: E402
     BIN,
     WORK,
     base_env,
+    cpu_seconds,
     ensure_wrk,
     fmt_ms,
     free_port,
@@ -196,16 +201,15 @@ def isso_read_paths(base: str) -> list[str]:
 class Server:
     """One server of a comparison: how to start it, and which API it speaks."""
 
-    kind: str  # "ours", "bare" or "isso"
+    kind: str  # "ours", "bare", "floor" or "isso"
     cmd: list[str]
     env: dict[str, str]
     url: str
 
     @property
     def ready_url(self) -> str:
-        return self.url + {"ours": "/healthz", "bare": "/api/v1/comments", "isso": "/info"}[
-            self.kind
-        ]
+        return self.url + {"ours": "/healthz", "bare": "/api/v1/comments",
+                           "floor": "/api/v1/comments", "isso": "/info"}[self.kind]
 
     @property
     def post_url(self) -> str:
@@ -213,16 +217,21 @@ class Server:
 
     @property
     def lua_mode(self) -> str:
-        """What bench/lua/post.lua sends: isso's fields, or ours (bare Flask takes anything)."""
+        """What bench/lua/post.lua sends: isso's fields, or ours (bare Flask and the floor
+        take anything)."""
         return "isso" if self.kind == "isso" else "ours"
 
 
 def prepare_servers(
-    folder: Path, workers: int, with_isso: bool, ours: dict[str, dict[str, str]] | None = None
+    folder: Path,
+    workers: int,
+    with_isso: bool,
+    ours: dict[str, dict[str, str]] | None = None,
+    with_floor: bool = False,
 ) -> dict[str, Server]:
     """The servers to compare, under the same gunicorn.conf.py and worker count, each
     database holding the read thread: ours (one per entry of ``ours``: name -> extra
-    environment), bare Flask and, if asked, isso."""
+    environment), bare Flask and, if asked, the floor (intake only) and isso."""
     gunicorn_env = {"GUNICORN_WORKERS": str(workers)}
     servers: dict[str, Server] = {}
     for name, extra in (ours or {"ours": {}}).items():
@@ -244,6 +253,15 @@ def prepare_servers(
         base_env(**gunicorn_env, GUNICORN_BIND=f"127.0.0.1:{port}"),
         f"http://127.0.0.1:{port}",
     )
+    if with_floor:
+        port = free_port()
+        servers["floor"] = Server(
+            "floor",
+            [*gunicorn_cmd("floor_app:app"), "--pythonpath", str(BENCH)],
+            base_env(**gunicorn_env, GUNICORN_BIND=f"127.0.0.1:{port}",
+                     FLOOR_DATABASE=str(folder / "floor.sqlite")),
+            f"http://127.0.0.1:{port}",
+        )
     if with_isso:
         isso_dir = folder / "isso"
         isso_dir.mkdir(parents=True)
@@ -319,10 +337,11 @@ def main() -> int:
         ensure_isso()
 
     tmp = temp_dir("http-")
-    servers = prepare_servers(tmp, opts.workers, with_isso)
+    servers = prepare_servers(tmp, opts.workers, with_isso, with_floor=True)
     names = list(servers)
+    readers = [name for name in names if servers[name].kind != "floor"]
     intake: dict[str, list[dict]] = {name: [] for name in names}
-    reads: dict[str, list[dict]] = {name: [] for name in names}
+    reads: dict[str, list[dict]] = {name: [] for name in readers}
     rss: dict[str, list[float]] = {}
     try:
         with ExitStack() as stack:
@@ -338,11 +357,13 @@ def main() -> int:
                     duration=2,
                     connections=opts.connections,
                 )
-            read_files = write_read_paths(servers, tmp)
+            read_files = write_read_paths(
+                {name: servers[name] for name in readers}, tmp)
 
             for run in range(opts.runs):
                 order = names[run % len(names) :] + names[: run % len(names)]
                 for name in order:
+                    before = cpu_seconds(procs[name].pid)
                     result = run_wrk(
                         servers[name].post_url,
                         lua_dir() / "post.lua",
@@ -350,9 +371,11 @@ def main() -> int:
                         duration=opts.duration,
                         connections=opts.connections,
                     )
+                    result["cpu_ms"] = cpu_ms(procs[name].pid, before, result)
                     intake[name].append(result)
                     show("intake", name, run, result)
-                for name in order:
+                for name in (name for name in order if name in readers):
+                    before = cpu_seconds(procs[name].pid)
                     result = run_wrk(
                         servers[name].url + "/",
                         lua_dir() / "read.lua",
@@ -360,6 +383,7 @@ def main() -> int:
                         duration=opts.duration,
                         connections=opts.connections,
                     )
+                    result["cpu_ms"] = cpu_ms(procs[name].pid, before, result)
                     reads[name].append(result)
                     show("read", name, run, result)
             for name, proc in procs.items():
@@ -371,6 +395,11 @@ def main() -> int:
 
     report(opts, intake, reads, rss, stored, with_isso)
     return 0
+
+
+def cpu_ms(master: int, before: float, result: dict) -> float:
+    """The workers' CPU per request of a wrk run, in ms (``before``: cpu_seconds at its start)."""
+    return (cpu_seconds(master) - before) * 1000 / max(result["requests"], 1)
 
 
 def count_ours(env: dict[str, str]) -> dict[str, int]:
@@ -400,6 +429,7 @@ def summary(results: list[dict]) -> dict[str, float]:
         "p99": med([r["p99_us"] for r in results]),
         "errors": sum(r["errors"] for r in results),
         "requests": sum(r["requests"] for r in results),
+        "cpu_ms": med([r["cpu_ms"] for r in results]),
     }
 
 
@@ -416,12 +446,13 @@ def report(opts, intake, reads, rss, stored, with_isso) -> None:
         each = ", ".join(f"{r['rps']:.0f}" for r in runs)
         return (
             f"| {label} | {s['rps']:.0f} | {fmt_ms(s['p50'])} | {fmt_ms(s['p99'])} | "
-            f"{s['requests']} | {s['errors']} | {each} |\n"
+            f"{s['cpu_ms']:.2f} | {s['requests']} | {s['errors']} | {each} |\n"
         )
 
     table_head = (
-        "| server | req/s (median) | p50 ms | p99 ms | requests (all runs) | "
-        "non-2xx/socket errors | req/s per run |\n|---|---|---|---|---|---|---|\n"
+        "| server | req/s (median) | p50 ms | p99 ms | worker CPU ms/req (median) | "
+        "requests (all runs) | non-2xx/socket errors | req/s per run |\n"
+        "|---|---|---|---|---|---|---|---|\n"
     )
     ratio = s_in["ours"]["rps"] / s_in["bare"]["rps"]
     body = header(this_command()) + setup
@@ -434,9 +465,17 @@ def report(opts, intake, reads, rss, stored, with_isso) -> None:
     body += "### Intake: `POST /api/v1/comments` vs a bare Flask JSON endpoint\n\n" + table_head
     body += row("ours: POST /api/v1/comments", s_in["ours"], intake["ours"])
     body += row("bare Flask: POST (bench/bare_app.py)", s_in["bare"], intake["bare"])
+    body += row("floor: one durable SQLite INSERT (bench/floor_app.py)", s_in["floor"],
+                intake["floor"])
+    floor = s_in["floor"]["rps"] / s_in["bare"]["rps"]
     body += (
         f"\n**Ratio ours / bare Flask: {ratio:.2f}** (target >= 0.5: "
-        f"{'met' if ratio >= 0.5 else 'NOT met'}).\n"
+        f"{'met' if ratio >= 0.5 else 'NOT met'}).\n\n"
+        f"The floor, which stores each body as one row and does nothing else, reaches "
+        f"{floor:.2f} of bare Flask; ours reaches {s_in['ours']['rps'] / s_in['floor']['rps']:.2f} "
+        "of the floor. Worker CPU per request: ours "
+        f"{s_in['ours']['cpu_ms']:.2f} ms, floor {s_in['floor']['cpu_ms']:.2f} ms, bare "
+        f"{s_in['bare']['cpu_ms']:.2f} ms.\n"
     )
     body += (
         "\nPeak RSS per worker at the end (MiB): "
@@ -477,7 +516,7 @@ def report(opts, intake, reads, rss, stored, with_isso) -> None:
             f"{'met' if r_rd >= 10 else 'NOT met'}).\n"
         )
         write_section("Peer comparison: isso", body)
-    print(f"intake ours/bare {ratio:.2f}", flush=True)
+    print(f"intake ours/bare {ratio:.2f}, floor/bare {floor:.2f}", flush=True)
 
 
 def isso_version() -> str:

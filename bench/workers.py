@@ -14,7 +14,6 @@ cores only add context switches, and wrk shares the same cores.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    cpu_seconds,
     ensure_wrk,
     header,
     lua_dir,
@@ -30,7 +30,6 @@ from common import (  # noqa: E402
     run_wrk,
     temp_dir,
     this_command,
-    workers_of,
     write_section,
 )
 from http_bench import (  # noqa: E402
@@ -40,30 +39,6 @@ from http_bench import (  # noqa: E402
     start_servers,
     write_read_paths,
 )
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return []
-
-
-def cpu_seconds(master_pid: int) -> float:
-    """User + system CPU of the master's workers, live and reaped.
-
-    Workers are replaced after max_requests, so the master's children-time (cutime,
-    cstime) carries the CPU of those that have exited.
-    """
-    master = _stat(master_pid)
-    total = int(master[13]) + int(master[14]) if master else 0
-    for pid in workers_of(master_pid):
-        fields = _stat(pid)
-        if fields:
-            total += int(fields[11]) + int(fields[12])
-    return total / TICK
 
 
 def measure(url: str, script: str, args: list[str], master: int, duration: int) -> dict:
