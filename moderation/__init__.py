@@ -94,7 +94,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     configure_engine(app)
     init_rules(app)
 
-    from moderation.api import IdConverter, id_parameter_schema, no_content_type_without_content
+    from moderation.api import (
+        IdConverter,
+        id_parameter_schema,
+        no_content_type_without_content,
+        security_headers,
+    )
 
     app.url_map.converters["id"] = IdConverter
     api.register_converter(IdConverter, id_parameter_schema)
@@ -109,6 +114,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         api.register_blueprint(module.blp)
     app.after_request(public.add_cors_headers)
     app.after_request(no_content_type_without_content)
+    app.after_request(security_headers)
 
     from moderation.cli import register_commands
 

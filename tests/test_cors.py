@@ -38,10 +38,11 @@ def test_a_submission_answer_is_readable_only_by_its_sites_origins(api, two_site
     assert _allowed(other) is None
 
 
-def test_a_page_can_read_retry_after_and_the_request_id(api, two_sites):
+def test_a_page_can_read_retry_after_the_limits_and_the_request_id(api, two_sites):
     answer = api.post("/api/v1/comments", comment(site="news"), headers={"Origin": NEWS})
     exposed = {h.strip() for h in answer.headers["Access-Control-Expose-Headers"].split(",")}
-    assert {"Retry-After", "X-Request-ID"} <= exposed
+    assert {"Retry-After", "X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+            "X-RateLimit-Reset"} <= exposed
 
 
 def test_the_form_token_is_readable_by_the_sites_pages(api, two_sites, app):

@@ -1,4 +1,5 @@
-"""Headers that HTTP clients and tools rely on: the 401 challenge, the metrics type."""
+"""Headers that HTTP clients and tools rely on: the 401 challenge, the metrics type, and
+what keeps browsers and caches from misusing an answer."""
 
 from __future__ import annotations
 
@@ -58,3 +59,38 @@ def test_an_answer_without_content_says_no_content_type(api, keys):
                  headers={"If-None-Match": etag}) as unchanged:
         assert unchanged.status_code == 304
         assert "Content-Type" not in unchanged.headers and unchanged.data == b""
+
+
+def test_answers_with_secrets_or_personal_data_are_never_cached(api, keys):
+    """A new key's secret, the queue's emails and IPs, an export and a one-visitor form
+    token must not be kept by a proxy or a browser cache; an error from those routes
+    neither. The public thread page stays cacheable."""
+    created = api.post("/api/v1/admin/keys", {"name": "cache-check", "role": "moderator",
+                                              "sites": ["default"]}, key=keys.admin)
+    assert created.status_code == 201 and "secret" in created.get_json()
+    api.post("/api/v1/comments", comment())
+    private = {
+        "new key": created,
+        "queue": api.get("/api/v1/moderation/queue", key=keys.moderator),
+        "export": api.get("/api/v1/admin/privacy/export?email=ada@example.org",
+                          key=keys.admin),
+        "form token": api.get("/api/v1/form-token?thread=/t"),
+        "401": api.get("/api/v1/moderation/queue"),
+        "site key post": api.post("/api/v1/comments", comment(content="From the backend."),
+                                  key=keys.site),
+    }
+    for name, answer in private.items():
+        assert answer.status_code < 500, name
+        assert answer.headers.get("Cache-Control") == "no-store", name
+    thread = api.get("/api/v1/comments?thread=/t")
+    assert thread.status_code == 200
+    assert "no-store" not in thread.headers.get("Cache-Control", "")
+
+
+def test_every_answer_forbids_sniffing_and_framing(api):
+    for answer in (api.get("/api/v1/comments?thread=/t"),
+                   api.post("/api/v1/comments", {"content": "no fields"}),  # 422
+                   api.get("/api/v1/nothing-here"),                          # 404
+                   api.get("/docs")):
+        assert answer.headers["X-Content-Type-Options"] == "nosniff", answer.status_code
+        assert answer.headers["X-Frame-Options"] == "DENY", answer.status_code

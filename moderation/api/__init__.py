@@ -183,6 +183,25 @@ def no_content_type_without_content(response: Response) -> Response:
     return response
 
 
+# Answers that may carry a secret (a new key), personal data (emails and IPs in the queue,
+# an export) or a token meant for one visitor (a form token): no cache, shared or private,
+# may keep them. The public thread page and the docs stay cacheable.
+PRIVATE_PATHS = ("/api/v1/moderation", "/api/v1/admin", "/api/v1/form-token")
+
+
+def security_headers(response: Response) -> Response:
+    """Headers every answer carries, whichever route (or error handler) made it.
+
+    nosniff: a browser must not read a JSON answer holding a commenter's text as HTML or
+    script. Framing is refused: nothing here is meant to be shown inside another page.
+    """
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    if "Authorization" in request.headers or request.path.startswith(PRIVATE_PATHS):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def guarded(blp: Blueprint, *roles: Role) -> Callable[[F], F]:
     """Require a key of one of these roles (401/403), and say so in the OpenAPI spec."""
 

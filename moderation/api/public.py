@@ -399,8 +399,9 @@ def form_token(query: dict[str, Any]) -> dict[str, Any]:
 # Public routes a site's pages call from the browser.
 CORS_PATHS = ("/api/v1/comments", "/api/v1/form-token")
 # What a page's script may read of an answer beyond the basic headers: how long to wait
-# after a 429 or 503, and the id to quote to the site owner.
-CORS_EXPOSED = "Retry-After, X-Request-ID"
+# after a 429 or 503, how many posts the limits leave, and the id to quote to the site owner.
+CORS_EXPOSED = ("Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, "
+                "X-Request-ID")
 
 
 def add_cors_headers(response: Response) -> Response:
