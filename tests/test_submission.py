@@ -217,6 +217,28 @@ def test_a_forms_website_without_a_scheme_is_taken_as_http(api, app):
         422)
 
 
+def test_a_forms_line_breaks_count_as_the_textarea_counts_them(api, app):
+    """A browser sends each line break of a textarea as CRLF, while the textarea's
+    maxlength counts it as one character: a 10,000-character comment with line breaks,
+    which the form let through, was 422. The comment is kept with plain line feeds."""
+    text = "a" * 9980 + "\r\nb" * 10  # 10,000 characters as the textarea counts them
+    for encoding in ("urlencoded", "multipart"):
+        form = {"author": "Ada", "email": f"ada-{encoding}@example.org",
+                "comment_post_ID": "42", "comment": text.replace("a", "c", 1)
+                if encoding == "multipart" else text}
+        answer = api.client.post("/api/v1/comments", data=form, headers={
+            "Accept": "application/json"}, content_type=(
+            "multipart/form-data" if encoding == "multipart"
+            else "application/x-www-form-urlencoded"))
+        assert answer.status_code == 201, (encoding, answer.get_json())
+        kept = stored(app, answer.get_json()["id"]).content
+        assert len(kept) == 10_000 and "\r" not in kept and kept.count("\n") == 10
+    too_long = api.client.post("/api/v1/comments", headers={"Accept": "application/json"},
+                               data={"author": "Ada", "email": "ada@example.org",
+                                     "comment_post_ID": "42", "comment": "x" + text})
+    assert too_long.status_code == 422 and "content" in too_long.get_json()["errors"]
+
+
 def test_a_second_form_post_from_the_page_reports_its_own_outcome(api, app):
     """Back on the page after a first comment, its URL holds that comment's outcome; the
     Referer of the next post then did too, and the new outcome came second, after the

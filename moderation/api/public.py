@@ -85,6 +85,11 @@ def _submission_body() -> tuple[dict[str, Any], bool]:
         for wordpress, ours in WORDPRESS_FIELDS.items():
             if wordpress in form:
                 form.setdefault(ours, form.pop(wordpress))
+        if "content" in form:
+            # A browser sends each line break of a textarea as CRLF (the HTML form encoding),
+            # but its maxlength, and the commenter, count it as one character: a comment the
+            # form let through would be 422 for being longer than 10,000 characters.
+            form["content"] = form["content"].replace("\r\n", "\n")
         website = form.get("author_url", "").strip()
         if website and ":" not in website and website[0] not in "/?#":
             # People type "www.example.org" into the form's Website box; WordPress takes it
