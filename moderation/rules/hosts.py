@@ -9,7 +9,17 @@ from urllib.parse import unquote, urlsplit
 
 __all__ = ["HOST_LABEL", "Link", "find_links", "find_hosts", "normalise_host", "host_in"]
 
-_ANCHOR_RE = re.compile(r"""<a\b[^>]*?\bhref\s*=\s*["']?([^"'\s>]*)[^>]*>""", re.I)
+# An <a> start tag and its attributes read as the HTML tokenizer reads them, one at a time
+# from where the last ended: a quoted value runs to its closing quote, spaces and ">"
+# included, an unquoted one to white space or ">"; the tag ends at a ">" outside a value.
+# Read so, every character is looked at once; a pattern spanning the whole tag took
+# seconds on a 10,000-character comment of unclosed "<a href=".
+_ANCHOR_OPEN_RE = re.compile(r"<a(?=[\t\n\f\r />])", re.I)
+_ATTRIBUTE_RE = re.compile(
+    r"""[\t\n\f\r /]*(?P<name>[^\t\n\f\r />][^\t\n\f\r />=]*)"""
+    r"""(?:[\t\n\f\r ]*=[\t\n\f\r ]*(?P<value>"[^"]*"?|'[^']*'?|[^\t\n\f\r >]*))?"""
+)
+_TAG_END_RE = re.compile(r"[\t\n\f\r /]*>")
 _ANCHOR_END_RE = re.compile(r"</a\s*>", re.I)
 # No word boundary before the scheme: the public page links "xhttp://spam.example" from
 # its "http", so the rules must count it (and see its host) just the same.
@@ -103,6 +113,26 @@ def _trim(text: str, start: int, end: int) -> int:
     return end
 
 
+def _anchor_tags(text: str) -> Iterator[tuple[int, int, str]]:
+    """Each <a> start tag with an href: where the tag starts and ends, and its first href."""
+    position = 0
+    while opening := _ANCHOR_OPEN_RE.search(text, position):
+        position = opening.end()
+        href = None
+        while (tag_end := _TAG_END_RE.match(text, position)) is None:
+            attribute = _ATTRIBUTE_RE.match(text, position)
+            if attribute is None:
+                return  # the tag, perhaps a quoted value, runs to the end: a browser drops it
+            position = attribute.end()
+            if href is None and attribute["name"].lower() == "href":
+                value = attribute["value"] or ""
+                # A quoted value got here closed: one left open would have run to the end.
+                href = value[1:-1] if value[:1] in ("'", '"') else value
+        position = tag_end.end()
+        if href is not None:
+            yield opening.start(), position, href
+
+
 def find_links(text: str) -> list[Link]:
     """Anchors and bare URLs in ``text``, each link once.
 
@@ -111,12 +141,11 @@ def find_links(text: str) -> list[Link]:
     """
     links: list[Link] = []
     anchors: list[tuple[int, int, int, str]] = []
-    for match in _ANCHOR_RE.finditer(text):
-        href = match.group(1)
-        closing = _ANCHOR_END_RE.search(text, match.end())
-        element_end = closing.end() if closing else match.end()
-        anchors.append((match.start(), match.end(), element_end, href.rstrip("/").lower()))
-        links.append(Link(match.start(), match.end(), href, _url_host(href)))
+    for tag_start, tag_end, href in _anchor_tags(text):
+        closing = _ANCHOR_END_RE.search(text, tag_end)
+        element_end = closing.end() if closing else tag_end
+        anchors.append((tag_start, tag_end, element_end, href.rstrip("/").lower()))
+        links.append(Link(tag_start, tag_end, href, _url_host(href)))
     for match in _URL_RE.finditer(text):
         start = match.start()
         end = _trim(text, start, match.end())

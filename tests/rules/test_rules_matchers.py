@@ -342,6 +342,8 @@ def test_every_word_of_cues_is_read_in_a_long_comment() -> None:
         ('<a href="http://a.example">here</a> and http://b.example', "https://me.example", 3),
         # The public page links these from their "http", so they count.
         ("xhttp://a.example _https://b.example 9http://c.example", "", 3),
+        # A quoted value holds a ">": the tag, and the anchor repeating its href, go on.
+        ('<a title="a > b" href="http://a.example">http://a.example</a>', "", 1),
     ],
 )
 def test_links_count_anchors_bare_urls_and_the_author_url(
@@ -386,6 +388,12 @@ DOMAINS = "{id: D, type: domains, domains: [spam.example, Bücher.example], outc
         ("see https://\\spam.example/", "", "https://\\spam.example/"),
         ("see https:///spam.example/", "", "https:///spam.example/"),
         ("nothing here", "https://%73pam.example/", "https://%73pam.example/"),
+        # A browser follows the anchor's href, not an attribute whose name ends in "href".
+        (
+            '<a data-href="https://news.example/" href="https://spam.example/">here</a>',
+            "",
+            "https://spam.example/",
+        ),
     ],
 )
 def test_domains_hit_listed_hosts_and_their_subdomains(
