@@ -72,6 +72,21 @@ def test_an_ip_logger_is_spam_however_its_host_is_written(api, keys, link):
     assert status == "spam" and "BAD_HOST" in rules
 
 
+@pytest.mark.parametrize(
+    "href", ["https://2no&#46;co/x", "https://2no&period;co/x", "https://2no&#x2e;co/x",
+             "https&colon;//2no.co/x", " https://2no&#10;.co/x"],
+)
+def test_an_ip_logger_behind_character_references_is_judged_as_the_plain_link(api, keys, href):
+    """A browser decodes character references in an href before it reads the URL: each of
+    these anchors goes to 2no.co, as the plain one does, and gets the same verdict."""
+    plain = judged(api, keys, content='Look at <a href="https://2no.co/x">this</a>',
+                   author_email="plain@example.org", user_agent="Mozilla/5.0")
+    disguised = judged(api, keys, content=f'Look at <a href="{href}">this</a>',
+                       author_email="disguised@example.org", user_agent="Mozilla/5.0")
+    assert disguised == plain
+    assert plain[0] == "spam" and "BAD_HOST" in plain[1]
+
+
 def test_a_filled_honeypot_is_spam(api, keys):
     answer = api.post("/api/v1/comments", {**comment(), "website_url": "https://x.example"})
     assert answer.get_json()["status"] == "pending"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -20,6 +21,10 @@ _ATTRIBUTE_RE = re.compile(
     r"""(?:[\t\n\f\r ]*=[\t\n\f\r ]*(?P<value>"[^"]*"?|'[^']*'?|[^\t\n\f\r >]*))?"""
 )
 _TAG_END_RE = re.compile(r"[\t\n\f\r /]*>")
+# What the URL parser drops before it reads a URL: C0 controls and spaces at either end,
+# tabs and newlines anywhere (https://2no\n.co/ goes to 2no.co).
+_URL_ENDS = "".join(map(chr, range(0x21)))
+_URL_TAB_OR_NEWLINE_RE = re.compile("[\t\n\r]")
 _ANCHOR_END_RE = re.compile(r"</a\s*>", re.I)
 # No word boundary before the scheme: the public page links "xhttp://spam.example" from
 # its "http", so the rules must count it (and see its host) just the same.
@@ -133,6 +138,20 @@ def _anchor_tags(text: str) -> Iterator[tuple[int, int, str]]:
             yield opening.start(), position, href
 
 
+def _href_url(href: str) -> str:
+    """The URL a browser follows for an href attribute's value as written."""
+    # The tokenizer decodes character references in an attribute value before the URL
+    # parser reads it: href="https://2no&#46;co/" (or &period; or &#x2e;) leads to 2no.co.
+    # html.unescape is HTML5's decoding as in text. In an attribute a browser leaves one
+    # more kind as written, an old named reference with no ";" before a letter, digit or
+    # "=" (&copy=); those decode to "&", "<", ">", '"' or Latin-1 letters and signs, never
+    # to a dot, slash, "@" or ":", so decoding them anyway moves no host's bounds.
+    # Only hrefs: a bare URL is text, which content_html (render.py) shows escaped, so
+    # "https://2no&#46;co/" there is shown and linked as written, to the host "2no&".
+    url = html.unescape(href).strip(_URL_ENDS)
+    return _URL_TAB_OR_NEWLINE_RE.sub("", url)
+
+
 def find_links(text: str) -> list[Link]:
     """Anchors and bare URLs in ``text``, each link once.
 
@@ -144,15 +163,16 @@ def find_links(text: str) -> list[Link]:
     for tag_start, tag_end, href in _anchor_tags(text):
         closing = _ANCHOR_END_RE.search(text, tag_end)
         element_end = closing.end() if closing else tag_end
-        anchors.append((tag_start, tag_end, element_end, href.rstrip("/").lower()))
-        links.append(Link(tag_start, tag_end, href, _url_host(href)))
+        url = _href_url(href)
+        anchors.append((tag_start, tag_end, element_end, url.rstrip("/").lower()))
+        links.append(Link(tag_start, tag_end, href, _url_host(url)))
     for match in _URL_RE.finditer(text):
         start = match.start()
         end = _trim(text, start, match.end())
         url = text[start:end]
         inside_anchor = any(
             tag_start <= start < tag_end
-            or (tag_end <= start < element_end and url.rstrip("/").lower() == href)
+            or (tag_end <= start < element_end and html.unescape(url).rstrip("/").lower() == href)
             for tag_start, tag_end, element_end, href in anchors
         )
         if inside_anchor:

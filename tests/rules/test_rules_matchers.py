@@ -344,6 +344,8 @@ def test_every_word_of_cues_is_read_in_a_long_comment() -> None:
         ("xhttp://a.example _https://b.example 9http://c.example", "", 3),
         # A quoted value holds a ">": the tag, and the anchor repeating its href, go on.
         ('<a title="a > b" href="http://a.example">http://a.example</a>', "", 1),
+        # The href as a browser decodes it is the URL the anchor's text repeats.
+        ('<a href="http://a&#46;example/?p=1&amp;q=2">http://a.example/?p=1&amp;q=2</a>', "", 1),
     ],
 )
 def test_links_count_anchors_bare_urls_and_the_author_url(
@@ -388,6 +390,23 @@ DOMAINS = "{id: D, type: domains, domains: [spam.example, Bücher.example], outc
         ("see https://\\spam.example/", "", "https://\\spam.example/"),
         ("see https:///spam.example/", "", "https:///spam.example/"),
         ("nothing here", "https://%73pam.example/", "https://%73pam.example/"),
+        # A browser decodes character references in an attribute value, quoted or not,
+        # then drops white space at its ends and tabs and newlines within, before it
+        # reads the URL: each of these anchors goes to spam.example.
+        ('<a href="https://spam&#46;example/">here</a>', "", "https://spam&#46;example/"),
+        ("<a href='https://spam&period;example/'>here</a>", "", "https://spam&period;example/"),
+        ("<a href=https://spam&#x2E;example/>here</a>", "", "https://spam&#x2E;example/"),
+        ('<a href="https://spam&#X2e;example">here</a>', "", "https://spam&#X2e;example"),
+        (
+            '<a href="https&colon;&sol;&sol;spam.example/">here</a>',
+            "",
+            "https&colon;&sol;&sol;spam.example/",
+        ),
+        ('<a href="https://spam&#46example/">here</a>', "", "https://spam&#46example/"),
+        ('<a href="https://sp&#9;am.example/">here</a>', "", "https://sp&#9;am.example/"),
+        ('<a href="https://spam&NewLine;.example/">here</a>', "", "https://spam&NewLine;.example/"),
+        ('<a href="https://spam\n.example/">here</a>', "", "https://spam\n.example/"),
+        ('<a href=" https://spam.example/ ">here</a>', "", " https://spam.example/ "),
         # A browser follows the anchor's href, not an attribute whose name ends in "href".
         (
             '<a data-href="https://news.example/" href="https://spam.example/">here</a>',
@@ -415,6 +434,11 @@ def test_domains_hit_listed_hosts_and_their_subdomains(
         "see https://news.example\\@spam.example/",
         # A "%" left after decoding, or a "/" it made, is no host a browser visits.
         "see https://spam%252Eexample/ or https://x%2Fspam.example/",
+        # Text is shown escaped (content_html), so its references stay as written: this is
+        # shown, and linked, as "https://spam&#46;example/", host "spam&", not spam.example.
+        "see https://spam&#46;example/",
+        # Decoded, the reference ends the host: the browser visits news.example.
+        '<a href="https://news.example&#47;spam.example/">here</a>',
     ],
 )
 def test_domains_leave_other_hosts_alone(content: str) -> None:
