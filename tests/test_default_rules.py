@@ -74,11 +74,13 @@ def test_an_ip_logger_is_spam_however_its_host_is_written(api, keys, link):
 
 @pytest.mark.parametrize(
     "href", ["https://2no&#46;co/x", "https://2no&period;co/x", "https://2no&#x2e;co/x",
-             "https&colon;//2no.co/x", " https://2no&#10;.co/x"],
+             "https&colon;//2no.co/x", " https://2no&#10;.co/x", "https:/2no.co/x",
+             "http:2no.co/x"],
 )
-def test_an_ip_logger_behind_character_references_is_judged_as_the_plain_link(api, keys, href):
-    """A browser decodes character references in an href before it reads the URL: each of
-    these anchors goes to 2no.co, as the plain one does, and gets the same verdict."""
+def test_an_ip_logger_in_a_disguised_href_is_judged_as_the_plain_link(api, keys, href):
+    """A browser decodes character references in an href before it reads the URL, and for
+    http(s) skips missing slashes after the scheme (on a page of the other scheme): each
+    of these anchors goes to 2no.co, as the plain one does, and gets the same verdict."""
     plain = judged(api, keys, content='Look at <a href="https://2no.co/x">this</a>',
                    author_email="plain@example.org", user_agent="Mozilla/5.0")
     disguised = judged(api, keys, content=f'Look at <a href="{href}">this</a>',

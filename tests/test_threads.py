@@ -267,6 +267,13 @@ def test_a_host_with_a_port_or_a_final_dot_or_an_ip_address_is_linked(api):
     assert html.count("<a ") == 4, html
 
 
+def test_a_url_missing_its_slashes_is_text_not_a_link(api):
+    """Only "http://" or "https://" starts a link: written in text, these are no link to
+    2no.co, so the rules need not read them as one (in an href they do)."""
+    html = rendered(api, "See https:/2no.co/x or http:2no.co/x")
+    assert html == "<p>See https:/2no.co/x or http:2no.co/x</p>"
+
+
 def test_a_url_with_a_user_name_is_text_not_a_link(api):
     """`https://paypal.com@evil.example/` reads as paypal.com and leads to evil.example;
     author_url refuses it (422), and a link in the text was made of it all the same."""

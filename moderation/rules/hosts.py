@@ -41,6 +41,9 @@ _TRAILING_PUNCT = ".,;:!?)]}'\""
 HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 # How a browser reads an http(s) URL's authority (the WHATWG URL standard): any run of
 # slashes and backslashes after the scheme, then all up to a slash, backslash, "?" or "#".
+# The run may be empty: on a page of the other scheme https:2no.co/x and https:/2no.co/x
+# go to 2no.co (on one of the same, to a path of the page's own site); which scheme the
+# page has the rules cannot know, so they read the host.
 # An href of two slashes or more and no scheme takes the page's, http(s).
 _BROWSER_AUTHORITY_RE = re.compile(r"(?:https?:[/\\]*|[/\\]{2,})([^/\\?#]*)", re.I)
 # Characters no host holds once percent-decoded; a browser refuses such a URL outright.

@@ -407,6 +407,11 @@ DOMAINS = "{id: D, type: domains, domains: [spam.example, Bücher.example], outc
         ('<a href="https://spam&NewLine;.example/">here</a>', "", "https://spam&NewLine;.example/"),
         ('<a href="https://spam\n.example/">here</a>', "", "https://spam\n.example/"),
         ('<a href=" https://spam.example/ ">here</a>', "", " https://spam.example/ "),
+        # An http(s) href with one slash or none after the scheme: on a page of the other
+        # scheme a browser skips the missing slashes and visits spam.example.
+        ('<a href="https:/spam.example/x">here</a>', "", "https:/spam.example/x"),
+        ('<a href="HTTP:spam.example:80/x">here</a>', "", "HTTP:spam.example:80/x"),
+        ('<a href="https:&#47;spam.example/">here</a>', "", "https:&#47;spam.example/"),
         # A browser follows the anchor's href, not an attribute whose name ends in "href".
         (
             '<a data-href="https://news.example/" href="https://spam.example/">here</a>',
