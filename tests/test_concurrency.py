@@ -86,6 +86,29 @@ def test_an_overruling_decision_audits_the_status_it_replaced(app, api, keys):
         assert (audited.old_status, audited.new_status) == ("spam", "approved")
 
 
+def test_a_double_click_whose_first_decision_landed_after_the_read_is_answered_200(
+    app, api, keys
+):
+    """Both clicks read the comment, then the first landed: the second, with the same ETag,
+    finds its own decision there and answers it rather than 412."""
+    comment_id = api.post("/api/v1/comments", comment(content="holdword race")).get_json()["id"]
+    caller = Caller(key_id=0, name="mod", role=Role.ADMIN, site_ids=frozenset())
+    with app.app_context():
+        seen = db.session.get(Comment, comment_id)
+        read_version = seen.version
+        db.session.execute(
+            sa.update(Comment).where(Comment.id == comment_id)
+            .values(status=Status.SPAM, status_reason="moderator", version=Comment.version + 1),
+            execution_options={"synchronize_session": False},
+        )
+        db.session.add(Decision(site_id=seen.site_id, comment_id=comment_id, actor="mod",
+                                action="spam", old_status="pending", new_status="spam"))
+        decided = moderation.decide(caller, seen, "spam", "", expected_version=read_version)
+        assert (decided.status, decided.version) == (Status.SPAM, read_version + 1)
+        decisions = db.session.scalars(sa.select(Decision).where(Decision.comment_id == comment_id))
+        assert len(list(decisions)) == 1
+
+
 def test_a_flag_does_not_undo_a_decision_made_since_it_read_the_comment(
     app, api, keys, monkeypatch
 ):

@@ -194,3 +194,83 @@ def test_unknown_query_arguments_are_refused_on_every_moderation_route(api, keys
         assert response.status_code == 422, (route, response.get_json())
         assert "foo" in response.get_json()["errors"], route
     assert detail(api, keys.moderator, comment_id).get_json()["status"] == "pending"
+
+
+# A decision repeated (a double click, a retried request) changes nothing the second time.
+
+def audit_count(api, keys) -> int:
+    return len(api.get("/api/v1/moderation/audit", key=keys.admin).get_json()["items"])
+
+
+@pytest.mark.parametrize("action", ["approve", "spam", "reject", "delete"])
+def test_repeating_a_decision_answers_as_the_first_and_changes_nothing(api, keys, action):
+    comment_id = held(api)
+    first = decide(api, keys.moderator, comment_id, detail(api, keys.moderator, comment_id)
+                   .headers["ETag"], action)
+    assert first.status_code == 200, first.get_json()
+    audited = audit_count(api, keys)
+    for if_match in (first.headers["ETag"], "*"):
+        again = decide(api, keys.moderator, comment_id, if_match, action)
+        assert again.status_code == 200, again.get_json()
+        assert again.headers["ETag"] == first.headers["ETag"]
+        assert again.get_json() == first.get_json()
+    assert audit_count(api, keys) == audited
+    assert detail(api, keys.moderator, comment_id).get_json() == first.get_json()
+
+
+def test_a_retry_with_the_etag_it_first_sent_is_answered_as_the_first(api, keys):
+    comment_id = held(api)
+    etag = detail(api, keys.moderator, comment_id).headers["ETag"]
+    first = decide(api, keys.moderator, comment_id, etag, "spam")
+    retried = decide(api, keys.moderator, comment_id, etag, "spam")
+    assert retried.status_code == 200, retried.get_json()
+    assert retried.headers["ETag"] == first.headers["ETag"]
+    assert retried.get_json() == first.get_json()
+
+
+@pytest.mark.parametrize("who, action", [("other", "spam"), ("same", "approve")])
+def test_a_stale_etag_is_412_unless_the_change_since_is_the_callers_same_decision(
+    api, keys, who, action
+):
+    comment_id = held(api)
+    etag = detail(api, keys.moderator, comment_id).headers["ETag"]
+    assert decide(api, keys.moderator, comment_id, etag, "spam").status_code == 200
+    before = detail(api, keys.moderator, comment_id).get_json()
+    key = keys.admin if who == "other" else keys.moderator
+    response = decide(api, key, comment_id, etag, action)
+    assert response.status_code == 412, response.get_json()
+    assert detail(api, keys.moderator, comment_id).get_json() == before
+
+
+def test_a_retry_is_412_once_anything_else_changed_the_comment(api, keys):
+    comment_id = held(api)
+    etag = detail(api, keys.moderator, comment_id).headers["ETag"]
+    assert decide(api, keys.moderator, comment_id, etag, "spam").status_code == 200
+    assert decide(api, keys.admin, comment_id, "*", "approve").status_code == 200
+    assert decide(api, keys.admin, comment_id, "*", "spam").status_code == 200
+    assert decide(api, keys.moderator, comment_id, etag, "spam").status_code == 412
+
+
+def test_confirming_the_rules_status_is_a_decision(api, keys):
+    """Spam the rules caught, confirmed by a moderator: audited and learned from."""
+    response = api.post("/api/v1/comments", comment(content="spammyword offer"))
+    comment_id = response.get_json()["id"]
+    before = detail(api, keys.moderator, comment_id)
+    assert before.get_json()["status"] == "spam"
+    confirmed = decide(api, keys.moderator, comment_id, before.headers["ETag"], "spam")
+    assert confirmed.status_code == 200, confirmed.get_json()
+    body = confirmed.get_json()
+    assert body["version"] == before.get_json()["version"] + 1
+    assert [(h["old_status"], h["new_status"]) for h in body["history"]] == [("spam", "spam")]
+
+
+def test_a_bulk_decision_repeated_changes_nothing(api, keys):
+    ids = [held(api, 1), held(api, 2)]
+    bulk = {"ids": ids, "action": "reject", "reason": "wave"}
+    first = api.post("/api/v1/moderation/bulk", bulk, key=keys.moderator).get_json()
+    details = [detail(api, keys.moderator, i).get_json() for i in ids]
+    audited = audit_count(api, keys)
+    again = api.post("/api/v1/moderation/bulk", bulk, key=keys.moderator).get_json()
+    assert again == first == {"results": [{"id": i, "status": "rejected"} for i in ids]}
+    assert [detail(api, keys.moderator, i).get_json() for i in ids] == details
+    assert audit_count(api, keys) == audited

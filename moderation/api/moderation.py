@@ -71,7 +71,10 @@ def comment_detail(comment_id: int) -> Any:
                 'The ETag of the comment as you saw it (`"3"`), a list of ETags, or `*` for '
                 "whatever its version is now. Compared strongly (RFC 9110 13.1.1): a weak "
                 '`W/"3"` never matches. 412 when nothing in it matches the current ETag '
-                "(an unparsable value included), 428 when it is missing or empty."
+                "(an unparsable value included), 428 when it is missing or empty. A retry is "
+                "answered 200: the ETag one version old, when the only change since was this "
+                "key's same decision. A decision already in force (a moderator's decision "
+                "left the comment in that status) changes nothing and answers 200."
             ),
             # Any non-empty value is a precondition to evaluate, not a malformed request.
             "schema": {"type": "string", "pattern": r"\S"},
@@ -84,8 +87,9 @@ def decide(decision: dict[str, Any], comment_id: int) -> Any:
     """Approve, mark as spam, reject or delete a comment, guarded by If-Match."""
     caller = current_caller()
     comment = moderation.comment_for(caller, comment_id)
-    version = moderation.version_to_replace(comment, request.headers.get("If-Match"))
-    comment = moderation.decide(caller, comment, decision["action"], decision["reason"], version)
+    action, if_match = decision["action"], request.headers.get("If-Match")
+    version = moderation.version_to_replace(caller, comment, action, if_match)
+    comment = moderation.decide(caller, comment, action, decision["reason"], version)
     return moderation.detail_of(comment), 200, _etag(comment.version)
 
 

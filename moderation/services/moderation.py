@@ -47,6 +47,8 @@ ACTION_STATUS = {
     "reject": Status.REJECTED,
     "delete": Status.DELETED,
 }
+# The status_reason of a status that a moderator's decision set.
+DECIDED = "moderator"
 
 
 @dataclass(frozen=True)
@@ -266,23 +268,56 @@ _LIST_ELEMENT = rf"[ \t]*(?:{_ENTITY_TAG}[ \t]*)?"
 _ENTITY_TAG_LIST = re.compile(rf"{_LIST_ELEMENT}(?:,{_LIST_ELEMENT})*")
 
 
-def version_to_replace(comment: Comment, if_match: str | None) -> int | None:
+def version_to_replace(
+    caller: Caller, comment: Comment, action: str, if_match: str | None
+) -> int | None:
     """The version that an If-Match header lets a decision replace (RFC 9110 13.1.1).
 
     None for `*`: any current version will do, as for bulk decisions. 428 when the header
     is missing or empty; 412 when it names no current ETag, which includes weak tags
-    (If-Match compares strongly) and a value that is not an ETag list at all.
+    (If-Match compares strongly) and a value that is not an ETag list at all. The one
+    exception: an ETag one version old, when that version's only successor is this
+    caller's same decision. That is a retry (a double click, an answer lost), and RFC 9110
+    lets a change already applied be answered 2xx; it is someone else's change that 412
+    reports.
     """
     value = (if_match or "").strip()
     if not value:
         raise PreconditionRequired("Send If-Match with the ETag of the comment you saw.")
     if value == "*":
         return None
-    if _ENTITY_TAG_LIST.fullmatch(value) and parse_etags(value).contains(str(comment.version)):
-        return comment.version
+    if _ENTITY_TAG_LIST.fullmatch(value):
+        etags = parse_etags(value)
+        if etags.contains(str(comment.version)):
+            return comment.version
+        previous = comment.version - 1
+        if etags.contains(str(previous)) and _applied_since(caller, comment, action, previous):
+            return comment.version
     raise PreconditionFailed(
         "If-Match names no current ETag of this comment (weak ETags never match); reload it."
     )
+
+
+def _repeats(comment: Comment, new_status: Status) -> bool:
+    """Whether a moderator's decision already left the comment in ``new_status``.
+
+    Then deciding it again changes nothing. A status the rules gave is not a decision
+    yet: a moderator confirming it is audited and teaches the classifier.
+    """
+    return comment.status is new_status and comment.status_reason == DECIDED
+
+
+def _applied_since(caller: Caller, comment: Comment, action: str, version: int) -> bool:
+    """Whether the only change since ``version`` was this caller making this decision."""
+    if comment.version != version + 1 or not _repeats(comment, ACTION_STATUS[action]):
+        return False
+    last = db.session.execute(
+        sa.select(Decision.actor, Decision.action)
+        .where(Decision.comment_id == comment.id)
+        .order_by(Decision.id.desc())
+        .limit(1)
+    ).first()
+    return last is not None and tuple(last) == (caller.name, action)
 
 
 def decide(
@@ -292,6 +327,8 @@ def decide(
 
     Without one (`*`, bulk) it overrules whatever is there, but knowingly: the audit log
     names the status it replaced, not the one read before someone else's decision landed.
+    A decision that a moderator's decision already stands for changes nothing (no new
+    version, audit row or learning step) and answers the comment as it is.
     """
     new_status = ACTION_STATUS[action]
     comment_id = comment.id
@@ -301,6 +338,8 @@ def decide(
             # empty comment, and judging it would teach the classifier from nothing.
             raise Conflict("This comment's content was erased at its author's request; "
                            "it stays deleted.")
+        if _repeats(comment, new_status):
+            return comment
         old_status = comment.status
         replaced = comment.version if expected_version is None else expected_version
         # Compare-and-set in the database, so two moderators cannot both win the race.
@@ -309,7 +348,7 @@ def decide(
             .where(Comment.id == comment.id, Comment.version == replaced)
             .values(
                 status=new_status,
-                status_reason="moderator",
+                status_reason=DECIDED,
                 version=Comment.version + 1,
                 updated_at=utcnow(),
             )
@@ -324,6 +363,8 @@ def decide(
             db.session.rollback()
             raise NotFound(f"There is no comment {comment_id}.") from None
         if expected_version is not None:
+            if _applied_since(caller, comment, action, expected_version):
+                return comment  # the same caller's same decision landed first: a retry
             db.session.rollback()
             raise PreconditionFailed("Someone else changed this comment first; reload it.")
     db.session.add(
