@@ -15,6 +15,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -23,7 +24,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
-from moderation.extensions import db
+from moderation.extensions import db, limiter
 from moderation.models import ClassifierToken, ClassifierTotal, Comment, Site
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,17 @@ RULE_HITS = Counter("moderation_rule_hits_total", "Rule hits at intake", ["rule"
 RULES_RELOAD_ERRORS = Counter(
     "moderation_rules_reload_errors_total", "Rules files refused when (re)loading"
 )
+# Each worker falls back on its own, so the figure is the lowest of the live workers': 0
+# while any of them counts in its memory. 1 from the start: a process that only loads the
+# app (a `moderation purge` beside the server, sharing its metrics folder) leaves its file
+# behind when it exits, and must not read as a fallback.
+RATELIMIT_STORAGE_UP = Gauge(
+    "moderation_ratelimit_storage_up",
+    "1 while the rate limits count in their configured storage (Redis), 0 while a worker "
+    "counts in its own memory because the storage failed",
+    multiprocess_mode="livemin",
+)
+RATELIMIT_STORAGE_UP.set(1)
 
 
 class DatabaseCollector(Collector):
@@ -96,7 +108,8 @@ def _registry() -> CollectorRegistry:
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = CollectorRegistry()
-        for collector in (REQUESTS, LATENCY, VERDICTS, RULE_HITS, RULES_RELOAD_ERRORS):
+        for collector in (REQUESTS, LATENCY, VERDICTS, RULE_HITS, RULES_RELOAD_ERRORS,
+                          RATELIMIT_STORAGE_UP):
             registry.register(collector)
     registry.register(DatabaseCollector())
     return registry
@@ -122,7 +135,20 @@ def init_metrics(app: Flask) -> None:
         requests, latency = _request_series(route, request.method, str(response.status_code))
         requests.inc()
         latency.observe(time.perf_counter() - started)
+        # After the limiter's own hooks (registered later, run earlier), which are where
+        # it gives up on its storage or finds it back.
+        RATELIMIT_STORAGE_UP.set(ratelimit_storage_up())
         return response
+
+
+def ratelimit_storage_up() -> bool:
+    """Whether flask-limiter counts in its configured storage, not its in-memory fallback.
+
+    Read from flask-limiter's state, without asking the storage anything: its `limiter`
+    (the strategy in use) is built on the fallback's own storage while it has given up on
+    the configured one, until a later check finds that answering again.
+    """
+    return not limiter.enabled or limiter.limiter.storage is limiter.storage
 
 
 @functools.lru_cache(maxsize=1024)

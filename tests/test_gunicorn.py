@@ -156,6 +156,49 @@ def test_recycled_workers_fork_from_the_preloaded_app_and_follow_rules_edits(tmp
     assert line and float(line[0].rsplit(" ", 1)[1]) == 12 + answers.count(201)
 
 
+REDIS_URL = os.environ.get("TEST_REDIS_URL")
+
+
+def _storage_up_lines(base: str) -> set[str]:
+    """The rate limit storage gauge as 10 scrapes (landing on both workers) read it."""
+    lines = set()
+    for _ in range(10):
+        status, body = call(base + "/metrics")
+        assert status == 200
+        lines |= {row for row in body.decode().splitlines()
+                  if row.startswith("moderation_ratelimit_storage_up ")}
+    return lines
+
+
+@pytest.mark.parametrize("storage, up", [
+    ("redis://127.0.0.1:1/0", "0.0"),  # nothing listens on port 1
+    ("memory://", "1.0"),
+    pytest.param(REDIS_URL, "1.0", marks=pytest.mark.skipif(
+        not REDIS_URL, reason="TEST_REDIS_URL is not set (CI sets it)")),
+])
+def test_the_ratelimit_storage_gauge_is_the_lowest_of_the_workers(tmp_path, storage, up):
+    """One worker on the in-memory fallback is enough to read 0, whichever worker answers
+    the scrape; with the storage answering, every worker and the preloading master read 1."""
+    with gunicorn(tmp_path, MODERATION_RATELIMIT_ENABLED="true",
+                  MODERATION_RATELIMIT_STORAGE_URI=storage) as base:
+        assert post_comment(base, 1) == 201
+        assert _storage_up_lines(base) == {f"moderation_ratelimit_storage_up {up}"}
+
+
+def test_a_command_run_beside_the_server_leaves_the_storage_gauge_at_1(tmp_path):
+    """A `moderation purge` run in the container (whose Dockerfile sets the metrics folder)
+    leaves its metrics file behind when it exits; its gauge must not read as a fallback."""
+    with gunicorn(tmp_path, MODERATION_RATELIMIT_ENABLED="true") as base:
+        env = {**os.environ, "MODERATION_INSTANCE_PATH": str(tmp_path / "instance"),
+               "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+        env.pop("DATABASE_URL", None)
+        purge = subprocess.run([BIN / "moderation", "purge"], cwd=ROOT, env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert purge.returncode == 0, purge.stderr
+        assert post_comment(base, 1) == 201
+        assert _storage_up_lines(base) == {"moderation_ratelimit_storage_up 1.0"}
+
+
 def _config():
     import importlib.util
 

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from tests.conftest import comment
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RULES_DIR, comment
+
+ROOT = Path(__file__).parent.parent
+REDIS_URL = os.environ.get("TEST_REDIS_URL")
 
 
 def value(text: str, prefix: str) -> float:
@@ -40,3 +50,49 @@ def test_a_route_method_and_status_seen_before_reuse_their_series(api):
     api.post("/api/v1/comments", comment(content="other words", author_email="b@example.org"))
     assert _request_series.cache_info().hits == hits + 1
     assert value(api.get("/metrics").get_data(as_text=True), submit) == before + 2
+
+
+# A process of its own: flask-limiter keeps its fallback state on the module's limiter,
+# which every app in a process shares, so an earlier test's dead Redis would linger here.
+STORAGE_UP_AFTER_A_COMMENT = """
+import sys
+from tests.conftest import close_app, comment, make_app
+
+database_url, storage, rules = sys.argv[1:]
+app = make_app(database_url, RULES_FILE=rules, RATELIMIT_ENABLED=True,
+               RATELIMIT_STORAGE_URI=storage)
+client = app.test_client()
+status = client.post("/api/v1/comments", json=comment()).status_code
+metrics = client.get("/metrics").get_data(as_text=True).splitlines()
+close_app(app)
+print(status, [line for line in metrics if line.startswith("moderation_ratelimit_storage_up ")])
+"""
+
+
+def storage_up_after_a_comment(database_url: str, storage: str) -> str:
+    """The intake status and the gauge's line, from an app limited in ``storage``."""
+    run = subprocess.run(
+        [sys.executable, "-c", STORAGE_UP_AFTER_A_COMMENT, database_url, storage,
+         str(RULES_DIR / "limits_rules.yaml")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout.splitlines()[-1]
+
+
+def test_the_ratelimit_storage_gauge_is_0_while_redis_is_down(database_url):
+    """Nothing listens on port 1: the limiter falls back to memory, and the gauge says so."""
+    assert storage_up_after_a_comment(database_url, "redis://127.0.0.1:1/0") == (
+        "201 ['moderation_ratelimit_storage_up 0.0']"
+    )
+
+
+@pytest.mark.parametrize("storage", [
+    "memory://",
+    pytest.param(REDIS_URL, marks=pytest.mark.skipif(
+        not REDIS_URL, reason="TEST_REDIS_URL is not set (CI sets it)")),
+])
+def test_the_ratelimit_storage_gauge_is_1_while_the_storage_answers(database_url, storage):
+    assert storage_up_after_a_comment(database_url, storage) == (
+        "201 ['moderation_ratelimit_storage_up 1.0']"
+    )
