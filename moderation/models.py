@@ -96,6 +96,10 @@ class Comment(db.Model):
     ip: Mapped[str | None] = mapped_column(sa.String(45))
     user_agent: Mapped[str | None] = mapped_column(sa.String(512))
     referrer: Mapped[str | None] = mapped_column(sa.String(2048))
+    # The page's title and URL as this comment sent them: they name the thread (if it has
+    # no name yet) once the comment is approved, by the rules or by a moderator.
+    thread_title: Mapped[str | None] = mapped_column(sa.String(500))
+    thread_url: Mapped[str | None] = mapped_column(sa.String(2048))
 
     score: Mapped[float] = mapped_column(default=0.0)
     hits: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)

@@ -499,6 +499,13 @@ class CommentDetailSchema(PublicCommentSchema):
     site = fields.String(dump_only=True)
     thread = fields.String(dump_only=True)
     thread_title = fields.String(dump_only=True, allow_none=True)
+    # What the comment came with: approving it gives these to a thread that has none yet,
+    # so the moderator sees what would go on the public page.
+    sent_thread_title = fields.String(dump_only=True, allow_none=True, metadata={
+        "description": "The page title this comment was sent with. Approving the comment "
+                       "makes it the thread's public title if the thread has none yet."})
+    sent_thread_url = fields.String(dump_only=True, allow_none=True, metadata={
+        "description": "The page URL this comment was sent with, taken as the title is."})
     status = fields.String(dump_only=True, metadata={"enum": list(STATUSES)})
     status_reason = fields.String(dump_only=True)
     author_email = fields.String(dump_only=True)
@@ -740,6 +747,10 @@ class ExportedCommentSchema(ma.Schema):
     ip = fields.String(allow_none=True)
     user_agent = fields.String(allow_none=True)
     referrer = fields.String(allow_none=True)
+    thread_title = fields.String(allow_none=True, metadata={
+        "description": "The page title the comment was sent with"})
+    thread_url = fields.String(allow_none=True, metadata={
+        "description": "The page URL the comment was sent with"})
     score = fields.Float()
     hits = fields.List(fields.Nested(HitSchema))
     rules_version = fields.String()

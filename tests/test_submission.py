@@ -533,13 +533,51 @@ def test_a_spam_comment_does_not_name_a_new_page(api, keys):
     assert api.get("/api/v1/comments?thread=/named").get_json()["title"] == "Named"
 
 
-def test_a_held_first_comment_names_its_page(api):
-    """Kept when first seen, as the contract says: a first comment held for review (as a
-    new commenter's is by default) names the page."""
-    held = api.post("/api/v1/comments", comment(
-        content="a holdword here", thread="/held", thread_title="Held story"))
-    assert held.get_json()["status"] == "pending"
-    assert api.get("/api/v1/comments?thread=/held").get_json()["title"] == "Held story"
+def _decide(api, key, comment_id, action):
+    url = f"/api/v1/moderation/comments/{comment_id}"
+    etag = api.get(url, key=key).headers["ETag"]
+    return api.post(f"{url}/decision", {"action": action, "reason": "checked"}, key=key,
+                    headers={"If-Match": etag})
+
+
+def test_a_held_comment_names_its_page_only_once_a_moderator_approves_it(api, keys):
+    """A stranger's first comment, held for review (as a new commenter's is by default),
+    named the page for every reader at once, and the title stayed after the comment was
+    marked spam. It now waits with the comment, which the moderator sees, and names the
+    page when the moderator approves the comment."""
+    page = {"thread": "/held", "thread_url": "https://scam.example/"}
+    scam = api.post("/api/v1/comments", comment(
+        content="a holdword here", author_email="stranger@example.org",
+        thread_title="FREE CRYPTO at scam.example", **page)).get_json()
+    assert scam["status"] == "pending"
+    assert api.get("/api/v1/comments?thread=/held").get_json()["title"] is None
+    seen = api.get(f"/api/v1/moderation/comments/{scam['id']}", key=keys.moderator).get_json()
+    assert (seen["thread_title"], seen["sent_thread_title"], seen["sent_thread_url"]) == (
+        None, "FREE CRYPTO at scam.example", "https://scam.example/")
+    assert _decide(api, keys.moderator, scam["id"], "spam").status_code == 200
+    assert api.get("/api/v1/comments?thread=/held").get_json()["title"] is None
+
+    honest = api.post("/api/v1/comments", comment(
+        content="a holdword, honestly", author_email="newcomer@example.org",
+        thread="/held", thread_title="The real story",
+        thread_url="https://news.example/held")).get_json()
+    assert honest["status"] == "pending"
+    assert api.get("/api/v1/comments?thread=/held").get_json()["title"] is None
+    assert _decide(api, keys.moderator, honest["id"], "approve").status_code == 200
+    assert api.get("/api/v1/comments?thread=/held").get_json()["title"] == "The real story"
+    # Kept when first seen: approving the spam after all does not rename the page.
+    assert _decide(api, keys.moderator, scam["id"], "approve").status_code == 200
+    assert api.get("/api/v1/comments?thread=/held").get_json()["title"] == "The real story"
+    queue = api.get("/api/v1/moderation/queue?status=approved", key=keys.moderator).get_json()
+    assert {item["thread_title"] for item in queue["items"]} == {"The real story"}
+    # What a comment was sent with is the commenter's: exported, and gone with the content.
+    exported = api.get("/api/v1/admin/privacy/export?email=stranger@example.org",
+                       key=keys.admin).get_json()["comments"]
+    assert [c["thread_title"] for c in exported] == ["FREE CRYPTO at scam.example"]
+    assert api.post("/api/v1/admin/privacy/erase", {
+        "email": "stranger@example.org", "delete_content": True}, key=keys.admin).status_code == 200
+    erased = api.get(f"/api/v1/moderation/comments/{scam['id']}", key=keys.moderator).get_json()
+    assert (erased["sent_thread_title"], erased["sent_thread_url"]) == (None, None)
 
 
 def test_a_page_named_without_its_url_takes_the_url_from_a_later_comment(app, api):

@@ -233,7 +233,7 @@ def _locate(fields: dict[str, Any]) -> Place:
     """The site (404 if unknown) and the page's thread, made on first sight, open or not.
 
     A new thread is made without a title or URL: readers see the title, so it comes from
-    the first comment the rules let through (see ``_name_thread``), not from spam.
+    the first comment readers may see (see ``_name_thread``), not from spam.
     """
     slug, key = fields["site"], fields["thread"]
     found = db.session.connection().execute(_SITE_AND_THREAD, {"site": slug, "thread": key}).first()
@@ -359,18 +359,29 @@ def _name_thread(connection: sa.Connection, place: Place, fields: dict[str, Any]
                  status: Status, signals: Signals) -> None:
     """Give a thread the title and URL this comment came with, where it has none, if it may.
 
-    The thread's title is on its public page. Taken from the first submission whatever
-    its verdict, a spammer's comment (filed as spam, or refused) named a new page for
-    every reader. The title is still "kept when first seen", as the contract says, but
-    from the first comment the rules let through (approved, or pending for a moderator),
-    or from any the site's own backend sends with its key.
+    The thread's title is on its public page, so it comes from a comment readers may see:
+    one the rules approve, or any the site's own backend sends with its key. Taken from
+    the first submission whatever its verdict, a spammer's comment named a new page for
+    every reader; taken from one held for review, a stranger's held comment did, and its
+    title stayed after it was marked spam. A held comment keeps what it came with, and
+    names the page if a moderator approves it (``name_thread_from``). The title is still
+    "kept when first seen", as the contract says, but seen by readers.
     """
     given = fields.get("thread_title"), fields.get("thread_url")
     if not place.unnamed or given == (None, None):
         return
-    if status in (Status.APPROVED, Status.PENDING) or signals.from_site_key:
+    if status is Status.APPROVED or signals.from_site_key:
         connection.execute(_NAME_THREAD, {"thread_id": place.thread_id, "title": given[0],
                                           "url": given[1]})
+
+
+def name_thread_from(comment: Comment) -> None:
+    """A moderator approved ``comment``: it names its thread, where the thread has no name yet."""
+    if comment.thread_title is None and comment.thread_url is None:
+        return
+    db.session.connection().execute(_NAME_THREAD, {
+        "thread_id": comment.thread_id, "title": comment.thread_title,
+        "url": comment.thread_url})
 
 
 def _hold_place(connection: sa.Connection, place: Place) -> None:
@@ -411,6 +422,8 @@ def _store(judged: Judged, fields: dict[str, Any], signals: Signals) -> Answer:
         "ip": signals.ip,
         "user_agent": signals.user_agent,
         "referrer": signals.referrer,
+        "thread_title": fields.get("thread_title"),
+        "thread_url": fields.get("thread_url"),
         # Rounded so that queue cursors carry scores exactly.
         "score": round(verdict.score, SCORE_DECIMALS),
         "hits": [hit.as_dict() for hit in verdict.hits],

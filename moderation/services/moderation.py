@@ -31,7 +31,7 @@ from moderation.models import (
     utcnow,
 )
 from moderation.render import content_html
-from moderation.services import learning
+from moderation.services import comments, learning
 from moderation.services.cursors import (
     Listing,
     decode_id,
@@ -92,7 +92,7 @@ _QUEUE_COLUMNS = sa.select(
     _comments,
     _sites.c.slug.label("site_slug"),
     _threads.c.key.label("thread_key"),
-    _threads.c.title.label("thread_title"),
+    _threads.c.title.label("page_title"),  # the comment's own thread_title is what it sent
 ).select_from(
     _comments.join(_sites, _sites.c.id == _comments.c.site_id).join(
         _threads, _threads.c.id == _comments.c.thread_id
@@ -136,7 +136,7 @@ def queue(caller: Caller, wanted: QueueFilter) -> dict[str, Any]:
     if len(rows) > wanted.limit:
         rows = rows[: wanted.limit]
         next_cursor = encode_queue(rows[-1].score, rows[-1].id, wanted.listing)
-    items = [_summary(row, row.site_slug, row.thread_key, row.thread_title) for row in rows]
+    items = [_summary(row, row.site_slug, row.thread_key, row.page_title) for row in rows]
     add_flags_and_history(items)
     return {"items": [_json_ready(item) for item in items], "next_cursor": next_cursor}
 
@@ -182,6 +182,8 @@ def _summary(comment: Any, site: str, thread_key: str, thread_title: str | None)
         "site": site,
         "thread": thread_key,
         "thread_title": thread_title,
+        "sent_thread_title": comment.thread_title,
+        "sent_thread_url": comment.thread_url,
         "parent_id": comment.parent_id,
         "status": comment.status.value,
         "status_reason": comment.status_reason,
@@ -380,6 +382,8 @@ def decide(
     )
     db.session.refresh(comment)
     learning.learn_from_decision(comment, new_status)
+    if new_status is Status.APPROVED:
+        comments.name_thread_from(comment)  # now public, it may name a page without one
     db.session.commit()
     return comment
 

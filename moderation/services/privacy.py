@@ -61,6 +61,8 @@ def export(email: str) -> dict[str, Any]:
             "ip": comment.ip,
             "user_agent": comment.user_agent,
             "referrer": comment.referrer,
+            "thread_title": comment.thread_title,
+            "thread_url": comment.thread_url,
             "score": comment.score,
             "hits": comment.hits,
             "rules_version": comment.rules_version,
@@ -104,6 +106,9 @@ def erase(actor: str, email: str, delete_content: bool) -> int:
         if delete_content:
             comment.content = ""
             comment.content_hash = ""
+            # Text the commenter sent too; approving the comment can no longer name a page.
+            comment.thread_title = None
+            comment.thread_url = None
             comment.status = Status.DELETED
         if not delete_content:
             learning.teach(comment, taught)
