@@ -197,6 +197,32 @@ def _single_line(value: str) -> None:
         raise ValidationError("Must be one line without control characters.")
 
 
+# The bidi controls that open a run (embeddings and overrides U+202A, U+202B, U+202D,
+# U+202E; isolates U+2066-U+2068), each with the one that closes it (PDF U+202C, PDI
+# U+2069). Searched as a character class, in C: almost every name holds none.
+BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+_BIDI_CLOSER = {**dict.fromkeys("\u202a\u202b\u202d\u202e", "\u202c"),
+                **dict.fromkeys("\u2066\u2067\u2068", "\u2069")}
+
+
+def _bidi_closed(value: str) -> None:
+    """Every bidi embedding, override or isolate the text opens, it closes, nested.
+
+    A name left open ("\u202eevil") shows reversed, and reverses the text after it on
+    the line: "Eve says:" on a page, the next column of the queue. Closed, the run ends
+    with the name. Platforms wrap a right-to-left name so ("\u202bאסף שמש\u202c", as
+    YouTube exports it), and a name pasted from one must be taken.
+    """
+    opened: list[str] = []
+    for control in BIDI_CONTROLS.findall(value):
+        if control in _BIDI_CLOSER:
+            opened.append(_BIDI_CLOSER[control])
+        elif not opened or opened.pop() != control:
+            raise ValidationError("Must close each bidi control it opens, in order.")
+    if opened:
+        raise ValidationError("Must close each bidi control it opens, in order.")
+
+
 # What the validators above enforce, said in the OpenAPI spec too, so clients (and
 # schemathesis) know a valid request before sending it.
 ONE_LINE = rf"^[^{LINE_CONTROLS}]*$"
@@ -339,7 +365,7 @@ class CommentSubmissionSchema(TrimmedSchema):
     thread_title = fields.String(
         load_default=None,
         allow_none=True,
-        validate=[validate.Length(max=500), _single_line],
+        validate=[validate.Length(max=500), _single_line, _bidi_closed],
         metadata={"pattern": ONE_LINE},
     )
     thread_url = fields.String(
@@ -351,7 +377,7 @@ class CommentSubmissionSchema(TrimmedSchema):
     parent_id = WholeNumber(load_default=None, allow_none=True, validate=ID)
     author_name = fields.String(
         required=True,
-        validate=[validate.Length(1, 100), _single_line, _visible],
+        validate=[validate.Length(1, 100), _single_line, _bidi_closed, _visible],
         metadata={"pattern": ONE_LINE_TEXT},
     )
     author_email = fields.String(

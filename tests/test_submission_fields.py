@@ -144,6 +144,33 @@ def test_one_line_fields_refuse_c1_controls_and_line_separators(api, ch):
         assert field in answer.get_json()["errors"]
 
 
+@pytest.mark.parametrize("name", [
+    "\u202eevil",                 # an override left open (found by the audit: it took 201)
+    "Eve\u2067",                  # an isolate left open
+    "\u202bEve\u2069",            # closed by the wrong kind
+    "\u2066\u202bEve\u2069\u202c",  # crossed
+    "Eve\u202c",                  # a close with nothing open
+])
+def test_a_name_that_leaves_a_bidi_control_open_is_refused(api, name):
+    """A name that opens a bidi override, embedding or isolate and leaves it open shows
+    reversed, and reverses the text after it on the line ("Eve says:" on the page)."""
+    for field in ("author_name", "thread_title"):
+        answer = api.post("/api/v1/comments", comment(**{field: name}))
+        assert answer.status_code == 422, (field, repr(name))
+        assert field in answer.get_json()["errors"]
+
+
+def test_a_right_to_left_name_wrapped_as_platforms_wrap_it_is_taken(api):
+    """YouTube exports a Hebrew or Arabic name as RLE, the name, PDF and LRM (the spam
+    evaluation's own data holds seven): closed, the run ends with the name."""
+    for number, name in enumerate(["\u202b\u05d0\u05e1\u05e3 \u05e9\u05de\u05e9\u202c\u200e",
+                                   "\u2067\u0645\u0631\u064a\u0645\u2069 (Maryam)",
+                                   "\u202eevil\u202c"]):
+        answer = api.post("/api/v1/comments", comment(
+            author_name=name, thread_title=name, thread=f"/rtl/{number}"))
+        assert answer.status_code == 201, (repr(name), answer.get_json())
+
+
 def test_a_comment_may_hold_line_separators_but_not_c1_controls(api):
     """U+2028 in a comment is harmless text, a line break; a C1 control is not text."""
     assert api.post("/api/v1/comments", comment(content="one\u2028two")).status_code == 201
