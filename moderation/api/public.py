@@ -33,7 +33,7 @@ from moderation.schemas import (
     ThreadPageSchema,
     ThreadQuerySchema,
 )
-from moderation.services import comments, flags, form_tokens, limits
+from moderation.services import comments, flags, form_tokens, limits, threads
 from moderation.services.limits import FORM_TYPES
 from moderation.services.rules import current_rules
 from moderation.services.sites import DEFAULT_SITE, get_site, origin_allowed, origin_in
@@ -365,7 +365,7 @@ def list_comments(query: dict[str, Any]) -> Response:
     # page of nested comments through marshmallow cost as much as the queries (the
     # schemathesis suite checks the answers against the schema).
     return jsonify(
-        comments.thread_page(query["site"], query["thread"], query["limit"], query["cursor"])
+        threads.thread_page(query["site"], query["thread"], query["limit"], query["cursor"])
     )
 
 
@@ -461,7 +461,7 @@ def _site_of_request(response: Response) -> str | None:
     if request.view_args and "comment_id" in request.view_args:
         # A flag taken may have sent its comment back to the queue, and is still that
         # site's; an error names only a published comment's site, not a hidden one's.
-        return comments.site_of_comment(request.view_args["comment_id"],
+        return threads.site_of_comment(request.view_args["comment_id"],
                                         published_only=response.status_code >= 400)
     if request.method == "GET":
         return request.args.get("site", "").strip() or DEFAULT_SITE

@@ -7,9 +7,9 @@ from sqlalchemy.exc import IntegrityError
 
 from moderation.extensions import db
 from moderation.models import Comment, Decision, Flag, Status, utcnow
-from moderation.services.comments import approved_comment
 from moderation.services.identity import reporter_hash
 from moderation.services.rules import current_rules
+from moderation.services.threads import approved_comment
 
 # The audit log's actor for changes made by readers' flags rather than by a person.
 FLAG_ACTOR = "readers"
