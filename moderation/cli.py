@@ -327,4 +327,7 @@ def main() -> None:
     """Entry point of the `moderation` console script."""
     from moderation import create_app
 
-    ModerationGroup(create_app=lambda: create_app(), help="Comment moderation service.")()
+    # No statement timeout for the command line: a migration or a purge of a big database
+    # may run for minutes, where a web request must not.
+    ModerationGroup(create_app=lambda: create_app({"DATABASE_STATEMENT_TIMEOUT": 0}),
+                    help="Comment moderation service.")()

@@ -34,6 +34,11 @@ DEFAULTS: dict[str, Any] = {
     # How many proxies sit in front of the service and set X-Forwarded-For (0: none).
     "PROXY_HOPS": 0,
     "SQLALCHEMY_ENGINE_OPTIONS": {},
+    # PostgreSQL only: seconds a statement may run (or wait for a lock) before the database
+    # cancels it and the request answers 503 with Retry-After. Well under gunicorn's
+    # timeout (30 s), which would kill the worker and answer 500. 0: no limit, as the
+    # `moderation` command runs (migrations and purges may take longer).
+    "DATABASE_STATEMENT_TIMEOUT": 10,
     "API_TITLE": "Comment moderation service",
     "API_VERSION": "1.0.0",
     "OPENAPI_VERSION": "3.1.0",
@@ -63,7 +68,8 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{path}"
     app.config["SQLALCHEMY_DATABASE_URI"] = _with_driver(app.config["SQLALCHEMY_DATABASE_URI"])
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(
-        app.config["SQLALCHEMY_DATABASE_URI"], app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+        app.config["SQLALCHEMY_DATABASE_URI"], app.config["SQLALCHEMY_ENGINE_OPTIONS"],
+        _statement_timeout(app.config["DATABASE_STATEMENT_TIMEOUT"]),
     )
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path))
@@ -101,7 +107,19 @@ def _with_driver(url: str) -> str:
     return url
 
 
-def _engine_options(url: str, given: dict[str, Any]) -> dict[str, Any]:
+def _statement_timeout(value: Any) -> float:
+    """DATABASE_STATEMENT_TIMEOUT as seconds (0: none); a ConfigError unless it is one."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not 0 <= seconds < 86_400 or isinstance(value, bool):
+        raise ConfigError("MODERATION_DATABASE_STATEMENT_TIMEOUT must be a number of seconds "
+                          "from 0 (no limit) to 86399.")
+    return seconds
+
+
+def _engine_options(url: str, given: dict[str, Any], statement_timeout: float) -> dict[str, Any]:
     # A database error's message would otherwise carry the statement's values (emails,
     # comment text) into the logs, which must hold neither.
     options: dict[str, Any] = {"hide_parameters": True}
@@ -110,6 +128,12 @@ def _engine_options(url: str, given: dict[str, Any]) -> dict[str, Any]:
         options["pool_pre_ping"] = True
         # Fail fast when the server is away, so clients get a 503 instead of a hang.
         options["connect_args"] = {"connect_timeout": 3}
+        if statement_timeout:
+            # A statement stuck behind a lock (a migration, VACUUM FULL, a held LOCK TABLE)
+            # is cancelled, and the request answers 503 (errors.py), before gunicorn's
+            # timeout kills the worker and the client gets a 500 after 30 s.
+            milliseconds = max(1, round(statement_timeout * 1000))
+            options["connect_args"]["options"] = f"-c statement_timeout={milliseconds}"
         options["pool_timeout"] = 5
     elif url.startswith("sqlite"):
         # Several gunicorn workers write to one file: wait for the lock instead of failing,

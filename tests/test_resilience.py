@@ -82,3 +82,41 @@ def test_every_pooled_connection_busy_answers_503_with_retry_after(database_url)
         assert client.get("/api/v1/comments?thread=/t").status_code == 200
     finally:
         close_app(app)
+
+
+def test_a_statement_stuck_behind_a_lock_answers_503_not_a_hang(database_url):
+    """A table locked by another session (a migration, VACUUM FULL) held every request
+    until gunicorn's timeout killed the worker, 30 s later, and the client got a 500 (found
+    by an audit). PostgreSQL now cancels a statement after DATABASE_STATEMENT_TIMEOUT."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite's writers wait on busy_timeout, and its readers never block")
+    import sqlalchemy as sa
+
+    from tests.conftest import make_app
+
+    app = make_app(database_url, DATABASE_STATEMENT_TIMEOUT=0.5)
+    client = app.test_client()
+    other = sa.create_engine(database_url)
+    try:
+        assert client.post("/api/v1/comments", json=comment()).status_code == 201
+        with other.connect() as session, session.begin():
+            # Let go after 5 s idle, so that without the timeout this fails, not hangs.
+            session.exec_driver_sql("SET LOCAL idle_in_transaction_session_timeout = 5000")
+            session.exec_driver_sql("LOCK TABLE comments IN ACCESS EXCLUSIVE MODE")
+            for response in (client.get("/api/v1/comments?thread=/2026/11/27/a-story"),
+                             client.post("/api/v1/comments", json=comment(content="Again."))):
+                assert response.status_code == 503, response.get_json()
+                assert response.headers["Retry-After"] == str(DATABASE_RETRY_AFTER)
+        assert client.get("/api/v1/comments?thread=/2026/11/27/a-story").status_code == 200
+    finally:
+        other.dispose()
+        close_app(app)
+
+
+@pytest.mark.parametrize("value", ["soon", -1, True])
+def test_a_statement_timeout_that_is_not_seconds_is_refused_at_start(database_url, value):
+    from moderation.errors import ConfigError
+    from tests.conftest import make_app
+
+    with pytest.raises(ConfigError, match="STATEMENT_TIMEOUT"):
+        make_app(database_url, DATABASE_STATEMENT_TIMEOUT=value)
