@@ -21,19 +21,26 @@ __all__ = ["RulesWatcher"]
 
 log = logging.getLogger(__name__)
 
-_Signature = tuple[tuple[str, int, int, int], ...]
+_Signature = tuple[tuple[str, int, int, int, int], ...]
 
 
 def _signature(paths: list[Path]) -> _Signature:
-    """What identifies the files' current content without reading them."""
+    """What identifies the files' current content without reading them.
+
+    The change time too: an edit of the same size whose modification time is put back
+    (`cp -p`, `rsync -a`, `tar` keep the source's) changed neither mtime nor size, and was
+    never picked up. No tool can set ctime: every write, and the utime that puts mtime
+    back, moves it.
+    """
     parts = []
     for path in paths:
         try:
             stat = path.stat()
         except OSError:
-            parts.append((str(path), -1, -1, -1))
+            parts.append((str(path), -1, -1, -1, -1))
         else:
-            parts.append((str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino))
+            parts.append((str(path), stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size,
+                          stat.st_ino))
     return tuple(parts)
 
 

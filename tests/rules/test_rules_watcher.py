@@ -79,6 +79,26 @@ def test_a_broken_edit_keeps_the_last_good_rules_until_fixed(rules_file: Path) -
         watcher.stop()
 
 
+def test_an_edit_in_place_that_keeps_size_and_modification_time_reloads(
+        rules_file: Path) -> None:
+    """`cp -p`, `rsync -a` and `tar` write the new content in place and put the source's
+    modification time back; with the same size, the watcher saw no change (an audit)."""
+    watcher = RulesWatcher(rules_file, interval=0.1)
+    watcher.start()
+    try:
+        first = watcher.current.version
+        before = rules_file.stat()
+        edited = GOOD.format(word="roulet")  # "casino" and "roulet": the same size
+        assert len(edited) == before.st_size
+        rules_file.write_text(edited, "utf-8")  # in place: the same inode
+        os.utime(rules_file, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert rules_file.stat().st_mtime_ns == before.st_mtime_ns
+        assert wait_for(lambda: watcher.current.version != first, timeout=10)
+        assert outcome(watcher, "roulet") == "spam"
+    finally:
+        watcher.stop()
+
+
 def test_editing_a_list_file_reloads(tmp_path: Path) -> None:
     words = tmp_path / "words.txt"
     words.write_text("casino\n", "utf-8")
