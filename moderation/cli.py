@@ -300,7 +300,10 @@ def backup_command(target: Path) -> None:
             "backup copies the embedded SQLite database; on PostgreSQL use pg_dump "
             "(pg_dump -Fc -f moderation.dump \"$DATABASE_URL\", without the +psycopg).")
     try:
-        # Only for the operator: the copy holds every commenter's email and IP.
+        # A dated file in a folder made for it (backups/2026-11-28.db, as the README
+        # shows) works the first time too. Only for the operator: the copy holds every
+        # commenter's email and IP.
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         created = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise click.ClickException(f"{target} exists; name a new file.") from None

@@ -255,7 +255,7 @@ def test_backup_copies_the_database_while_it_is_open(runner, app, api, keys, dat
     for n in range(3):
         assert api.post("/api/v1/comments", comment(
             author_email=f"b{n}@example.org", content=f"Kept {n}.")).status_code == 201
-    target = tmp_path / "copy.db"
+    target = tmp_path / "backups" / "copy.db"  # a folder not made yet, as the README's
     result = runner.invoke(args=["backup", str(target)])
     if not database_url.startswith("sqlite"):
         assert result.exit_code == 1 and "pg_dump" in result.output and not target.exists()
@@ -263,6 +263,7 @@ def test_backup_copies_the_database_while_it_is_open(runner, app, api, keys, dat
     assert result.exit_code == 0, result.output
     assert "3 comments" in result.output
     assert target.stat().st_mode & 0o777 == 0o600
+    assert target.parent.stat().st_mode & 0o777 == 0o700
     import sqlite3
 
     with sqlite3.connect(target) as copy:
