@@ -56,6 +56,8 @@ def test_the_shipped_rules_load_and_leave_a_plain_comment_alone() -> None:
             "spam",
             {"MONEY_PER_TIME", "PROMOTION_TERMS", "SHORTENED_LINK", "MANY_LINKS"},
         ),
+        ("I earned $5k a month from home, you can too", "Ann", "approved", {"MONEY_PER_TIME"}),
+        ("$10K/MONTH part time", "Ann", "approved", {"MONEY_PER_TIME"}),
         (
             "Ask the recovery expert on WhatsApp +1 555 010 0199 about crypto investment",
             "Ann",
