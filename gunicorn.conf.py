@@ -79,9 +79,10 @@ max_requests_jitter = 1_000
 # bench/recycle.py measured requests stalling for up to that second at each recycling
 # (evenly loaded workers reach max_requests within moments of each other, so all of them
 # were loading at once). Forking is safe here: building the app opens no database
-# connection and starts no thread (the rules watcher starts in each worker on first use,
-# and prometheus_client's values follow the pid); post_fork below drops any pooled
-# connection all the same. GUNICORN_PRELOAD=false turns it off, for that comparison.
+# connection (prometheus_client's values follow the pid); post_fork below drops any pooled
+# connection all the same. The rules watcher runs in each worker from its first request,
+# and in the master from when_ready below, so that a worker forked later starts from the
+# last good rules. GUNICORN_PRELOAD=false turns it off, for that comparison.
 preload_app = os.environ.get("GUNICORN_PRELOAD", "true").lower() != "false"
 
 # Trust X-Forwarded-* only from these addresses (the proxy in front). The app's own
@@ -172,6 +173,26 @@ def on_starting(server):
     os.makedirs(_metrics_dir, exist_ok=True)
     for name in os.listdir(_metrics_dir):
         os.remove(os.path.join(_metrics_dir, name))
+
+
+def when_ready(server):
+    """Keep the preloaded app's rules current in the master too, for the workers it forks.
+
+    A worker forked later (a recycling, a crash) starts with the rules the master holds.
+    Loaded once at start, those were the rules of that moment: while the file was broken,
+    a new worker kept them as its "last good" rules, undoing every good edit made since
+    (found by an audit: two workers judging by two versions). With the watcher running in
+    the master as well, a new worker starts from the last good rules, as the others hold.
+    Forking beside this thread is safe: it holds no lock the workers need (logging's are
+    reset at fork), and one forked mid-load has not yet marked the file as seen, so the
+    worker loads it itself.
+    """
+    if not server.cfg.preload_app:
+        return  # the master holds no app: each worker loads the file as it starts
+    app = server.app.wsgi()
+    watcher = getattr(app, "extensions", {}).get("moderation.rules")
+    if watcher is not None:
+        watcher.start()
 
 
 def on_exit(server):

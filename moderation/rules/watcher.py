@@ -102,11 +102,13 @@ class RulesWatcher:
         signature = before + _signature(list(self.current.dependencies))
         if signature == self._signature:
             return False
-        # A broken file is reported once, not on every check: its signature is kept too.
-        self._signature = signature
         try:
             ruleset = load_rules(self.path)
         except RulesError as exc:
+            # A broken file is reported once, not on every check: its signature is kept
+            # too. Kept only now, after the load: a process forked while this thread was
+            # loading (gunicorn's master runs one) then sees the change and loads it itself.
+            self._signature = signature
             self._failed(str(exc))
             return False
         # The new rules may read other list files: watch those from now on.
