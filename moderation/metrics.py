@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
 from moderation.extensions import db, limiter
-from moderation.models import ClassifierToken, ClassifierTotal, Comment, Site
+from moderation.models import ClassifierToken, ClassifierTotal, Comment, Site, Status
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +62,19 @@ RATELIMIT_STORAGE_UP.set(1)
 
 
 class DatabaseCollector(Collector):
-    """Figures read from the database at scrape time: queue depth and classifier size.
+    """Figures read from the database at scrape time: whether it answers, queue depth and
+    classifier size.
 
-    With the database away they are left out, not the scrape failed: the requests answered
-    503 and the rules reload errors are what an operator needs to see at that moment.
+    With the database away the figures are left out, not the scrape failed: the requests
+    answered 503 and the rules reload errors are what an operator needs to see at that
+    moment, with `moderation_database_up 0` to alert on (a missing series alerts nobody).
     """
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        up = GaugeMetricFamily("moderation_database_up",
+                               "1 if the database answered this scrape's queries, else 0")
         try:
+            sites = db.session.scalars(sa.select(Site.slug)).all()
             depths = db.session.execute(
                 sa.select(Site.slug, Comment.status, sa.func.count())
                 .join(Site, Site.id == Comment.site_id)
@@ -84,12 +89,20 @@ class DatabaseCollector(Collector):
         except SQLAlchemyError as error:
             db.session.rollback()
             log.warning("metrics without database figures: %s", type(error).__name__)
+            up.add_metric([], 0)
+            yield up
             return
+        up.add_metric([], 1)
+        yield up
         depth = GaugeMetricFamily(
             "moderation_queue_depth", "Comments by site and status", labels=["site", "status"]
         )
-        for slug, status, count in depths:
-            depth.add_metric([slug, status.value], count)
+        # Every site and status, 0 included: a series that vanished when the queue emptied
+        # read as "no data" in a dashboard, and an alert on it never resolved.
+        counts = {(slug, status): count for slug, status, count in depths}
+        for slug in sites:
+            for status in Status:
+                depth.add_metric([slug, status.value], counts.get((slug, status), 0))
         yield depth
         tokens = GaugeMetricFamily("moderation_classifier_tokens", "Tokens the classifier knows")
         tokens.add_metric([], token_count or 0)

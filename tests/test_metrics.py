@@ -36,6 +36,16 @@ def test_metrics_count_requests_verdicts_and_queue_depth(api):
     assert "moderation_http_request_duration_seconds_bucket" in text
     assert "moderation_rules_reload_errors_total" in text
     assert "moderation_classifier_tokens" in text
+    assert value(text, "moderation_database_up ") == 1
+
+
+def test_an_empty_queue_reads_0_not_no_data(api):
+    """The depth series of a status with no comment vanished (after a purge, say): a
+    dashboard showed no data, and an alert on the depth never resolved."""
+    text = api.get("/metrics").get_data(as_text=True)
+    for status in ("pending", "approved", "spam", "rejected", "deleted"):
+        line = f'moderation_queue_depth{{site="default",status="{status}"}} 0.0'
+        assert line in text.splitlines(), status
 
 
 def test_a_route_method_and_status_seen_before_reuse_their_series(api):

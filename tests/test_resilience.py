@@ -57,6 +57,7 @@ def test_unreachable_database_answers_503_with_retry_after(limits):
         text = metrics.get_data(as_text=True)
         assert 'route="/api/v1/comments",status="503"' in text
         assert "moderation_queue_depth" not in text
+        assert "\nmoderation_database_up 0.0\n" in text  # what to alert on
     finally:
         close_app(app)
 
