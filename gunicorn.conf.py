@@ -203,16 +203,25 @@ def on_exit(server):
 
 def post_fork(server, worker):
     """Drop pooled database connections a preloaded app may hold: a connection must never be
-    shared by two processes. close=False leaves the master's own connections alone."""
+    shared by two processes. close=False leaves the master's own connections alone.
+
+    And follow the rules file from the worker's first moment, as the master did until the
+    fork: started at the worker's first request instead, the watcher of a worker that sat
+    idle through a good edit and then a broken one found the file broken, and kept the
+    rules it was forked with as its last good ones.
+    """
     if not server.cfg.preload_app:
         return  # the worker is about to build its own app
     app = server.app.wsgi()
-    if "sqlalchemy" in getattr(app, "extensions", {}):
+    extensions = getattr(app, "extensions", {})
+    if "sqlalchemy" in extensions:
         from moderation.extensions import db
 
         with app.app_context():
             for engine in db.engines.values():
                 engine.dispose(close=False)
+    if "moderation.rules" in extensions:
+        extensions["moderation.rules"].start()
 
 
 def worker_exit(server, worker):
