@@ -136,7 +136,10 @@ def test_recycled_workers_fork_from_the_preloaded_app_and_follow_rules_edits(tmp
     rules = tmp_path / "rules.yaml"
     rules.write_text("version: 1\nrules: []\n")
     recycle = ("--max-requests", "3", "--max-requests-jitter", "0")
-    with gunicorn(tmp_path, *recycle, MODERATION_RULES_FILE=str(rules)) as base:
+    # No watcher (the master's included) looks again during the test: what is checked is
+    # the look each worker takes as it is forked.
+    with gunicorn(tmp_path, *recycle, MODERATION_RULES_FILE=str(rules),
+                  MODERATION_RULES_RELOAD_INTERVAL="60") as base:
         for n in range(12):
             assert post_comment(base, n) == 201
         aside = tmp_path / "rules.tmp"
@@ -144,10 +147,11 @@ def test_recycled_workers_fork_from_the_preloaded_app_and_follow_rules_edits(tmp
                          "outcome: rejected}]\n")
         os.replace(aside, rules)
         # The two workers running now serve at most three requests each, with the rules
-        # they had (until their own watcher's next look); every worker forked after them
-        # must judge by the edited file from its first request.
+        # they had (until their own watcher's next look), in any order among the others;
+        # every worker forked after them must judge by the edited file from its first
+        # request, though the master still holds the rules as they were.
         answers = [post_comment(base, 100 + n, f"A zebra, number {n}.") for n in range(12)]
-        assert answers[6:] == [403] * 6, answers
+        assert answers.count(201) <= 6 and set(answers) <= {201, 403}, answers
         _, body = call(base + "/metrics")
     # Counters of recycled workers stay in the sum.
     line = [row for row in body.decode().splitlines()

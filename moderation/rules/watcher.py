@@ -111,9 +111,12 @@ class RulesWatcher:
             self._signature = signature
             self._failed(str(exc))
             return False
+        # The rules first, then the files' signature: a process forked between the two
+        # (gunicorn's master runs this thread) sees the files as changed, and loads them
+        # again; the other way round it would have kept the old rules as up to date.
+        self.current = ruleset
         # The new rules may read other list files: watch those from now on.
         self._signature = before + _signature(list(ruleset.dependencies))
-        self.current = ruleset
         self.loaded_at = datetime.now(UTC)
         self.last_error = None
         log.info("rules reloaded from %s, version %s", self.path, ruleset.version[:12])
