@@ -124,7 +124,8 @@ class _Builder:
         try:
             FileSchema().load(data)
         except ValidationError as exc:
-            for key, message in _flatten(exc.messages):
+            # Sorted: marshmallow names unknown keys in a set's order, different each run.
+            for key, message in sorted(_flatten(exc.messages)):
                 self.fail("", key, message)
         raw_rules = data.get("rules") or []
         rules = self._rules(raw_rules if isinstance(raw_rules, list) else [])
@@ -176,7 +177,10 @@ class _Builder:
         schema_class = RULE_SCHEMAS.get(rule_type) if isinstance(rule_type, str) else None
         if schema_class is None:
             known = ", ".join(RULE_SCHEMAS)
-            self.fail(where, "type", f"unknown rule type {rule_type!r} (one of {known})")
+            if rule_type is None:  # not "unknown rule type None": the key is missing
+                self.fail(where, "type", f"missing (one of {known})")
+            else:
+                self.fail(where, "type", f"unknown rule type {rule_type!r} (one of {known})")
             return None
         try:
             spec = schema_class().load(raw)

@@ -15,6 +15,10 @@ SITE_SLUG = r"^[a-z0-9-]{1,64}$"
 # Flask-limiter limit strings: "5/minute", "5 per minute", "10/2 hours", joined by ; or ,.
 _LIMIT_ITEM = r"\s*\d+\s*(?:/|per)\s*(?:\d+\s*)?(?:second|minute|hour|day|month|year)s?\s*"
 LIMIT_STRING = rf"^{_LIMIT_ITEM}(?:[;,]{_LIMIT_ITEM})*$"
+# What the patterns above mean, said to an admin whose file breaks one of them.
+_ID = "Must be 1-64 capital letters, digits or underscores, such as MANY_LINKS."
+_SLUG = "Must be a site's slug: 1-64 lower-case letters, digits or hyphens, such as news."
+_LIMIT = 'Must be a limit such as "5/minute" or "5/minute;30/hour", or null for none.'
 OVERRIDABLE_NEVER = ("id", "type")
 
 
@@ -85,9 +89,11 @@ class TrustSchema(_Strict):
 
 
 class LimitsSchema(_Strict):
-    per_ip = fields.String(allow_none=True, validate=validate.Regexp(LIMIT_STRING))
-    per_email = fields.String(allow_none=True, validate=validate.Regexp(LIMIT_STRING))
-    flag_per_reporter = fields.String(allow_none=True, validate=validate.Regexp(LIMIT_STRING))
+    per_ip = fields.String(allow_none=True, validate=validate.Regexp(LIMIT_STRING, error=_LIMIT))
+    per_email = fields.String(allow_none=True,
+                              validate=validate.Regexp(LIMIT_STRING, error=_LIMIT))
+    flag_per_reporter = fields.String(allow_none=True,
+                                      validate=validate.Regexp(LIMIT_STRING, error=_LIMIT))
 
 
 class DuplicatesSchema(_Strict):
@@ -150,7 +156,8 @@ class FileSchema(SiteSchema):
     version = fields.Integer(strict=True, required=True, validate=validate.Equal(1))
     rules = fields.List(fields.Raw())
     sites = fields.Dict(
-        keys=fields.String(validate=validate.Regexp(SITE_SLUG)), values=fields.Raw()
+        keys=fields.String(validate=validate.Regexp(SITE_SLUG, error=_SLUG)),
+        values=fields.Raw()
     )
 
 
@@ -161,7 +168,7 @@ class RuleSchema(_Strict):
     allowed_targets: ClassVar[tuple[str, ...]] = ("content",)
     scored: ClassVar[bool] = True
 
-    id = fields.String(required=True, validate=validate.Regexp(RULE_ID))
+    id = fields.String(required=True, validate=validate.Regexp(RULE_ID, error=_ID))
     type = fields.String(required=True)
     targets = fields.List(fields.String(validate=validate.OneOf(TARGETS)))
     score = Float(allow_nan=False, validate=_score())

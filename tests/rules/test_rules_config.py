@@ -162,8 +162,20 @@ def refusal(text: str, base_dir: Path | None = None) -> str:
             "rules.yaml: rule T: type: unknown rule type 'wordlist'",
         ),
         (
+            "version: 1\nrules: [{id: T, terms: [a], score: 1}]",
+            "rules.yaml: rule T: type: missing (one of terms, ",
+        ),
+        (
+            "version: 1\nlimits: {per_ip: lots}",
+            'rules.yaml: limits.per_ip: Must be a limit such as "5/minute"',
+        ),
+        (
+            "version: 1\nsites: {News: {thresholds: {spam: 9}}}",
+            "rules.yaml: sites.News.key: Must be a site's slug",
+        ),
+        (
             "version: 1\nrules: [{id: bad id, type: terms, terms: [a], score: 1}]",
-            "rules.yaml: rule bad id: id: String does not match expected pattern.",
+            "rules.yaml: rule bad id: id: Must be 1-64 capital letters, digits or underscores",
         ),
         (
             "version: 1\nrules: [{id: T, type: terms, terms: [a], score: 1, targets: [body]}]",
@@ -200,7 +212,6 @@ def refusal(text: str, base_dir: Path | None = None) -> str:
             "version: 1\nthresholds: {pending: 7, spam: 6}",
             "rules.yaml: thresholds.pending: must not be above thresholds.spam",
         ),
-        ("version: 1\nlimits: {per_ip: lots}", "rules.yaml: limits.per_ip: String does not match"),
         ("version: 2", "rules.yaml: version: Must be equal to 1."),
         ("version: 1\nversion: 1", "rules.yaml: line 2, column 1: key 'version' is given twice"),
         ("version: 1\nrules: [", "rules.yaml: line 3, column 1: did not find expected node"),
