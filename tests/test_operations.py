@@ -16,7 +16,7 @@ def test_health_and_readiness(client):
     assert client.get("/healthz").get_json()["status"] == "ok"
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.get_json()["checks"] == {"database": "ok", "rules": "ok"}
+    assert ready.get_json()["checks"] == {"database": "ok", "schema": "ok", "rules": "ok"}
 
 
 def test_openapi_lists_every_route_with_the_bearer_scheme(app, client):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from flask import jsonify
 from flask_smorest.error_handler import ErrorSchema
 from marshmallow import fields
@@ -15,6 +14,7 @@ from moderation.api import RETRY_AFTER, Blueprint
 from moderation.errors import DATABASE_RETRY_AFTER
 from moderation.extensions import db
 from moderation.metrics import metrics_response
+from moderation.schema_version import ADVICE, SchemaState, schema_state
 from moderation.schemas import HealthSchema
 from moderation.services.rules import watcher
 
@@ -49,27 +49,44 @@ class NotReadySchema(ErrorSchema):
 @blp.route("/readyz")
 @blp.response(200, HealthSchema)
 @blp.alt_response(503, schema=NotReadySchema, headers=RETRY_AFTER,
-                  description="Database unreachable or no rules")
+                  description="Database unreachable or not migrated, or no rules")
 def readyz() -> Any:
-    """The database answers and rules are loaded."""
-    checks = {"database": "ok", "rules": "ok"}
+    """The database answers with the schema this code's migrations lead to; rules are loaded."""
+    checks = {"database": "ok", "schema": "ok", "rules": "ok"}
+    failing = []
+    advice = []
     try:
-        db.session.execute(sa.text("SELECT 1"))
+        state = schema_state(db.session.connection())
     except SQLAlchemyError:
         db.session.rollback()
         checks["database"] = "unreachable"
+        checks["schema"] = "unknown"
+        failing.append("database unreachable")
+    else:
+        checks["schema"] = state.value
+        # A schema ahead of the code is still ready. In a rolling deploy the new release's
+        # `moderation init` migrates before the old workers are replaced, and the
+        # migrations only add (tables, nullable or defaulted columns, indexes), so the old
+        # code keeps working; calling it not ready would take every old worker out of the
+        # rotation at once, before a new one is up: an outage for a schema it can use.
+        # Missing or behind is not ready: the code's queries name tables and columns that
+        # are not there, so every request would fail.
+        if state in (SchemaState.MISSING, SchemaState.BEHIND):
+            failing.append(f"schema {state.value}")
+            advice.append(ADVICE[state])
     try:
         rules_loaded = watcher().current is not None
     except Exception:  # noqa: BLE001 - any failure to have rules means not ready
         rules_loaded = False
     if not rules_loaded:
         checks["rules"] = "not loaded"
-    failing = [f"{name} {state}" for name, state in checks.items() if state != "ok"]
+        failing.append("rules not loaded")
     if not failing:
         return {"status": "ok", "checks": checks}
     # Like every other error, in the contract's shape: the probe's 503 reads as the API's.
+    message = " ".join([f"Not ready: {', '.join(failing)}.", *advice])
     response = jsonify({"code": 503, "status": HTTP_STATUS_CODES[503],
-                        "message": f"Not ready: {', '.join(failing)}.", "checks": checks})
+                        "message": message, "checks": checks})
     response.status_code = 503
     response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
     return response

@@ -1,0 +1,92 @@
+"""Started without `moderation init` (a plain gunicorn or systemd start): the probe and the
+API say not ready and what to do, instead of 200 and a 500 on every request."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask_migrate import upgrade
+
+from moderation.errors import DATABASE_RETRY_AFTER
+from moderation.extensions import db
+from tests.conftest import close_app, comment, make_app
+
+THREAD = "/api/v1/comments?thread=/2026/11/27/a-story"
+
+
+@pytest.fixture
+def empty_database_url(database_url: str, tmp_path) -> Iterator[str]:
+    """A database no migration ever ran on, of the suite's kind (SQLite or PostgreSQL)."""
+    if not database_url.startswith("postgresql"):
+        yield f"sqlite:///{tmp_path / 'never-migrated.sqlite3'}"
+        return
+    url = sa.make_url(database_url)
+    name = f"{url.database}_never_migrated"
+    server = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with server.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        server.dispose()
+
+
+@pytest.fixture
+def fresh_app(empty_database_url: str) -> Iterator[Flask]:
+    app = make_app(empty_database_url)
+    yield app
+    close_app(app)
+
+
+def _assert_not_migrated(response, advice: str = "run `moderation init`") -> None:
+    assert response.status_code == 503, response.get_json()
+    assert response.headers["Retry-After"] == str(DATABASE_RETRY_AFTER)
+    body = response.get_json()
+    assert {"code": 503, "status": "Service Unavailable"}.items() <= body.items()
+    assert advice in body["message"]
+
+
+def test_a_database_never_migrated_is_not_ready_until_init(fresh_app):
+    client = fresh_app.test_client()
+    ready = client.get("/readyz")
+    _assert_not_migrated(ready)
+    assert ready.get_json()["checks"] == {
+        "database": "ok", "schema": "not migrated", "rules": "ok"}
+    assert ready.get_json()["message"].startswith("Not ready: schema not migrated.")
+
+    result = fresh_app.test_cli_runner().invoke(args=["init"])
+    assert result.exit_code == 0, result.output
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json()["checks"] == {"database": "ok", "schema": "ok", "rules": "ok"}
+    assert client.post("/api/v1/comments", json=comment()).status_code == 201
+    assert client.get(THREAD).status_code == 200
+
+
+def test_a_schema_behind_the_code_is_not_ready(fresh_app):
+    with fresh_app.app_context():
+        upgrade(revision="0006")  # the comments' thread_title and thread_url come in 0007
+    client = fresh_app.test_client()
+    ready = client.get("/readyz")
+    _assert_not_migrated(ready)
+    assert ready.get_json()["checks"]["schema"] == "behind the code"
+
+
+def test_a_schema_ahead_of_the_code_stays_ready(fresh_app):
+    """A newer release migrated the database while this one still serves (a rolling
+    deploy): its migrations only add, so this code still works and stays in rotation."""
+    with fresh_app.app_context():
+        upgrade()
+        db.session.execute(sa.text("UPDATE alembic_version SET version_num = '0099'"))
+        db.session.commit()
+    client = fresh_app.test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json()["checks"]["schema"] == "ahead of the code"
+    assert client.post("/api/v1/comments", json=comment()).status_code == 201
