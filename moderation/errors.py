@@ -6,12 +6,13 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify
-from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
 from moderation.extensions import db
+from moderation.schema_version import ADVICE, SchemaState, schema_state
 
 
 class ConfigError(ValueError):
@@ -154,7 +155,44 @@ def _database_unavailable(error: Exception) -> Response:
     )
 
 
+# PostgreSQL's SQLSTATEs for a table and a column the query names that do not exist.
+_UNDEFINED_TABLE_OR_COLUMN = {"42P01", "42703"}
+
+
+def _names_what_is_not_there(error: DBAPIError) -> bool:
+    """The query named a table or a column the database does not have."""
+    if getattr(error.orig, "sqlstate", None) in _UNDEFINED_TABLE_OR_COLUMN:
+        return True
+    # SQLite gives them no code of their own (SQLITE_ERROR, as for any other), only words.
+    message = str(error.orig)
+    return isinstance(error, OperationalError) and (
+        message.startswith(("no such table", "no such column"))
+        or " has no column named " in message
+    )
+
+
+def _schema_not_at_head(error: DBAPIError) -> Response | None:
+    """A 503 naming what to do when the database's schema is not this code's; None when it
+    is, for then a table or column missing is a bug, to be logged as one."""
+    db.session.rollback()
+    try:
+        state = schema_state(db.session.connection())
+    except SQLAlchemyError:
+        return _database_unavailable(error)
+    finally:
+        db.session.rollback()
+    if state is SchemaState.CURRENT:
+        return None
+    log.error("database schema %s: %s", state.value, ADVICE[state])
+    return error_response(503, ADVICE[state],
+                          headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
+
+
 def _handle_dbapi_error(error: DBAPIError) -> Response:
+    if _names_what_is_not_there(error):
+        # Started without `moderation init` (a plain gunicorn or systemd start), every
+        # query fails so: the operator's to fix, not a bug, and the same answer /readyz gives.
+        return _schema_not_at_head(error) or _handle_unexpected(error)
     if isinstance(error, OperationalError) or error.connection_invalidated:
         return _database_unavailable(error)
     if isinstance(error, DataError):
