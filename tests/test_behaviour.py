@@ -264,6 +264,84 @@ def test_form_token_catches_missing_and_too_fast_posts(api, keys, monkeypatch):
     assert status_of(too_fast) == "spam"
 
 
+def _tampered(token):
+    """The token with one character of its signature changed: what a forger sends."""
+    return token[:-1] + ("A" if token[-1] != "A" else "B")
+
+
+# What a page sends: the token (given a way to fetch one as served), how many seconds later.
+REFUSED_TOKENS = [
+    ("missing", lambda served: None, 5, "missing", "no form token was sent"),
+    ("not a token", lambda served: "not-a-token", 5, "invalid",
+     "the form token is not valid for this page"),
+    ("forged", lambda served: _tampered(served("other", "/story")), 5, "invalid",
+     "the form token is not valid for this page"),
+    ("another thread", lambda served: served("other", "/elsewhere"), 5, "other_page",
+     "the form token was served for another site or page"),
+    ("another site", lambda served: served("default", "/story"), 5, "other_page",
+     "the form token was served for another site or page"),
+    # limits_rules.yaml: max_age_seconds 3600, min_seconds 2
+    ("expired", lambda served: served("other", "/story"), 3602, "expired",
+     "the form token expired (served more than 3600 seconds ago)"),
+    ("too fast", lambda served: served("other", "/story"), 0, "too_fast",
+     "the form was sent less than 2 seconds after the page was served"),
+]
+
+
+@pytest.mark.parametrize("token_for, later, cause, explanation",
+                         [case[1:] for case in REFUSED_TOKENS],
+                         ids=[case[0] for case in REFUSED_TOKENS])
+def test_a_refused_form_token_says_what_was_wrong_with_it(
+        api, keys, monkeypatch, token_for, later, cause, explanation):
+    """Every refused token was explained as "sent less than N seconds after the page was
+    served", an expired one too: a site owner whose template sends no token, or whose
+    cached pages carry stale ones, was told nothing they could fix. The hit names the cause."""
+    served_at = time.time()
+    monkeypatch.setattr(time, "time", lambda: served_at)
+
+    def served(site, thread):
+        return api.get("/api/v1/form-token", query_string={"site": site, "thread": thread}
+                       ).get_json()["form_token"]
+
+    token = token_for(served)
+    monkeypatch.setattr(time, "time", lambda: served_at + later)
+    answer = api.post("/api/v1/comments",
+                      comment(site="other", thread="/story", form_token=token))
+    assert answer.status_code == 201, answer.get_json()
+    detail = api.get(f"/api/v1/moderation/comments/{answer.get_json()['id']}",
+                     key=keys.admin).get_json()
+    assert detail["status"] == "spam"
+    assert [(hit["rule"], hit["match"], hit["explanation"]) for hit in detail["hits"]] == [
+        ("FORM_TOO_FAST", cause, explanation)]
+
+
+def test_an_expired_form_token_is_not_called_too_fast(database_url, tmp_path, monkeypatch):
+    """The audit's case: min_seconds 0, max_age_seconds 1, posted 2.5 s after it was
+    served. It was explained as "sent less than 0 seconds after the page was served"."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\ntrust: {hold_new_commenters: false}\nrules: []\n"
+                     "form_token: {enabled: true, min_seconds: 0, max_age_seconds: 1}\n")
+    app = make_app(database_url, RULES_FILE=str(rules))
+    with app.app_context():
+        _empty_tables()
+    try:
+        client = app.test_client()
+        served_at = time.time()
+        monkeypatch.setattr(time, "time", lambda: served_at)
+        token = client.get("/api/v1/form-token?site=default&thread=/t").get_json()["form_token"]
+        monkeypatch.setattr(time, "time", lambda: served_at + 2.5)
+        answer = client.post("/api/v1/comments", json=comment(thread="/t", form_token=token))
+        assert answer.status_code == 201, answer.get_json()
+        with app.app_context():
+            from moderation.extensions import db
+            from moderation.models import Comment
+            hits = db.session.get(Comment, answer.get_json()["id"]).hits
+        assert [(hit["rule"], hit["explanation"]) for hit in hits] == [
+            ("FORM_TOO_FAST", "the form token expired (served more than 1 second ago)")]
+    finally:
+        close_app(app)
+
+
 def test_a_sites_backend_need_not_relay_a_form_token(api, keys, monkeypatch):
     """With form tokens on, a submission from the site's own backend (its key) without a
     token was filed as spam (FORM_TOO_FAST): the backend served its own form. A token it

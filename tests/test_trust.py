@@ -63,7 +63,7 @@ def test_history_counts_and_the_bad_run_since_the_last_approval(app, api, keys):
     def history() -> tuple[int, int, int]:
         with app.test_request_context():
             context = trust.context_for(email_hash(comment()["author_email"]),
-                                        honeypot_filled=False, form_too_fast=False)
+                                        honeypot_filled=False, form_token_problem=None)
             return context.approved_count, context.rejected_count, context.recent_bad_run
 
     assert history() == (0, 0, 0)

@@ -213,7 +213,7 @@ def submit_comment() -> Any:
         raise Invalid("Idempotency-Key must be 1 to 255 characters, none a control character.",
                       {"Idempotency-Key": ["Length must be between 1 and 255, "
                                            "without control characters."]})
-    signals = _signals(fields, honeypot_filled, _form_too_fast(fields))
+    signals = _signals(fields, honeypot_filled, _form_token_problem(fields))
     answer = comments.submit(fields, signals, idempotency_key)
     if from_form and answer.status_code == 201 and _is_navigation():
         target = _form_return_url(fields, answer)
@@ -234,18 +234,20 @@ def _take_honeypot(body: dict[str, Any]) -> bool:
     return bool(str(body.pop(field)).strip())
 
 
-def _form_too_fast(fields: dict[str, Any]) -> bool:
-    """With form tokens on for the site, a missing, forged or too-quick token is a bot.
+def _form_token_problem(fields: dict[str, Any]) -> str | None:
+    """With form tokens on for the site, what is wrong with the submission's token, if anything:
+    missing, forged, for another page, expired or too quick (each marks a bot, or a page
+    that serves a stale or no token).
 
     Not a missing one from the site's own backend (its key): the backend served its form
     itself, and may relay the page's token, which is then checked, but need not.
     """
     settings = current_rules().settings_for(fields["site"]).form_token
     if not settings.enabled:
-        return False
+        return None
     if fields.get("form_token") is None and site_caller() is not None:
-        return False
-    return form_tokens.too_fast(
+        return None
+    return form_tokens.problem(
         fields.get("form_token"), fields["site"], fields["thread"],
         settings.min_seconds, settings.max_age_seconds,
     )
@@ -256,7 +258,7 @@ NETWORK_FIELDS = ("ip", "user_agent", "referrer")
 
 
 def _signals(
-    fields: dict[str, Any], honeypot_filled: bool, form_too_fast: bool
+    fields: dict[str, Any], honeypot_filled: bool, form_token_problem: str | None
 ) -> comments.Signals:
     """Network facts: from the body only for the site's own key, else from the request."""
     caller = site_caller()
@@ -270,7 +272,7 @@ def _signals(
             user_agent=fields.get("user_agent"),
             referrer=fields.get("referrer"),
             honeypot_filled=honeypot_filled,
-            form_too_fast=form_too_fast,
+            form_token_problem=form_token_problem,
             from_site_key=True,
         )
     return comments.Signals(
@@ -278,7 +280,7 @@ def _signals(
         user_agent=_header_text(request.user_agent.string, 512),
         referrer=_header_text(request.referrer, 2048),
         honeypot_filled=honeypot_filled,
-        form_too_fast=form_too_fast,
+        form_token_problem=form_token_problem,
     )
 
 

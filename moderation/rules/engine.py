@@ -9,6 +9,10 @@ from .model import (
     OUTCOME_PRIORITY,
     PENDING,
     SPAM,
+    TOKEN_EXPIRED,
+    TOKEN_MISSING,
+    TOKEN_OTHER_PAGE,
+    TOKEN_TOO_FAST,
     Context,
     Hit,
     SiteSettings,
@@ -64,6 +68,25 @@ def _rule_hits(ruleset: RuleSet, subject: Subject, context: Context) -> list[Hit
     ]
 
 
+def _seconds(seconds: float) -> str:
+    return f"{seconds:g} second" if seconds == 1 else f"{seconds:g} seconds"
+
+
+def _form_token_explanation(settings: SiteSettings, problem: str) -> str:
+    """What was wrong with the form token, in words a site owner can act on."""
+    token = settings.form_token
+    if problem == TOKEN_MISSING:
+        return "no form token was sent"
+    if problem == TOKEN_OTHER_PAGE:
+        return "the form token was served for another site or page"
+    if problem == TOKEN_EXPIRED:
+        return f"the form token expired (served more than {_seconds(token.max_age_seconds)} ago)"
+    if problem == TOKEN_TOO_FAST:
+        return (f"the form was sent less than {_seconds(token.min_seconds)} "
+                "after the page was served")
+    return "the form token is not valid for this page"
+
+
 def _bot_and_trust_hits(settings: SiteSettings, context: Context) -> list[Hit]:
     """The engine's own hits that take part in the decision (bot traps, known commenters)."""
     hits = []
@@ -79,16 +102,15 @@ def _bot_and_trust_hits(settings: SiteSettings, context: Context) -> list[Hit]:
                 "which only bots do",
             )
         )
-    if context.form_too_fast and settings.form_token.enabled:
+    if context.form_token_problem and settings.form_token.enabled:
         hits.append(
             Hit(
                 "FORM_TOO_FAST",
                 "form",
-                "",
+                context.form_token_problem,
                 0.0,
                 SPAM,
-                f"the form was sent less than {settings.form_token.min_seconds:g} "
-                "seconds after the page was served",
+                _form_token_explanation(settings, context.form_token_problem),
             )
         )
     trust = settings.trust

@@ -18,6 +18,16 @@ TARGETS = ("content", "author_name", "author_email", "author_url", "ip", "user_a
 LIVE = "live"
 SHADOW = "shadow"
 
+# Why a submission's form token was refused (Context.form_token_problem): the FORM_TOO_FAST
+# hit names it, in its match and explanation, so a site owner can tell a template that
+# sends no token, or a cached page whose token went stale, from a bot.
+TOKEN_MISSING = "missing"
+TOKEN_INVALID = "invalid"  # not signed with our secret key, or not a token at all
+TOKEN_OTHER_PAGE = "other_page"  # fetched for another site or thread
+TOKEN_EXPIRED = "expired"  # served more than max_age_seconds ago
+TOKEN_TOO_FAST = "too_fast"  # served less than min_seconds ago
+TOKEN_PROBLEMS = (TOKEN_MISSING, TOKEN_INVALID, TOKEN_OTHER_PAGE, TOKEN_EXPIRED, TOKEN_TOO_FAST)
+
 
 @dataclass(frozen=True)
 class Submission:
@@ -50,7 +60,8 @@ class Context:
     rejected_count: int = 0
     recent_bad_run: int = 0
     honeypot_filled: bool = False
-    form_too_fast: bool = False
+    # One of TOKEN_PROBLEMS when form tokens are on and this submission's was refused.
+    form_token_problem: str | None = None
     classify: Callable[[str], ClassifierScore] | None = None
 
 

@@ -90,7 +90,7 @@ def backtest(ruleset: RuleSet, limit: int) -> dict[str, Any]:
         context = trust.context_for(
             comment.email_hash,
             honeypot_filled=False,
-            form_too_fast=False,
+            form_token_problem=None,
             before_id=comment.id,
             classify=partial(learning.classify, leave_out=comment.learned_as,
                              comment_id=comment.id),

@@ -48,7 +48,8 @@ class Signals:
     user_agent: str | None
     referrer: str | None
     honeypot_filled: bool = False
-    form_too_fast: bool = False
+    # Why the form token was refused (rules.model.TOKEN_PROBLEMS); None when it was not.
+    form_token_problem: str | None = None
     # Sent by the site's own backend with its key: trusted for what it says of the page.
     from_site_key: bool = False
 
@@ -269,7 +270,7 @@ def _judge(place: Place, fields: dict[str, Any], signals: Signals) -> Judged:
     context = trust.context_for(
         commenter,
         honeypot_filled=signals.honeypot_filled,
-        form_too_fast=signals.form_too_fast,
+        form_token_problem=signals.form_token_problem,
     )
     return Judged(
         place=place,

@@ -5,7 +5,15 @@ from __future__ import annotations
 import time
 
 from flask import current_app
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from moderation.rules.model import (
+    TOKEN_EXPIRED,
+    TOKEN_INVALID,
+    TOKEN_MISSING,
+    TOKEN_OTHER_PAGE,
+    TOKEN_TOO_FAST,
+)
 
 SALT = "moderation.form-token"
 
@@ -19,15 +27,22 @@ def issue(site: str, thread: str) -> str:
     return _serializer().dumps({"site": site, "thread": thread, "at": time.time()})
 
 
-def too_fast(token: str | None, site: str, thread: str, min_seconds: float,
-             max_age_seconds: int) -> bool:
-    """True when the token is missing, forged, for another page, stale, or used too soon."""
+def problem(token: str | None, site: str, thread: str, min_seconds: float,
+            max_age_seconds: int) -> str | None:
+    """What is wrong with the token (one of the rules' TOKEN_PROBLEMS), or None if it is good:
+    missing, forged, for another page, stale, or used too soon."""
     if not token:
-        return True
+        return TOKEN_MISSING
     try:
         served = _serializer().loads(token, max_age=max_age_seconds)
+    except SignatureExpired:
+        return TOKEN_EXPIRED
     except BadSignature:
-        return True
-    if not isinstance(served, dict) or served.get("site") != site or served.get("thread") != thread:
-        return True
-    return time.time() - float(served.get("at", 0)) < min_seconds
+        return TOKEN_INVALID
+    if not isinstance(served, dict):
+        return TOKEN_INVALID
+    if served.get("site") != site or served.get("thread") != thread:
+        return TOKEN_OTHER_PAGE
+    if time.time() - float(served.get("at", 0)) < min_seconds:
+        return TOKEN_TOO_FAST
+    return None

@@ -91,6 +91,6 @@ def dry_run(comment: dict[str, Any], rules_yaml: str | None) -> Verdict:
         user_agent=comment["user_agent"] or "",
     )
     context = trust.context_for(
-        email_hash(comment["author_email"]), honeypot_filled=False, form_too_fast=False
+        email_hash(comment["author_email"]), honeypot_filled=False, form_token_problem=None
     )
     return evaluate(ruleset, submission, context)

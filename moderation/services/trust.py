@@ -57,7 +57,7 @@ def context_for(
     commenter: str,
     *,
     honeypot_filled: bool,
-    form_too_fast: bool,
+    form_token_problem: str | None,
     before_id: int | None = None,
     classify: Callable[[str], ClassifierScore] = learning.classify,
 ) -> Context:
@@ -74,6 +74,6 @@ def context_for(
         rejected_count=rejected_count,
         recent_bad_run=min(bad_run, RECENT),
         honeypot_filled=honeypot_filled,
-        form_too_fast=form_too_fast,
+        form_token_problem=form_token_problem,
         classify=classify,
     )

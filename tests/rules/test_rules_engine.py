@@ -145,7 +145,7 @@ def test_the_verdict_serialises_in_the_contract_shape() -> None:
             ["HONEYPOT", "TRUST_KNOWN"],
         ),
         (
-            Context(approved_count=5, form_too_fast=True),
+            Context(approved_count=5, form_token_problem="too_fast"),
             "hello",
             "spam",
             ["FORM_TOO_FAST", "TRUST_KNOWN"],
@@ -168,7 +168,7 @@ def test_an_allow_listed_newcomer_is_not_held() -> None:
 def test_trust_and_bot_traps_follow_the_settings() -> None:
     relaxed = parse_rules("version: 1\ntrust: {hold_new_commenters: false, hold_after_bad_run: 0}")
     submission = Submission("default", "t", "Ann", "ann@example.org", content="hi")
-    context = Context(recent_bad_run=5, honeypot_filled=True, form_too_fast=True)
+    context = Context(recent_bad_run=5, honeypot_filled=True, form_token_problem="missing")
     verdict = evaluate(relaxed, submission, context)
     assert (verdict.outcome, verdict.hits) == ("approved", ())
 
