@@ -186,6 +186,10 @@ def main() -> int:
     finally:
         remove(folder)
         redis.Redis.from_url(REDIS_URI).flushdb()
+        # The machine's PostgreSQL is shared (the test suite's database is on it): leave
+        # no database behind.
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
     report(opts, outcome)
     return 0
 
