@@ -80,9 +80,9 @@ max_requests_jitter = 1_000
 # (evenly loaded workers reach max_requests within moments of each other, so all of them
 # were loading at once). Forking is safe here: building the app opens no database
 # connection (prometheus_client's values follow the pid); post_fork below drops any pooled
-# connection all the same. The rules watcher runs in each worker from its first request,
-# and in the master from when_ready below, so that a worker forked later starts from the
-# last good rules. GUNICORN_PRELOAD=false turns it off, for that comparison.
+# connection all the same. The rules watcher runs in the master from when_ready and in
+# each worker from post_fork (below), so that a worker forked later starts from the last
+# good rules. GUNICORN_PRELOAD=false turns it off, for that comparison.
 preload_app = os.environ.get("GUNICORN_PRELOAD", "true").lower() != "false"
 
 # Trust X-Forwarded-* only from these addresses (the proxy in front). The app's own
@@ -189,8 +189,14 @@ def when_ready(server):
     """
     if not server.cfg.preload_app:
         return  # the master holds no app: each worker loads the file as it starts
-    app = server.app.wsgi()
-    watcher = getattr(app, "extensions", {}).get("moderation.rules")
+    _follow_rules(server.app.wsgi())
+
+
+def _follow_rules(app):
+    """Start the app's rules watcher in this process (a no-op where it runs already)."""
+    from moderation.services.rules import EXTENSION
+
+    watcher = getattr(app, "extensions", {}).get(EXTENSION)
     if watcher is not None:
         watcher.start()
 
@@ -213,15 +219,13 @@ def post_fork(server, worker):
     if not server.cfg.preload_app:
         return  # the worker is about to build its own app
     app = server.app.wsgi()
-    extensions = getattr(app, "extensions", {})
-    if "sqlalchemy" in extensions:
+    if "sqlalchemy" in getattr(app, "extensions", {}):
         from moderation.extensions import db
 
         with app.app_context():
             for engine in db.engines.values():
                 engine.dispose(close=False)
-    if "moderation.rules" in extensions:
-        extensions["moderation.rules"].start()
+    _follow_rules(app)
 
 
 def worker_exit(server, worker):

@@ -26,7 +26,6 @@ TOKEN_INVALID = "invalid"  # not signed with our secret key, or not a token at a
 TOKEN_OTHER_PAGE = "other_page"  # fetched for another site or thread
 TOKEN_EXPIRED = "expired"  # served more than max_age_seconds ago
 TOKEN_TOO_FAST = "too_fast"  # served less than min_seconds ago
-TOKEN_PROBLEMS = (TOKEN_MISSING, TOKEN_INVALID, TOKEN_OTHER_PAGE, TOKEN_EXPIRED, TOKEN_TOO_FAST)
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ class Context:
     rejected_count: int = 0
     recent_bad_run: int = 0
     honeypot_filled: bool = False
-    # One of TOKEN_PROBLEMS when form tokens are on and this submission's was refused.
+    # One of the TOKEN_* causes when form tokens are on and this submission's was refused.
     form_token_problem: str | None = None
     classify: Callable[[str], ClassifierScore] | None = None
 

@@ -48,7 +48,7 @@ class Signals:
     user_agent: str | None
     referrer: str | None
     honeypot_filled: bool = False
-    # Why the form token was refused (rules.model.TOKEN_PROBLEMS); None when it was not.
+    # Why the form token was refused (one of rules.model's TOKEN_* causes); None when it was not.
     form_token_problem: str | None = None
     # Sent by the site's own backend with its key: trusted for what it says of the page.
     from_site_key: bool = False

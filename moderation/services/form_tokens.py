@@ -29,7 +29,7 @@ def issue(site: str, thread: str) -> str:
 
 def problem(token: str | None, site: str, thread: str, min_seconds: float,
             max_age_seconds: int) -> str | None:
-    """What is wrong with the token (one of the rules' TOKEN_PROBLEMS), or None if it is good:
+    """What is wrong with the token (one of the rules' TOKEN_* causes), or None if it is good:
     missing, forged, for another page, stale, or used too soon."""
     if not token:
         return TOKEN_MISSING
