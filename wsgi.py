@@ -1,5 +1,11 @@
 """What gunicorn loads: `gunicorn -c gunicorn.conf.py wsgi:app`."""
 
 from moderation import create_app
+from moderation.rules import RulesError
 
-app = create_app()
+try:
+    app = create_app()
+except RulesError as error:
+    # A broken rules file at start is the operator's to fix: say what is wrong, once,
+    # rather than behind a traceback through gunicorn's and importlib's frames.
+    raise SystemExit(f"moderation: not starting, the rules file is invalid:\n{error}") from None

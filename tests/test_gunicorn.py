@@ -363,3 +363,18 @@ def test_a_request_the_worker_timeout_cuts_off_is_logged_without_its_uri(tmp_pat
     _assert_private(text)
     assert "WORKER TIMEOUT" in text
     assert "Error handling request POST\n" in text
+
+
+def test_a_broken_rules_file_stops_gunicorn_with_the_reasons_and_no_traceback(tmp_path):
+    """The operator reads what is wrong with the file, not 40 lines of import frames."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules:\n  - id: BROKEN\n    type: nope\n")
+    env = {**os.environ, "MODERATION_INSTANCE_PATH": str(tmp_path / "instance"),
+           "MODERATION_RULES_FILE": str(rules), "GUNICORN_BIND": "127.0.0.1:0"}
+    env.pop("DATABASE_URL", None)
+    started = subprocess.run([BIN / "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert started.returncode != 0
+    assert "Traceback" not in started.stderr
+    assert "the rules file is invalid" in started.stderr
+    assert "rule BROKEN: type: unknown rule type 'nope'" in started.stderr
