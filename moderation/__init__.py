@@ -96,6 +96,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from moderation.api import (
         IdConverter,
+        empty_options_answer_is_204,
         id_parameter_schema,
         no_content_type_without_content,
         security_headers,
@@ -114,6 +115,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         api.register_blueprint(module.blp)
     app.after_request(public.add_cors_headers)
     app.after_request(no_content_type_without_content)
+    # Runs before the one above (Flask runs these hooks last-registered first).
+    app.after_request(empty_options_answer_is_204)
     app.after_request(security_headers)
 
     from moderation.cli import register_commands

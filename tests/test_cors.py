@@ -15,6 +15,9 @@ def test_a_preflight_admits_any_sites_origin(api, two_sites):
         answer = api.client.options("/api/v1/comments", headers={
             "Origin": origin, "Access-Control-Request-Method": "POST"})
         assert _allowed(answer) == origin
+        # Empty, and said so: not Flask's empty 200 typed text/html.
+        assert answer.status_code == 204
+        assert answer.data == b"" and "Content-Type" not in answer.headers
     stranger = api.client.options("/api/v1/comments", headers={
         "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
     assert _allowed(stranger) is None
@@ -109,5 +112,5 @@ def test_an_origin_no_browser_sends_is_not_allowed_and_not_a_500(api, two_sites)
         "Origin": bad, "Access-Control-Request-Method": "POST"})
     posted = api.post("/api/v1/comments", comment(site="news"), headers={"Origin": bad})
     read = api.get("/api/v1/comments?site=news&thread=/a", headers={"Origin": bad})
-    assert (preflight.status_code, posted.status_code, read.status_code) == (200, 201, 200)
+    assert (preflight.status_code, posted.status_code, read.status_code) == (204, 201, 200)
     assert _allowed(preflight) is _allowed(posted) is _allowed(read) is None

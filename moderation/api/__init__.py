@@ -172,6 +172,15 @@ def errors(blp: Blueprint, *codes: int) -> Callable[[F], F]:
     return decorator
 
 
+def empty_options_answer_is_204(response: Response) -> Response:
+    """Flask answers OPTIONS (a CORS preflight) with an empty 200 typed text/html; an
+    empty answer is a 204, as well-known APIs answer a preflight."""
+    if (request.method == "OPTIONS" and response.status_code == 200
+            and response.calculate_content_length() == 0):
+        response.status_code = 204
+    return response
+
+
 def no_content_type_without_content(response: Response) -> Response:
     """A 204 carries no body, so it names no type for one (RFC 9110 8.3).
 
