@@ -195,6 +195,26 @@ def check_rules(path: str) -> None:
     rules = len(ruleset.rules_for("default"))
     sites = len(ruleset.sites)
     click.echo(f"{path}: OK, {rules} rules, {sites} site overrides, version {ruleset.version[:12]}")
+    unknown = _sites_not_in_database(ruleset.sites)
+    if unknown:
+        # A typo in a slug makes its overrides apply to nothing, silently: a warning, not a
+        # failure, since a file may be checked before its site is made.
+        click.echo(f"warning: no site {', '.join(unknown)} in the database; the overrides "
+                   "for it apply once such a site is made (`moderation sites create`)",
+                   err=True)
+
+
+def _sites_not_in_database(slugs: tuple[str, ...]) -> list[str]:
+    """The slugs with no site in the database; none when the database cannot tell (away,
+    or not set up): checking a file needs no database."""
+    if not slugs:
+        return []
+    try:
+        known = set(db.session.scalars(sa.select(Site.slug).where(Site.slug.in_(slugs))))
+    except sa.exc.SQLAlchemyError:
+        db.session.rollback()
+        return []
+    return sorted(set(slugs) - known)
 
 
 @rules_group.command("backtest")

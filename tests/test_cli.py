@@ -69,6 +69,19 @@ def test_rules_check_passes_the_shipped_file_and_fails_a_broken_one(runner, tmp_
     assert "pattern" in result.output
 
 
+def test_rules_check_warns_of_overrides_for_a_site_the_database_lacks(runner, tmp_path):
+    """A misspelt slug's overrides applied to nothing, and the check said OK."""
+    assert runner.invoke(args=["sites", "create", "news"]).exit_code == 0
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules: []\nsites:\n  news: {thresholds: {spam: 9}}\n"
+                     "  nwes: {thresholds: {spam: 9}}\n")
+    result = runner.invoke(args=["rules", "check", str(rules)])
+    assert result.exit_code == 0, result.output
+    assert "OK" in result.output
+    assert "warning: no site nwes in the database" in result.output
+    assert "news," not in result.output
+
+
 @pytest.mark.parametrize("name", ["", "   ", "x" * 101])
 def test_keys_create_checks_the_name_as_the_api_does(runner, name):
     """The audit log names actors by key name: a blank or huge one would be unreadable."""
