@@ -32,8 +32,21 @@ class Float(fields.Float):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if isinstance(value, str):
+            if _reads_as_number(value):
+                # YAML 1.1 reads an exponent without a dot (1e5) as text, which surprises.
+                raise ValidationError(
+                    f"Not a valid number: {value[:40]!r} is text to YAML (quoted, or an "
+                    "exponent without a dot, such as 1e5); write a plain number, such as 2.")
             raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)
+
+
+def _reads_as_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 class Boolean(fields.Boolean):

@@ -266,7 +266,14 @@ def refusal(text: str, base_dir: Path | None = None) -> str:
         ),
         (
             "version: 1\nrules: [{id: T, type: terms, terms: [a], score: '2'}]",
-            "rules.yaml: rule T: score: Not a valid number.",
+            "rules.yaml: rule T: score: Not a valid number: '2' is text to YAML (quoted,",
+        ),
+        (
+            # YAML 1.1: an exponent without a dot is a string; the message said only "Not a
+            # valid number" of what reads as one.
+            "version: 1\nrules: [{id: T, type: terms, terms: [a], score: 1e400}]",
+            "rules.yaml: rule T: score: Not a valid number: '1e400' is text to YAML (quoted, "
+            "or an exponent without a dot, such as 1e5); write a plain number, such as 2.",
         ),
         ("version: 1\nthresholds: {pending: '3'}", "rules.yaml: thresholds.pending: Not a valid"),
         (
