@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
 from moderation.extensions import db, limiter
+from moderation.logs import method_name
 from moderation.models import ClassifierToken, ClassifierTotal, Comment, Site, Status
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,8 @@ def init_metrics(app: Flask) -> None:
     def _observe(response: Response) -> Response:
         route = request.url_rule.rule if request.url_rule else "unmatched"
         started = g.get("metrics_started", time.perf_counter())
-        requests, latency = _request_series(route, request.method, str(response.status_code))
+        requests, latency = _request_series(route, method_name(request.method),
+                                            str(response.status_code))
         requests.inc()
         latency.observe(time.perf_counter() - started)
         # After the limiter's own hooks (registered later, run earlier), which are where
@@ -170,8 +172,8 @@ def _request_series(route: str, method: str, status: str) -> tuple[Any, Any]:
 
     .labels() checks the values and takes a lock on every call; the children it hands back
     are the same objects each time, so each set is looked up once: 1.8% of intake's
-    instructions (callgrind). Bounded: the method is the client's to choose, on the
-    "unmatched" route.
+    instructions (callgrind). Bounded: the route is a pattern or "unmatched", the method
+    one of HTTP's or "other".
     """
     return REQUESTS.labels(route, method, status), LATENCY.labels(route, method)
 

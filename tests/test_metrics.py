@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -60,6 +61,24 @@ def test_a_route_method_and_status_seen_before_reuse_their_series(api):
     api.post("/api/v1/comments", comment(content="other words", author_email="b@example.org"))
     assert _request_series.cache_info().hits == hits + 1
     assert value(api.get("/metrics").get_data(as_text=True), submit) == before + 2
+
+
+def test_a_method_a_client_makes_up_is_counted_and_logged_as_other(api, caplog):
+    """gunicorn passes any token as the method: each made-up one was a label of its own
+    (a metric series per request, the client's own text in /metrics and the logs)."""
+    access = logging.getLogger("moderation.access")  # it does not propagate to caplog's
+    access.addHandler(caplog.handler)
+    try:
+        for made_up in ("XYZZY", "ADA~1.2.3.4", "PROPFIND"):
+            assert api.client.open("/nowhere", method=made_up).status_code in (404, 405)
+    finally:
+        access.removeHandler(caplog.handler)
+    text = api.get("/metrics").get_data(as_text=True)
+    assert "XYZZY" not in text and "ADA~" not in text and "PROPFIND" not in text
+    assert value(text, 'moderation_http_requests_total{method="other",route="unmatched"') == 3
+    logged = [record.fields["method"] for record in caplog.records
+              if record.name == "moderation.access"]
+    assert logged[:3] == ["other"] * 3
 
 
 # A process of its own: flask-limiter keeps its fallback state on the module's limiter,
