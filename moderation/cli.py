@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import sys
@@ -16,6 +17,7 @@ from flask_migrate import upgrade
 from marshmallow import ValidationError
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from moderation.config import make_private
 from moderation.errors import ConfigError, ServiceError
 from moderation.extensions import db
 from moderation.models import Site
@@ -94,6 +96,10 @@ def init_command() -> None:
     from moderation.services import keys
 
     upgrade()
+    default_database = Path(current_app.instance_path) / "moderation.sqlite3"
+    if current_app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{default_database}":
+        for path in make_private(default_database):
+            click.echo(f"{path}: now readable by its owner alone (it holds emails and IPs)")
     if keys.has_admin_key():
         click.echo("Database ready.")
         return
@@ -323,7 +329,11 @@ def backup_command(target: Path) -> None:
         # A dated file in a folder made for it (backups/2026-11-28.db, as the README
         # shows) works the first time too. Only for the operator: the copy holds every
         # commenter's email and IP.
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Each folder made, not only the last (mkdir's mode is for the last alone).
+        for folder in reversed(target.parents):
+            if not folder.exists():
+                with contextlib.suppress(FileExistsError):  # made meanwhile: it stands
+                    folder.mkdir(mode=0o700)
         created = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise click.ClickException(f"{target} exists; name a new file.") from None

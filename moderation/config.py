@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -65,6 +66,7 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
 
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         path = Path(app.instance_path) / "moderation.sqlite3"
+        _create_private(path)
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{path}"
     app.config["SQLALCHEMY_DATABASE_URI"] = _with_driver(app.config["SQLALCHEMY_DATABASE_URI"])
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(
@@ -143,9 +145,35 @@ def _engine_options(url: str, given: dict[str, Any], statement_timeout: float) -
     return options
 
 
+def _create_private(database: Path) -> None:
+    """The default SQLite file, made readable by its owner alone before SQLite first opens
+    it: it holds commenters' emails and IPs. SQLite gives its -wal and -shm files the
+    database file's mode. The instance folder is made private too."""
+    database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):  # made earlier, or by another worker first
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def make_private(database: Path) -> list[Path]:
+    """An existing install's instance folder, database and its -wal and -shm files, readable
+    by their owner alone (`moderation init` runs it: files made before the service made
+    them private); the paths it changed. One it may not change is left as it is."""
+    changed = []
+    for path, mode in ((database.parent, 0o700), (database, 0o600),
+                       (database.with_name(database.name + "-wal"), 0o600),
+                       (database.with_name(database.name + "-shm"), 0o600)):
+        try:
+            if path.exists() and path.stat().st_mode & 0o077:
+                path.chmod(mode)
+                changed.append(path)
+        except OSError:
+            pass  # not the owner: the operator's choice stands
+    return changed
+
+
 def _instance_secret(instance: Path) -> str:
     """The server secret, generated once into the instance folder and kept private."""
-    instance.mkdir(parents=True, exist_ok=True)
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = instance / "secret_key"
     if not path.exists():
         try:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import subprocess
+import sys
 from pathlib import Path
 from unittest import mock
 
@@ -268,7 +272,8 @@ def test_backup_copies_the_database_while_it_is_open(runner, app, api, keys, dat
     for n in range(3):
         assert api.post("/api/v1/comments", comment(
             author_email=f"b{n}@example.org", content=f"Kept {n}.")).status_code == 201
-    target = tmp_path / "backups" / "copy.db"  # a folder not made yet, as the README's
+    # Folders not made yet, as the README's; each is private, not only the last (audit).
+    target = tmp_path / "backups" / "2026" / "copy.db"
     result = runner.invoke(args=["backup", str(target)])
     if not database_url.startswith("sqlite"):
         assert result.exit_code == 1 and "pg_dump" in result.output and not target.exists()
@@ -277,6 +282,7 @@ def test_backup_copies_the_database_while_it_is_open(runner, app, api, keys, dat
     assert "3 comments" in result.output
     assert target.stat().st_mode & 0o777 == 0o600
     assert target.parent.stat().st_mode & 0o777 == 0o700
+    assert target.parent.parent.stat().st_mode & 0o777 == 0o700
     import sqlite3
 
     with sqlite3.connect(target) as copy:
@@ -286,3 +292,26 @@ def test_backup_copies_the_database_while_it_is_open(runner, app, api, keys, dat
     copy.close()
     again = runner.invoke(args=["backup", str(target)])
     assert again.exit_code == 1 and "exists" in again.output
+
+
+def test_init_makes_an_existing_default_database_private(tmp_path):
+    """An install made before the database was private keeps its 0644 file: init, which
+    `make run` runs at each start, makes it and its folder its owner's alone."""
+    env = {**os.environ, "MODERATION_INSTANCE_PATH": str(tmp_path / "instance")}
+    env.pop("DATABASE_URL", None)
+
+    def init() -> str:
+        done = subprocess.run([Path(sys.executable).parent / "moderation", "init"], env=env,
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    init()
+    database = tmp_path / "instance" / "moderation.sqlite3"
+    database.chmod(0o644)
+    database.parent.chmod(0o755)
+    said = init()
+    assert f"{database}: now readable by its owner alone" in said
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    assert stat.S_IMODE(database.parent.stat().st_mode) == 0o700
+    assert "now readable" not in init()

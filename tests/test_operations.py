@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import stat
 
 import pytest
+import sqlalchemy as sa
+from flask_migrate import upgrade
 
+from moderation import create_app
+from moderation.extensions import db
 from moderation.logs import JsonFormatter
-from tests.conftest import comment
+from tests.conftest import close_app, comment
 
 
 def test_health_and_readiness(client):
@@ -162,3 +168,27 @@ def test_a_database_error_in_the_log_carries_no_values(app):
             db.session.rollback()
     assert "secret@example.org" not in message
     assert "hidden due to hide_parameters" in message
+
+
+def test_the_default_sqlite_database_is_readable_by_its_owner_alone(tmp_path, monkeypatch):
+    """It holds commenters' emails and IPs, and was made 0644 in a 0755 folder (audit);
+    the backup of it was already 0600."""
+    instance = tmp_path / "instance"
+    monkeypatch.setenv("MODERATION_INSTANCE_PATH", str(instance))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    old_umask = os.umask(0o022)
+    try:
+        app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": None})
+        with app.app_context():
+            upgrade()
+            # Written in WAL mode: the -wal and -shm files exist while a connection is open.
+            db.session.execute(sa.text("CREATE TABLE t (x)"))
+            db.session.commit()
+            modes = {path.name: stat.S_IMODE(path.stat().st_mode)
+                     for path in instance.iterdir()}
+        close_app(app)
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(instance.stat().st_mode) == 0o700
+    assert modes["moderation.sqlite3"] == 0o600
+    assert modes["moderation.sqlite3-wal"] == modes["moderation.sqlite3-shm"] == 0o600
