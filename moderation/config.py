@@ -14,8 +14,11 @@ from moderation.database import BUSY_TIMEOUT, WriteLockedConnection
 from moderation.errors import ConfigError
 
 DEFAULTS: dict[str, Any] = {
-    # Bodies above this answer 413; a 10,000-character comment is well under it.
-    "MAX_CONTENT_LENGTH": 64 * 1024,
+    # Bodies above this answer 413. The largest valid submission fits: 10,000 characters
+    # of content at up to 12 bytes each (an emoji percent-encoded by a form, %F0%9F%98%80,
+    # or escaped in JSON as a surrogate pair) is 120,000 bytes, and the other fields, at
+    # their longest, under 60,000 more. At 64 KiB a form refused 7,300 CJK characters.
+    "MAX_CONTENT_LENGTH": 256 * 1024,
     "RULES_FILE": None,
     # SQLite's PRAGMA synchronous: FULL flushes every commit to disk, so nothing
     # acknowledged is lost even to a power cut; NORMAL is faster and survives only

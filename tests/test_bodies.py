@@ -64,7 +64,7 @@ def test_a_surrogate_pair_is_text(app, api):
 @pytest.mark.parametrize("app_config", [{"RATELIMIT_ENABLED": True}])
 @pytest.mark.parametrize("body", [NESTED, NESTED_OBJECT], ids=["array", "object"])
 def test_deep_nesting_is_a_400_not_a_recursion_error(app, api, keys, body):
-    """Under the 64 KiB limit, [[[[... made Python's decoder recurse past its limit (500);
+    """Under the body limit, [[[[... made Python's decoder recurse past its limit (500);
     the rate limits, which look at the body first, must not trip on it either."""
     for path, key in _routes(keys):
         answer = _post(api, path, body, key)
@@ -144,8 +144,8 @@ def test_a_chunked_body_over_the_limit_is_a_413_not_cut_short(app, api):
     """Without a Content-Length, the form parser stopped at the limit and the comment was
     stored cut short (a 201)."""
     form = urlencode({"thread": "/t", "author": "A", "email": "a@example.org",
-                      "submit": "x" * 60_000, "comment": "y" * 8_000}).encode()
-    assert len(form) > 64 * 1024
+                      "submit": "x" * 260_000, "comment": "y" * 8_000}).encode()
+    assert len(form) > 256 * 1024
     answer = _chunked(api, "/api/v1/comments", form, "application/x-www-form-urlencoded")
     assert answer.status_code == 413
     assert answer.get_json()["code"] == 413
@@ -230,3 +230,28 @@ def test_a_malformed_multipart_form_is_a_400(api, body, content_type):
     answer = _post(api, "/api/v1/comments", body, content_type=content_type)
     assert answer.status_code == 400
     assert answer.get_json()["code"] == 400
+
+
+def test_the_longest_submission_fits_the_body_limit_at_12_bytes_a_character(app, api):
+    """A form percent-encodes an emoji as 12 bytes (a CJK character as 9), and a client
+    escaping non-ASCII JSON writes one as a 12-byte surrogate pair: at 64 KiB a form
+    comment of 7,300 CJK characters, well within the 10,000 allowed, was a 413 (audit)."""
+    longest = {"thread": "\U0001f600" * 512, "thread_title": "\U0001f600" * 500,
+               "author_name": "\U0001f600" * 100, "author_email": "e@example.org",
+               "content": "\U0001f600" * 10_000}
+    form = urlencode({"comment_post_ID": longest["thread"], "thread_title":
+                      longest["thread_title"], "author": longest["author_name"],
+                      "email": "e@example.org", "comment": longest["content"]}).encode()
+    assert len(form) > 130_000
+    sent = api.post("/api/v1/comments", data=form,
+                    content_type="application/x-www-form-urlencoded")
+    assert sent.status_code == 201, sent.get_json()
+    # Another comment (the same one twice from one address is a 409), escaped to ASCII.
+    other = "\U0001f601" * 10_000
+    escaped = json.dumps({**longest, "author_email": "f@example.org", "content": other}).encode()
+    assert len(escaped) > 130_000
+    sent = api.post("/api/v1/comments", data=escaped, content_type="application/json")
+    assert sent.status_code == 201, sent.get_json()
+    with app.app_context():
+        stored = db.session.scalars(sa.select(Comment.content).order_by(Comment.id)).all()
+        assert stored == [longest["content"], other]

@@ -55,7 +55,7 @@ def _error_answers(api, keys, origin: str) -> dict[str, tuple[int, bool]]:
         "submit: thread closed": submit(comment(site="news", thread="/closed"), 2),
         "submit: unknown site": submit(comment(site="ghost"), 3),
         "submit: the same comment twice": submit(comment(site="news", content="Public."), 4),
-        "submit: body too large": submit(None, 5, data="x" * 70_000,
+        "submit: body too large": submit(None, 5, data="x" * 300_000,
                                          content_type="application/json"),
         "submit: unsupported type": submit(None, 6, data="hi", content_type="text/plain"),
         "submit: invalid field": submit(comment(site="news", author_email="nope"), 7),

@@ -118,7 +118,7 @@ def test_wrong_content_type_is_415(client):
 
 def test_body_over_the_limit_is_413(client):
     response = client.post(
-        "/api/v1/comments", data="x" * (65 * 1024), content_type="application/json"
+        "/api/v1/comments", data="x" * (257 * 1024), content_type="application/json"
     )
     assert response.status_code == 413
     assert response.get_json()["code"] == 413

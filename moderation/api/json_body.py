@@ -4,7 +4,7 @@ Python's decoder accepts two things that break later, as a 500 instead of a 400:
 - an escaped lone UTF-16 surrogate (``"\\ud800"``): valid JSON grammar but not text, so
   no database driver and no UTF-8 encoder can take the string it makes (RFC 8259 8.2);
 - deep nesting (``[[[[...``): it recurses once per level and raises RecursionError
-  long before the 64 KiB body limit.
+  long before the 256 KiB body limit.
 
 And it keeps the last of two members with the same name, where other parsers keep the
 first (RFC 8259 4: such an object's meaning is unpredictable): a site's backend or a proxy
