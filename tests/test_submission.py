@@ -208,7 +208,13 @@ def test_a_forms_website_without_a_scheme_is_taken_as_http(api, app):
         **form, "url": "www.ada.example/blog", "comment": "Typed without a scheme."})
     assert answer.status_code == 201, answer.get_json()
     assert stored(app, answer.get_json()["id"]).author_url == "http://www.ada.example/blog"
-    for url in ("javascript:alert(1)", "ftp://ada.example/"):
+    # The colon of a port is no scheme's: this was 422 "Must be an http or https URL".
+    with_port = api.client.post("/api/v1/comments", data={
+        **form, "url": "www.ada.example:8080/blog", "comment": "Typed with a port."})
+    assert with_port.status_code == 201, with_port.get_json()
+    assert stored(app, with_port.get_json()["id"]).author_url == (
+        "http://www.ada.example:8080/blog")
+    for url in ("javascript:alert(1)", "ftp://ada.example/", "javascript:1", "data:1,x"):
         refused = api.client.post("/api/v1/comments", data={
             **form, "url": url, "comment": f"Website {url}"})
         assert refused.status_code == 422 and "author_url" in refused.get_json()["errors"]

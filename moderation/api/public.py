@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -70,6 +71,10 @@ FORM_SUBMISSION = {
 # more than the load itself. Loading keeps no state on the instance.
 SUBMISSION = CommentSubmissionSchema()
 
+# A host name and port with no scheme ("example.org:8080/blog"): a dotted name, and only
+# digits after the colon, so "javascript:1" or "mailto:x" is still read as the scheme it is.
+_HOST_AND_PORT = re.compile(r"[^/?#:@\s.]+(?:\.[^/?#:@\s.]+)+:[0-9]+(?:[/?#]|$)")
+
 
 def _submission_body() -> tuple[dict[str, Any], bool]:
     """The posted fields and whether they came from an HTML form; 400/415 when unusable."""
@@ -91,9 +96,11 @@ def _submission_body() -> tuple[dict[str, Any], bool]:
             # form let through would be 422 for being longer than 10,000 characters.
             form["content"] = form["content"].replace("\r\n", "\n")
         website = form.get("author_url", "").strip()
-        if website and ":" not in website and website[0] not in "/?#":
+        if website and website[0] not in "/?#" and (
+                ":" not in website or _HOST_AND_PORT.match(website)):
             # People type "www.example.org" into the form's Website box; WordPress takes it
-            # as http://www.example.org (esc_url), and so does this.
+            # as http://www.example.org (esc_url), and so does this; "example.org:8080"
+            # too, whose colon is a port's, not a scheme's.
             form["author_url"] = "http://" + website
         return form, True
     raise UnsupportedMediaType("Send application/json or an HTML form.")
