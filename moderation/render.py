@@ -87,13 +87,30 @@ def _link(url: str) -> str:
     1..65535) is no link, only escaped text; nor is a URL with a user name or password.
     A percent-escaped host is linked decoded, as the browser visits it.
     """
+    visited = _visited(url)
+    if visited is None:
+        return html.escape(url, quote=True)
+    href, shown = html.escape(visited[0], quote=True), html.escape(visited[1], quote=True)
+    return f'<a href="{href}" rel="nofollow ugc noopener">{shown}</a>'
+
+
+def reachable(url: str) -> bool:
+    """Whether an http(s) URL names a host and port a browser can reach, and no user: what
+    a comment's text must hold to be linked, and a commenter's website to be taken."""
+    scheme, separator, rest = url.partition("://")
+    return bool(separator) and _visited(scheme.lower() + separator + rest) is not None
+
+
+def _visited(url: str) -> tuple[str, str] | None:
+    """The URL as a browser visits it (its host in punycode) and as its address bar shows
+    it; None when it names a user, or a host or port no browser reaches."""
     prefix, host, rest = URL_PARTS.match(url).groups()
     if "@" in prefix:
         # A user name before the host (https://paypal.com@evil.example/) reads as one site
         # and leads to another; author_url refuses it, and a link would vouch for it.
-        return html.escape(url, quote=True)
+        return None
     if not _valid_port(rest):
-        return html.escape(url, quote=True)
+        return None
     href = shown = url
     if "%" in host:
         # A browser decodes the host before it looks it up: https://%32no.co/ goes to 2no.co.
@@ -103,17 +120,16 @@ def _link(url: str) -> str:
     # could only fit by IDNA dropping invisible characters from it; not linking it keeps
     # the caches' keys small.
     if len(host) > 254:
-        return html.escape(url, quote=True)
+        return None
     if host.isascii() and "xn--" not in host.lower():
         if not _valid_ascii_host(host):
-            return html.escape(url, quote=True)
+            return None
     else:
         hosts = _browser_host(host)
         if hosts is None:
-            return html.escape(url, quote=True)
+            return None
         href, shown = prefix + hosts[0] + rest, prefix + hosts[1] + rest
-    href, shown = html.escape(href, quote=True), html.escape(shown, quote=True)
-    return f'<a href="{href}" rel="nofollow ugc noopener">{shown}</a>'
+    return href, shown
 
 
 def _linked(paragraph: str) -> str:

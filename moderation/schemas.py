@@ -13,6 +13,7 @@ import marshmallow as ma
 from email_validator import EmailNotValidError, validate_email
 from marshmallow import RAISE, ValidationError, fields, missing, pre_load, validate
 
+from moderation.render import reachable
 from moderation.rules.hosts import HOST_LABEL
 from moderation.services.cursors import ID_CURSOR, QUEUE_CURSOR
 
@@ -48,12 +49,19 @@ def _http_url(value: str) -> None:
         # A browser decodes https://%32no.co/ to 2no.co and reads https://2no.co\x as
         # https://2no.co/x: the host visited is not the one written.
         raise ValidationError("Must not hold a backslash, nor a percent-escape in its host.")
+    if not reachable(value):
+        # As content_html links a URL: https://e..example/, https://a_b.example/ or port
+        # 99999 is no address a browser can visit, and the page's link would be broken.
+        raise ValidationError("Must name a host name (and a port from 1 to 65535) that a "
+                              "browser can visit.")
 
 
 # A host name of HOST_LABELs (RFC 1123) and a port of 1 to 65535 as browsers write it.
 # Anything else ("https://a..example", port 0 or 99999) is an origin no browser sends:
 # listed as allowed, it would match nothing.
 _PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+
+
 def _optional_http_url(value: str) -> None:
     """As intake checks a website; empty is none, as the dry run's comment defaults it."""
     if value:

@@ -242,3 +242,21 @@ def test_a_number_is_written_in_ascii_digits(api, keys, number):
     bulk = api.post("/api/v1/moderation/bulk", {"ids": [str(first)], "action": "spam"},
                     key=keys.moderator)
     assert bulk.status_code == 200
+
+
+@pytest.mark.parametrize("url", ["https://e.example:0/", "https://e.example:99999/",
+                                 "https://e..example/", "https://a_b.example/"])
+def test_a_website_no_browser_can_visit_is_422(api, url):
+    """content_html refused to link these hosts and ports, and allowed origins refused
+    them, but author_url took them: the page's link to the commenter was broken (audit)."""
+    answer = api.post("/api/v1/comments", comment(author_url=url))
+    assert answer.status_code == 422
+    assert answer.get_json()["errors"] == {"author_url": [
+        "Must name a host name (and a port from 1 to 65535) that a browser can visit."]}
+
+
+@pytest.mark.parametrize("url", ["https://ok.example:8080/x", "HTTPS://OK.example/",
+                                 "http://b\u00fccher.example/", "http://[2001:db8::1]/",
+                                 "http://192.0.2.1/"])
+def test_a_website_a_browser_can_visit_is_taken(api, url):
+    assert api.post("/api/v1/comments", comment(author_url=url)).status_code == 201
