@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pytest
 import sqlalchemy as sa
 
@@ -221,6 +223,40 @@ def test_a_forms_website_without_a_scheme_is_taken_as_http(api, app):
     # A JSON client says what it means: no guessing there.
     assert api.post("/api/v1/comments", comment(author_url="www.ada.example")).status_code == (
         422)
+
+
+@pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
+@pytest.mark.parametrize("twice", [
+    [("author", "First"), ("author", "Second")],
+    [("comment_post_ID", "/a"), ("comment_post_ID", "/b")],
+    [("author", "First"), ("author_name", "Second")],
+])
+def test_a_form_field_given_twice_is_a_422_naming_it(api, app, encoding, twice):
+    """The first was stored silently, as a JSON member named twice is not: a site's
+    backend that checked the other one saw another comment than the one stored (audit)."""
+    fields = [("email", "ada@example.org"), ("comment", "Twice."), *twice]
+    if not any(name == "comment_post_ID" for name, _ in fields):
+        fields.append(("comment_post_ID", "/t"))
+    if encoding == "urlencoded":
+        answer = api.client.post("/api/v1/comments", data=urlencode(fields),
+                                 content_type="application/x-www-form-urlencoded")
+    else:
+        boundary = "b0undary"
+        body = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+                       f"{value}\r\n" for name, value in fields) + f"--{boundary}--\r\n"
+        answer = api.client.post("/api/v1/comments", data=body.encode(),
+                                 content_type=f"multipart/form-data; boundary={boundary}")
+    assert answer.status_code == 422, answer.get_json()
+    field = {"author": "author_name", "comment_post_ID": "thread"}[twice[0][0]]
+    assert answer.get_json()["errors"] == {
+        field: ["Given more than once (or under both of its names)."]}
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Comment)) == 0
+    # A theme's own fields may repeat (a list of checkboxes): they are ignored.
+    fine = [("author", "Ada"), ("email", "ada@example.org"), ("comment", "Once."),
+            ("comment_post_ID", "/t"), ("topics[]", "a"), ("topics[]", "b")]
+    assert api.client.post("/api/v1/comments", data=urlencode(fine),
+                           content_type="application/x-www-form-urlencoded").status_code == 201
 
 
 def test_a_forms_line_breaks_count_as_the_textarea_counts_them(api, app):
