@@ -41,6 +41,19 @@ def test_per_email_limit_answers_429_with_retry_after(api):
     assert limited.get_json()["code"] == 429
 
 
+def test_rate_limit_headers_describe_the_limit_that_runs_out_first(api):
+    """limits_rules.yaml: per_ip 3/minute, per_email 2/minute. The headers described the
+    per-IP limit ("3, 2 remaining") while the per-email one was one comment from a 429."""
+    answers = [api.post("/api/v1/comments", comment(content=f"note {n}")) for n in range(3)]
+    assert [(a.status_code, a.headers["X-RateLimit-Limit"], a.headers["X-RateLimit-Remaining"])
+            for a in answers] == [(201, "2", "1"), (201, "2", "0"), (429, "2", "0")]
+    # Another address (same IP): now the per-IP limit, 3 of which 2 are used, binds.
+    other = api.post("/api/v1/comments", comment(content="note 4", author_email="o@example.org"))
+    assert (other.status_code, other.headers["X-RateLimit-Limit"],
+            other.headers["X-RateLimit-Remaining"]) == (201, "3", "0")
+    assert int(other.headers["X-RateLimit-Reset"]) > time.time()
+
+
 def test_a_retry_gets_its_first_answer_and_is_not_counted_against_the_limits(api):
     """A retry with the same Idempotency-Key stores nothing: it got a 429 instead of its
     first answer once the commenter reached a limit, and each retry used up a comment."""

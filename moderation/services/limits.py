@@ -11,6 +11,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from moderation.auth import own_site, site_caller
 from moderation.errors import DATABASE_RETRY_AFTER, ServiceError
+from moderation.extensions import limiter
 from moderation.schemas import SLUG
 from moderation.services.comments import answered, usable_idempotency_key
 from moderation.services.identity import email_hash, ip_hash, reporter_hash
@@ -180,4 +181,24 @@ def keep_retry_after_for_waits(response: Response) -> Response:
         response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
     elif response.status_code != 429:
         response.headers.pop("Retry-After", None)
+        _describe_the_tightest_limit(response)
     return response
+
+
+def _describe_the_tightest_limit(response: Response) -> None:
+    """X-RateLimit-* describe the limit that runs out first, as GitHub's do.
+
+    flask-limiter describes one of a request's limits (per IP, per email) by its own
+    order, not the one closest to refusing: a commenter at 3 of 3 per minute by IP read
+    "Remaining: 2" of 5 by email, then got a 429 (audit). On a 429 it names the one broken.
+    """
+    if "X-RateLimit-Remaining" not in response.headers or len(limiter.current_limits) < 2:
+        return
+    try:
+        tightest = min(limiter.current_limits, key=lambda limit: limit.remaining)
+        remaining, reset_at = tightest.remaining, tightest.reset_at
+    except Exception:  # noqa: BLE001 - the storage away: flask-limiter's figures stand
+        return
+    response.headers["X-RateLimit-Limit"] = str(tightest.limit.amount)
+    response.headers["X-RateLimit-Remaining"] = str(remaining)
+    response.headers["X-RateLimit-Reset"] = str(reset_at)
