@@ -20,14 +20,11 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from moderation.config import make_private
 from moderation.errors import ConfigError, ServiceError
 from moderation.extensions import db
-from moderation.models import Site
+from moderation.models import CLI_ACTOR, Site
 from moderation.rules import RulesError, load_rules
 
 # PostgreSQL's SQLSTATE for a table that does not exist (undefined_table).
 UNDEFINED_TABLE = "42P01"
-# The audit log's actor for what an operator does from the shell, where no key is used
-# (the API's actors are key names; readers' flags are "readers").
-CLI_ACTOR = "command line"
 
 
 def register_commands(app: Flask) -> None:

@@ -143,6 +143,12 @@ class Flag(db.Model):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+# The audit log's actors that are not keys (its other actors are key names, so no key
+# may take these): readers' flags, and an operator at the shell.
+FLAG_ACTOR = "readers"
+CLI_ACTOR = "command line"
+
+
 class Decision(db.Model):
     """The audit log: every status change made by a person (or by an erasure)."""
 

@@ -530,6 +530,10 @@ class FlagDetailSchema(ma.Schema):
 
 
 class CommentDetailSchema(PublicCommentSchema):
+    class Meta:
+        # A moderator sees comments one by one; only the public thread read nests replies.
+        exclude = ("replies",)
+
     site = fields.String(dump_only=True)
     thread = fields.String(dump_only=True)
     thread_title = fields.String(dump_only=True, allow_none=True)
@@ -681,7 +685,9 @@ class KeyRequestSchema(TrimmedSchema):
     name = fields.String(
         required=True,
         validate=[validate.Length(1, 100), _single_line, _no_format_chars],
-        metadata={"pattern": KEY_NAME},
+        metadata={"pattern": KEY_NAME, "description": (
+            "The actor the audit log names. `readers` and `command line`, in any case, are "
+            "the log's own actors and are refused (422).")},
     )
     role = fields.String(required=True, validate=validate.OneOf(("admin", "moderator", "site")))
     sites = fields.List(

@@ -24,6 +24,19 @@ def test_a_name_in_use_by_an_active_key_is_refused(api, keys):
     assert api.post("/api/v1/admin/keys", body, key=keys.admin).status_code == 201
 
 
+@pytest.mark.parametrize("name", ["readers", "Readers", "command line", "COMMAND LINE"])
+def test_the_audit_logs_own_actors_are_no_key_names(api, keys, runner, name):
+    """A key named "readers" would have its decisions listed as reader flags (and left out
+    of backtests); one named "command line" would pass for the shell."""
+    response = api.post("/api/v1/admin/keys",
+                        {"name": name, "role": "moderator", "sites": ["default"]},
+                        key=keys.admin)
+    assert response.status_code == 422, response.get_json()
+    assert "name" in response.get_json()["errors"]
+    result = runner.invoke(args=["keys", "create", "--role", "admin", "--name", name])
+    assert result.exit_code != 0 and "mk_" not in result.output
+
+
 def test_the_cli_refuses_a_name_in_use(runner, keys):
     result = runner.invoke(args=["keys", "create", "--role", "admin", "--name", "ops"])
     assert result.exit_code != 0

@@ -16,6 +16,7 @@ from moderation.auth import Caller
 from moderation.errors import NotFound
 from moderation.extensions import db
 from moderation.models import (
+    ApiKey,
     ClassifierToken,
     ClassifierTotal,
     Comment,
@@ -92,8 +93,9 @@ def test_a_double_click_whose_first_decision_landed_after_the_read_is_answered_2
     """Both clicks read the comment, then the first landed: the second, with the same ETag,
     finds its own decision there and answers it rather than 412."""
     comment_id = api.post("/api/v1/comments", comment(content="holdword race")).get_json()["id"]
-    caller = Caller(key_id=0, name="mod", role=Role.ADMIN, site_ids=frozenset())
     with app.app_context():
+        key = db.session.scalar(sa.select(ApiKey).where(ApiKey.name == "mod"))
+        caller = Caller(key_id=key.id, name="mod", role=Role.ADMIN, site_ids=frozenset())
         seen = db.session.get(Comment, comment_id)
         read_version = seen.version
         db.session.execute(

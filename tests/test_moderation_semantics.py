@@ -242,6 +242,22 @@ def test_a_stale_etag_is_412_unless_the_change_since_is_the_callers_same_decisio
     assert detail(api, keys.moderator, comment_id).get_json() == before
 
 
+def test_a_retry_is_412_from_a_new_key_given_the_deciding_keys_name(api, keys):
+    """The audit log names keys, and a revoked key's name can be reused: the new key did
+    not make the decision, so for it the old ETag is stale."""
+    made = api.post("/api/v1/admin/keys", {"name": "carol", "role": "moderator",
+                                           "sites": ["default"]}, key=keys.admin).get_json()
+    comment_id = held(api)
+    etag = detail(api, keys.moderator, comment_id).headers["ETag"]
+    assert decide(api, made["secret"], comment_id, etag, "approve").status_code == 200
+    assert api.delete(f"/api/v1/admin/keys/{made['id']}", key=keys.admin).status_code == 204
+    successor = api.post("/api/v1/admin/keys", {"name": "carol", "role": "moderator",
+                                                "sites": ["default"]}, key=keys.admin)
+    assert successor.status_code == 201
+    response = decide(api, successor.get_json()["secret"], comment_id, etag, "approve")
+    assert response.status_code == 412, response.get_json()
+
+
 def test_a_retry_is_412_once_anything_else_changed_the_comment(api, keys):
     comment_id = held(api)
     etag = detail(api, keys.moderator, comment_id).headers["ETag"]

@@ -35,8 +35,8 @@ def app_config(tmp_path):
 
 
 def _post(api, keys, **fields):
-    body = comment(author_email=EMAIL, author_name="Fay Fayname", ip=IP,
-                   content="A trip to zanzibar, and what I saw there.", **fields)
+    body = comment(**{"author_email": EMAIL, "author_name": "Fay Fayname", "ip": IP,
+                      "content": "A trip to zanzibar, and what I saw there.", **fields})
     answer = api.post("/api/v1/comments", body, key=keys.site)
     assert answer.status_code == 201, answer.get_json()
     return answer.get_json()["id"]
@@ -78,6 +78,13 @@ def test_an_erased_and_deleted_comment_cannot_be_published_again(api, keys):
     bulk = api.post("/api/v1/moderation/bulk", {"ids": [comment_id], "action": "approve"},
                     key=keys.moderator).get_json()
     assert "error" in bulk["results"][0]
+    # Deleted already: a moderator's delete would only overwrite why it is empty.
+    delete = api.post(f"/api/v1/moderation/comments/{comment_id}/decision",
+                      {"action": "delete"}, key=keys.moderator, headers={"If-Match": "*"})
+    assert delete.status_code == 409
+    after = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.admin)
+    assert after.headers["ETag"] == detail.headers["ETag"]
+    assert (after.get_json()["status"], after.get_json()["status_reason"]) == ("deleted", "erased")
 
 
 def test_truncating_an_ip_also_truncates_it_in_the_hits(api, app, keys, runner):
@@ -119,6 +126,26 @@ def test_an_erasure_takes_the_commenter_out_of_the_moderators_reasons(api, keys)
     assert "(erased) ((erased), (erased)) is a regular" in reasons
     for trace in (EMAIL, IP, "Fayname"):
         assert trace.lower() not in json.dumps(audit).lower()
+
+
+def test_an_erasure_that_lengthens_a_full_reason_cuts_it_and_still_erases(api, keys):
+    """A two-letter name becomes "(erased)": a reason at its 500 characters grows past
+    what the column holds (PostgreSQL refused it, and the whole erasure with it)."""
+    comment_id = _post(api, keys, author_name="Al")
+    reason = ("Al " * 166).strip()  # 497 characters
+    decided = api.post(f"/api/v1/moderation/comments/{comment_id}/decision",
+                       {"action": "approve", "reason": reason}, key=keys.moderator,
+                       headers={"If-Match": "*"})
+    assert decided.status_code == 200, decided.get_json()
+    erased = api.post("/api/v1/admin/privacy/erase", {"email": EMAIL}, key=keys.admin)
+    assert erased.status_code == 200 and erased.get_json() == {"erased": 1}
+    audit = api.get(f"/api/v1/moderation/audit?comment_id={comment_id}",
+                    key=keys.admin).get_json()["items"]
+    kept = next(entry["reason"] for entry in audit if entry["action"] == "approve")
+    assert len(kept) == 500 and kept.endswith("…")
+    assert kept.startswith("(erased) (erased)") and "Al" not in kept
+    exported = api.get(f"/api/v1/admin/privacy/export?email={EMAIL}", key=keys.admin)
+    assert exported.get_json()["comments"] == []
 
 
 def test_the_purge_forgets_idempotency_keys_as_old_as_the_ips_it_truncates(api, app, keys,

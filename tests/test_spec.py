@@ -91,6 +91,13 @@ def test_the_spec_says_which_key_names_are_refused(api, keys):
         assert pattern.search(name), name
 
 
+def test_a_moderators_comment_detail_lists_no_replies(api):
+    """Only the public thread read nests replies; a detail never carries them."""
+    schemas = api.get("/openapi.json").get_json()["components"]["schemas"]
+    assert "replies" in schemas["PublicComment"]["properties"]
+    assert "replies" not in schemas["CommentDetail"]["properties"]
+
+
 def test_the_spec_says_a_blank_thread_is_refused(api):
     """A thread argument is trimmed before its length is checked, so `thread=%09` is a 422;
     the spec allowed it, and schemathesis sent it as valid data."""

@@ -24,10 +24,9 @@ import sqlalchemy as sa
 
 from moderation.errors import Invalid
 from moderation.extensions import db
-from moderation.models import Comment, Decision, Site, Thread
+from moderation.models import FLAG_ACTOR, Comment, Decision, Site, Thread
 from moderation.rules import RulesError, RuleSet, Submission, evaluate, parse_rules
 from moderation.services import learning, trust
-from moderation.services.flags import FLAG_ACTOR
 from moderation.services.rules import current_rules
 from moderation.services.sites import DEFAULT_SITE
 

@@ -6,13 +6,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from moderation.extensions import db
-from moderation.models import Comment, Decision, Flag, Status, utcnow
+from moderation.models import FLAG_ACTOR, Comment, Decision, Flag, Status, utcnow
 from moderation.services.identity import reporter_hash
 from moderation.services.rules import current_rules
 from moderation.services.threads import approved_comment
-
-# The audit log's actor for changes made by readers' flags rather than by a person.
-FLAG_ACTOR = "readers"
 
 
 def flag(comment_id: int, reason: str, reporter_ip: str) -> bool:

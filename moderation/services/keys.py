@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from moderation.auth import new_key
 from moderation.errors import Conflict, Invalid, NotFound
 from moderation.extensions import db
-from moderation.models import ApiKey, Role, Site, key_sites
+from moderation.models import CLI_ACTOR, FLAG_ACTOR, ApiKey, Role, Site, key_sites
 
 
 def create_key(name: str, role: str, site_slugs: list[str]) -> tuple[ApiKey, str]:
@@ -18,6 +18,10 @@ def create_key(name: str, role: str, site_slugs: list[str]) -> tuple[ApiKey, str
 
     409 if an unrevoked key has the name already: the audit log names actors by key name.
     """
+    if name.casefold() in (FLAG_ACTOR, CLI_ACTOR):
+        # An audit log entry by such a key would pass for the readers' or the shell's.
+        raise Invalid(f"'{name}' names the audit log's own actors; choose another name.",
+                      {"name": [f"'{FLAG_ACTOR}' and '{CLI_ACTOR}' are reserved."]})
     role_enum = Role(role)
     # Held (FOR KEY SHARE, on PostgreSQL) until the key is stored: a site deleted meanwhile
     # either waits and revokes the new key with it, or is gone before this looks (404).

@@ -20,6 +20,7 @@ from moderation.errors import (
 )
 from moderation.extensions import db
 from moderation.models import (
+    ApiKey,
     Comment,
     CommentHit,
     Decision,
@@ -314,12 +315,17 @@ def _applied_since(caller: Caller, comment: Comment, action: str, version: int) 
     if comment.version != version + 1 or not _repeats(comment, ACTION_STATUS[action]):
         return False
     last = db.session.execute(
-        sa.select(Decision.actor, Decision.action)
+        sa.select(Decision.actor, Decision.action, Decision.created_at)
         .where(Decision.comment_id == comment.id)
         .order_by(Decision.id.desc())
         .limit(1)
     ).first()
-    return last is not None and tuple(last) == (caller.name, action)
+    if last is None or (last.actor, last.action) != (caller.name, action):
+        return False
+    # The audit log names the key, and a revoked key's name can be given to a new key:
+    # only a decision made since this key was created can be this key's own.
+    created = db.session.scalar(sa.select(ApiKey.created_at).where(ApiKey.id == caller.key_id))
+    return created is not None and last.created_at >= created
 
 
 def decide(
@@ -335,9 +341,11 @@ def decide(
     new_status = ACTION_STATUS[action]
     comment_id = comment.id
     while True:
-        if not comment.content and action != "delete":
+        if not comment.content:
             # Erased with its content at the author's request: publishing it would show an
-            # empty comment, and judging it would teach the classifier from nothing.
+            # empty comment, and judging it would teach the classifier from nothing. Even
+            # a delete is refused: it is deleted already, and a moderator's delete would
+            # overwrite the reason "erased", the one sign of why it is empty.
             raise Conflict("This comment's content was erased at its author's request; "
                            "it stays deleted.")
         if _repeats(comment, new_status):

@@ -18,18 +18,25 @@ ANONYMOUS = "Anonymous"
 # it matched and explains itself with it, which may be the address, the IP, the name, the
 # URL or the words of the comment. Which rules hit, and their scores, stay.
 ERASED = "(erased)"
+# What a decision's reason column holds.
+REASON_LENGTH = Decision.__table__.c.reason.type.length
 
 
 def redacted_hits(hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**hit, "match": ERASED, "explanation": ERASED} for hit in hits or []]
 
 
-def scrubbed(text: str, traces: Iterable[str | None]) -> str:
+def scrubbed(text: str, traces: Iterable[str | None], limit: int) -> str:
     """The text with each trace (an address, IP, name...) in it, in any case, as ERASED;
-    a name is a whole word, so the name "Ann" leaves "Annual" alone."""
+    a name is a whole word, so the name "Ann" leaves "Annual" alone.
+
+    ERASED is longer than a short name ("Al"), so the text can grow: past ``limit``
+    characters its end is cut (marked "…"), as the column holds no more and an erasure
+    must never fail on what a moderator once wrote.
+    """
     for trace in sorted({t for t in traces if t}, key=len, reverse=True):
         text = re.sub(rf"(?<!\w){re.escape(trace)}(?!\w)", ERASED, text, flags=re.IGNORECASE)
-    return text
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _by_commenter(email: str) -> sa.Select:
@@ -94,7 +101,7 @@ def erase(actor: str, email: str, delete_content: bool) -> int:
         for decision in db.session.scalars(
             sa.select(Decision).where(Decision.comment_id == comment.id)
         ):
-            decision.reason = scrubbed(decision.reason, traces)
+            decision.reason = scrubbed(decision.reason, traces, REASON_LENGTH)
         comment.author_name = ANONYMOUS
         comment.author_email = ""
         comment.email_hash = ""
