@@ -36,15 +36,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+# Loggers written as JSON lines on stderr: ours, and flask-limiter's, which says when the
+# limits' storage (Redis) fails and the limits fall back to each worker's memory, and when
+# it recovers. Left alone, that one has only a NullHandler, so the fault went unlogged.
+JSON_LOGGERS = ("moderation", "flask-limiter")
+
+
 def configure_logging(app: Flask) -> None:
     """JSON logs on stderr, and an access line for each request."""
-    root = logging.getLogger("moderation")
-    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
-        handler = logging.StreamHandler()
-        handler.setFormatter(JsonFormatter())
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
-        root.propagate = False
+    for name in JSON_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
+            handler = logging.StreamHandler()
+            handler.setFormatter(JsonFormatter())
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
 
     @app.before_request
     def _start() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -98,22 +99,28 @@ print(status, [line for line in metrics if line.startswith("moderation_ratelimit
 """
 
 
-def storage_up_after_a_comment(database_url: str, storage: str) -> str:
-    """The intake status and the gauge's line, from an app limited in ``storage``."""
+def storage_up_after_a_comment(database_url: str, storage: str) -> tuple[str, str]:
+    """The intake status and the gauge's line, from an app limited in ``storage``; and
+    what the app logged."""
     run = subprocess.run(
         [sys.executable, "-c", STORAGE_UP_AFTER_A_COMMENT, database_url, storage,
          str(RULES_DIR / "limits_rules.yaml")],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert run.returncode == 0, run.stderr
-    return run.stdout.splitlines()[-1]
+    return run.stdout.splitlines()[-1], run.stderr
 
 
 def test_the_ratelimit_storage_gauge_is_0_while_redis_is_down(database_url):
-    """Nothing listens on port 1: the limiter falls back to memory, and the gauge says so."""
-    assert storage_up_after_a_comment(database_url, "redis://127.0.0.1:1/0") == (
-        "201 ['moderation_ratelimit_storage_up 0.0']"
-    )
+    """Nothing listens on port 1: the limiter falls back to memory, the gauge says so, and
+    the fault is logged as JSON (flask-limiter's logger had only a NullHandler)."""
+    answered, logged = storage_up_after_a_comment(database_url, "redis://:hunter2@127.0.0.1:1/0")
+    assert answered == "201 ['moderation_ratelimit_storage_up 0.0']"
+    faults = [json.loads(line) for line in logged.splitlines()
+              if line.startswith("{") and '"flask-limiter"' in line]
+    assert [fault["level"] for fault in faults][:1] == ["warning"]
+    assert "unreachable" in faults[0]["message"]
+    assert "hunter2" not in logged
 
 
 @pytest.mark.parametrize("storage", [
@@ -122,6 +129,6 @@ def test_the_ratelimit_storage_gauge_is_0_while_redis_is_down(database_url):
         not REDIS_URL, reason="TEST_REDIS_URL is not set (CI sets it)")),
 ])
 def test_the_ratelimit_storage_gauge_is_1_while_the_storage_answers(database_url, storage):
-    assert storage_up_after_a_comment(database_url, storage) == (
+    assert storage_up_after_a_comment(database_url, storage)[0] == (
         "201 ['moderation_ratelimit_storage_up 1.0']"
     )
