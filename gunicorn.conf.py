@@ -4,6 +4,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -168,10 +169,27 @@ def _json_error(sock, status_int, reason, mesg):
 util.write_error = _json_error
 
 
+# prometheus_client's files in that folder: <type>_<pid>.db, a gauge's type naming its mode.
+_METRICS_FILE = re.compile(r"(?:counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
+
+
 def on_starting(server):
-    """Start every run with an empty metrics folder, so old workers' counters do not linger."""
+    """Start every run with an empty metrics folder, so old workers' counters do not linger.
+
+    Only prometheus_client's own files go. A folder holding anything else is refused: named
+    by mistake as the instance folder, it held the database and the secret key, which this
+    deleted (found by an audit); and /metrics reads every *.db file there as metrics.
+    """
     os.makedirs(_metrics_dir, exist_ok=True)
-    for name in os.listdir(_metrics_dir):
+    names = os.listdir(_metrics_dir)
+    foreign = sorted(name for name in names if not _METRICS_FILE.fullmatch(name))
+    if foreign:
+        raise SystemExit(
+            f"moderation: not starting, PROMETHEUS_MULTIPROC_DIR ({_metrics_dir}) holds "
+            f"more than metrics ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''})."
+            " Name a folder of its own: the metrics files in it are removed at each start."
+        )
+    for name in names:
         os.remove(os.path.join(_metrics_dir, name))
 
 
@@ -241,9 +259,15 @@ def worker_exit(server, worker):
     """
     leaving = sys.exc_info()[1]  # the SystemExit gunicorn raised, with its code
     code = leaving.code if isinstance(leaving, SystemExit) else 0
+    if code is not None and not isinstance(code, int):
+        # A message, as wsgi.py leaves with when a worker that builds its own app
+        # (GUNICORN_PRELOAD=false) finds the rules file broken: Python would print it on
+        # its way out, which os._exit skips, and the worker left without a word.
+        print(code, file=sys.stderr)
+        code = 1
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code if isinstance(code, int) else 1)
+    os._exit(code or 0)
 
 
 def child_exit(server, worker):

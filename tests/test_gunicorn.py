@@ -378,3 +378,54 @@ def test_a_broken_rules_file_stops_gunicorn_with_the_reasons_and_no_traceback(tm
     assert "Traceback" not in started.stderr
     assert "the rules file is invalid" in started.stderr
     assert "rule BROKEN: type: unknown rule type 'nope'" in started.stderr
+
+
+def test_a_worker_that_builds_its_own_app_says_why_a_broken_rules_file_stops_it(tmp_path):
+    """With GUNICORN_PRELOAD=false each worker loads the file: one that finds it broken
+    leaves, and gunicorn forks another until the file is fixed. It left without a word
+    (worker_exit's os._exit skipped the message Python prints), the pool one short."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules:\n  - id: BROKEN\n    type: nope\n")
+    env = {**os.environ, "MODERATION_INSTANCE_PATH": str(tmp_path / "instance"),
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+           "MODERATION_RULES_FILE": str(rules), "GUNICORN_BIND": "127.0.0.1:0",
+           "GUNICORN_PRELOAD": "false", "GUNICORN_WORKERS": "1"}
+    env.pop("DATABASE_URL", None)
+    server = subprocess.Popen([BIN / "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    said = ""
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "BROKEN" not in said:
+            said += server.stderr.readline()
+    finally:
+        os.killpg(server.pid, 15)
+        server.communicate(timeout=30)
+    assert "the rules file is invalid" in said
+    assert "rule BROKEN: type: unknown rule type 'nope'" in said
+
+
+def test_a_metrics_folder_holding_anything_else_is_refused_and_left_alone(tmp_path):
+    """Named by mistake as the instance folder, it held the database and the secret key,
+    and gunicorn's start emptied it."""
+    metrics = tmp_path / "shared"
+    metrics.mkdir()
+    (metrics / "moderation.sqlite3").write_text("the database")
+    (metrics / "counter_12345.db").write_text("an old worker's counters")
+    env = {**os.environ, "MODERATION_INSTANCE_PATH": str(tmp_path / "instance"),
+           "PROMETHEUS_MULTIPROC_DIR": str(metrics), "GUNICORN_BIND": "127.0.0.1:0"}
+    env.pop("DATABASE_URL", None)
+    started = subprocess.run([BIN / "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert started.returncode != 0
+    assert "PROMETHEUS_MULTIPROC_DIR" in started.stderr and "moderation.sqlite3" in started.stderr
+    assert (metrics / "moderation.sqlite3").read_text() == "the database"
+
+
+def test_a_metrics_folder_of_its_own_is_emptied_of_old_counters(tmp_path):
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    (metrics / "counter_12345.db").write_bytes(b"")
+    with gunicorn(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(metrics)):
+        assert not (metrics / "counter_12345.db").exists()
