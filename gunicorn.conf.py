@@ -1,5 +1,6 @@
 """gunicorn settings for the moderation service; every value says why it is what it is."""
 
+import atexit
 import json
 import math
 import multiprocessing
@@ -47,7 +48,23 @@ def _default_workers() -> int:
     return cores * 2 + 1 if url and url.startswith("postgres") else cores
 
 
-workers = int(os.environ.get("GUNICORN_WORKERS", _default_workers()))
+def _whole_number(name: str, default: int, least: int) -> int:
+    """A count from the environment, or a one-line refusal to start: int() raised a
+    traceback, and GUNICORN_WORKERS=0 served a socket that no worker ever answered."""
+    given = os.environ.get(name)
+    if given is None:
+        return default
+    try:
+        number = int(given)
+    except ValueError:
+        number = least - 1
+    if number < least:
+        raise SystemExit(f"moderation: not starting, {name} must be a whole number from "
+                         f"{least} up, not {given!r}")
+    return number
+
+
+workers = _whole_number("GUNICORN_WORKERS", _default_workers(), 1)
 # Sync workers: requests are short and mostly CPU-bound, and sync workers keep the
 # pitfalls of async workers around SQLAlchemy sessions away.
 # A sync worker closes each connection after its response (it has no keep-alive, so
@@ -59,11 +76,11 @@ workers = int(os.environ.get("GUNICORN_WORKERS", _default_workers()))
 # the same write lock and the GIL.
 worker_class = "sync"
 # For that comparison (gunicorn runs gthread workers when threads > 1); leave it at 1.
-threads = int(os.environ.get("GUNICORN_THREADS", 1))
+threads = _whole_number("GUNICORN_THREADS", 1, 1)
 
 # A request that takes longer than this is stuck (a hung database connection): the
 # arbiter kills the worker so that it stops holding a slot. Database calls time out sooner.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
+timeout = _whole_number("GUNICORN_TIMEOUT", 30, 1)
 
 # On SIGTERM, let in-flight submissions finish before the worker exits, so no
 # acknowledged comment is cut off mid-commit during a deploy.
@@ -148,6 +165,15 @@ if _metrics_dir_is_ours:
     _metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
         prefix="moderation-metrics-"
     )
+    _master = os.getpid()
+
+    @atexit.register
+    def _remove_metrics_dir() -> None:
+        """Also when gunicorn never got going (a setting refused, a broken rules file),
+        where on_exit does not run. In the master only: a worker leaving must not take
+        the folder from the others (workers leave by os._exit, which skips this anyway)."""
+        if os.getpid() == _master:
+            shutil.rmtree(_metrics_dir, ignore_errors=True)
 
 
 def _json_error(sock, status_int, reason, mesg):

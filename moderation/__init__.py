@@ -7,6 +7,8 @@ from typing import Any
 
 from flask import Flask
 from flask.sessions import SessionInterface
+from limits.errors import ConfigurationError as LimitsConfigurationError
+from sqlalchemy import exc as sa_exc
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 
@@ -41,8 +43,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
 
     from moderation.config import load_config
+    from moderation.errors import ConfigError
 
-    load_config(app, config)
+    try:
+        load_config(app, config)
+    except OSError as error:  # the instance folder cannot be made or written
+        raise ConfigError(f"Cannot use the instance folder {app.instance_path} "
+                          f"({error.strerror}): set MODERATION_INSTANCE_PATH.") from None
     from moderation.api.json_body import JSONProvider
 
     # Decoding refuses bodies that Python's json would take but nothing after could use.
@@ -69,14 +76,24 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     configure_logging(app)
     init_metrics(app)
-    db.init_app(app)
+    try:
+        db.init_app(app)  # builds the engine from the URL
+    except (sa_exc.ArgumentError, ImportError):
+        # Neither the URL nor SQLAlchemy's message about it is shown: it may hold a password.
+        raise ConfigError("DATABASE_URL is not a database URL the service can use: "
+                          "sqlite:///path or postgresql://user@host/dbname.") from None
     migrate.init_app(app, db, directory=migrations_directory())
     from moderation.services.limits import keep_retry_after_for_waits
 
     # Registered before the limiter's own hook: Flask runs after_request hooks in reverse
     # order, so this one sees the headers the limiter has added.
     app.after_request(keep_retry_after_for_waits)
-    limiter.init_app(app)
+    try:
+        limiter.init_app(app)  # builds the limits' storage from its URI
+    except LimitsConfigurationError:
+        # Not the URI, which its message quotes: it may hold Redis's password.
+        raise ConfigError("MODERATION_RATELIMIT_STORAGE_URI names no storage the limits can "
+                          "use: memory:// or redis://host:6379.") from None
     api.init_app(
         app,
         spec_kwargs={

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets
 from pathlib import Path
@@ -60,6 +61,7 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     """Fill app.config in the documented order, and settle the database URL and secret."""
     app.config.from_mapping(DEFAULTS)
     app.config.from_pyfile("config.py", silent=True)
+    _environment_names(app)
     app.config.from_prefixed_env("MODERATION")
     _settle_types(app)
     if os.environ.get("DATABASE_URL"):
@@ -78,6 +80,15 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     )
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path))
+
+
+def _environment_names(app: Flask) -> None:
+    """The instance config may name a setting as the environment does (the contract's
+    table: DATABASE_URL, MODERATION_RULES_FILE, ...); those names were ignored there."""
+    for name in [name for name in app.config if name.startswith("MODERATION_")]:
+        app.config[name.removeprefix("MODERATION_")] = app.config.pop(name)
+    if "DATABASE_URL" in app.config:
+        app.config["SQLALCHEMY_DATABASE_URI"] = app.config.pop("DATABASE_URL")
 
 
 _TRUE = frozenset(("true", "1", "yes", "on"))
@@ -100,8 +111,37 @@ def _settle_types(app: Flask) -> None:
             if word not in _TRUE | _FALSE:
                 raise ConfigError(f"MODERATION_{name} must be true or false, not {value!r}")
             app.config[name] = word in _TRUE
+    for name, (kind, minimum) in _NUMBERS.items():
+        value = app.config.get(name)
+        if value is not None or name != "MAX_CONTENT_LENGTH":  # None: no body limit
+            app.config[name] = _number(name, value, kind, minimum)
     if os.environ.get("MODERATION_SECRET_KEY"):
         app.config["SECRET_KEY"] = os.environ["MODERATION_SECRET_KEY"]
+
+
+# The numeric settings, each with its type and least value, checked at start: a value
+# that is not one (MODERATION_CLASSIFIER_MIN_DECISIONS=x) started the service and then
+# answered every comment 500.
+_NUMBERS: dict[str, tuple[type[int] | type[float], float]] = {
+    "MAX_CONTENT_LENGTH": (int, 1),
+    "RULES_RELOAD_INTERVAL": (float, 0.01),
+    "CLASSIFIER_MIN_DECISIONS": (int, 0),
+    "PROXY_HOPS": (int, 0),
+}
+
+
+def _number(name: str, value: Any, kind: type[int] | type[float], minimum: float) -> float:
+    try:
+        if isinstance(value, bool) or (kind is int and isinstance(value, float)):
+            raise ValueError(value)
+        number = kind(str(value).strip())
+        if not math.isfinite(number) or number < minimum:
+            raise ValueError(value)
+    except (TypeError, ValueError, OverflowError):
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"MODERATION_{name} must be {what} from {minimum:g} up, "
+                          f"not {value!r}") from None
+    return number
 
 
 def _with_driver(url: str) -> str:
