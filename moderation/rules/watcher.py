@@ -20,6 +20,8 @@ from .ruleset import RuleSet
 __all__ = ["RulesWatcher"]
 
 log = logging.getLogger(__name__)
+# While the file is broken, it is loaded again every this many checks even if unchanged.
+RETRY_BROKEN_EVERY = 10
 
 _Signature = tuple[tuple[str, int, int, int, int], ...]
 
@@ -63,6 +65,7 @@ class RulesWatcher:
         self.on_error = on_error
         self.on_reload = on_reload
         self.last_error: str | None = None
+        self._checks_while_broken = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -101,15 +104,25 @@ class RulesWatcher:
         before = _signature([self.path])
         signature = before + _signature(list(self.current.dependencies))
         if signature == self._signature:
-            return False
+            if self.last_error is None:
+                return False
+            # The files watched are those of the rules in force: a list file that only
+            # the broken edit names (missing, say, then created) changes unseen, so a
+            # broken file is loaded again every RETRY_BROKEN_EVERY checks.
+            self._checks_while_broken += 1
+            if self._checks_while_broken < RETRY_BROKEN_EVERY:
+                return False
+        self._checks_while_broken = 0
         try:
             ruleset = load_rules(self.path)
         except RulesError as exc:
             # A broken file is reported once, not on every check: its signature is kept
             # too. Kept only now, after the load: a process forked while this thread was
             # loading (gunicorn's master runs one) then sees the change and loads it itself.
+            retried = signature == self._signature
             self._signature = signature
-            self._failed(str(exc))
+            if not (retried and str(exc) == self.last_error):
+                self._failed(str(exc))
             return False
         # The rules first, then the files' signature: a process forked between the two
         # (gunicorn's master runs this thread) sees the files as changed, and loads them

@@ -111,6 +111,35 @@ def test_editing_a_list_file_reloads(tmp_path: Path) -> None:
     assert outcome(watcher, "lottery") == "spam"
 
 
+def test_a_list_file_only_the_broken_edit_names_is_seen_once_it_exists(tmp_path: Path) -> None:
+    """The watcher stats the rules in force's files: a list file that an edit names but
+    that is missing, created afterwards, went unseen until the rules file was touched."""
+    from moderation.rules.watcher import RETRY_BROKEN_EVERY
+
+    rules = tmp_path / "rules.yaml"
+    write(rules, GOOD.format(word="casino"))
+    errors: list[str] = []
+    watcher = RulesWatcher(rules, interval=60, on_error=errors.append)
+    write(rules, "version: 1\nrules: [{id: W, type: terms, terms: 'file:new.txt', score: 9}]")
+    assert watcher.check_now() is False and watcher.last_error and len(errors) == 1
+    (tmp_path / "new.txt").write_text("lottery\n", "utf-8")
+    checks = [watcher.check_now() for _ in range(RETRY_BROKEN_EVERY)]
+    assert checks[-1] is True and not any(checks[:-1])
+    assert watcher.last_error is None and outcome(watcher, "lottery") == "spam"
+    assert len(errors) == 1  # the retries while it stayed broken reported nothing again
+
+
+def test_a_broken_file_retried_unchanged_is_reported_once(rules_file: Path) -> None:
+    from moderation.rules.watcher import RETRY_BROKEN_EVERY
+
+    errors: list[str] = []
+    watcher = RulesWatcher(rules_file, interval=60, on_error=errors.append)
+    write(rules_file, BROKEN)
+    for _ in range(3 * RETRY_BROKEN_EVERY + 1):
+        assert watcher.check_now() is False
+    assert len(errors) == 1 and outcome(watcher, "casino") == "spam"
+
+
 def test_reading_the_rules_costs_no_stat_call(
     rules_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
