@@ -353,11 +353,18 @@ def backup_command(target: Path) -> None:
     click.echo(f"Backed up {comments} comments to {target}.")
 
 
-def main() -> None:
-    """Entry point of the `moderation` console script."""
+def command_line_app() -> Flask:
+    """The app the `moderation` command builds.
+
+    No statement timeout: a migration or a purge of a big database may run for minutes,
+    where a web request must not. And no need for the rules file in force to load (see
+    init_rules): while it is broken, a purge, a backup or `rules check` of its fix runs.
+    """
     from moderation import create_app
 
-    # No statement timeout for the command line: a migration or a purge of a big database
-    # may run for minutes, where a web request must not.
-    ModerationGroup(create_app=lambda: create_app({"DATABASE_STATEMENT_TIMEOUT": 0}),
-                    help="Comment moderation service.")()
+    return create_app({"DATABASE_STATEMENT_TIMEOUT": 0, "RULES_REQUIRED": False})
+
+
+def main() -> None:
+    """Entry point of the `moderation` console script."""
+    ModerationGroup(create_app=command_line_app, help="Comment moderation service.")()

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from moderation.extensions import db
 from moderation.models import ApiKey, Site
+from moderation.rules import RulesError
 from tests.conftest import comment
 
 ROOT = Path(__file__).parent.parent
@@ -176,19 +177,61 @@ def test_a_database_or_role_that_does_not_exist_is_not_sent_back_to_init(tmp_pat
     assert "Cannot use the database" in result.output
 
 
-def test_a_broken_rules_file_in_force_is_named_not_a_traceback(tmp_path, monkeypatch):
+def test_a_broken_rules_file_in_force_stops_only_what_reads_it(tmp_path, monkeypatch):
+    """The service keeps its last good rules while the file is broken; the command line
+    must keep working too (cron's purge, a backup, `rules check` of the fix). It refused
+    every command. What reads the rules in force names the file's errors, no traceback."""
     from click.testing import CliRunner
 
     from moderation import create_app
-    from moderation.cli import ModerationGroup
+    from moderation.cli import ModerationGroup, command_line_app
+    from moderation.services.rules import current_rules
+
+    broken = tmp_path / "rules.yaml"
+    broken.write_text("version: 1\nrules:\n  - {id: X, type: terms, terms: [a], scor: 1}\n")
+    fixed = tmp_path / "fixed.yaml"
+    fixed.write_text("version: 1\nrules:\n  - {id: X, type: terms, terms: [a], score: 1}\n")
+    monkeypatch.setenv("MODERATION_INSTANCE_PATH", str(tmp_path / "instance"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    command = ModerationGroup(create_app=command_line_app)
+    assert CliRunner().invoke(command, ["init"]).exit_code == 0
+    monkeypatch.setenv("MODERATION_RULES_FILE", str(broken))
+    for args in (["purge"], ["rules", "check", str(fixed)], ["keys", "list"]):
+        result = CliRunner().invoke(command, args)
+        assert result.exit_code == 0, (args, result.output)
+    app = command_line_app()
+    with app.app_context(), pytest.raises(RulesError, match="scor: Unknown field"):
+        current_rules()
+    # What serves requests still refuses to start on it (wsgi.py says why).
+    with pytest.raises(RulesError):
+        create_app()
+
+
+def test_a_command_that_reads_the_broken_rules_names_them_not_a_traceback(tmp_path,
+                                                                         monkeypatch):
+    from click.testing import CliRunner
+
+    from moderation.cli import ModerationGroup, command_line_app
 
     broken = tmp_path / "rules.yaml"
     broken.write_text("version: 1\nrules:\n  - {id: X, type: terms, terms: [a], scor: 1}\n")
     monkeypatch.setenv("MODERATION_INSTANCE_PATH", str(tmp_path / "instance"))
-    monkeypatch.setenv("MODERATION_RULES_FILE", str(broken))
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    command = ModerationGroup(create_app=lambda: create_app())
-    result = CliRunner().invoke(command, ["purge"])
+    command = ModerationGroup(create_app=command_line_app)
+    admin = CliRunner().invoke(command, ["init"]).output.strip().splitlines()[-1].strip()
+    client = command_line_app().test_client()
+    posted = client.post("/api/v1/comments", json={
+        "thread": "/t", "author_name": "Ada", "author_email": "ada@example.org",
+        "content": "A thought."})
+    assert posted.status_code == 201, posted.get_json()
+    # Approved, it taught the classifier: erasing it un-learns it from the text the
+    # classifier rule in force reads.
+    approved = client.post(f"/api/v1/moderation/comments/{posted.get_json()['id']}/decision",
+                           json={"action": "approve"},
+                           headers={"Authorization": f"Bearer {admin}", "If-Match": "*"})
+    assert approved.status_code == 200, approved.get_json()
+    monkeypatch.setenv("MODERATION_RULES_FILE", str(broken))
+    result = CliRunner().invoke(command, ["erase", "--yes", "ada@example.org"])
     assert result.exit_code == 1
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert f"{broken}: rule X: scor: Unknown field." in result.output

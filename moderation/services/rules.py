@@ -28,19 +28,32 @@ def _reload_failed(message: str) -> None:
 
 
 def init_rules(app: Flask) -> None:
-    """Load the rules file now (a broken file stops start-up) and watch it from then on."""
+    """Load the rules file now (a broken file stops start-up) and watch it from then on.
+
+    The `moderation` command (RULES_REQUIRED false) starts without them: while the file in
+    force is broken, the service keeps its last good rules and runs on, and so must the
+    purge from cron, a backup or an export, which never read them. A command that does
+    read them fails then, naming the file's errors.
+    """
     path = Path(app.config["RULES_FILE"] or default_rules_path())
-    watcher = RulesWatcher(
-        path,
-        interval=float(app.config["RULES_RELOAD_INTERVAL"]),
-        on_error=_reload_failed,
-    )
+    try:
+        watcher: RulesWatcher | RulesError = RulesWatcher(
+            path,
+            interval=float(app.config["RULES_RELOAD_INTERVAL"]),
+            on_error=_reload_failed,
+        )
+    except RulesError as error:
+        if app.config.get("RULES_REQUIRED", True):
+            raise
+        watcher = error
     app.extensions[EXTENSION] = watcher
 
 
 def watcher() -> RulesWatcher:
     """This app's watcher; its thread starts lazily so that it runs in every forked worker."""
-    rules_watcher: RulesWatcher = current_app.extensions[EXTENSION]
+    rules_watcher: RulesWatcher | RulesError = current_app.extensions[EXTENSION]
+    if isinstance(rules_watcher, RulesError):
+        raise rules_watcher  # the command line's app, started without them (above)
     rules_watcher.start()
     return rules_watcher
 
