@@ -74,6 +74,7 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
         _create_private(path)
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{path}"
     app.config["SQLALCHEMY_DATABASE_URI"] = _with_driver(app.config["SQLALCHEMY_DATABASE_URI"])
+    _create_named_private(app.config["SQLALCHEMY_DATABASE_URI"])
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(
         app.config["SQLALCHEMY_DATABASE_URI"], app.config["SQLALCHEMY_ENGINE_OPTIONS"],
         _statement_timeout(app.config["DATABASE_STATEMENT_TIMEOUT"]),
@@ -195,6 +196,19 @@ def _create_private(database: Path) -> None:
     database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):  # made earlier, or by another worker first
         os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _create_named_private(url: str) -> None:
+    """A SQLite file named by DATABASE_URL, made 0600 before SQLite first creates it (0644)
+    as the default one is; its folder is the operator's, and left as it is. One that
+    exists, or cannot be made here, is left to SQLite."""
+    if not url.startswith("sqlite:///") or "?" in url:  # ?mode=, uri=true: SQLite's to read
+        return
+    name = url.removeprefix("sqlite:///")
+    if name in ("", ":memory:") or name.startswith("file:"):
+        return
+    with contextlib.suppress(OSError):  # it exists, or its folder does not: SQLite says so
+        os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def make_private(database: Path) -> list[Path]:

@@ -192,3 +192,27 @@ def test_the_default_sqlite_database_is_readable_by_its_owner_alone(tmp_path, mo
     assert stat.S_IMODE(instance.stat().st_mode) == 0o700
     assert modes["moderation.sqlite3"] == 0o600
     assert modes["moderation.sqlite3-wal"] == modes["moderation.sqlite3-shm"] == 0o600
+
+
+def test_a_sqlite_database_named_by_database_url_is_made_private_too(tmp_path, monkeypatch):
+    """Only the default file was made 0600; one named by DATABASE_URL, and its -wal
+    holding every new comment, were 0644 (operations audit)."""
+    monkeypatch.setenv("MODERATION_INSTANCE_PATH", str(tmp_path / "instance"))
+    database = tmp_path / "elsewhere" / "comments.sqlite3"
+    database.parent.mkdir()
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{database}")
+    old_umask = os.umask(0o022)
+    try:
+        app = create_app({"TESTING": True})
+        with app.app_context():
+            upgrade()
+            db.session.execute(sa.text("CREATE TABLE t (x)"))
+            db.session.commit()
+            modes = {path.name: stat.S_IMODE(path.stat().st_mode)
+                     for path in database.parent.iterdir()}
+        close_app(app)
+    finally:
+        os.umask(old_umask)
+    assert {"comments.sqlite3", "comments.sqlite3-wal", "comments.sqlite3-shm"} <= set(modes)
+    assert set(modes.values()) == {0o600}, modes
+    assert stat.S_IMODE(database.parent.stat().st_mode) == 0o755  # the operator's folder
