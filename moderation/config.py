@@ -73,8 +73,9 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
         path = Path(app.instance_path) / "moderation.sqlite3"
         _create_private(path)
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{path}"
+    else:
+        _create_named_private(app.config["SQLALCHEMY_DATABASE_URI"])
     app.config["SQLALCHEMY_DATABASE_URI"] = _with_driver(app.config["SQLALCHEMY_DATABASE_URI"])
-    _create_named_private(app.config["SQLALCHEMY_DATABASE_URI"])
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(
         app.config["SQLALCHEMY_DATABASE_URI"], app.config["SQLALCHEMY_ENGINE_OPTIONS"],
         _statement_timeout(app.config["DATABASE_STATEMENT_TIMEOUT"]),
@@ -195,7 +196,12 @@ def _create_private(database: Path) -> None:
     database file's mode. The instance folder is made private too."""
     database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):  # made earlier, or by another worker first
-        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        _new_private_file(database)
+
+
+def _new_private_file(path: Path | str) -> None:
+    """Create the file, readable by its owner alone; FileExistsError if it exists."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _create_named_private(url: str) -> None:
@@ -208,7 +214,7 @@ def _create_named_private(url: str) -> None:
     if name in ("", ":memory:") or name.startswith("file:"):
         return
     with contextlib.suppress(OSError):  # it exists, or its folder does not: SQLite says so
-        os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        _new_private_file(name)
 
 
 def make_private(database: Path) -> list[Path]:

@@ -103,7 +103,8 @@ class RulesWatcher:
         """Reload if the files changed since the last check; True if new rules are in force."""
         before = _signature([self.path])
         signature = before + _signature(list(self.current.dependencies))
-        if signature == self._signature:
+        unchanged = signature == self._signature
+        if unchanged:
             if self.last_error is None:
                 return False
             # The files watched are those of the rules in force: a list file that only
@@ -119,9 +120,8 @@ class RulesWatcher:
             # A broken file is reported once, not on every check: its signature is kept
             # too. Kept only now, after the load: a process forked while this thread was
             # loading (gunicorn's master runs one) then sees the change and loads it itself.
-            retried = signature == self._signature
             self._signature = signature
-            if not (retried and str(exc) == self.last_error):
+            if not (unchanged and str(exc) == self.last_error):
                 self._failed(str(exc))
             return False
         # The rules first, then the files' signature: a process forked between the two
