@@ -362,7 +362,11 @@ def command_line_app() -> Flask:
     """
     from moderation import create_app
 
-    return create_app({"DATABASE_STATEMENT_TIMEOUT": 0, "RULES_REQUIRED": False})
+    # `moderation run` serves requests, which need the rules: it stops on a broken file
+    # as gunicorn does, rather than serve 503s until someone notices.
+    context = click.get_current_context(silent=True)
+    serving = context is not None and context.info_name == "run"
+    return create_app({"DATABASE_STATEMENT_TIMEOUT": 0, "RULES_REQUIRED": serving})
 
 
 def main() -> None:

@@ -237,6 +237,34 @@ def test_a_command_that_reads_the_broken_rules_names_them_not_a_traceback(tmp_pa
     assert f"{broken}: rule X: scor: Unknown field." in result.output
 
 
+def test_what_serves_requests_needs_the_rules(tmp_path, monkeypatch):
+    """`moderation run` serves, so it stops on a broken rules file as gunicorn does; and a
+    request that still reaches the command line's app without rules is a 503, not a 500."""
+    from click.testing import CliRunner
+
+    from moderation.cli import ModerationGroup, command_line_app
+
+    broken = tmp_path / "rules.yaml"
+    broken.write_text("version: 1\nrules:\n  - {id: X, type: terms, terms: [a], scor: 1}\n")
+    monkeypatch.setenv("MODERATION_INSTANCE_PATH", str(tmp_path / "instance"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    command = ModerationGroup(create_app=command_line_app)
+    assert CliRunner().invoke(command, ["init"]).exit_code == 0
+    monkeypatch.setenv("MODERATION_RULES_FILE", str(broken))
+    served = []  # were the app to load, it would be served here, not on a real port
+    monkeypatch.setattr("flask.cli.run_simple", lambda *a, **k: served.append(a))
+    result = CliRunner().invoke(command, ["run"])
+    assert not served
+    assert result.exit_code == 1, result.output
+    assert f"{broken}: rule X: scor: Unknown field." in result.output
+    posted = command_line_app().test_client().post("/api/v1/comments", json={
+        "thread": "/t", "author_name": "Ada", "author_email": "ada@example.org",
+        "content": "A thought."})
+    assert posted.status_code == 503, posted.get_json()
+    assert posted.headers["Retry-After"].isdigit()
+    assert "rules file does not load" in posted.get_json()["message"]
+
+
 @pytest.mark.parametrize(("name", "value"), [("MODERATION_RATELIMIT_ENABLED", "maybe"),
                                              ("MODERATION_SQLITE_SYNCHRONOUS", "sometimes")])
 def test_a_setting_the_service_cannot_take_is_one_line_not_a_traceback(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, Response, current_app
 
-from moderation.errors import Invalid
+from moderation.errors import Invalid, error_response, log
 from moderation.metrics import RULES_RELOAD_ERRORS
 from moderation.rules import (
     RulesError,
@@ -21,6 +21,24 @@ from moderation.rules import (
 )
 
 EXTENSION = "moderation.rules"
+# Seconds a client should wait when this process has no rules: the file must be fixed and
+# the process restarted, which takes an operator longer than a database restart.
+RULES_RETRY_AFTER = 30
+
+
+class RulesNotLoaded(RulesError):
+    """Asked for the rules in force in a process that started without them (the
+    `moderation` command's app, while the file is broken). A RulesError still, so the
+    command line names the file's errors; a request answers 503 (below), not a 500."""
+
+
+def _rules_not_loaded(error: RulesNotLoaded) -> Response:
+    log.error("request refused: the rules file in force did not load")
+    return error_response(
+        503,
+        "The service cannot judge comments now: its rules file does not load.",
+        headers={"Retry-After": str(RULES_RETRY_AFTER)},
+    )
 
 
 def _reload_failed(message: str) -> None:
@@ -37,7 +55,7 @@ def init_rules(app: Flask) -> None:
     """
     path = Path(app.config["RULES_FILE"] or default_rules_path())
     try:
-        watcher: RulesWatcher | RulesError = RulesWatcher(
+        watcher: RulesWatcher | RulesNotLoaded = RulesWatcher(
             path,
             interval=float(app.config["RULES_RELOAD_INTERVAL"]),
             on_error=_reload_failed,
@@ -45,14 +63,15 @@ def init_rules(app: Flask) -> None:
     except RulesError as error:
         if app.config.get("RULES_REQUIRED", True):
             raise
-        watcher = error
+        watcher = RulesNotLoaded(error.messages)
+        app.register_error_handler(RulesNotLoaded, _rules_not_loaded)
     app.extensions[EXTENSION] = watcher
 
 
 def watcher() -> RulesWatcher:
     """This app's watcher; its thread starts lazily so that it runs in every forked worker."""
-    rules_watcher: RulesWatcher | RulesError = current_app.extensions[EXTENSION]
-    if isinstance(rules_watcher, RulesError):
+    rules_watcher: RulesWatcher | RulesNotLoaded = current_app.extensions[EXTENSION]
+    if isinstance(rules_watcher, RulesNotLoaded):
         raise rules_watcher  # the command line's app, started without them (above)
     rules_watcher.start()
     return rules_watcher
