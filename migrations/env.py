@@ -45,9 +45,37 @@ def run_migrations_online():
     conf_args = dict(current_app.extensions["migrate"].configure_args)
     conf_args.setdefault("process_revision_directives", process_revision_directives)
     with _db().engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata, **conf_args)
-        with context.begin_transaction():
-            context.run_migrations()
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            _sqlite_foreign_keys(connection, on=False)
+            # Each migration's own transaction checks what it leaves, before it commits.
+            conf_args.setdefault("on_version_apply", _check_foreign_keys)
+        try:
+            context.configure(connection=connection, target_metadata=target_metadata,
+                              **conf_args)
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if sqlite:
+                connection.rollback()  # what is left is what closing would roll back
+                _sqlite_foreign_keys(connection, on=True)
+
+
+def _sqlite_foreign_keys(connection, on):
+    """SQLite rebuilds a table to change it (new table, copy, drop the old, rename), and
+    with foreign keys enforced the drop first deletes, or cascades to, every row that
+    refers to the old table. SQLite's own procedure turns them off for the change, and
+    only outside a transaction does the pragma take effect: hence on the driver's
+    connection, before the migrations' transaction begins (and back on after it, for the
+    pooled connection is used again)."""
+    connection.connection.dbapi_connection.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+
+
+def _check_foreign_keys(ctx, **_):
+    """What a migration leaves must still hold together; else it does not commit."""
+    broken = ctx.connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"the migration leaves rows that refer to nothing: {broken[:5]}")
 
 
 if context.is_offline_mode():

@@ -74,6 +74,10 @@ class Comment(db.Model):
         sa.Index("ix_comments_thread_content_hash", "thread_id", "content_hash"),
         sa.Index("ix_comments_email_hash_id", "email_hash", "id"),
         sa.Index("ix_comments_created_at", "created_at"),
+        # An id names one comment for good (a moderator's open page, an ETag, a replayed
+        # Idempotency-Key answer): SQLite would otherwise hand a purged comment's id out
+        # again. PostgreSQL's sequences never do. (Migration 0008.)
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

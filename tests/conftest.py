@@ -55,6 +55,8 @@ def _empty_tables() -> None:
         else:
             for table in tables:
                 connection.exec_driver_sql(f"DELETE FROM {table}")
+            # AUTOINCREMENT's counters (comments: migration 0008), as RESTART IDENTITY does.
+            connection.exec_driver_sql("DELETE FROM sqlite_sequence")
         connection.exec_driver_sql(
             "INSERT INTO sites (slug, name, allowed_origins, created_at) "
             "VALUES ('default', 'Default site', '[]', CURRENT_TIMESTAMP)"

@@ -84,3 +84,52 @@ def test_0006_hashes_idn_addresses_again_so_an_erasure_finds_them(tmp_path):
             db.session.remove()
             db.engine.dispose()
         app.extensions["moderation.rules"].stop()
+
+
+def test_0008_rebuilds_comments_keeping_every_row_that_refers_to_them(tmp_path):
+    """SQLite rebuilds the table to add AUTOINCREMENT; with foreign keys enforced, dropping
+    the old one would have deleted the flags and hits and unlinked the audit log."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'old.sqlite3'}",
+                      "SECRET_KEY": "t", "TESTING": True})
+    try:
+        with app.app_context():
+            upgrade(revision="0007")
+            for statement in (
+                "INSERT INTO threads (site_id, key, closed, created_at) "
+                "VALUES (1, '/a', false, CURRENT_TIMESTAMP)",
+                *["INSERT INTO comments (site_id, thread_id, parent_id, status, status_reason, "
+                  "author_name, author_email, email_hash, content, content_hash, score, hits, "
+                  "rules_version, flag_count, version, created_at, updated_at) VALUES "
+                  f"(1, 1, {parent}, 'spam', 'rules', 'Zoe', 'z@example.org', 'h', 'hi', 'x', "
+                  "0, '[]', '', 1, 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                  for parent in ("NULL", "1", "NULL")],
+                "INSERT INTO flags (comment_id, reporter_hash, reason, created_at) "
+                "VALUES (2, 'r', 'spam', CURRENT_TIMESTAMP)",
+                "INSERT INTO comment_hits (comment_id, rule) VALUES (3, 'X')",
+                "INSERT INTO decisions (site_id, comment_id, actor, action, reason, created_at) "
+                "VALUES (1, 3, 'mod', 'spam', '', CURRENT_TIMESTAMP)",
+            ):
+                db.session.execute(sa.text(statement))
+            db.session.commit()
+            upgrade()
+            count = lambda sql: db.session.execute(sa.text(sql)).scalar()  # noqa: E731
+            assert count("SELECT count(*) FROM comments") == 3
+            assert count("SELECT parent_id FROM comments WHERE id = 2") == 1
+            assert count("SELECT comment_id FROM flags") == 2
+            assert count("SELECT comment_id FROM comment_hits") == 3
+            assert count("SELECT comment_id FROM decisions") == 3
+            assert count("PRAGMA foreign_keys") == 1  # back on for the pooled connection
+            db.session.execute(sa.text("DELETE FROM comments WHERE id = 3"))
+            db.session.execute(sa.text(
+                "INSERT INTO comments (site_id, thread_id, status, status_reason, author_name, "
+                "author_email, email_hash, content, content_hash, score, hits, rules_version, "
+                "flag_count, version, created_at, updated_at) VALUES (1, 1, 'pending', "
+                "'rules', 'Ada', 'a@example.org', 'h', 'hi', 'y', 0, '[]', '', 0, 1, "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+            db.session.commit()
+            assert count("SELECT max(id) FROM comments") == 4
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        app.extensions["moderation.rules"].stop()

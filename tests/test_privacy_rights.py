@@ -83,6 +83,25 @@ def test_purge_deletes_old_spam_and_truncates_old_ips(api, app, runner):
         assert fresh.status is Status.SPAM and fresh.ip == "203.0.113.77"
 
 
+def test_a_purged_comment_s_id_is_never_given_to_another(api, app, runner, keys):
+    """A moderator's page still open on a purged comment must not decide the next one to
+    arrive: on SQLite that one took the purged id, and the ETag ("1") matched too."""
+    made = api.post("/api/v1/comments", comment(content="spammyword here")).get_json()
+    detail = api.get(f"/api/v1/moderation/comments/{made['id']}", key=keys.moderator)
+    assert detail.get_json()["status"] == "spam"
+    with app.app_context():
+        old = dt.datetime.now(dt.UTC) - dt.timedelta(days=100)
+        db.session.execute(sa.update(Comment).values(created_at=old))
+        db.session.commit()
+    assert "Deleted 1" in runner.invoke(args=["purge"]).output
+    later = api.post("/api/v1/comments", comment(author_email="someone@example.org"))
+    assert later.status_code == 201 and later.get_json()["id"] > made["id"]
+    stale = api.post(f"/api/v1/moderation/comments/{made['id']}/decision",
+                     {"action": "reject"}, key=keys.moderator,
+                     headers={"If-Match": detail.headers["ETag"]})
+    assert stale.status_code == 404
+
+
 def test_erase_and_export_find_every_spelling_of_an_idn_address(api, keys):
     """Mail delivers each of these to one mailbox; a `+tag` may be another person's."""
     spellings = ["Zoe@Bücher.example", "zoe@xn--bcher-kva.example",
