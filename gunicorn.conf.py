@@ -43,8 +43,10 @@ def _default_workers() -> int:
     PostgreSQL a worker waits on each round trip, and the classic 2 x cores + 1 keeps the
     cores busy meanwhile.
     """
+    from moderation.config import configured_database_url
+
     cores = _usable_cores()
-    url = os.environ.get("DATABASE_URL") or os.environ.get("MODERATION_SQLALCHEMY_DATABASE_URI")
+    url = configured_database_url()  # the environment's, or the instance config's
     return cores * 2 + 1 if url and url.startswith("postgres") else cores
 
 
@@ -188,6 +190,7 @@ def _json_error(sock, status_int, reason, mesg):
     body = json.dumps({"code": status_int, "status": reason, "message": mesg or reason}).encode()
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
             "Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"
+            "X-Frame-Options: DENY\r\n"
             f"Content-Length: {len(body)}\r\n\r\n")
     util.write_nonblock(sock, head.encode("latin-1") + body)
 

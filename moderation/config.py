@@ -84,6 +84,24 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
         app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path))
 
 
+def configured_database_url() -> str | None:
+    """The database URL load_config will settle on (None: the SQLite default), read without
+    building the app: gunicorn.conf.py picks its worker count by it before there is one.
+    The environment first, then the instance config, as load_config reads them."""
+    for name in ("DATABASE_URL", "MODERATION_SQLALCHEMY_DATABASE_URI"):
+        if os.environ.get(name):
+            return os.environ[name]
+    instance = Flask("moderation", instance_path=os.environ.get("MODERATION_INSTANCE_PATH")
+                     or None, instance_relative_config=True)
+    try:
+        instance.config.from_pyfile("config.py", silent=True)
+    except Exception:  # noqa: BLE001 - the app reports a broken config file when it loads it
+        return None
+    _environment_names(instance)
+    url = instance.config.get("SQLALCHEMY_DATABASE_URI")
+    return url if isinstance(url, str) else None
+
+
 def _environment_names(app: Flask) -> None:
     """The instance config may name a setting as the environment does (the contract's
     table: DATABASE_URL, MODERATION_RULES_FILE, ...); those names were ignored there."""

@@ -258,6 +258,33 @@ def test_workers_follow_a_containers_cpu_limit(tmp_path, monkeypatch, limit, cor
     assert config._usable_cores(str(path)) == expected
 
 
+@pytest.mark.parametrize(("where", "url", "workers"), [
+    ("environment", "postgresql+psycopg://db.example/moderation", "2 x cores + 1"),
+    ("instance", "postgresql+psycopg://db.example/moderation", "2 x cores + 1"),
+    ("instance-moderation-name", "postgresql+psycopg://db.example/moderation", "2 x cores + 1"),
+    ("nowhere", None, "cores"),
+])
+def test_the_worker_default_reads_the_database_url_where_the_app_does(tmp_path, monkeypatch,
+                                                                     where, url, workers):
+    """A PostgreSQL URL set in the instance config (as the README offers) got the workers
+    of SQLite: gunicorn.conf.py read the environment only."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    monkeypatch.setenv("MODERATION_INSTANCE_PATH", str(tmp_path / "instance"))
+    for name in ("DATABASE_URL", "MODERATION_SQLALCHEMY_DATABASE_URI"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "instance").mkdir()
+    if where == "environment":
+        monkeypatch.setenv("DATABASE_URL", url)
+    elif where == "instance":
+        (tmp_path / "instance" / "config.py").write_text(f"DATABASE_URL = {url!r}\n")
+    elif where == "instance-moderation-name":
+        (tmp_path / "instance" / "config.py").write_text(
+            f"MODERATION_SQLALCHEMY_DATABASE_URI = {url!r}\n")
+    config = _config()
+    cores = config._usable_cores()
+    assert config._default_workers() == (cores * 2 + 1 if workers == "2 x cores + 1" else cores)
+
+
 def _raw(base: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
     """Send bytes gunicorn itself must refuse (the app never sees them); its answer, parsed."""
     host, port = base.removeprefix("http://").split(":")
@@ -287,6 +314,8 @@ def test_requests_gunicorn_refuses_get_the_contracts_json_error(served, request_
     assert int(headers["content-length"]) == len(body)
     error = json.loads(body)
     assert error["code"] == status and error["status"] and error["message"]
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["x-frame-options"] == "DENY"  # as the app's own answers say
 
 
 # A client address the suite uses nowhere else (gunicorn listens on 127.0.0.1, and says so
