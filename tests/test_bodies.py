@@ -161,9 +161,12 @@ def test_a_chunked_body_within_the_limit_is_taken_whole(app, api):
         assert len(db.session.scalar(sa.select(Comment.content))) == 9_000
 
 
-def test_an_empty_json_body_names_the_missing_fields_on_intake_too(api):
-    answer = api.post("/api/v1/comments", data=b"", content_type="application/json")
-    assert answer.status_code == 422
+@pytest.mark.parametrize("content_type", ["application/json", None])
+def test_an_empty_body_names_the_missing_fields_on_intake_too(api, content_type):
+    """As on every other route: no body at all, typed or not (`curl -X POST`), is an empty
+    object, so the answer says what is missing; a body of another type is still a 415."""
+    answer = api.client.post("/api/v1/comments", data=b"", content_type=content_type)
+    assert answer.status_code == 422, answer.get_json()
     assert {"thread", "author_name", "author_email", "content"} <= set(
         answer.get_json()["errors"])
 

@@ -103,6 +103,8 @@ def _submission_body() -> tuple[dict[str, Any], bool]:
             # too, whose colon is a port's, not a scheme's.
             form["author_url"] = "http://" + website
         return form, True
+    if not mimetype and not request.get_data(cache=True):
+        return {}, False  # nothing sent at all: as an empty JSON body, 422 naming the fields
     raise UnsupportedMediaType("Send application/json or an HTML form.")
 
 
@@ -137,8 +139,8 @@ def _add_field(form: dict[str, str], name: str, value: str) -> None:
     """
     field = WORDPRESS_FIELDS.get(name, name)
     if any(given in form for given in _FORM_NAMES.get(field, ())):
-        raise Invalid("Some fields are invalid.",
-                      {field: ["Given more than once (or under both of its names)."]})
+        raise Invalid("Some fields are invalid.",  # named as the form named it
+                      {name: ["Given more than once (or under both of its names)."]})
     form.setdefault(name, value)
 
 
