@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from moderation.config import make_private
 from moderation.errors import ConfigError, ServiceError
 from moderation.extensions import db
-from moderation.models import CLI_ACTOR, Site
+from moderation.models import CLI_ACTOR, Role, Site
 from moderation.rules import RulesError, load_rules
 
 # PostgreSQL's SQLSTATE for a table that does not exist (undefined_table).
@@ -143,7 +143,10 @@ def list_keys() -> None:
 
     for key in keys.list_keys():
         state = "revoked" if key.revoked_at else "active"
-        sites = ",".join(site.slug for site in key.sites) or "*"
+        # An admin key serves every site ("*"); a moderator or site key whose sites were
+        # all deleted serves none ("-"), which "*" would have read as all of them.
+        sites = ",".join(site.slug for site in key.sites) or (
+            "*" if key.role is Role.ADMIN else "-")
         click.echo(f"{key.id}\t{key.role.value}\t{key.name}\t{sites}\t{state}")
 
 

@@ -787,9 +787,9 @@ class ExportedCommentSchema(ma.Schema):
     ip = fields.String(allow_none=True)
     user_agent = fields.String(allow_none=True)
     referrer = fields.String(allow_none=True)
-    thread_title = fields.String(allow_none=True, metadata={
+    sent_thread_title = fields.String(allow_none=True, metadata={
         "description": "The page title the comment was sent with"})
-    thread_url = fields.String(allow_none=True, metadata={
+    sent_thread_url = fields.String(allow_none=True, metadata={
         "description": "The page URL the comment was sent with"})
     score = fields.Float()
     hits = fields.List(fields.Nested(HitSchema))

@@ -45,6 +45,17 @@ def test_keys_create_prints_a_working_secret(runner, app, api):
     assert "eve" in listed.output and secret not in listed.output
 
 
+def test_keys_list_tells_all_sites_from_none(runner, api, keys):
+    assert runner.invoke(args=["sites", "create", "gone", "--name", "Gone"]).exit_code == 0
+    assert runner.invoke(args=["keys", "create", "--role", "moderator", "--name", "orphan",
+                               "--site", "gone"]).exit_code == 0
+    assert api.delete("/api/v1/admin/sites/gone", key=keys.admin).status_code == 204
+    rows = [line.split("\t") for line in runner.invoke(args=["keys", "list"]).output.splitlines()]
+    sites = {name: sites for _, role, name, sites, _ in rows}
+    assert sites["orphan"] == "-"
+    assert "*" in {sites for _, role, _, sites, _ in rows if role == "admin"}
+
+
 def test_keys_create_refuses_an_unknown_site(runner):
     result = runner.invoke(args=["keys", "create", "--role", "site", "--name", "x",
                                  "--site", "nowhere"])

@@ -68,8 +68,9 @@ def export(email: str) -> dict[str, Any]:
             "ip": comment.ip,
             "user_agent": comment.user_agent,
             "referrer": comment.referrer,
-            "thread_title": comment.thread_title,
-            "thread_url": comment.thread_url,
+            # As the moderator's view names them: `thread_title` there is the page's own.
+            "sent_thread_title": comment.thread_title,
+            "sent_thread_url": comment.thread_url,
             "score": comment.score,
             "hits": comment.hits,
             "rules_version": comment.rules_version,
