@@ -176,6 +176,27 @@ def create_site(slug: str, name: str, origins: tuple[str, ...]) -> None:
     click.echo(f"Created site {site.slug}.")
 
 
+@sites_group.command("delete")
+@click.argument("slug")
+@click.option("--delete-comments", is_flag=True,
+              help="Delete the site's comments with it (else a site with comments stays).")
+@click.option("--yes", is_flag=True, help="Do not ask before deleting comments.")
+def delete_site(slug: str, delete_comments: bool, yes: bool) -> None:
+    """Remove a site, as DELETE /api/v1/admin/sites/<slug> does; here without the web's
+    statement timeout, for a site with many comments."""
+    from moderation.services import sites
+
+    if delete_comments and not yes:
+        click.confirm(f"Delete the site {slug} and every comment on it? This cannot be "
+                      "undone.", abort=True)
+    try:
+        sites.delete_site(slug, delete_comments)
+    except ServiceError as error:
+        _fail(error)
+        return
+    click.echo(f"Deleted site {slug}.")
+
+
 @sites_group.command("list")
 def list_sites() -> None:
     """List sites."""

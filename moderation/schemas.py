@@ -645,6 +645,12 @@ class NoQuerySchema(StrictSchema):
     """The query of a route that takes no arguments: any argument is refused (422)."""
 
 
+class DeleteSiteQuerySchema(StrictSchema):
+    delete_comments = fields.Boolean(load_default=False, metadata={
+        "description": "Delete the site's comments with it; without this, a site that has "
+                       "comments is not deleted (409)."})
+
+
 def _site_name(**kwargs: Any) -> fields.String:
     # One line: `moderation sites list` prints one site a line, its fields split by tabs.
     return fields.String(validate=[validate.Length(max=200), _single_line],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from moderation.extensions import db
-from moderation.models import ApiKey
+from moderation.models import ApiKey, Comment, Decision
 from tests.conftest import comment
 
 
@@ -35,10 +35,38 @@ def test_site_fields_are_validated(api, keys):
     assert {"slug", "allowed_origins"} <= set(response.get_json()["errors"])
 
 
-def test_a_site_with_comments_cannot_be_deleted(api, keys):
-    api.post("/api/v1/comments", comment(site="other"))
-    assert api.delete("/api/v1/admin/sites/other", key=keys.admin).status_code == 409
-    assert api.delete("/api/v1/admin/sites/default", key=keys.admin).status_code == 409
+def test_a_site_with_comments_is_deleted_only_with_them_when_asked(api, app, keys, runner):
+    """Erasing or purging never emptied a site (neither removes an approved comment), so
+    the 409's advice led nowhere and a test site that got one comment stayed for good."""
+    made = api.post("/api/v1/comments", comment(site="other")).get_json()
+    assert api.post(f"/api/v1/moderation/comments/{made['id']}/decision", {"action": "approve"},
+                    key=keys.admin, headers={"If-Match": "*"}).status_code == 200
+    refused = api.delete("/api/v1/admin/sites/other", key=keys.admin)
+    assert refused.status_code == 409 and "delete_comments=true" in refused.get_json()["message"]
+    assert api.delete("/api/v1/admin/sites/default?delete_comments=true",
+                      key=keys.admin).status_code == 409
+    assert api.delete("/api/v1/admin/sites/other?delete_comments=maybe",
+                      key=keys.admin).status_code == 422
+    assert api.delete("/api/v1/admin/sites/other?delete_comments=true",
+                      key=keys.admin).status_code == 204
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Comment)) == 0
+        # The audit log keeps the decision, linked to no comment or site any more.
+        decision = db.session.scalars(sa.select(Decision)).one()
+        assert (decision.action, decision.comment_id, decision.site_id) == ("approve", None, None)
+    assert api.get(f"/api/v1/moderation/comments/{made['id']}", key=keys.admin).status_code == 404
+
+
+def test_sites_delete_on_the_command_line(api, runner):
+    assert runner.invoke(args=["sites", "create", "trial"]).exit_code == 0
+    api.post("/api/v1/comments", comment(site="trial"))
+    kept = runner.invoke(args=["sites", "delete", "trial"])
+    assert kept.exit_code == 1 and "has comments" in kept.output
+    asked = runner.invoke(args=["sites", "delete", "trial", "--delete-comments"], input="n\n")
+    assert asked.exit_code == 1 and "trial" in runner.invoke(args=["sites", "list"]).output
+    deleted = runner.invoke(args=["sites", "delete", "trial", "--delete-comments", "--yes"])
+    assert deleted.exit_code == 0, deleted.output
+    assert "trial" not in runner.invoke(args=["sites", "list"]).output
 
 
 def test_keys_are_shown_once_and_stored_as_hashes(api, app, keys):

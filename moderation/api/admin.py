@@ -9,6 +9,7 @@ from moderation.auth import current_caller
 from moderation.models import ApiKey, Role
 from moderation.schemas import (
     KEY_REQUEST_DOC,
+    DeleteSiteQuerySchema,
     EraseAnswerSchema,
     EraseSchema,
     ExportQuerySchema,
@@ -89,16 +90,17 @@ def change_site(change: dict[str, Any], slug: str) -> Any:
 
 @blp.route("/sites/<string:slug>", methods=["DELETE"])
 @guarded(blp, Role.ADMIN)
-@blp.arguments(NO_QUERY, location="query", as_kwargs=True)
+@blp.arguments(DeleteSiteQuerySchema, location="query", as_kwargs=True)
 @blp.response(204)
 @errors(blp, 404, 409, 422)
-def delete_site(slug: str) -> None:
-    """Remove a site that has no comments.
+def delete_site(slug: str, delete_comments: bool) -> None:
+    """Remove a site: one that has comments only with `delete_comments=true`, which
+    deletes them with it (else 409).
 
     Moderator and site keys limited to this site alone are revoked with it, in the same
     transaction: they would otherwise go on working with no site.
     """
-    sites.delete_site(slug)
+    sites.delete_site(slug, delete_comments)
 
 
 @blp.route("/keys", methods=["GET"])

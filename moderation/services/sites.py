@@ -106,22 +106,26 @@ def origin_in(origin: str, allowed_origins: list[str] | None) -> bool:
     return any(canonical_origin(allowed) == wanted for allowed in allowed_origins or [])
 
 
-def delete_site(slug: str) -> None:
-    """Remove a site that has no comments; 409 otherwise, so no comment is lost by accident.
+def delete_site(slug: str, delete_comments: bool = False) -> None:
+    """Remove a site; 409 while it has comments unless ``delete_comments`` says to delete
+    them with it, so that no comment is lost by accident.
 
-    Keys limited to this site alone are revoked with it.
+    Its threads, comments (with their hits, flags and Idempotency-Keys) go with it, by the
+    foreign keys' ON DELETE CASCADE; the audit log keeps its decisions, no longer linked
+    to a comment or a site. What the comments taught the classifier stays learned, as
+    after a purge. Keys limited to this site alone are revoked with it.
     """
     # Locked before the check: intake holds the site while it stores a comment, so a
     # comment is either seen below (409) or refused once the site is gone (404), never
-    # stored after the check and then deleted with the site (ON DELETE CASCADE).
+    # stored after the check and then deleted with the site unasked.
     site = get_site(slug, for_update=True)
     if slug == DEFAULT_SITE:
         raise Conflict("The default site cannot be deleted.")
-    has_comments = db.session.scalar(
-        sa.select(sa.exists().where(Comment.site_id == site.id))
-    )
-    if has_comments:
-        raise Conflict(f"The site '{slug}' has comments; erase or purge them first.")
+    if not delete_comments and db.session.scalar(
+            sa.select(sa.exists().where(Comment.site_id == site.id))):
+        # Erasing or purging would not empty it: neither removes an approved comment.
+        raise Conflict(f"The site '{slug}' has comments; to delete them with it, "
+                       "ask again with delete_comments=true.")
     revoke_keys_only_for(site)
     db.session.delete(site)
     db.session.commit()
