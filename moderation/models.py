@@ -154,7 +154,8 @@ CLI_ACTOR = "command line"
 
 
 class Decision(db.Model):
-    """The audit log: every status change made by a person (or by an erasure)."""
+    """The audit log: every status change made by a person (or by an erasure), and every
+    thread a moderator closed or opened."""
 
     __tablename__ = "decisions"
     __table_args__ = (
@@ -167,6 +168,8 @@ class Decision(db.Model):
     comment_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("comments.id", ondelete="SET NULL")
     )
+    # The thread a moderator closed or opened (actions "close", "open"; migration 0009).
+    thread: Mapped[str | None] = mapped_column(sa.String(512))
     actor: Mapped[str] = mapped_column(sa.String(100))
     action: Mapped[str] = mapped_column(sa.String(16))
     old_status: Mapped[str | None] = mapped_column(sa.String(16))

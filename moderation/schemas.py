@@ -516,6 +516,8 @@ class DecisionSchema(ma.Schema):
     id = fields.Integer(dump_only=True)
     comment_id = fields.Integer(dump_only=True, allow_none=True)
     site = fields.String(dump_only=True, allow_none=True)
+    thread = fields.String(dump_only=True, allow_none=True, metadata={
+        "description": "The thread a moderator closed or opened (actions close, open)"})
     actor = fields.String(dump_only=True)
     action = fields.String(dump_only=True)
     old_status = fields.String(dump_only=True, allow_none=True)

@@ -137,7 +137,7 @@ def test_approving_publishes_and_writes_the_audit_log(api, keys):
     assert body["status"] == "approved"
     assert response.headers["ETag"] == f'"{body["version"]}"'
     assert body["history"][0] | {"created_at": None} == {
-        "id": body["history"][0]["id"], "comment_id": comment_id, "site": "default",
+        "id": body["history"][0]["id"], "comment_id": comment_id, "site": "default", "thread": None,
         "actor": "mod", "action": "approve", "old_status": "pending",
         "new_status": "approved", "reason": "fine", "created_at": None,
     }
@@ -227,6 +227,23 @@ def test_closing_a_thread_names_it_as_intake_stores_it(api, keys):
     for thread in ("   ", "/two\nlines"):
         refused = api.put(url, {"thread": thread, "closed": True}, key=keys.moderator)
         assert refused.status_code == 422 and "thread" in refused.get_json()["errors"], thread
+
+
+def test_closing_and_opening_a_thread_is_in_the_audit_log(api, keys):
+    """Who closed a page, and when, could not be found out: the log held decisions only."""
+    url = "/api/v1/moderation/threads"
+    for closed in (True, True, False):  # the repeat changes nothing, so it logs nothing
+        assert api.put(url, {"thread": "/talk", "closed": closed},
+                       key=keys.moderator).status_code == 200
+    assert api.put(url, {"site": "other", "thread": "/there", "closed": True},
+                   key=keys.other_moderator).status_code == 200
+    logged = api.get("/api/v1/moderation/audit", key=keys.moderator).get_json()["items"]
+    assert [(d["action"], d["thread"], d["site"], d["actor"], d["comment_id"])
+            for d in logged] == [("open", "/talk", "default", "mod", None),
+                                 ("close", "/talk", "default", "mod", None)]
+    mine = api.get("/api/v1/moderation/audit?actor=other-mod", key=keys.admin).get_json()
+    assert [(d["action"], d["thread"], d["site"]) for d in mine["items"]] == [
+        ("close", "/there", "other")]
 
 
 def test_score_paging_carries_any_score_the_rules_can_give(app, api, keys):

@@ -212,6 +212,7 @@ def _decision_of(decision: Any, site_slug: str | None) -> dict[str, Any]:
         "id": decision.id,
         "comment_id": decision.comment_id,
         "site": site_slug,
+        "thread": decision.thread,
         "actor": decision.actor,
         "action": decision.action,
         "old_status": decision.old_status,
@@ -456,6 +457,9 @@ def set_thread_closed(caller: Caller, site_slug: str, thread_key: str, closed: b
             thread = db.session.scalar(find)
             if thread is None:  # or the site was deleted meanwhile
                 raise NotFound(f"There is no site '{site_slug}'.") from None
-    thread.closed = closed
+    if thread.closed != closed:  # as a repeated decision, a repeat is not logged again
+        thread.closed = closed
+        db.session.add(Decision(site_id=site.id, thread=thread.key, actor=caller.name,
+                                action="close" if closed else "open"))
     db.session.commit()
     return thread
