@@ -578,8 +578,10 @@ class QueueQuerySchema(StrictSchema):
     rule = OptionalQueryString(load_default=None, validate=FullMatch(r"^[A-Z0-9_]{1,64}$"))
     q = OptionalQueryString(load_default=None, validate=validate.Length(max=200))
     sort = fields.String(
-        load_default="oldest", validate=validate.OneOf(("oldest", "newest", "score"))
-    )
+        load_default="oldest", validate=validate.OneOf(("oldest", "newest", "score")),
+        metadata={"description": "`oldest` (default): first come, first reviewed, by id, "
+                                 "which follows arrival; `newest`: the reverse; `score`: "
+                                 "the highest summed score first, ties newest first."})
     limit = WholeNumber(load_default=50, validate=validate.Range(1, 200))
     cursor = OptionalQueryString(load_default=None, validate=FullMatch(QUEUE_CURSOR),
                                  metadata=CURSOR_ARGUMENT)
@@ -605,6 +607,9 @@ class BulkResultSchema(ma.Schema):
     id = fields.Integer(dump_only=True)
     status = fields.String(dump_only=True)
     error = fields.String(dump_only=True)
+    code = fields.Integer(dump_only=True, metadata={
+        "description": "With `error`: the status the single decision would have answered "
+                       "(403 another site's, 404 unknown, 409 erased)"})
 
 
 class BulkAnswerSchema(ma.Schema):
@@ -614,7 +619,7 @@ class BulkAnswerSchema(ma.Schema):
 class AuditQuerySchema(StrictSchema):
     site = OptionalQueryString(load_default=None, validate=FullMatch(SLUG), metadata=SITE_FILTER)
     comment_id = WholeNumber(load_default=None, validate=ID)
-    actor = OptionalQueryString(load_default=None, validate=validate.Length(max=100))
+    actor = OptionalTrimmedQuery(load_default=None, validate=validate.Length(max=100))
     limit = WholeNumber(load_default=50, validate=validate.Range(1, 200))
     cursor = OptionalQueryString(load_default=None, validate=FullMatch(ID_CURSOR),
                                  metadata=CURSOR_ARGUMENT)

@@ -185,7 +185,8 @@ def test_bulk_reports_each_id(api, keys):
     assert response.status_code == 200
     results = response.get_json()["results"]
     assert results[:2] == [{"id": first, "status": "spam"}, {"id": second, "status": "spam"}]
-    assert results[2]["id"] == 999_999 and "error" in results[2]
+    # Beside the words, the status the single decision would answer, for clients to act on.
+    assert results[2]["id"] == 999_999 and "error" in results[2] and results[2]["code"] == 404
 
 
 def test_bulk_does_not_touch_another_sites_comments(api, keys):
@@ -196,6 +197,7 @@ def test_bulk_does_not_touch_another_sites_comments(api, keys):
         key=keys.other_moderator,
     )
     assert "error" in response.get_json()["results"][0]
+    assert response.get_json()["results"][0]["code"] == 403
     assert detail(api, keys.moderator, comment_id).get_json()["status"] == "pending"
 
 
@@ -241,7 +243,7 @@ def test_closing_and_opening_a_thread_is_in_the_audit_log(api, keys):
     assert [(d["action"], d["thread"], d["site"], d["actor"], d["comment_id"])
             for d in logged] == [("open", "/talk", "default", "mod", None),
                                  ("close", "/talk", "default", "mod", None)]
-    mine = api.get("/api/v1/moderation/audit?actor=other-mod", key=keys.admin).get_json()
+    mine = api.get("/api/v1/moderation/audit?actor=%20other-mod%20", key=keys.admin).get_json()
     assert [(d["action"], d["thread"], d["site"]) for d in mine["items"]] == [
         ("close", "/there", "other")]
 

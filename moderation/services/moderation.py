@@ -407,7 +407,7 @@ def bulk(caller: Caller, ids: list[int], action: str, reason: str) -> list[dict[
             )
         except (NotFound, Forbidden, Conflict) as error:
             db.session.rollback()
-            results.append({"id": comment_id, "error": error.message})
+            results.append({"id": comment_id, "error": error.message, "code": error.code})
         else:
             results.append({"id": comment_id, "status": comment.status.value})
     return results
