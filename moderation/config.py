@@ -66,6 +66,9 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     _settle_types(app)
     if os.environ.get("DATABASE_URL"):
         app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
+    # Checked as set, before the `moderation` command's override: a value gunicorn refuses
+    # must not pass every command unnoticed until the next restart of the service.
+    _statement_timeout(app.config["DATABASE_STATEMENT_TIMEOUT"])
     if overrides:
         app.config.from_mapping(overrides)
 
