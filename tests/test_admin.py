@@ -69,6 +69,17 @@ def test_sites_delete_on_the_command_line(api, runner):
     assert "trial" not in runner.invoke(args=["sites", "list"]).output
 
 
+def test_created_sites_and_keys_say_where_they_are(api, keys):
+    site = api.post("/api/v1/admin/sites", {"slug": "placed"}, key=keys.admin)
+    assert site.status_code == 201
+    assert api.get(site.headers["Location"], key=keys.admin).get_json()["slug"] == "placed"
+    key = api.post("/api/v1/admin/keys", {"name": "placed-mod", "role": "moderator",
+                                          "sites": ["placed"]}, key=keys.admin)
+    assert key.status_code == 201
+    shown = api.get(key.headers["Location"], key=keys.admin).get_json()
+    assert shown["id"] == key.get_json()["id"] and "secret" not in shown
+
+
 def test_keys_are_shown_once_and_stored_as_hashes(api, app, keys):
     created = api.post(
         "/api/v1/admin/keys",

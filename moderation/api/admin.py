@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import url_for
+
 from moderation.api import NO_QUERY, Blueprint, errors, guarded
 from moderation.auth import current_caller
 from moderation.models import ApiKey, Role
@@ -51,15 +53,20 @@ def list_sites() -> dict[str, Any]:
     return {"items": sites.list_sites()}
 
 
+# A 201 says where the new resource is (RFC 9110 15.3.2), as GitHub's and Stripe's do.
+_CREATED = {"Location": {"description": "The new resource's URL", "schema": {"type": "string"}}}
+
+
 @blp.route("/sites", methods=["POST"])
 @guarded(blp, Role.ADMIN)
 @blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.arguments(SiteSchema())
-@blp.response(201, SiteSchema)
+@blp.response(201, SiteSchema, headers=_CREATED)
 @errors(blp, 400, 409, 415, 422)
 def create_site(site: dict[str, Any]) -> Any:
     """Add a site."""
-    return sites.create_site(site["slug"], site["name"], site["allowed_origins"])
+    created = sites.create_site(site["slug"], site["name"], site["allowed_origins"])
+    return created, {"Location": url_for(".get_site", slug=created.slug)}
 
 
 @blp.route("/sites/<string:slug>", methods=["GET"])
@@ -118,16 +125,16 @@ def list_keys() -> dict[str, Any]:
 @blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.arguments(KeyRequestSchema())
 @blp.doc(requestBody={"content": {"application/json": {"schema": KEY_REQUEST_DOC}}})
-@blp.response(201, NewKeySchema)
+@blp.response(201, NewKeySchema, headers=_CREATED)
 @errors(blp, 400, 404, 409, 415, 422)
-def create_key(request: dict[str, Any]) -> dict[str, Any]:
+def create_key(request: dict[str, Any]) -> Any:
     """Issue a key; its secret is in this answer and nowhere else, ever.
 
     The name must not be that of another unrevoked key (409): the audit log names the actor
     by it.
     """
     key, secret = keys.create_key(request["name"], request["role"], request["sites"])
-    return {**key_of(key), "secret": secret}
+    return {**key_of(key), "secret": secret}, {"Location": url_for(".get_key", key_id=key.id)}
 
 
 @blp.route("/keys/<id:key_id>", methods=["GET"])
