@@ -648,3 +648,42 @@ def test_a_key_made_for_a_site_being_deleted(app, api, keys, monkeypatch):
         assert [key["revoked_at"] is not None for key in listed if key["name"] == "late"] == [True]
     else:
         assert made.status_code == 404, made.get_json()
+
+
+def test_a_thread_closed_while_its_site_is_deleted(app, api, keys):
+    """The close read the site while another admin's deletion of it was under way; its
+    audit row then named a site that was gone: a foreign-key error, answered 500."""
+    _postgresql_only(app)
+    api.post("/api/v1/comments", comment(site="other", thread="/p"), key=keys.other_site)
+    with app.app_context(), db.engine.connect() as other:  # the deletion, not committed yet
+        other.execute(sa.text("DELETE FROM sites WHERE slug = 'other'"))
+        answers: list[int] = []
+        worker = _meanwhile(app, lambda client: answers.append(client.put(
+            "/api/v1/moderation/threads", json={"site": "other", "thread": "/p",
+                                                "closed": True},
+            headers={"Authorization": f"Bearer {keys.admin}"}).status_code))
+        other.commit()
+    worker.join(timeout=20)
+    assert answers == [404]
+
+
+def test_two_moderators_closing_one_thread_at_once_log_it_once(app, api, keys):
+    """The second close compared the state it read before the first committed, so both
+    were logged, where a repeat that changes nothing is not."""
+    _postgresql_only(app)
+    assert api.put("/api/v1/moderation/threads", {"thread": "/q", "closed": False},
+                   key=keys.moderator).status_code == 200
+    with app.app_context(), db.engine.connect() as other:  # another moderator, mid-close
+        other.execute(sa.text("UPDATE threads SET closed = true WHERE key = '/q'"))
+        other.execute(sa.text(
+            "INSERT INTO decisions (site_id, thread, actor, action, reason, created_at) "
+            "SELECT site_id, key, 'ops', 'close', '', now() FROM threads WHERE key = '/q'"))
+        answers: list[int] = []
+        worker = _meanwhile(app, lambda client: answers.append(client.put(
+            "/api/v1/moderation/threads", json={"thread": "/q", "closed": True},
+            headers={"Authorization": f"Bearer {keys.moderator}"}).status_code))
+        other.commit()
+    worker.join(timeout=20)
+    assert answers == [200]
+    logged = api.get("/api/v1/moderation/audit", key=keys.admin).get_json()["items"]
+    assert [(d["actor"], d["action"]) for d in logged] == [("ops", "close")]

@@ -31,6 +31,7 @@ from moderation.services import trust
 from moderation.services.cursors import SCORE_DECIMALS
 from moderation.services.identity import content_hash, email_hash
 from moderation.services.rules import current_rules
+from moderation.services.sites import hold_site
 from moderation.services.threads import SITE_AND_THREAD
 
 MESSAGES = {
@@ -89,10 +90,6 @@ _PARENT = sa.select(_comments.c.thread_id, _comments.c.status, _comments.c.root_
 # NO KEY UPDATE, which closing it also takes: so a thread closed after the read phase is
 # seen closed, and the comments of one thread are stored one after the other, which the
 # duplicate check needs (two identical comments would each miss the other's insert).
-_SITE_HELD = (
-    sa.select(_sites.c.id).where(_sites.c.id == sa.bindparam("site_id"))
-    .with_for_update(read=True, key_share=True)
-)
 _THREAD_HELD = (
     sa.select(_threads.c.closed).where(_threads.c.id == sa.bindparam("thread_id"))
     .with_for_update(key_share=True)
@@ -381,8 +378,7 @@ def _hold_place(connection: sa.Connection, place: Place) -> None:
     phase found of them: the thread may have closed, or the site gone, since."""
     # On SQLite, which has one writer and no row locks, the thread alone tells: a site's
     # deletion removes its threads in the same transaction (ON DELETE CASCADE).
-    site_held = (connection.dialect.name == "sqlite"
-                 or connection.execute(_SITE_HELD, {"site_id": place.site_id}).first())
+    site_held = connection.dialect.name == "sqlite" or hold_site(place.site_id)
     closed = connection.scalar(_THREAD_HELD, {"thread_id": place.thread_id}) if site_held else None
     if closed is None:
         raise NotFound(f"There is no site '{place.site}'.")

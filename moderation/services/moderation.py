@@ -40,7 +40,7 @@ from moderation.services.cursors import (
     encode_id,
     encode_queue,
 )
-from moderation.services.sites import get_site, get_site_id
+from moderation.services.sites import get_site, get_site_id, hold_site
 
 ACTION_STATUS = {
     "approve": Status.APPROVED,
@@ -445,7 +445,13 @@ def set_thread_closed(caller: Caller, site_slug: str, thread_key: str, closed: b
     """Close a page to new comments (or open it again)."""
     site = get_site(site_slug)
     require_site(caller, site.id)
-    find = sa.select(Thread).where(Thread.site_id == site.id, Thread.key == thread_key)
+    # Held as intake holds them: the site against its deletion (PostgreSQL answered 500 for
+    # an audit row naming a site deleted meanwhile), and the thread against another close,
+    # whose outcome the comparison below must read, or both would be logged.
+    if not hold_site(site.id):
+        raise NotFound(f"There is no site '{site_slug}'.")
+    find = (sa.select(Thread).where(Thread.site_id == site.id, Thread.key == thread_key)
+            .with_for_update(key_share=True).execution_options(populate_existing=True))
     thread = db.session.scalar(find)
     if thread is None:
         try:

@@ -28,6 +28,18 @@ def get_site(slug: str, *, for_update: bool = False) -> Site:
 
 
 _SITE_ID = sa.select(Site.__table__.c.id).where(Site.__table__.c.slug == sa.bindparam("slug"))
+# FOR KEY SHARE (PostgreSQL): a deletion of the site waits for the holder, while a change
+# of its name or origins does not. SQLite has one writer and renders no lock.
+_SITE_HELD = (
+    sa.select(Site.__table__.c.id).where(Site.__table__.c.id == sa.bindparam("site_id"))
+    .with_for_update(read=True, key_share=True)
+)
+
+
+def hold_site(site_id: int) -> bool:
+    """Hold the site against its deletion until the transaction ends; False if it is gone
+    (deleted since it was read, or by the deletion this waited for)."""
+    return db.session.execute(_SITE_HELD, {"site_id": site_id}).first() is not None
 
 
 def get_site_id(slug: str) -> int:
@@ -124,8 +136,8 @@ def delete_site(slug: str, delete_comments: bool = False) -> None:
     if not delete_comments and db.session.scalar(
             sa.select(sa.exists().where(Comment.site_id == site.id))):
         # Erasing or purging would not empty it: neither removes an approved comment.
-        raise Conflict(f"The site '{slug}' has comments; to delete them with it, "
-                       "ask again with delete_comments=true.")
+        raise Conflict(f"The site '{slug}' has comments; to delete them with it, ask again "
+                       "with delete_comments=true (--delete-comments on the command line).")
     revoke_keys_only_for(site)
     db.session.delete(site)
     db.session.commit()
