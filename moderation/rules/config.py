@@ -18,7 +18,7 @@ from marshmallow import ValidationError
 from .explain import check_template
 from .factory import MATCHER_KEYS, SpecError, build_matcher
 from .model import LIVE, SETTINGS_SECTIONS, SHADOW, SiteSettings, Thresholds
-from .ruleset import Rule, RuleSet
+from .ruleset import FileSignature, Rule, RuleSet, file_signature
 from .schema import OVERRIDABLE_NEVER, RULE_SCHEMAS, SECTION_SCHEMAS, FileSchema, SiteSchema
 
 __all__ = ["RulesError", "load_rules", "parse_rules", "default_rules_path", "BUILTIN_RULES"]
@@ -113,6 +113,7 @@ class _Builder:
         self.errors: list[str] = []
         self.file_cache: dict[Path, list[tuple[str, str]]] = {}
         self.file_hashes: dict[str, str] = {}
+        self.file_signatures: dict[Path, FileSignature] = {}
 
     def fail(self, where: str, key: str, message: str) -> None:
         place = f"{where}: " if where else ""
@@ -143,6 +144,7 @@ class _Builder:
             settings=settings,
             sites=sites,
             dependencies=tuple(self.file_cache),
+            dependency_signatures=tuple(self.file_signatures[path] for path in self.file_cache),
         )
 
     def _rules(self, raw_rules: list[Any]) -> dict[str, Rule]:
@@ -232,6 +234,7 @@ class _Builder:
         if not path.is_relative_to(base):
             raise SpecError(key, f"'{reference}' is outside the rules file's folder")
         if path not in self.file_cache:
+            self.file_signatures[path] = file_signature(path)  # before the read: see RuleSet
             try:
                 content = path.read_bytes()
                 # utf-8-sig: Windows editors start a UTF-8 file with a byte-order mark.

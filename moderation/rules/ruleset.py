@@ -18,6 +18,24 @@ MatcherT = TypeVar("MatcherT")
 IndexT = TypeVar("IndexT")
 
 
+# A file's path, mtime, ctime, size and inode: what identifies its content unread.
+FileSignature = tuple[str, int, int, int, int]
+
+
+def file_signature(path: Path) -> FileSignature:
+    """What identifies the file's current content without reading it.
+
+    The change time too: an edit of the same size whose modification time is put back
+    (`cp -p`, `rsync -a`, `tar` keep the source's) changed neither mtime nor size, and was
+    never picked up. No tool can set ctime: every write, and the utime that puts mtime
+    back, moves it.
+    """
+    try:
+        stat = path.stat()
+    except OSError:
+        return (str(path), -1, -1, -1, -1)
+    return (str(path), stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
+
 @dataclass(frozen=True, eq=False)
 class Rule:
     """One rule as it applies to one site, its matcher compiled."""
@@ -71,6 +89,7 @@ class RuleSet:
         settings: SiteSettings,
         sites: dict[str, tuple[tuple[Rule, ...], SiteSettings]],
         dependencies: tuple[Path, ...] = (),
+        dependency_signatures: tuple[FileSignature, ...] = (),
     ) -> None:
         self._version = version
         self._source = source
@@ -78,6 +97,7 @@ class RuleSet:
         self._settings = settings
         self._sites = sites
         self._dependencies = dependencies
+        self._dependency_signatures = dependency_signatures
         self._lock = threading.RLock()
         self._indexes: dict[tuple[object, ...], Any] = {}
         self._compiled: dict[str, CompiledRules] = {}
@@ -98,6 +118,12 @@ class RuleSet:
     def dependencies(self) -> tuple[Path, ...]:
         """The list files read through ``file:``; editing one changes the rules."""
         return self._dependencies
+
+    @property
+    def dependency_signatures(self) -> tuple[FileSignature, ...]:
+        """Each list file's signature as it was just before it was read: an edit made
+        while the rules loaded then differs from it, and is loaded at the next check."""
+        return self._dependency_signatures
 
     @property
     def sites(self) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .config import RulesError, load_rules
-from .ruleset import RuleSet
+from .ruleset import FileSignature, RuleSet, file_signature
 
 __all__ = ["RulesWatcher"]
 
@@ -23,27 +23,8 @@ log = logging.getLogger(__name__)
 # While the file is broken, it is loaded again every this many checks even if unchanged.
 RETRY_BROKEN_EVERY = 10
 
-_Signature = tuple[tuple[str, int, int, int, int], ...]
-
-
-def _signature(paths: list[Path]) -> _Signature:
-    """What identifies the files' current content without reading them.
-
-    The change time too: an edit of the same size whose modification time is put back
-    (`cp -p`, `rsync -a`, `tar` keep the source's) changed neither mtime nor size, and was
-    never picked up. No tool can set ctime: every write, and the utime that puts mtime
-    back, moves it.
-    """
-    parts = []
-    for path in paths:
-        try:
-            stat = path.stat()
-        except OSError:
-            parts.append((str(path), -1, -1, -1, -1))
-        else:
-            parts.append((str(path), stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size,
-                          stat.st_ino))
-    return tuple(parts)
+def _signature(paths: list[Path]) -> tuple[FileSignature, ...]:
+    return tuple(file_signature(path) for path in paths)
 
 
 class RulesWatcher:
@@ -70,12 +51,12 @@ class RulesWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
-        # The file is stat'ed before it is read: an edit made while loading is then seen
-        # on the next check rather than lost.
+        # Each file is stat'ed before it is read (the lists by the loader): an edit made
+        # while loading is then seen on the next check rather than lost.
         before = _signature([self.path])
         self.current: RuleSet = load_rules(self.path)
         self.loaded_at = datetime.now(UTC)
-        self._signature = before + _signature(list(self.current.dependencies))
+        self._signature = before + self.current.dependency_signatures
 
     def start(self) -> None:
         """Start watching in a daemon thread, once per process (call it again after fork)."""
@@ -128,8 +109,9 @@ class RulesWatcher:
         # (gunicorn's master runs this thread) sees the files as changed, and loads them
         # again; the other way round it would have kept the old rules as up to date.
         self.current = ruleset
-        # The new rules may read other list files: watch those from now on.
-        self._signature = before + _signature(list(ruleset.dependencies))
+        # The new rules may read other list files: watch those from now on, as each was
+        # just before it was read (stat'ed after, an edit made meanwhile was lost).
+        self._signature = before + ruleset.dependency_signatures
         self.loaded_at = datetime.now(UTC)
         self.last_error = None
         log.info("rules reloaded from %s, version %s", self.path, ruleset.version[:12])

@@ -111,6 +111,32 @@ def test_editing_a_list_file_reloads(tmp_path: Path) -> None:
     assert outcome(watcher, "lottery") == "spam"
 
 
+def test_a_list_edited_while_the_rules_load_is_loaded_at_the_next_check(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lists were stat'ed after the load had read them: an edit landing in between
+    was taken as seen, and the old list stayed in force until some file changed again."""
+    from moderation.rules import watcher as watcher_module
+
+    words = tmp_path / "words.txt"
+    words.write_text("casino\n", "utf-8")
+    rules = tmp_path / "rules.yaml"
+    write(rules, "version: 1\nrules: [{id: W, type: terms, terms: 'file:words.txt', score: 9}]")
+    watcher = RulesWatcher(rules, interval=60)
+    load = watcher_module.load_rules
+
+    def load_then_edited(path: Path) -> Any:
+        loaded = load(path)
+        write(words, "casino\nlottery\n")  # after the loader read it
+        return loaded
+
+    monkeypatch.setattr(watcher_module, "load_rules", load_then_edited)
+    write(words, "casino\nbingo\n")
+    assert watcher.check_now() is True and outcome(watcher, "lottery") != "spam"
+    monkeypatch.setattr(watcher_module, "load_rules", load)
+    assert watcher.check_now() is True
+    assert outcome(watcher, "lottery") == "spam"
+
+
 def test_a_list_file_only_the_broken_edit_names_is_seen_once_it_exists(tmp_path: Path) -> None:
     """The watcher stats the rules in force's files: a list file that an edit names but
     that is missing, created afterwards, went unseen until the rules file was touched."""
