@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 import sqlalchemy as sa
 
 from moderation.extensions import db
@@ -100,6 +101,32 @@ def test_a_purged_comment_s_id_is_never_given_to_another(api, app, runner, keys)
                      {"action": "reject"}, key=keys.moderator,
                      headers={"If-Match": detail.headers["ETag"]})
     assert stale.status_code == 404
+
+
+@pytest.mark.parametrize("deleted_by", ["purge", "site deletion"])
+def test_a_deleted_comment_s_reasons_forget_its_commenter(api, app, runner, keys, deleted_by):
+    """Its decisions stay in the audit log, linked to no comment, where an erasure by the
+    address can no longer find them: the reason "spam again from zoe@..." outlived both
+    the comment and the commenter's right to erasure."""
+    made = api.post("/api/v1/comments", comment(
+        site="other", author_name="Zoe Quist", author_email="zoe@example.org",
+        content="spammyword again", ip="203.0.113.9"), key=keys.other_site).get_json()
+    decided = api.post(f"/api/v1/moderation/comments/{made['id']}/decision", {
+        "action": "spam", "reason": "Zoe Quist again (zoe@example.org, 203.0.113.9)"},
+        key=keys.admin, headers={"If-Match": "*"})
+    assert decided.status_code == 200, decided.get_json()
+    if deleted_by == "purge":
+        with app.app_context():
+            old = dt.datetime.now(dt.UTC) - dt.timedelta(days=100)
+            db.session.execute(sa.update(Comment).values(created_at=old))
+            db.session.commit()
+        assert "Deleted 1" in runner.invoke(args=["purge"]).output
+    else:
+        assert api.delete("/api/v1/admin/sites/other?delete_comments=true",
+                          key=keys.admin).status_code == 204
+    reasons = [d["reason"] for d in api.get("/api/v1/moderation/audit?actor=ops",
+                                            key=keys.admin).get_json()["items"]]
+    assert reasons == ["(erased) again ((erased), (erased))"]
 
 
 def test_erase_and_export_find_every_spelling_of_an_idn_address(api, keys):

@@ -39,6 +39,29 @@ def scrubbed(text: str, traces: Iterable[str | None], limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# What names the commenter, as erasure scrubs it from a moderator's reason.
+_TRACES = (Comment.author_email, Comment.author_name, Comment.author_url, Comment.ip,
+           Comment.user_agent, Comment.referrer)
+
+
+def forget_commenters_in_reasons(comments: sa.Select) -> None:
+    """Before the comments ``comments`` selects (their ids) are deleted: what their
+    decisions' reasons say of each commenter goes, as an erasure would take it.
+
+    The decisions stay in the audit log, linked to no comment (ON DELETE SET NULL), where
+    no erasure could find them by the address any more: a reason such as "spam again from
+    zoe@example.org" would have outlived the comment, and the commenter's right to erasure.
+    """
+    decisions = db.session.execute(
+        sa.select(Decision, *_TRACES)
+        .join(Comment, Comment.id == Decision.comment_id)
+        .where(Decision.comment_id.in_(comments), Decision.reason != "")
+    ).all()
+    for decision, *traces in decisions:
+        decision.reason = scrubbed(decision.reason, traces, REASON_LENGTH)
+    db.session.flush()
+
+
 def _by_commenter(email: str) -> sa.Select:
     # The HMAC finds every comment however the address was capitalised when posted.
     return sa.select(Comment).where(Comment.email_hash == email_hash(email)).order_by(Comment.id)
@@ -97,8 +120,7 @@ def erase(actor: str, email: str, delete_content: bool) -> int:
         taught = comment.learned_as
         learning.teach(comment, None)
         # A moderator's reason may name the commenter ("spam from zoe@..., 192.0.2.7").
-        traces = (email, comment.author_email, comment.author_name, comment.author_url,
-                  comment.ip, comment.user_agent, comment.referrer)
+        traces = (email, *(getattr(comment, column.key) for column in _TRACES))
         for decision in db.session.scalars(
             sa.select(Decision).where(Decision.comment_id == comment.id)
         ):

@@ -11,6 +11,7 @@ from sqlalchemy.orm import aliased
 
 from moderation.extensions import db
 from moderation.models import Comment, IdempotencyRecord, Status, utcnow
+from moderation.services import privacy
 
 # Small batches keep each transaction short, so purging beside live traffic never holds
 # the write lock (SQLite) or many row locks (PostgreSQL) for long.
@@ -56,8 +57,12 @@ def purge(spam_days: int = 30, ip_days: int = 90) -> PurgeReport:
     deleted = 0
     while ids := list(db.session.scalars(deletable)):
         # Still spam: a moderator may have approved one since it was chosen (PostgreSQL
-        # checks the condition again on a row that changed under it).
-        gone = db.session.execute(sa.delete(Comment).where(Comment.id.in_(ids), *old_spam))
+        # checks the condition again on a row that changed under it, and the lock keeps it
+        # so until the delete).
+        doomed = sa.select(Comment.id).where(Comment.id.in_(ids), *old_spam)
+        ids = list(db.session.scalars(doomed.with_for_update()))
+        privacy.forget_commenters_in_reasons(sa.select(Comment.id).where(Comment.id.in_(ids)))
+        gone = db.session.execute(sa.delete(Comment).where(Comment.id.in_(ids)))
         db.session.commit()
         deleted += gone.rowcount
 

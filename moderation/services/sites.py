@@ -124,8 +124,9 @@ def delete_site(slug: str, delete_comments: bool = False) -> None:
 
     Its threads, comments (with their hits, flags and Idempotency-Keys) go with it, by the
     foreign keys' ON DELETE CASCADE; the audit log keeps its decisions, no longer linked
-    to a comment or a site. What the comments taught the classifier stays learned, as
-    after a purge. Keys limited to this site alone are revoked with it.
+    to a comment or a site, their reasons scrubbed of the commenters as an erasure would
+    (no erasure could find them after). What the comments taught the classifier stays
+    learned, as after a purge. Keys limited to this site alone are revoked with it.
     """
     # Locked before the check: intake holds the site while it stores a comment, so a
     # comment is either seen below (409) or refused once the site is gone (404), never
@@ -138,6 +139,11 @@ def delete_site(slug: str, delete_comments: bool = False) -> None:
         # Erasing or purging would not empty it: neither removes an approved comment.
         raise Conflict(f"The site '{slug}' has comments; to delete them with it, ask again "
                        "with delete_comments=true (--delete-comments on the command line).")
+    if delete_comments:
+        from moderation.services import privacy  # which imports this module (via moderation)
+
+        privacy.forget_commenters_in_reasons(
+            sa.select(Comment.id).where(Comment.site_id == site.id))
     revoke_keys_only_for(site)
     db.session.delete(site)
     db.session.commit()
