@@ -213,10 +213,17 @@ class IdempotencyRecord(db.Model):
     """The first answer to a submission with an Idempotency-Key, replayed on retries."""
 
     __tablename__ = "idempotency_records"
-    __table_args__ = (sa.UniqueConstraint("site_id", "key", name="uq_idempotency_site_key"),)
+    __table_args__ = (
+        sa.UniqueConstraint("site_id", "key", name="uq_idempotency_site_key"),
+        sa.Index("ix_idempotency_records_comment_id", "comment_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(sa.ForeignKey("sites.id", ondelete="CASCADE"))
+    # The comment it stored (0010): an erasure finds the record by it, a hard rejection's
+    # answer included, which names no comment.
+    comment_id: Mapped[int | None] = mapped_column(sa.ForeignKey(
+        "comments.id", ondelete="CASCADE", name="fk_idempotency_records_comment_id"))
     key: Mapped[str] = mapped_column(sa.String(255))
     request_hash: Mapped[str] = mapped_column(sa.String(64))
     response_status: Mapped[int] = mapped_column()

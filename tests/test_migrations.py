@@ -133,3 +133,43 @@ def test_0008_rebuilds_comments_keeping_every_row_that_refers_to_them(tmp_path):
             db.session.remove()
             db.engine.dispose()
         app.extensions["moderation.rules"].stop()
+
+
+def test_0010_links_each_idempotency_record_to_the_comment_its_answer_names(tmp_path):
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'old.sqlite3'}",
+                      "SECRET_KEY": "t", "TESTING": True})
+    try:
+        with app.app_context():
+            upgrade(revision="0009")
+            db.session.execute(sa.text(
+                "INSERT INTO threads (site_id, key, closed, created_at) "
+                "VALUES (1, '/a', false, CURRENT_TIMESTAMP)"))
+            db.session.execute(sa.text(
+                "INSERT INTO comments (site_id, thread_id, status, status_reason, author_name, "
+                "author_email, email_hash, content, content_hash, score, hits, rules_version, "
+                "flag_count, version, created_at, updated_at) VALUES (1, 1, 'pending', "
+                "'rules', 'Zoe', 'z@example.org', 'h', 'hi', 'x', 0, '[]', '', 0, 1, "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+            for key, body in [("kept", '{"id": 1, "status": "pending"}'),
+                              ("purged", '{"id": 7, "status": "pending"}'),
+                              ("blocked", '{"code": 403, "message": "x"}')]:
+                db.session.execute(sa.text(
+                    "INSERT INTO idempotency_records (site_id, key, request_hash, "
+                    "response_status, response_body, created_at) "
+                    "VALUES (1, :key, 'h', 201, :body, CURRENT_TIMESTAMP)"),
+                    {"key": key, "body": body})
+            db.session.commit()
+            upgrade()
+            links = dict(db.session.execute(sa.text(
+                "SELECT key, comment_id FROM idempotency_records")).all())
+            assert links == {"kept": 1, "purged": None, "blocked": None}
+            db.session.execute(sa.text("DELETE FROM comments"))
+            db.session.commit()
+            assert db.session.scalars(sa.text(
+                "SELECT key FROM idempotency_records ORDER BY key")).all() == [
+                    "blocked", "purged"]
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        app.extensions["moderation.rules"].stop()

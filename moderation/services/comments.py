@@ -151,6 +151,7 @@ def submit(fields: dict[str, Any], signals: Signals, idempotency_key: str | None
         if idempotency_key:
             db.session.connection().execute(_INSERT_IDEMPOTENCY, {
                 "site_id": place.site_id,
+                "comment_id": answer.comment_id,
                 "key": idempotency_key,
                 "request_hash": request_hash,
                 "response_status": answer.status_code,

@@ -161,7 +161,6 @@ def erase(actor: str, email: str, delete_content: bool) -> int:
         # An Idempotency-Key's record keeps a hash of the whole request (address, name, IP,
         # text), which would confirm a guess at who wrote the comment.
         db.session.execute(sa.delete(IdempotencyRecord).where(
-            IdempotencyRecord.response_body["id"].as_integer().in_([c.id for c in comments])
-        ))
+            IdempotencyRecord.comment_id.in_([c.id for c in comments])))
     db.session.commit()
     return len(comments)
