@@ -9,6 +9,7 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 
 from gunicorn import glogging, util
 
@@ -43,19 +44,23 @@ def _default_workers() -> int:
     PostgreSQL a worker waits on each round trip, and the classic 2 x cores + 1 keeps the
     cores busy meanwhile.
     """
-    from moderation.config import configured_database_url
-
     cores = _usable_cores()
-    url = configured_database_url()  # the environment's, or the instance config's
+    try:
+        from moderation.config import configured_database_url
+    except ImportError:  # serving another app: the benchmarks' bare Flask and isso
+        url = os.environ.get("DATABASE_URL")
+    else:
+        url = configured_database_url()  # the environment's, or the instance config's
     return cores * 2 + 1 if url and url.startswith("postgres") else cores
 
 
-def _whole_number(name: str, default: int, least: int) -> int:
+def _whole_number(name: str, default: int | Callable[[], int], least: int) -> int:
     """A count from the environment, or a one-line refusal to start: int() raised a
-    traceback, and GUNICORN_WORKERS=0 served a socket that no worker ever answered."""
+    traceback, and GUNICORN_WORKERS=0 served a socket that no worker ever answered.
+    A callable default is worked out only when the environment gives none."""
     given = os.environ.get(name)
     if given is None:
-        return default
+        return default() if callable(default) else default
     try:
         number = int(given)
     except ValueError:
@@ -66,7 +71,7 @@ def _whole_number(name: str, default: int, least: int) -> int:
     return number
 
 
-workers = _whole_number("GUNICORN_WORKERS", _default_workers(), 1)
+workers = _whole_number("GUNICORN_WORKERS", _default_workers, 1)
 # Sync workers: requests are short and mostly CPU-bound, and sync workers keep the
 # pitfalls of async workers around SQLAlchemy sessions away.
 # A sync worker closes each connection after its response (it has no keep-alive, so

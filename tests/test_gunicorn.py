@@ -285,6 +285,18 @@ def test_the_worker_default_reads_the_database_url_where_the_app_does(tmp_path, 
     assert config._default_workers() == (cores * 2 + 1 if workers == "2 x cores + 1" else cores)
 
 
+def test_the_config_serves_an_app_that_is_not_this_one(tmp_path, monkeypatch):
+    """bench/ serves bare Flask and isso under this config, isso from its own venv, where
+    this package cannot be imported: reading the database URL for the worker count made
+    the config fail to load there."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    monkeypatch.setitem(sys.modules, "moderation.config", None)  # import: ImportError
+    for name in ("GUNICORN_WORKERS", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    config = _config()
+    assert config.workers == config._usable_cores()
+
+
 def _raw(base: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
     """Send bytes gunicorn itself must refuse (the app never sees them); its answer, parsed."""
     host, port = base.removeprefix("http://").split(":")
