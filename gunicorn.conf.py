@@ -245,10 +245,14 @@ def when_ready(server):
 
 
 def _follow_rules(app):
-    """Start the app's rules watcher in this process (a no-op where it runs already)."""
+    """Start the app's rules watcher in this process (a no-op where it runs already, or
+    for another app: bench/ serves isso, from its own venv, under this config)."""
+    extensions = getattr(app, "extensions", None)
+    if not isinstance(extensions, dict):
+        return
     from moderation.services.rules import EXTENSION
 
-    watcher = getattr(app, "extensions", {}).get(EXTENSION)
+    watcher = extensions.get(EXTENSION)
     if watcher is not None:
         watcher.start()
 
@@ -306,6 +310,9 @@ def worker_exit(server, worker):
 
 def child_exit(server, worker):
     """Tell the metrics registry a worker is gone, so its live gauges are dropped."""
-    from prometheus_client import multiprocess
+    try:
+        from prometheus_client import multiprocess
+    except ImportError:  # another app's venv (bench/ serves isso under this config)
+        return
 
     multiprocess.mark_process_dead(worker.pid)

@@ -290,11 +290,15 @@ def test_the_config_serves_an_app_that_is_not_this_one(tmp_path, monkeypatch):
     this package cannot be imported: reading the database URL for the worker count made
     the config fail to load there."""
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
-    monkeypatch.setitem(sys.modules, "moderation.config", None)  # import: ImportError
+    for module in ("moderation.config", "moderation.services.rules", "prometheus_client"):
+        monkeypatch.setitem(sys.modules, module, None)  # an import of it: ImportError
     for name in ("GUNICORN_WORKERS", "DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
     config = _config()
     assert config.workers == config._usable_cores()
+    # The master's hooks, given isso's app (no Flask extensions) and a worker leaving.
+    config._follow_rules(lambda environ, start_response: [])
+    config.child_exit(None, type("Worker", (), {"pid": 1})())
 
 
 def _raw(base: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
