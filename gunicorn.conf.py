@@ -247,12 +247,11 @@ def when_ready(server):
 def _follow_rules(app):
     """Start the app's rules watcher in this process (a no-op where it runs already, or
     for another app: bench/ serves isso, from its own venv, under this config)."""
-    extensions = getattr(app, "extensions", None)
-    if not isinstance(extensions, dict):
-        return
+    if sys.modules.get("moderation.services.rules") is None:
+        return  # another app: importing this package would only fill its workers' memory
     from moderation.services.rules import EXTENSION
 
-    watcher = extensions.get(EXTENSION)
+    watcher = getattr(app, "extensions", {}).get(EXTENSION)
     if watcher is not None:
         watcher.start()
 
