@@ -106,14 +106,16 @@ def site_caller() -> Caller | None:
     return caller if caller is not None and caller.role is Role.SITE else None
 
 
-def own_site() -> str | None:
-    """The slug of the one site a site key serves (None for other callers and no key).
+def own_site(caller: Caller | None = None) -> str | None:
+    """The slug of the one site a site key (or the given caller) serves; None for a key
+    of several sites, an admin key (every site) and no key.
 
     A submission made with a site key that names no site is for that site: the key
     cannot submit anywhere else, so the contract's default (`default`) would only be a 403.
+    The same holds for a moderator key of one site closing a thread.
     """
-    caller = site_caller()
-    if caller is None or len(caller.site_ids) != 1:
+    caller = caller or site_caller()
+    if caller is None or caller.role is Role.ADMIN or len(caller.site_ids) != 1:
         return None
     if "own_site" not in g:
         (site_id,) = caller.site_ids

@@ -633,7 +633,9 @@ class AuditPageSchema(ma.Schema):
 class ThreadStateSchema(TrimmedSchema):
     """Trimmed and one line, as intake stores a thread key: " /a " must close "/a"."""
 
-    site = fields.String(load_default="default", validate=FullMatch(SLUG))
+    site = fields.String(load_default=None, validate=FullMatch(SLUG), metadata={
+        "description": "The site's slug; absent: the key's own site if it serves one "
+                       "site, else `default`."})
     thread = fields.String(
         required=True,
         validate=[validate.Length(1, 512), _single_line],

@@ -231,6 +231,18 @@ def test_closing_a_thread_names_it_as_intake_stores_it(api, keys):
         assert refused.status_code == 422 and "thread" in refused.get_json()["errors"], thread
 
 
+def test_a_moderator_of_one_site_closes_its_threads_without_naming_it(api, keys):
+    """As a site key's submission is for its site: `default` would only be a 403 here."""
+    url = "/api/v1/moderation/threads"
+    closed = api.put(url, {"thread": "/mine", "closed": True}, key=keys.other_moderator)
+    assert closed.status_code == 200 and closed.get_json()["site"] == "other"
+    posted = api.post("/api/v1/comments", comment(site="other", thread="/mine"))
+    assert posted.status_code == 403
+    # An admin key serves every site: without one named, the contract's `default`.
+    assert api.put(url, {"thread": "/mine", "closed": True},
+                   key=keys.admin).get_json()["site"] == "default"
+
+
 def test_closing_and_opening_a_thread_is_in_the_audit_log(api, keys):
     """Who closed a page, and when, could not be found out: the log held decisions only."""
     url = "/api/v1/moderation/threads"

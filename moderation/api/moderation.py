@@ -7,7 +7,7 @@ from typing import Any
 from flask import Response, jsonify, request
 
 from moderation.api import NO_QUERY, Blueprint, errors, guarded
-from moderation.auth import current_caller
+from moderation.auth import current_caller, own_site
 from moderation.models import Role
 from moderation.schemas import (
     AuditPageSchema,
@@ -22,6 +22,7 @@ from moderation.schemas import (
     ThreadStateSchema,
 )
 from moderation.services import moderation
+from moderation.services.sites import DEFAULT_SITE
 
 blp = Blueprint(
     "moderation", __name__, url_prefix="/api/v1/moderation", description="Moderation queue"
@@ -125,7 +126,7 @@ def audit(query: dict[str, Any]) -> dict[str, Any]:
 @errors(blp, 400, 404, 415, 422)
 def thread_state(state: dict[str, Any]) -> dict[str, Any]:
     """Close a thread to new comments, or open it again."""
-    thread = moderation.set_thread_closed(
-        current_caller(), state["site"], state["thread"], state["closed"]
-    )
-    return {"site": state["site"], "thread": thread.key, "closed": thread.closed}
+    caller = current_caller()
+    site = state["site"] or own_site(caller) or DEFAULT_SITE
+    thread = moderation.set_thread_closed(caller, site, state["thread"], state["closed"])
+    return {"site": site, "thread": thread.key, "closed": thread.closed}
