@@ -188,6 +188,18 @@ def test_a_database_or_role_that_does_not_exist_is_not_sent_back_to_init(tmp_pat
     assert "Cannot use the database" in result.output
 
 
+def _command_and_broken_rules(tmp_path, monkeypatch):
+    """The `moderation` command on an instance of its own, and a rules file that does not
+    load (a misspelt key), for the tests of a broken rules file in force."""
+    from moderation.cli import ModerationGroup, command_line_app
+
+    broken = tmp_path / "rules.yaml"
+    broken.write_text("version: 1\nrules:\n  - {id: X, type: terms, terms: [a], scor: 1}\n")
+    monkeypatch.setenv("MODERATION_INSTANCE_PATH", str(tmp_path / "instance"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    return ModerationGroup(create_app=command_line_app), broken
+
+
 def test_a_broken_rules_file_in_force_stops_only_what_reads_it(tmp_path, monkeypatch):
     """The service keeps its last good rules while the file is broken; the command line
     must keep working too (cron's purge, a backup, `rules check` of the fix). It refused
@@ -195,16 +207,12 @@ def test_a_broken_rules_file_in_force_stops_only_what_reads_it(tmp_path, monkeyp
     from click.testing import CliRunner
 
     from moderation import create_app
-    from moderation.cli import ModerationGroup, command_line_app
+    from moderation.cli import command_line_app
     from moderation.services.rules import current_rules
 
-    broken = tmp_path / "rules.yaml"
-    broken.write_text("version: 1\nrules:\n  - {id: X, type: terms, terms: [a], scor: 1}\n")
+    command, broken = _command_and_broken_rules(tmp_path, monkeypatch)
     fixed = tmp_path / "fixed.yaml"
     fixed.write_text("version: 1\nrules:\n  - {id: X, type: terms, terms: [a], score: 1}\n")
-    monkeypatch.setenv("MODERATION_INSTANCE_PATH", str(tmp_path / "instance"))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    command = ModerationGroup(create_app=command_line_app)
     assert CliRunner().invoke(command, ["init"]).exit_code == 0
     monkeypatch.setenv("MODERATION_RULES_FILE", str(broken))
     for args in (["purge"], ["rules", "check", str(fixed)], ["keys", "list"]):
@@ -222,13 +230,9 @@ def test_a_command_that_reads_the_broken_rules_names_them_not_a_traceback(tmp_pa
                                                                          monkeypatch):
     from click.testing import CliRunner
 
-    from moderation.cli import ModerationGroup, command_line_app
+    from moderation.cli import command_line_app
 
-    broken = tmp_path / "rules.yaml"
-    broken.write_text("version: 1\nrules:\n  - {id: X, type: terms, terms: [a], scor: 1}\n")
-    monkeypatch.setenv("MODERATION_INSTANCE_PATH", str(tmp_path / "instance"))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    command = ModerationGroup(create_app=command_line_app)
+    command, broken = _command_and_broken_rules(tmp_path, monkeypatch)
     admin = CliRunner().invoke(command, ["init"]).output.strip().splitlines()[-1].strip()
     client = command_line_app().test_client()
     posted = client.post("/api/v1/comments", json={
@@ -253,13 +257,9 @@ def test_what_serves_requests_needs_the_rules(tmp_path, monkeypatch):
     request that still reaches the command line's app without rules is a 503, not a 500."""
     from click.testing import CliRunner
 
-    from moderation.cli import ModerationGroup, command_line_app
+    from moderation.cli import command_line_app
 
-    broken = tmp_path / "rules.yaml"
-    broken.write_text("version: 1\nrules:\n  - {id: X, type: terms, terms: [a], scor: 1}\n")
-    monkeypatch.setenv("MODERATION_INSTANCE_PATH", str(tmp_path / "instance"))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    command = ModerationGroup(create_app=command_line_app)
+    command, broken = _command_and_broken_rules(tmp_path, monkeypatch)
     assert CliRunner().invoke(command, ["init"]).exit_code == 0
     monkeypatch.setenv("MODERATION_RULES_FILE", str(broken))
     served = []  # were the app to load, it would be served here, not on a real port

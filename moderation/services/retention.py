@@ -61,7 +61,7 @@ def purge(spam_days: int = 30, ip_days: int = 90) -> PurgeReport:
         # so until the delete).
         doomed = sa.select(Comment.id).where(Comment.id.in_(ids), *old_spam)
         ids = list(db.session.scalars(doomed.with_for_update()))
-        privacy.forget_commenters_in_reasons(sa.select(Comment.id).where(Comment.id.in_(ids)))
+        privacy.forget_commenters_in_reasons(doomed)  # the rows just locked
         gone = db.session.execute(sa.delete(Comment).where(Comment.id.in_(ids)))
         db.session.commit()
         deleted += gone.rowcount
