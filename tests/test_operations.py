@@ -148,6 +148,22 @@ def test_control_characters_in_the_browsers_headers_do_not_cost_the_comment(app,
             "Mozilla/5.0", "https://news.example/a-story")
 
 
+def test_utf8_in_the_browsers_headers_is_stored_as_sent(app, api):
+    """Headers reach the app read as Latin-1: a User-Agent naming "Café" in UTF-8 was
+    stored as "CafÃ©". Bytes that are not UTF-8 stay as Latin-1 read them."""
+    from moderation.extensions import db
+    from moderation.models import Comment
+
+    utf8 = "CaféApp/2.1 (Zürich)".encode().decode("latin-1")  # as the server hands it on
+    latin = "Agent/\xe9t\xe9"  # "été" sent as Latin-1 bytes: not UTF-8
+    answer = api.post("/api/v1/comments", comment(), headers={
+        "User-Agent": utf8, "Referer": latin})
+    assert answer.status_code == 201
+    with app.app_context():
+        stored = db.session.get(Comment, answer.get_json()["id"])
+        assert (stored.user_agent, stored.referrer) == ("CaféApp/2.1 (Zürich)", "Agent/été")
+
+
 def test_a_database_error_in_the_log_carries_no_values(app):
     """SQLAlchemy puts a failed statement's parameters in its message, and errors are
     logged with it: the values (an email, a comment) must not reach the log."""

@@ -332,8 +332,17 @@ def _header_text(value: str | None, length: int) -> str | None:
     characters (the commenter's browser sent it, not the commenter). No database column
     stores NUL; header bytes 0x80-0x9F arrive as C1 controls (HTTP headers are read as
     Latin-1), which the moderator's page would show as garbage or a line break. The same
-    characters are refused when a site's backend sends the fields in the body."""
-    return LINE_CONTROL_CHARS.sub("", value or "")[:length] or None
+    characters are refused when a site's backend sends the fields in the body.
+
+    Clients that put non-ASCII in a header send UTF-8 (an app's name in its User-Agent),
+    which Latin-1 reading turns into mojibake ("CafÃ©"): bytes that are valid UTF-8 are
+    read as such; anything else stays as Latin-1 read it."""
+    text = value or ""
+    try:
+        text = text.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        pass
+    return LINE_CONTROL_CHARS.sub("", text)[:length] or None
 
 
 def _is_navigation() -> bool:
