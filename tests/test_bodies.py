@@ -100,6 +100,20 @@ def test_a_member_named_twice_is_a_400_on_every_json_route(app, api, keys):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Comment)) == 0
 
 
+@pytest.mark.parametrize("value", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
+def test_numbers_json_does_not_have_are_a_400(app, api, keys, value):
+    """Python reads NaN and Infinity, and 1e400 as infinity: the caller was told that
+    `author_name` was not a valid string (422), not that the body was not JSON."""
+    body = b'{"thread": "/a", "author_name": ' + value + b', "author_email": "ann@example.org", ' \
+           b'"content": "Hello."}'
+    intake = _post(api, "/api/v1/comments", body)
+    assert intake.status_code == 400
+    assert "not valid JSON" in intake.get_json()["message"]
+    for path, key in _routes(keys)[1:]:
+        nested = _post(api, path, b'{"reason": "spam", "x": ' + value + b"}", key)
+        assert nested.status_code == 400, (path, nested.get_json())
+
+
 def test_a_body_of_another_type_is_a_415_on_json_routes(app, api, keys):
     """webargs took a text/plain body for no body at all, so the answer was a 422 saying
     the fields were missing."""

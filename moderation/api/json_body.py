@@ -10,11 +10,16 @@ And it keeps the last of two members with the same name, where other parsers kee
 first (RFC 8259 4: such an object's meaning is unpredictable): a site's backend or a proxy
 that read `{"thread": "/a", "thread": "/b"}` as /a saw another comment than the one
 stored. Such a body is refused too.
+
+And it reads `NaN`, `Infinity` and `-Infinity`, which are not JSON (RFC 8259 6), and a
+number too large for a float (`1e400`) as infinity: the caller was told the field was
+not a valid number or string (422) instead of that the body was not JSON.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -39,9 +44,20 @@ def _members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return members
 
 
+def _not_json(constant: str) -> Any:
+    raise MalformedBody(f"The body is not valid JSON ({constant} is not a JSON value).")
+
+
+def _finite(number: str) -> float:
+    value = float(number)
+    if math.isinf(value):
+        raise MalformedBody(f"The body is not valid JSON ({number[:20]} is too large a number).")
+    return value
+
+
 def loads(data: str | bytes) -> Any:
-    """json.loads, refusing (ValueError) what is not UTF-8, deep nesting, lone surrogates
-    and a member named twice in one object.
+    """json.loads, refusing (ValueError) what is not UTF-8, deep nesting, lone surrogates,
+    a member named twice in one object and numbers JSON does not have.
 
     Bytes are decoded strictly as UTF-8 (RFC 8259 8.1; a byte order mark is ignored):
     json.loads would also take UTF-16 and UTF-32, and UTF-8 bytes that encode a lone
@@ -55,7 +71,8 @@ def loads(data: str | bytes) -> Any:
     else:
         text = data
     try:
-        value = json.loads(text, object_pairs_hook=_members)
+        value = json.loads(text, object_pairs_hook=_members, parse_constant=_not_json,
+                           parse_float=_finite)
     except RecursionError:
         raise MalformedBody("The JSON body is nested too deeply.") from None
     if _SURROGATE_ESCAPE.search(text):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 from collections.abc import Callable
@@ -338,10 +339,8 @@ def _header_text(value: str | None, length: int) -> str | None:
     which Latin-1 reading turns into mojibake ("CafÃ©"): bytes that are valid UTF-8 are
     read as such; anything else stays as Latin-1 read it."""
     text = value or ""
-    try:
+    with contextlib.suppress(UnicodeError):
         text = text.encode("latin-1").decode("utf-8")
-    except UnicodeError:
-        pass
     return LINE_CONTROL_CHARS.sub("", text)[:length] or None
 
 
