@@ -243,6 +243,14 @@ def test_honeypot_filled_is_spam_answered_as_pending(api, keys):
     assert empty.get_json()["status"] == "approved"
 
 
+@pytest.mark.parametrize("empty", [None, False, 0, [], " "])
+def test_a_honeypot_a_script_sends_empty_is_not_filled(api, keys, empty):
+    """A page script serialising the untouched field as null (or false, 0, []) had every
+    comment filed as spam: str(None) is "None"."""
+    answer = api.post("/api/v1/comments", {**comment(), "website_url": empty})
+    assert answer.status_code == 201 and answer.get_json()["status"] == "approved"
+
+
 def test_a_forms_honeypot_is_read_among_the_fields_a_theme_adds(api, keys):
     bot = api.client.post("/api/v1/comments", data={
         "author": "Bot", "email": "bot@example.org", "comment": "Great post, buy now.",

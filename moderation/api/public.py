@@ -260,7 +260,11 @@ def _take_honeypot(body: dict[str, Any]) -> bool:
     field = current_rules().settings_for(slug).honeypot.field
     if not field or field not in body:
         return False
-    return bool(str(body.pop(field)).strip())
+    value = body.pop(field)
+    # Left empty is what a page's script sends for an untouched field: "" or blank, and
+    # in JSON also null, false, 0 or []; str(None) read "None" as filled in, and every
+    # comment from such a page was filed as spam. A bot fills in text.
+    return bool(value.strip()) if isinstance(value, str) else bool(value)
 
 
 def _form_token_problem(fields: dict[str, Any]) -> str | None:
