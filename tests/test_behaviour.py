@@ -167,6 +167,24 @@ def test_site_key_limits_by_the_commenters_ip_not_the_backends(api, keys):
     assert statuses == [201] * 5
 
 
+def test_a_site_key_that_gives_no_ip_is_not_limited_by_the_backends_address(api, keys):
+    """The backend's own address was counted as every commenter's: a site whose backend
+    leaves out `ip` got 3 comments a minute for all its readers together. With no IP the
+    per-email limit still holds (limits_rules.yaml: 2 a minute each)."""
+    statuses = [
+        api.post("/api/v1/comments", comment(author_email=f"q{n}@example.org", content=f"q {n}"),
+                 key=keys.site).status_code
+        for n in range(5)
+    ]
+    assert statuses == [201] * 5
+    same_email = [
+        api.post("/api/v1/comments", comment(author_email="same@example.org", content=f"s {n}"),
+                 key=keys.site).status_code
+        for n in range(3)
+    ]
+    assert same_email == [201, 201, 429]
+
+
 def test_a_site_can_switch_limits_off(api):
     statuses = [
         api.post("/api/v1/comments", comment(site="other", content=f"n {n}",
