@@ -64,14 +64,26 @@ _KEY_AND_SITES = (
 )
 
 
+BEARER_ADVICE = "Use 'Authorization: Bearer <api key>'."
+
+
 def authenticate(header: str | None) -> Caller | None:
-    """The caller named by an `Authorization: Bearer` header, or None when there is none."""
+    """The caller named by an `Authorization: Bearer` header, or None when there is none.
+
+    Another scheme is not an API key but someone else's credentials: a browser sends the
+    Basic credentials of a site behind HTTP authentication (staging, an intranet) with
+    every request to that host, the comment form's post included, which then failed with
+    401. It is no key here: the public routes take the request as they take one without
+    a header, the others answer 401 saying how to send a key (``require``).
+    """
     if not header:
         return None
     scheme, _, token = header.partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("Use 'Authorization: Bearer <api key>'.")
+    if scheme.lower() != "bearer":
+        return None
+    if not token:
+        raise Unauthorized(BEARER_ADVICE)
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or not PREFIX.fullmatch(parts[1]):
         raise Unauthorized("The API key is not valid.", invalid_key=True)
@@ -132,7 +144,8 @@ def require(*roles: Role) -> Callable[[F], F]:
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             caller = current_caller()
             if caller is None:
-                raise Unauthorized("This route needs an API key.")
+                given = request.headers.get("Authorization")
+                raise Unauthorized(BEARER_ADVICE if given else "This route needs an API key.")
             if caller.role not in roles:
                 raise Forbidden("This key's role may not use this route.")
             return view(*args, **kwargs)

@@ -60,6 +60,9 @@ def test_authorization_matrix(app, api, keys):
             return call(path, json={}, headers=headers)
 
         assert send(None).status_code == 401, f"{method} {rule} without a key"
+        basic = call(path, json={}, headers={"Authorization": "Basic dXNlcjpwYXNz"})
+        assert basic.status_code == 401, f"{method} {rule} with Basic credentials"
+        assert basic.get_json()["message"] == "Use 'Authorization: Bearer <api key>'."
         assert send("mk_abc_wrong").status_code == 401, f"{method} {rule} with a bad key"
         unknown = "mk_0123456789ab_" + "x" * 43
         assert send(unknown).status_code == 401, f"{method} {rule} with an unknown key"
@@ -71,6 +74,19 @@ def test_authorization_matrix(app, api, keys):
                 assert status == 403, f"{method} {rule} as {role}: {status}"
         checked += 1
     assert checked >= 12
+
+
+def test_the_public_routes_ignore_another_sites_credentials(api):
+    """A browser sends the Basic credentials of a host behind HTTP authentication (staging,
+    an intranet) with every request to it: the comment form's post answered 401."""
+    basic = {"Authorization": "Basic dXNlcjpwYXNz"}
+    posted = api.client.post("/api/v1/comments", json=comment(), headers=basic)
+    assert posted.status_code == 201
+    assert api.client.get("/api/v1/comments?thread=/2026/11/27/a-story",
+                          headers=basic).status_code == 200
+    empty_bearer = api.client.post("/api/v1/comments", json=comment(content="Another."),
+                                   headers={"Authorization": "Bearer "})
+    assert empty_bearer.status_code == 401  # meant as a key, and none is there
 
 
 @pytest.mark.parametrize(
