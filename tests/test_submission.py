@@ -216,6 +216,12 @@ def test_a_forms_website_without_a_scheme_is_taken_as_http(api, app):
     assert with_port.status_code == 201, with_port.get_json()
     assert stored(app, with_port.get_json()["id"]).author_url == (
         "http://www.ada.example:8080/blog")
+    # A colon after the host is no scheme's either: these were 422 too.
+    for url in ("en.wikipedia.org/wiki/Help:Contents", "ada.example/?t=12:30"):
+        later_colon = api.client.post("/api/v1/comments", data={
+            **form, "url": url, "comment": f"Typed {url}"})
+        assert later_colon.status_code == 201, later_colon.get_json()
+        assert stored(app, later_colon.get_json()["id"]).author_url == f"http://{url}"
     for url in ("javascript:alert(1)", "ftp://ada.example/", "javascript:1", "data:1,x"):
         refused = api.client.post("/api/v1/comments", data={
             **form, "url": url, "comment": f"Website {url}"})

@@ -72,8 +72,11 @@ FORM_SUBMISSION = {
 # more than the load itself. Loading keeps no state on the instance.
 SUBMISSION = CommentSubmissionSchema()
 
-# A host name and port with no scheme ("example.org:8080/blog"): a dotted name, and only
-# digits after the colon, so "javascript:1" or "mailto:x" is still read as the scheme it is.
+# What starts with a scheme (RFC 3986 3.1), unless it is a host name and port
+# ("example.org:8080/blog"): a dotted name, and only digits after the colon, so
+# "javascript:1" or "mailto:x" is still read as the scheme it is. A colon further on
+# ("en.wikipedia.org/wiki/Help:Contents", "?t=12:30") is no scheme's.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 _HOST_AND_PORT = re.compile(r"[^/?#:@\s.]+(?:\.[^/?#:@\s.]+)+:[0-9]+(?:[/?#]|$)")
 
 
@@ -98,7 +101,7 @@ def _submission_body() -> tuple[dict[str, Any], bool]:
             form["content"] = form["content"].replace("\r\n", "\n")
         website = form.get("author_url", "").strip()
         if website and website[0] not in "/?#" and (
-                ":" not in website or _HOST_AND_PORT.match(website)):
+                not _SCHEME.match(website) or _HOST_AND_PORT.match(website)):
             # People type "www.example.org" into the form's Website box; WordPress takes it
             # as http://www.example.org (esc_url), and so does this; "example.org:8080"
             # too, whose colon is a port's, not a scheme's.
