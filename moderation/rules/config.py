@@ -17,6 +17,7 @@ from marshmallow import ValidationError
 
 from .explain import check_template
 from .factory import MATCHER_KEYS, SpecError, build_matcher
+from .indexes import PatternSetError
 from .model import LIVE, SETTINGS_SECTIONS, SHADOW, SiteSettings, Thresholds
 from .ruleset import FileSignature, Rule, RuleSet, file_signature
 from .schema import OVERRIDABLE_NEVER, RULE_SCHEMAS, SECTION_SCHEMAS, FileSchema, SiteSchema
@@ -137,15 +138,21 @@ class _Builder:
         canonical = json.dumps(
             {"rules": data, "files": self.file_hashes}, sort_keys=True, default=str
         )
-        return RuleSet(
-            version=hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
-            source=self.source,
-            rules=tuple(rules.values()),
-            settings=settings,
-            sites=sites,
-            dependencies=tuple(self.file_cache),
-            dependency_signatures=tuple(self.file_signatures[path] for path in self.file_cache),
-        )
+        try:
+            return RuleSet(
+                version=hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
+                source=self.source,
+                rules=tuple(rules.values()),
+                settings=settings,
+                sites=sites,
+                dependencies=tuple(self.file_cache),
+                dependency_signatures=tuple(
+                    self.file_signatures[path] for path in self.file_cache
+                ),
+            )
+        except PatternSetError as error:
+            where = str(error) if str(error).startswith("sites: ") else f"rules: {error}"
+            raise RulesError([f"{self.source}: {where}"]) from None
 
     def _rules(self, raw_rules: list[Any]) -> dict[str, Rule]:
         rules: dict[str, Rule] = {}

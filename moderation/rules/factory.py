@@ -119,9 +119,26 @@ def _regex(spec: dict[str, Any]) -> RegexMatcher:
         raise SpecError(
             "pattern", f"{reason} (patterns use re2 syntax: no backreferences or lookaround)"
         ) from exc
-    if compiled.search("") is not None:
-        raise SpecError("pattern", "matches empty text, so it would hit every comment")
+    # Not only "" itself: "\\b" matches no empty text, but an empty span in every word.
+    if any(found is not None and found.start() == found.end()
+           for found in map(compiled.search, _EMPTY_MATCH_PROBES)):
+        raise SpecError("pattern", "can match empty text, so it would hit every comment")
+    # Rules are matched together in one re2 set, which has a memory budget that a pattern
+    # compiling on its own may still exceed (\\pL{300}): the whole file would not load.
+    alone = re2.Set.SearchSet(re2_options(case_sensitive=raw))
+    try:
+        alone.Add(pattern)
+        alone.Compile()
+    except re2.error:
+        raise SpecError(
+            "pattern", "is too large for re2 to match among the other patterns: shorten its "
+            "counted repeats (such as \\pL{300})") from None
     return RegexMatcher(pattern, raw, compiled)
+
+
+# Texts a pattern is tried on when it loads: one that finds an empty span in any of them
+# would hit (almost) every comment.
+_EMPTY_MATCH_PROBES = ("", "a", " ", "a b", "1", "a.")
 
 
 # What normalise_host makes of a host name: labels of letters, digits, '-' and '_' (seen

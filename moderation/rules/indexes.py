@@ -14,7 +14,7 @@ from .matchers import Finding, RegexMatcher, Subject, TermsMatcher
 from .normalise import Normalised, is_word_char, normalise
 from .readings import Glued, joins_when_split, letter_readings, phrase_form, phrase_key
 
-__all__ = ["TermIndex", "RegexIndex", "re2_options"]
+__all__ = ["TermIndex", "RegexIndex", "PatternSetError", "re2_options"]
 
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
@@ -25,6 +25,11 @@ def re2_options(*, case_sensitive: bool) -> Any:
     options.case_sensitive = case_sensitive
     options.log_errors = False
     return options
+
+
+class PatternSetError(ValueError):
+    """Regex rules that each compile, but not together into one re2 set (its memory
+    budget); ``str()`` says so for the rules file's errors."""
 
 
 def _encodable(text: str) -> str:
@@ -196,9 +201,17 @@ class RegexIndex:
             by_form.setdefault(matcher.raw, []).append((slot, matcher))
         for raw, members in by_form.items():
             pattern_set = re2.Set.SearchSet(re2_options(case_sensitive=raw))
-            for _, matcher in members:
-                pattern_set.Add(matcher.pattern)
-            pattern_set.Compile()
+            try:
+                for _, matcher in members:
+                    pattern_set.Add(matcher.pattern)
+                pattern_set.Compile()
+            except re2.error:
+                raise PatternSetError(
+                    f"the {len(members)} regex rules matched on the "
+                    f"{'text as sent' if raw else 'normalised text'} are, together, more than "
+                    "re2 can compile into one set: shorten the longest patterns (counted "
+                    "repeats such as \\pL{100} are the usual cause) or merge some"
+                ) from None
             self._sets.append((raw, pattern_set, members))
 
     def scan(

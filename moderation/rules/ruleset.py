@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .indexes import RegexIndex, TermIndex
+from .indexes import PatternSetError, RegexIndex, TermIndex
 from .matchers import Matcher, RegexMatcher, TermsMatcher
 from .model import SiteSettings
 
@@ -77,7 +77,7 @@ class RuleSet:
     """Immutable rules and settings from one file, with a content hash as its version.
 
     Sites whose overrides leave the matchers alone share the default site's indexes; a
-    site that changes a list or a pattern gets its own, built on first use and kept.
+    site that changes a list or a pattern gets its own, built when the rules load.
     """
 
     def __init__(
@@ -101,8 +101,15 @@ class RuleSet:
         self._lock = threading.RLock()
         self._indexes: dict[tuple[object, ...], Any] = {}
         self._compiled: dict[str, CompiledRules] = {}
-        # Build the shared indexes now, so loading pays for them and no request does.
+        # Build the shared indexes now, each site's too, so loading pays for them and no
+        # request does, and a set of patterns re2 cannot compile fails the load (naming
+        # the site), not every comment to that site with a 500.
         self._default = self._compile(rules)
+        for site in sites:
+            try:
+                self.compiled_for(site)
+            except PatternSetError as error:
+                raise PatternSetError(f"sites: {site}: {error}") from None
 
     @property
     def version(self) -> str:

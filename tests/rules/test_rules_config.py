@@ -132,7 +132,20 @@ def refusal(text: str, base_dir: Path | None = None) -> str:
         ),
         (
             "version: 1\nrules: [{id: R, type: regex, pattern: 'x*', score: 1}]",
-            "rules.yaml: rule R: pattern: matches empty text",
+            "rules.yaml: rule R: pattern: can match empty text",
+        ),
+        (  # no empty text, but an empty span in every word
+            "version: 1\nrules: [{id: R, type: regex, pattern: '\\b', score: 1}]",
+            "rules.yaml: rule R: pattern: can match empty text",
+        ),
+        (  # compiles on its own, not in the one re2 set all regex rules are matched in
+            "version: 1\nrules: [{id: BIG, type: regex, pattern: '\\pL{300}', score: 1}]",
+            "rules.yaml: rule BIG: pattern: is too large for re2",
+        ),
+        (  # a site's own pattern: it loaded, then every comment to the site was a 500
+            "version: 1\nrules: [{id: SMALL, type: regex, pattern: ab, score: 1}]\n"
+            "sites: {news: {rules: {SMALL: {pattern: '\\pL{300}'}}}}",
+            "rules.yaml: site news: rule SMALL: pattern: is too large for re2",
         ),
         (
             "version: 1\nrules: [{id: T, type: terms, terms: [a], score: 1, colour: red}]",
