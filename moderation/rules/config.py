@@ -275,7 +275,12 @@ class _Builder:
         thresholds = sections.get("thresholds", Thresholds())
         if isinstance(thresholds, Thresholds) and thresholds.pending > thresholds.spam:
             self.fail(where, "thresholds.pending", "must not be above thresholds.spam")
-        return SiteSettings(**sections)
+        settings = SiteSettings(**sections)
+        token = settings.form_token
+        if token.min_seconds >= token.max_age_seconds:
+            # No token could be old enough and young enough: every form filed as spam.
+            self.fail(where, "form_token.min_seconds", "must be below form_token.max_age_seconds")
+        return settings
 
     def _sites(
         self, raw_sites: Any, data: dict[str, Any], raw_rules: Any, rules: dict[str, Rule]

@@ -13,12 +13,17 @@ __all__ = ["FileSchema", "SiteSchema", "RULE_SCHEMAS", "SECTION_SCHEMAS", "OVERR
 RULE_ID = r"^[A-Z0-9_]{1,64}$"
 SITE_SLUG = r"^[a-z0-9-]{1,64}$"
 # Flask-limiter limit strings: "5/minute", "5 per minute", "10/2 hours", joined by ; or ,.
-_LIMIT_ITEM = r"\s*\d+\s*(?:/|per)\s*(?:\d+\s*)?(?:second|minute|hour|day|month|year)s?\s*"
+# No zero: "0/minute" refused every comment (null is how a limit is switched off).
+_COUNT = r"0*[1-9]\d*"
+_LIMIT_ITEM = (
+    rf"\s*{_COUNT}\s*(?:/|per)\s*(?:{_COUNT}\s*)?(?:second|minute|hour|day|month|year)s?\s*"
+)
 LIMIT_STRING = rf"^{_LIMIT_ITEM}(?:[;,]{_LIMIT_ITEM})*$"
 # What the patterns above mean, said to an admin whose file breaks one of them.
 _ID = "Must be 1-64 capital letters, digits or underscores, such as MANY_LINKS."
 _SLUG = "Must be a site's slug: 1-64 lower-case letters, digits or hyphens, such as news."
-_LIMIT = 'Must be a limit such as "5/minute" or "5/minute;30/hour", or null for none.'
+_LIMIT = ('Must be a limit such as "5/minute" or "5/minute;30/hour" (no zero), '
+          "or null for none.")
 OVERRIDABLE_NEVER = ("id", "type")
 
 
@@ -109,16 +114,36 @@ class LimitsSchema(_Strict):
                                       validate=validate.Regexp(LIMIT_STRING, error=_LIMIT))
 
 
+# Ten years: further back than any comment section keeps; a window past the dates Python
+# can count back to made every comment a 500.
+MAX_DUPLICATE_WINDOW = 10 * 365 * 86400
+
+
 class DuplicatesSchema(_Strict):
-    window_seconds = fields.Integer(strict=True, validate=validate.Range(min=0))
+    window_seconds = fields.Integer(
+        strict=True, validate=validate.Range(min=0, max=MAX_DUPLICATE_WINDOW))
 
 
 class FlagsSchema(_Strict):
     threshold = fields.Integer(strict=True, validate=validate.Range(min=1))
 
 
+# The fields intake reads, by their own names and a WordPress form's: a honeypot named
+# after one was taken out of every submission (`content`: every comment a 422; `site`:
+# every comment spam). tests/test_spec.py holds this to the submission schema.
+SUBMISSION_FIELDS = frozenset((
+    "site", "thread", "thread_title", "thread_url", "parent_id", "author_name",
+    "author_email", "author_url", "content", "ip", "user_agent", "referrer", "form_token",
+    "author", "email", "url", "comment", "comment_post_ID", "comment_parent",
+))
+
+
 class HoneypotSchema(_Strict):
-    field = fields.String(allow_none=True, validate=validate.Regexp(r"^[A-Za-z0-9_\-]{0,64}$"))
+    field = fields.String(allow_none=True, validate=[
+        validate.Regexp(r"^[A-Za-z0-9_\-]{0,64}$"),
+        validate.NoneOf(SUBMISSION_FIELDS,
+                        error="Must not be a field of the comment form: {input} is read as one."),
+    ])
 
 
 class FormTokenSchema(_Strict):
@@ -207,6 +232,9 @@ class RuleSchema(_Strict):
                 )
         if "targets" in data and not data["targets"]:
             raise ValidationError("Give at least one target.", "targets")
+        if len(set(data.get("targets", ()))) != len(data.get("targets", ())):
+            # A rule scores once per target it hits: [content, content] scored twice.
+            raise ValidationError("Name each target once.", "targets")
 
 
 class TermsRule(RuleSchema):

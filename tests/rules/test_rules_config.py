@@ -182,6 +182,33 @@ def refusal(text: str, base_dir: Path | None = None) -> str:
             "version: 1\nlimits: {per_ip: lots}",
             'rules.yaml: limits.per_ip: Must be a limit such as "5/minute"',
         ),
+        (  # "0/minute" answered 429 to every comment; null switches a limit off
+            "version: 1\nlimits: {per_ip: 0/minute}",
+            'rules.yaml: limits.per_ip: Must be a limit such as "5/minute"',
+        ),
+        (  # past what Python can count back to: every comment was a 500
+            "version: 1\nduplicates: {window_seconds: 100000000000}",
+            "rules.yaml: duplicates.window_seconds: Must be greater than or equal to 0 and "
+            "less than or equal to 315360000.",
+        ),
+        (  # taken out of every submission: every comment a 422
+            "version: 1\nhoneypot: {field: content}",
+            "rules.yaml: honeypot.field: Must not be a field of the comment form",
+        ),
+        (
+            "version: 1\nsites: {news: {honeypot: {field: comment}}}",
+            "rules.yaml: site news: honeypot.field: Must not be a field of the comment form",
+        ),
+        (  # no token could be old enough and young enough: every form post spam
+            "version: 1\nsites: {news: {form_token: {min_seconds: 60, max_age_seconds: 60}}}",
+            "rules.yaml: site news: form_token.min_seconds: must be below "
+            "form_token.max_age_seconds",
+        ),
+        (  # scored once per target: three times over
+            "version: 1\nrules: [{id: L, type: length, min: 20, score: 2, "
+            "targets: [content, content]}]",
+            "rules.yaml: rule L: targets: Name each target once.",
+        ),
         (
             "version: 1\nsites: {News: {thresholds: {spam: 9}}}",
             "rules.yaml: sites.News.key: Must be a site's slug",
