@@ -55,6 +55,19 @@ def test_small_capitals_spell_the_pharmacy_terms(api, keys, content, match):
     assert [hit["match"] for hit in verdict["hits"] if hit["rule"] == "PHARMA_TERMS"] == [match]
 
 
+@pytest.mark.parametrize(("content", "match"), [
+    ("<Buy Viagra online at cheap prices>", "Viagra"),
+    ("hi <!-- viagra --> there", "<!-- viagra -->"),
+    ("<b title='cheap viagra'>hello</b>", "<b title='cheap viagra'>"),
+])
+def test_words_in_angle_brackets_are_read_as_the_reader_sees_them(api, keys, content, match):
+    """Anything shaped like a tag was dropped before matching, yet a comment is shown as
+    text: "<Buy Viagra online>" went past every rule and the classifier, in full view."""
+    verdict = api.post("/api/v1/admin/rules/test", {"comment": {"content": content}},
+                       key=keys.admin).get_json()
+    assert [hit["match"] for hit in verdict["hits"] if hit["rule"] == "PHARMA_TERMS"] == [match]
+
+
 def test_abuse_is_held_for_review_not_rejected(api, keys):
     status, rules = judged(api, keys, content="You are a fucking idiot.",
                            user_agent="Mozilla/5.0")

@@ -3,9 +3,15 @@
 Stages, each recording where it changed lengths so that a span of the folded text maps
 back to the span of the original it came from:
 
-1. HTML tags stripped (inline tags and comments vanish so ``vi<b>ag</b>ra`` and
-   ``vi<!-- -->agra`` stay one word, as a browser shows them; other tags become a
-   space) and character entities unescaped.
+1. HTML tags stripped (inline tags and comments vanish inside a word, so
+   ``vi<b>ag</b>ra`` and ``vi<!-- -->agra`` stay one word, as a browser shows them;
+   elsewhere a tag is a space) and character entities unescaped. Only real tags: a
+   comment is plain text that a site shows escaped, so a reader sees what a tag holds,
+   and ``<buy cheap pills now>`` (no element's name) stays text. What a tag holds is
+   read too, between spaces: its attributes' values (``title``, ``alt``; not the links
+   of ``href`` and ``src``, which the link rules read, nor ``style``), names given
+   without a value (``<a great offer>`` is an ``a`` tag to a browser), and a comment's
+   text (``<!-- buy pills -->``).
 2. Each character folded on its own: compatibility decomposition (NFKD, which covers
    full-width, circled and mathematical letters), combining marks and default-ignorable
    characters dropped, look-alikes mapped through the Unicode confusables data and Latin
@@ -42,6 +48,31 @@ _LEET = str.maketrans("013457@$!", "oieastasi")
 # a trailing '@' is still leet for 'a' ("v1agr@").
 _EDGE_PUNCT_START = "!@"
 _EDGE_PUNCT_END = "!"
+# The elements of HTML, current and obsolete: a tag names one of them, else it is text.
+_ELEMENTS = frozenset((
+    "a", "abbr", "acronym", "address", "applet", "area", "article", "aside", "audio", "b",
+    "base", "basefont", "bdi", "bdo", "bgsound", "big", "blink", "blockquote", "body", "br",
+    "button", "canvas", "caption", "center", "cite", "code", "col", "colgroup", "data",
+    "datalist", "dd", "del", "details", "dfn", "dialog", "dir", "div", "dl", "dt", "em",
+    "embed", "fieldset", "figcaption", "figure", "font", "footer", "form", "frame", "frameset",
+    "h1", "h2", "h3", "h4", "h5", "h6", "head", "header", "hgroup", "hr", "html", "i",
+    "iframe", "img", "input", "ins", "isindex", "kbd", "keygen", "label", "legend", "li",
+    "link", "listing", "main", "map", "mark", "marquee", "math", "menu", "menuitem", "meta",
+    "meter", "multicol", "nav", "nextid", "nobr", "noembed", "noframes", "noscript", "object",
+    "ol", "optgroup", "option", "output", "p", "param", "picture", "plaintext", "pre",
+    "progress", "q", "rb", "rp", "rt", "rtc", "ruby", "s", "samp", "script", "search",
+    "section", "select", "slot", "small", "source", "spacer", "span", "strike", "strong",
+    "style", "sub", "summary", "sup", "svg", "table", "tbody", "td", "template", "textarea",
+    "tfoot", "th", "thead", "time", "title", "tr", "track", "tt", "u", "ul", "var", "video",
+    "wbr", "xmp"
+))  # fmt: skip
+# Attributes whose values are links (read by the link rules from the text as sent) or CSS:
+# as words they would only add noise.
+_UNREAD_ATTRIBUTES = frozenset(("href", "src", "srcset", "action", "cite", "poster",
+                                "background", "style"))
+_ATTRIBUTE_RE = re.compile(
+    r"""([^\s"'<>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?"""
+)
 # Tags that style text inside a word ("vi<b>ag</b>ra"); any other tag separates words.
 _INLINE_TAGS = frozenset(
     ("a", "abbr", "b", "bdi", "bdo", "big", "cite", "code", "del", "dfn", "em", "font", "i",
@@ -145,15 +176,36 @@ def _strip_html(text: str) -> tuple[str, _Edits | None]:
     pieces = []
     for match in _HTML_RE.finditer(text):
         token = match.group()
+        start, end = match.span()
         if token[0] == "&":
-            replacement = html.unescape(token)
-        elif token.startswith("<!--") or (match.group(2) or "").lower() in _INLINE_TAGS:
+            pieces.append((start, end, html.unescape(token)))
+            continue
+        name = (match.group(2) or "").lower()
+        if not token.startswith("<!--") and name not in _ELEMENTS:
+            continue  # "<buy cheap pills>": no tag, but text a reader sees
+        within_word = (start > 0 and end < len(text)
+                       and is_word_char(text[start - 1]) and is_word_char(text[end]))
+        if within_word and (token.startswith("<!--") or name in _INLINE_TAGS):
             # A browser shows a comment or a styling tag as nothing, so the word runs on.
-            replacement = ""
-        else:
-            replacement = " "
-        pieces.append((match.start(), match.end(), replacement))
+            pieces.append((start, end, ""))
+            continue
+        held = token[4:-3] if token.startswith("<!--") else " ".join(
+            _shown_attributes(token[1 + len(match.group(1)) + len(name):-1]))
+        pieces.append((start, end, f" {held} " if held.strip() else " "))
     return _rewrite(text, pieces)
+
+
+def _shown_attributes(attributes: str) -> list[str]:
+    """The words a tag's attributes hold: values (but links and CSS), and bare names."""
+    shown = []
+    for found in _ATTRIBUTE_RE.finditer(attributes):
+        name, *values = found.groups()
+        value = next((v for v in values if v is not None), None)
+        if value is None:
+            shown.append(name)
+        elif name.lower() not in _UNREAD_ATTRIBUTES:
+            shown.append(html.unescape(value))
+    return shown
 
 
 def fold_chars(text: str) -> tuple[str, _Edits | None]:

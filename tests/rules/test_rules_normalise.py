@@ -38,6 +38,14 @@ from moderation.rules import normalise
         ("vi<b>ag</b>ra", "viagra"),  # HTML inside a word
         ("vi<!-- -->ag<!--x-->ra", "viagra"),  # a comment shows as nothing
         ("<p>hello</p><p>world</p>", "hello world"),  # block tags separate words
+        # A comment is shown escaped: what looks like a tag is read, as its reader reads it.
+        ("<Buy Viagra online>", "buy viagra online"),  # no element's name: text
+        ("buy <viagra> now", "buy viagra now"),
+        ("hi <!-- viagra --> there", "hi viagra there"),  # a comment between words
+        ("<b title='viagra casino'>x</b>", "viagra casino x"),  # attribute values
+        ("<a great offer: buy viagra>", "great offer: buy viagra"),  # bare names
+        ('<img alt="cheap pills" src="https://x.example/y">', "cheap pills"),
+        ('<a href="https://x.example/viagra" style="color: red">me</a>', "me"),  # links, CSS
         ("fish &amp; chips &#39;ok&#39;", "fish chips 'ok'"),  # entities
         ("viägrà", "viagra"),  # accents
         ("ﬁne", "fine"),  # ligature
@@ -77,6 +85,8 @@ def test_ordinary_text_stays_readable(text: str, folded: str) -> None:
         ("buy v. i. a. g. r. a now", "viagra", "v. i. a. g. r. a"),
         ("x vi<b>ag</b>ra y", "viagra", "vi<b>ag</b>ra"),
         ("x vi<!-- -->agra y", "viagra", "vi<!-- -->agra"),
+        ("x <buy viagra> y", "viagra", "viagra"),
+        ("hi <!-- viagra --> there", "viagra", "<!-- viagra -->"),
         ("ｖｉａ\u200bｇｒａ!", "viagra", "ｖｉａ\u200bｇｒａ"),
         ("first\n\n  then viagra", "viagra", "viagra"),
         ("ﬁne wine", "fine", "ﬁne"),
