@@ -98,6 +98,19 @@ def test_submissions_without_an_email_do_not_share_one_email_allowance(api):
             for n in range(3)] == [201, 201, 429]
 
 
+def test_a_submission_refused_as_invalid_is_not_counted(api):
+    """Each 422 used up one of the commenter's posts: after mistyping their address three
+    times (limits_rules.yaml: 3 a minute by IP) the corrected comment was answered 429,
+    as were the others behind the same IP. An invalid post stores nothing."""
+    mistyped = [api.post("/api/v1/comments", comment(author_email="ada@example")).status_code
+                for _ in range(4)]
+    assert mistyped == [422] * 4
+    statuses = [api.post("/api/v1/comments", comment(author_email=f"i{n}@example.org",
+                                                     content=f"fixed {n}")).status_code
+                for n in range(4)]
+    assert statuses == [201, 201, 201, 429]  # stored comments are counted as before
+
+
 def test_per_ip_limit_counts_across_emails(api):
     statuses = [
         api.post("/api/v1/comments",

@@ -6,10 +6,11 @@ import contextlib
 import ipaddress
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from flask import Response, jsonify, redirect, request
+from flask import Response, g, jsonify, redirect, request
 from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -204,13 +205,16 @@ def _multipart_form() -> dict[str, str]:
     ],
 )
 @limiter.limit(
-    limits.per_ip, key_func=limits.ip_key, scope="submit-ip", exempt_when=limits.no_ip_limit
+    limits.per_ip,
+    key_func=limits.ip_key,
+    scope="submit-ip",
+    exempt_when=lambda: limits.no_ip_limit() or _invalid_submission(),
 )
 @limiter.limit(
     limits.per_email,
     key_func=limits.email_key,
     scope="submit-email",
-    exempt_when=limits.no_email_limit,
+    exempt_when=lambda: limits.no_email_limit() or _invalid_submission(),
 )
 @blp.doc(security=[{}, {"bearerAuth": []}])  # no key (a form), or the site's own key
 @blp.arguments(NO_QUERY, location="query", as_kwargs=True)
@@ -222,6 +226,43 @@ def _multipart_form() -> dict[str, str]:
 @errors(blp, 400, 401, 403, 404, 409, 413, 415, 422, 429)
 def submit_comment() -> Any:
     """Submit a comment from a site's form or its backend."""
+    submission = _submission()
+    if submission.errors is not None:
+        raise Invalid("Some fields are invalid.", submission.errors)
+    fields, from_form, honeypot_filled = (
+        submission.fields, submission.from_form, submission.honeypot_filled)
+    idempotency_key = request.headers.get("Idempotency-Key")
+    if idempotency_key is not None and not comments.usable_idempotency_key(idempotency_key):
+        raise Invalid("Idempotency-Key must be 1 to 255 characters, none a control character.",
+                      {"Idempotency-Key": ["Length must be between 1 and 255, "
+                                           "without control characters."]})
+    signals = _signals(fields, honeypot_filled, _form_token_problem(fields))
+    answer = comments.submit(fields, signals, idempotency_key)
+    if from_form and answer.status_code == 201 and _is_navigation():
+        target = _form_return_url(fields, answer)
+        if target:
+            return redirect(target, code=303)
+    response = jsonify(answer.body)
+    response.status_code = answer.status_code
+    return response
+
+
+@dataclass(frozen=True)
+class _Submission:
+    """The request's submission, read and checked once: its fields, or what is wrong with
+    them (``errors``, a 422), and where it came from."""
+
+    fields: dict[str, Any]
+    errors: dict[str, Any] | None
+    from_form: bool
+    honeypot_filled: bool
+
+
+def _submission() -> _Submission:
+    """The submission as intake judges it (cached on ``g``); raises for a body it cannot
+    read at all (400, 413, 415) or a bad key (401)."""
+    if "submission" in g:
+        return g.submission
     body, from_form = _submission_body()
     site = limits.site_named(body.get("site"))
     if site is not None:  # else not text: the schema says so (422)
@@ -237,23 +278,25 @@ def submit_comment() -> Any:
         # ak_js, a nonce); the page's visitor cannot fix those, so they are ignored, not 422.
         body = {name: value for name, value in body.items() if name in SUBMISSION.load_fields}
     try:
-        fields = SUBMISSION.load(body)
+        fields, errors = SUBMISSION.load(body), None
     except ValidationError as error:
-        raise Invalid("Some fields are invalid.", error.messages) from None  # type: ignore[arg-type]
-    idempotency_key = request.headers.get("Idempotency-Key")
-    if idempotency_key is not None and not comments.usable_idempotency_key(idempotency_key):
-        raise Invalid("Idempotency-Key must be 1 to 255 characters, none a control character.",
-                      {"Idempotency-Key": ["Length must be between 1 and 255, "
-                                           "without control characters."]})
-    signals = _signals(fields, honeypot_filled, _form_token_problem(fields))
-    answer = comments.submit(fields, signals, idempotency_key)
-    if from_form and answer.status_code == 201 and _is_navigation():
-        target = _form_return_url(fields, answer)
-        if target:
-            return redirect(target, code=303)
-    response = jsonify(answer.body)
-    response.status_code = answer.status_code
-    return response
+        fields, errors = {}, error.messages
+    g.submission = _Submission(fields, errors, from_form, honeypot_filled)  # type: ignore[arg-type]
+    return g.submission
+
+
+def _invalid_submission() -> bool:
+    """Whether the submission's fields are refused (422): such a post stores nothing, so
+    the flood limits do not count it. Counted, a commenter who mistyped their address a
+    few times was answered 429 once it was right, as was everyone behind their IP.
+
+    Run by the limits before the view (which reuses what it read), so it must not raise:
+    a body it cannot read is counted, and answered by the view.
+    """
+    try:
+        return _submission().errors is not None
+    except Exception:  # noqa: BLE001 - the view raises it again, and answers it
+        return False
 
 
 def _take_honeypot(body: dict[str, Any]) -> bool:
