@@ -387,6 +387,18 @@ def test_the_same_comment_twice_is_409(api):
     assert elsewhere.status_code == 201
 
 
+def test_the_same_reply_to_two_comments_is_two_comments(api):
+    """As WordPress's duplicate check takes the parent: "Thanks!" to two people who
+    answered was refused the second time (409). To the same comment it is a duplicate."""
+    first, second = (api.post("/api/v1/comments", comment(
+        author_email=f"{name}@example.org", content=f"Answer from {name}.")).get_json()["id"]
+        for name in ("bo", "cy"))
+    thanks = [api.post("/api/v1/comments", comment(content="Thanks!", parent_id=parent))
+              .status_code for parent in (first, second, second)]
+    assert thanks == [201, 201, 409]
+    assert api.post("/api/v1/comments", comment(content="Thanks!")).status_code == 201
+
+
 def test_comments_of_markup_alone_are_not_all_the_same_comment(api):
     """The rules' normaliser strips tags, so "<grin>" and "<wink>" both folded to empty
     text, and the second from the same reader was refused as a duplicate (409)."""

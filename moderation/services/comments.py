@@ -299,7 +299,9 @@ def _root_of_parent(place: Place, parent_id: int) -> int:
 
 
 def _duplicate_query(by_ip: bool) -> sa.Select[Any]:
-    """Whether this thread has the same text, recently, from the same email (or IP)."""
+    """Whether this thread has the same text, recently, from the same email (or IP), in
+    reply to the same comment (or to none), as WordPress's check takes the parent: "Thanks!"
+    said to two people who answered is two comments, and was refused as one."""
     same_person = _comments.c.email_hash == sa.bindparam("commenter")
     if by_ip:
         same_person = sa.or_(same_person, _comments.c.ip == sa.bindparam("ip"))
@@ -307,6 +309,8 @@ def _duplicate_query(by_ip: bool) -> sa.Select[Any]:
         sa.exists().where(
             _comments.c.thread_id == sa.bindparam("thread_id"),
             _comments.c.content_hash == sa.bindparam("digest"),
+            _comments.c.parent_id.is_not_distinct_from(
+                sa.bindparam("parent_id", type_=_comments.c.parent_id.type)),
             _comments.c.created_at >= sa.bindparam("since", type_=_comments.c.created_at.type),
             _comments.c.status != Status.DELETED,
             same_person,
@@ -318,7 +322,8 @@ _DUPLICATE = {by_ip: _duplicate_query(by_ip) for by_ip in (False, True)}
 
 
 def _refuse_duplicate(connection: sa.Connection, judged: Judged, ip: str | None) -> None:
-    """409 when the same commenter (email or IP) said the same in this thread recently.
+    """409 when the same commenter (email or IP) said the same in this thread recently, in
+    reply to the same comment.
 
     Checked in the write transaction, with the thread held (_hold_place), so of two
     identical comments racing in, one wins.
@@ -331,6 +336,7 @@ def _refuse_duplicate(connection: sa.Connection, judged: Judged, ip: str | None)
         "ip": ip,
         "thread_id": judged.place.thread_id,
         "digest": judged.digest,
+        "parent_id": judged.parent_id,
         "since": since,
     })
     if duplicate:
