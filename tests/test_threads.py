@@ -282,3 +282,19 @@ def test_a_url_with_a_user_name_is_text_not_a_link(api):
     assert html.count("<a ") == 1
     assert ('<a href="https://news.example/@ada" rel="nofollow ugc noopener">') in html
     assert "Log in at https://paypal.com@evil.example/login or https://user:pw@news" in html
+
+
+def test_a_page_polled_again_is_a_304_until_it_changes(api):
+    """The page had no validator: a script polling for new comments, or a CDN in front,
+    fetched every comment again each time."""
+    post(api, content="First!")
+    path = "/api/v1/comments?thread=/2026/11/27/a-story"
+    page = api.get(path)
+    etag = page.headers["ETag"]
+    unchanged = api.get(path, headers={"If-None-Match": etag})
+    assert unchanged.status_code == 304 and unchanged.data == b""
+    assert api.get(path, headers={"If-None-Match": '"other"'}).status_code == 200
+    post(api, content="Second", author_email="e@example.org")
+    changed = api.get(path, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    assert len(changed.get_json()["items"]) == 2

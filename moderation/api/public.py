@@ -445,16 +445,24 @@ def _form_return_url(fields: dict[str, Any], answer: comments.Answer) -> str | N
 
 @blp.route("/comments", methods=["GET"])
 @blp.arguments(ThreadQuerySchema(), location="query")
-@blp.response(200, ThreadPageSchema)
+@blp.response(200, ThreadPageSchema, headers={"ETag": {
+    "description": "The page's version: send it back as If-None-Match to be answered 304 "
+                   "while the page is unchanged", "schema": {"type": "string"}}})
+@blp.alt_response(304, description="Not modified: the page is still the one whose ETag "
+                  "was sent in If-None-Match")
 @errors(blp, 404, 422)
 def list_comments(query: dict[str, Any]) -> Response:
     """Approved comments of one thread, oldest first, replies nested."""
     # Sent as built: thread_page already returns ThreadPageSchema's shape, and dumping a
     # page of nested comments through marshmallow cost as much as the queries (the
     # schemathesis suite checks the answers against the schema).
-    return jsonify(
+    response = jsonify(
         threads.thread_page(query["site"], query["thread"], query["limit"], query["cursor"])
     )
+    # A page that polls for new comments, and a CDN in front, revalidate with the ETag
+    # (the page's hash) and get a 304 with no body while nothing changed.
+    response.add_etag()
+    return response.make_conditional(request)
 
 
 @blp.route("/comments/<id:comment_id>/flags", methods=["POST"])
