@@ -225,7 +225,7 @@ def test_a_forms_website_without_a_scheme_is_taken_as_http(api, app):
     for url in ("javascript:alert(1)", "ftp://ada.example/", "javascript:1", "data:1,x"):
         refused = api.client.post("/api/v1/comments", data={
             **form, "url": url, "comment": f"Website {url}"})
-        assert refused.status_code == 422 and "author_url" in refused.get_json()["errors"]
+        assert refused.status_code == 422 and "url" in refused.get_json()["errors"]  # the form's name
     # A JSON client says what it means: no guessing there.
     assert api.post("/api/v1/comments", comment(author_url="www.ada.example")).status_code == (
         422)
@@ -284,7 +284,21 @@ def test_a_forms_line_breaks_count_as_the_textarea_counts_them(api, app):
     too_long = api.client.post("/api/v1/comments", headers={"Accept": "application/json"},
                                data={"author": "Ada", "email": "ada@example.org",
                                      "comment_post_ID": "42", "comment": "x" + text})
-    assert too_long.status_code == 422 and "content" in too_long.get_json()["errors"]
+    assert too_long.status_code == 422
+    assert "comment" in too_long.get_json()["errors"]  # as the form names it
+
+
+def test_a_forms_field_errors_use_the_names_the_form_posted(api):
+    """A page script marks the inputs by the names it posted: errors came back under
+    intake's JSON names (author_name, parent_id), which no input of a WordPress form has."""
+    wordpress = api.client.post("/api/v1/comments", data={
+        "email": "not-an-address", "comment": "Hello.", "comment_post_ID": "42",
+        "comment_parent": "x"})
+    assert wordpress.status_code == 422
+    assert set(wordpress.get_json()["errors"]) == {"author", "email", "comment_parent"}
+    own_names = api.client.post("/api/v1/comments", data={
+        "author_email": "not-an-address", "content": "Hello.", "thread": "/t"})
+    assert set(own_names.get_json()["errors"]) == {"author_name", "author_email"}
 
 
 def test_a_second_form_post_from_the_page_reports_its_own_outcome(api, app):

@@ -81,20 +81,28 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 _HOST_AND_PORT = re.compile(r"[^/?#:@\s.]+(?:\.[^/?#:@\s.]+)+:[0-9]+(?:[/?#]|$)")
 
 
-def _submission_body() -> tuple[dict[str, Any], bool]:
-    """The posted fields and whether they came from an HTML form; 400/415 when unusable."""
+def _submission_body() -> tuple[dict[str, Any], dict[str, str] | None]:
+    """The posted fields and, for an HTML form, the names the form gives them by (each of
+    intake's field names to the form's); 400/415 when unusable."""
     mimetype = request.mimetype
     if is_json_request(request):  # application/json, or a +json type, as on every route
         if not request.get_data(cache=True):
-            return {}, False  # no body: the schema names the missing fields (422)
-        return json_object(request), False
+            return {}, None  # no body: the schema names the missing fields (422)
+        return json_object(request), None
     if mimetype in FORM_TYPES:
         form = _urlencoded_form() if mimetype == URLENCODED else _multipart_form()
         if form.get("comment_parent") == "0":  # WordPress's "not a reply"
             form.pop("comment_parent")
+        # A form that names its fields as WordPress's does is told of a field by that name,
+        # given or missing: its script finds the input to mark by the name it posted.
+        wordpress_form = any(name in form for name in WORDPRESS_FIELDS)
+        names = {}
         for wordpress, ours in WORDPRESS_FIELDS.items():
             if wordpress in form:
+                names[ours] = wordpress
                 form.setdefault(ours, form.pop(wordpress))
+            elif wordpress_form and ours not in form:
+                names[ours] = wordpress
         if "content" in form:
             # A browser sends each line break of a textarea as CRLF (the HTML form encoding),
             # but its maxlength, and the commenter, count it as one character: a comment the
@@ -107,9 +115,9 @@ def _submission_body() -> tuple[dict[str, Any], bool]:
             # as http://www.example.org (esc_url), and so does this; "example.org:8080"
             # too, whose colon is a port's, not a scheme's.
             form["author_url"] = "http://" + website
-        return form, True
+        return form, names
     if not mimetype and not request.get_data(cache=True):
-        return {}, False  # nothing sent at all: as an empty JSON body, 422 naming the fields
+        return {}, None  # nothing sent at all: as an empty JSON body, 422 naming the fields
     raise UnsupportedMediaType("Send application/json or an HTML form.")
 
 
@@ -263,7 +271,8 @@ def _submission() -> _Submission:
     read at all (400, 413, 415) or a bad key (401)."""
     if "submission" in g:
         return g.submission
-    body, from_form = _submission_body()
+    body, form_names = _submission_body()
+    from_form = form_names is not None
     site = limits.site_named(body.get("site"))
     if site is not None:  # else not text: the schema says so (422)
         body["site"] = site
@@ -280,7 +289,8 @@ def _submission() -> _Submission:
     try:
         fields, errors = SUBMISSION.load(body), None
     except ValidationError as error:
-        fields, errors = {}, error.messages
+        fields, errors = {}, {(form_names or {}).get(name, name): problem
+                              for name, problem in error.messages.items()}  # type: ignore[union-attr]
     g.submission = _Submission(fields, errors, from_form, honeypot_filled)  # type: ignore[arg-type]
     return g.submission
 
