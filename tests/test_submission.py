@@ -225,7 +225,7 @@ def test_a_forms_website_without_a_scheme_is_taken_as_http(api, app):
     for url in ("javascript:alert(1)", "ftp://ada.example/", "javascript:1", "data:1,x"):
         refused = api.client.post("/api/v1/comments", data={
             **form, "url": url, "comment": f"Website {url}"})
-        assert refused.status_code == 422 and "url" in refused.get_json()["errors"]  # the form's name
+        assert refused.status_code == 422 and "url" in refused.get_json()["errors"]  # as named
     # A JSON client says what it means: no guessing there.
     assert api.post("/api/v1/comments", comment(author_url="www.ada.example")).status_code == (
         422)

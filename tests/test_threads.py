@@ -70,6 +70,19 @@ def test_bad_query_arguments_are_422(api):
     assert api.get("/api/v1/comments?thread=/t&bogus=1").status_code == 422
 
 
+def test_a_query_that_is_not_utf8_is_a_400(api, keys):
+    """Werkzeug kept an escape it could not decode as written: `?thread=%ff` was read as
+    the thread "%FF", another page than the one meant (a form body of the same bytes is
+    a 400). A lone surrogate's UTF-8 (%ED%A0%80) is no text either."""
+    for query in ("thread=%ff", "thread=/a%ED%A0%80", "thread=/t&site=%C3"):
+        answer = api.get(f"/api/v1/comments?{query}")
+        assert answer.status_code == 400, query
+        assert answer.get_json()["message"] == "The query string is not UTF-8 text."
+    assert api.get("/api/v1/form-token?site=default&thread=%ff").status_code == 400
+    assert api.get("/api/v1/moderation/queue?site=%ff", key=keys.moderator).status_code == 400
+    assert api.get("/api/v1/comments?thread=/caf%C3%A9").status_code == 200  # UTF-8: fine
+
+
 def every_id(items):
     return [i["id"] for i in items] + [n for i in items for n in every_id(i["replies"])]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import unquote_to_bytes
 
 import flask_smorest
 from flask import Request, Response, request
@@ -11,7 +12,7 @@ from flask_smorest.error_handler import ErrorSchema
 from marshmallow import fields as ma_fields
 from marshmallow import missing
 from webargs.flaskparser import FlaskParser, is_json_request
-from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from werkzeug.routing import IntegerConverter
 
 from moderation.api.json_body import json_object
@@ -65,11 +66,20 @@ class StrictParser(FlaskParser):
         return super().parse(argmap, req, location=location, **kwargs)
 
     def load_querystring(self, req: Request, schema: Any) -> Any:
-        """The query's arguments; 422 for one given twice (`?site=a&site=b`).
+        """The query's arguments; 422 for one given twice (`?site=a&site=b`), 400 for a
+        query that is not UTF-8.
 
         webargs would take the first and drop the other without a word, so a moderator
-        asking for two sites would see one and believe it was both.
+        asking for two sites would see one and believe it was both. Werkzeug keeps an
+        escape it cannot decode as it was written: `?thread=%ff` read the thread "%FF",
+        another page than the one meant, where a form body of the same bytes is a 400.
         """
+        raw = req.query_string
+        if b"%" in raw or not raw.isascii():
+            try:
+                unquote_to_bytes(raw).decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadRequest("The query string is not UTF-8 text.") from None
         lists = {field.data_key or name for name, field in schema.fields.items()
                  if isinstance(field, ma_fields.List)}
         repeated = sorted(name for name in req.args
@@ -141,7 +151,7 @@ WWW_AUTHENTICATE = {"WWW-Authenticate": {
                    "that failed", "schema": {"type": "string"}}}
 ERROR_HEADERS = {401: WWW_AUTHENTICATE, 429: RETRY_AFTER, 503: RETRY_AFTER}
 ERROR_DESCRIPTIONS = {
-    400: "Malformed body",
+    400: "Malformed body, or a query string that is not UTF-8",
     401: "No API key, or an invalid one",
     403: "The key's role or sites do not cover this",
     404: "Not found",
@@ -157,10 +167,11 @@ ERROR_DESCRIPTIONS = {
 
 
 def errors(blp: Blueprint, *codes: int) -> Callable[[F], F]:
-    """Document error answers in the contract's JSON shape (503 on every database route)."""
+    """Document error answers in the contract's JSON shape (503 on every database route,
+    400 on every route: any query string may fail to be UTF-8)."""
 
     def decorator(view: F) -> F:
-        for code in (*codes, 503):
+        for code in dict.fromkeys((*codes, 400, 503)):
             view = blp.alt_response(
                 code,
                 schema=ErrorSchema,
