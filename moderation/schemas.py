@@ -164,11 +164,23 @@ class WholeNumber(fields.Integer):
         return super()._validated(value)
 
 
+def _refuse_overlong(field: fields.Field, value: Any) -> None:
+    """422 for a query argument longer, as sent, than its field's maximum length.
+
+    The spec's maxLength is of the text as sent; trimmed first, 101 spaces passed for an
+    `actor` of at most 100 characters, a request the spec calls invalid (schemathesis)."""
+    longest = min((rule.max for rule in field.validators
+                   if isinstance(rule, validate.Length) and rule.max is not None), default=None)
+    if longest is not None and isinstance(value, str) and len(value) > longest:
+        raise ValidationError(f"Longer than maximum length {longest}.")
+
+
 class TrimmedString(fields.String):
     """A string trimmed of surrounding white space before it is validated (query arguments,
-    which the body schemas' trim does not reach)."""
+    which the body schemas' trim does not reach); no longer than its maximum as sent."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        _refuse_overlong(self, value)
         text = super()._deserialize(value, attr, data, **kwargs)
         return text.strip()
 
@@ -183,12 +195,24 @@ class OptionalQueryString(fields.String):
     def deserialize(self, value: Any, attr: str | None = None,
                     data: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
         if isinstance(value, str) and not value.strip():
+            _refuse_overlong(self, value)
             value = missing
         return super().deserialize(value, attr, data, **kwargs)
 
 
 class OptionalTrimmedQuery(OptionalQueryString, TrimmedString):
     """An optional query argument, trimmed; empty or blank, it is not given."""
+
+
+class OptionalQueryNumber(WholeNumber):
+    """A whole-number query argument that, sent empty or blank, is not given (`?limit=`
+    from a URL template: its default applies, as for the cursor beside it)."""
+
+    def deserialize(self, value: Any, attr: str | None = None,
+                    data: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            value = missing
+        return super().deserialize(value, attr, data, **kwargs)
 
 
 # What the site and cursor query arguments say in the spec.
@@ -320,9 +344,13 @@ def string_without_nul(converter: Any, field: fields.Field, ret: dict[str, Any],
 
 
 def blank_allowed(converter: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any):
-    """OpenAPI: say that an OptionalQueryString takes a blank value as well as its own."""
+    """OpenAPI: say that an OptionalQueryString takes a blank value as well as its own
+    (a trimmed one, its own between spaces too)."""
     if isinstance(field, OptionalQueryString) and "pattern" in ret:
-        return {"pattern": f"^(?:{ret['pattern'].removeprefix('^').removesuffix('$')}|\\s*)$"}
+        own = ret["pattern"].removeprefix("^").removesuffix("$")
+        if isinstance(field, TrimmedString):
+            return {"pattern": f"^\\s*(?:{own})?\\s*$"}
+        return {"pattern": f"^(?:{own}|\\s*)$"}
     return {}
 
 
@@ -474,11 +502,11 @@ class ThreadPageSchema(ma.Schema):
 
 
 class ThreadQuerySchema(StrictSchema):
-    site = OptionalQueryString(load_default="default", validate=FullMatch(SLUG),
+    site = OptionalTrimmedQuery(load_default="default", validate=FullMatch(SLUG),
                                metadata=DEFAULT_SITE_ARGUMENT)
     # Trimmed as a submission's thread is, so that the page finds what was posted.
     thread = TrimmedString(required=True, validate=validate.Length(1, 512))
-    limit = WholeNumber(load_default=20, validate=validate.Range(1, 100))
+    limit = OptionalQueryNumber(load_default=20, validate=validate.Range(1, 100))
     cursor = OptionalQueryString(load_default=None, validate=FullMatch(ID_CURSOR),
                                  metadata=CURSOR_ARGUMENT)
 
@@ -493,7 +521,7 @@ class FlagAnswerSchema(ma.Schema):
 
 
 class FormTokenQuerySchema(StrictSchema):
-    site = OptionalQueryString(load_default="default", validate=FullMatch(SLUG),
+    site = OptionalTrimmedQuery(load_default="default", validate=FullMatch(SLUG),
                                metadata=DEFAULT_SITE_ARGUMENT)
     thread = TrimmedString(required=True, validate=validate.Length(1, 512))
 
@@ -569,7 +597,7 @@ class QueuePageSchema(ma.Schema):
 
 
 class QueueQuerySchema(StrictSchema):
-    site = OptionalQueryString(load_default=None, validate=FullMatch(SLUG), metadata=SITE_FILTER)
+    site = OptionalTrimmedQuery(load_default=None, validate=FullMatch(SLUG), metadata=SITE_FILTER)
     status = fields.String(
         load_default="pending", validate=validate.OneOf((*STATUSES, "flagged"))
     )
@@ -582,7 +610,7 @@ class QueueQuerySchema(StrictSchema):
         metadata={"description": "`oldest` (default): first come, first reviewed, by id, "
                                  "which follows arrival; `newest`: the reverse; `score`: "
                                  "the highest summed score first, ties newest first."})
-    limit = WholeNumber(load_default=50, validate=validate.Range(1, 200))
+    limit = OptionalQueryNumber(load_default=50, validate=validate.Range(1, 200))
     cursor = OptionalQueryString(load_default=None, validate=FullMatch(QUEUE_CURSOR),
                                  metadata=CURSOR_ARGUMENT)
 
@@ -617,10 +645,10 @@ class BulkAnswerSchema(ma.Schema):
 
 
 class AuditQuerySchema(StrictSchema):
-    site = OptionalQueryString(load_default=None, validate=FullMatch(SLUG), metadata=SITE_FILTER)
-    comment_id = WholeNumber(load_default=None, validate=ID)
+    site = OptionalTrimmedQuery(load_default=None, validate=FullMatch(SLUG), metadata=SITE_FILTER)
+    comment_id = OptionalQueryNumber(load_default=None, validate=ID)
     actor = OptionalTrimmedQuery(load_default=None, validate=validate.Length(max=100))
-    limit = WholeNumber(load_default=50, validate=validate.Range(1, 200))
+    limit = OptionalQueryNumber(load_default=50, validate=validate.Range(1, 200))
     cursor = OptionalQueryString(load_default=None, validate=FullMatch(ID_CURSOR),
                                  metadata=CURSOR_ARGUMENT)
 

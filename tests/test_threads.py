@@ -83,6 +83,22 @@ def test_a_query_that_is_not_utf8_is_a_400(api, keys):
     assert api.get("/api/v1/comments?thread=/caf%C3%A9").status_code == 200  # UTF-8: fine
 
 
+def test_blank_query_arguments_are_not_given_and_the_site_is_trimmed(api, keys):
+    """A URL template sends `?limit=` as it sends `?cursor=`: the cursor's default applied
+    and the limit's was a 422. `site` is trimmed, as a submission's is."""
+    post(api, content="First!")
+    page = api.get("/api/v1/comments?thread=/2026/11/27/a-story&limit=&cursor=&site=")
+    assert page.status_code == 200 and len(page.get_json()["items"]) == 1
+    padded = api.get("/api/v1/comments?thread=/2026/11/27/a-story&site=%20default%20")
+    assert padded.status_code == 200 and len(padded.get_json()["items"]) == 1
+    for path in ("/api/v1/moderation/queue?limit=&site=%20default",
+                 "/api/v1/moderation/audit?limit=&comment_id="):
+        assert api.get(path, key=keys.moderator).status_code == 200, path
+    # The spec's maxLength is of the text as sent: 101 spaces are no blank `actor`.
+    padding = api.get("/api/v1/moderation/audit?actor=" + "+" * 101, key=keys.moderator)
+    assert padding.status_code == 422 and "actor" in padding.get_json()["errors"]
+
+
 def every_id(items):
     return [i["id"] for i in items] + [n for i in items for n in every_id(i["replies"])]
 
