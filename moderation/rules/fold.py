@@ -86,10 +86,23 @@ def _is_ignorable(code: int) -> bool:
     return any(low <= code <= high for low, high in _IGNORABLE_RANGES)
 
 
+# Negative circled and negative squared capitals (🅥🅘🅐🅖🅡🅐): letters with no
+# decomposition, so neither NFKD nor the confusables data reads them.
+_NEGATIVE_LETTERS = (0x1F150, 0x1F170)
+# The braille blank looks like a space and is used as one ("vi⠀agra"); it is a symbol.
+_BRAILLE_BLANK = 0x2800
+
+
 def _fold_one(char: str) -> str:
     """One step of the per-character fold (see ``fold_char``)."""
     if char.isascii():
         return char.translate(ASCII_FOLD)
+    code = ord(char)
+    if code == _BRAILLE_BLANK:
+        return " "
+    for first in _NEGATIVE_LETTERS:
+        if first <= code < first + 26:
+            return chr(ord("a") + code - first)
     category = unicodedata.category(char)
     if category in ("Mn", "Me", "Cf", "Cs", "Cc") or _is_ignorable(ord(char)):
         return " " if char.isspace() else ""
@@ -112,6 +125,11 @@ def _fold_one(char: str) -> str:
 @lru_cache(maxsize=65536)
 def fold_char(char: str) -> str:
     """Fold one character to its matching form; the result is a fixed point of the fold."""
+    decomposed = unicodedata.normalize("NFKD", char)
+    if len(char) == 1 and len(decomposed) > 1 and unicodedata.category(char) == "So":
+        # A sign spelt in letters (™ is TM, ℠ SM, ㎏ kg) is a word of its own, as a
+        # reader takes it: "Viagra™" read "viagratm", which no listed word matched.
+        return f" {fold_char(decomposed).strip()} "
     current = char
     # Decomposition, case folding and the confusables map can each expose a character
     # the others change; a few rounds reach the fixed point.

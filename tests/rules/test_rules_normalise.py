@@ -48,6 +48,10 @@ from moderation.rules import normalise
         ('<a href="https://x.example/viagra" style="color: red">me</a>', "me"),  # links, CSS
         ("fish &amp; chips &#39;ok&#39;", "fish chips 'ok'"),  # entities
         ("viägrà", "viagra"),  # accents
+        ("Viagra™ now", "viagra tm now"),  # a sign spelt in letters is a word of its own
+        ("🅥🅘🅐🅖🅡🅐", "viagra"),  # negative circled capitals: no decomposition
+        ("🆅🅸🅰🅶🆁🅰", "viagra"),  # negative squared capitals
+        ("v⠀i⠀a⠀g⠀r⠀a", "viagra"),  # the braille blank, used as a space
         ("ﬁne", "fine"),  # ligature
         ("Straße", "strasse"),
         ("ab\tcd\n\nef   gh", "ab cd ef gh"),  # whitespace collapsed
