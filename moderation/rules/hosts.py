@@ -8,6 +8,8 @@ import unicodedata
 from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
+import idna
+
 __all__ = ["HOST_LABEL", "Link", "find_links", "find_hosts", "normalise_host", "host_in"]
 
 # An <a> start tag and its attributes read as the HTML tokenizer reads them, one at a time
@@ -77,6 +79,14 @@ def normalise_host(host: str) -> str:
     if host.isascii():
         return host
     try:
+        # As browsers map a host (the URL standard: UTS #46, nontransitional), so that
+        # faß.example is xn--fa-hia.example, where they go, and not fass.example, as
+        # IDNA 2003 (Python's "idna" codec) has it.
+        return idna.encode(host, uts46=True, transitional=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        pass
+    try:
+        # What IDNA 2008 refuses but browsers still visit (emoji hosts, underscores).
         return host.encode("idna").decode("ascii")
     except UnicodeError:
         return ""

@@ -627,3 +627,18 @@ def test_a_bare_host_never_starts_inside_another_after_any_dot(dot):
     text = f"x{dot}ab.example"
     assert _BARE_HOST_RE.search(text, 2) is None
     assert _BARE_HOST_RE.search(text).group(1) == text
+
+
+def test_an_idn_host_is_the_one_a_browser_visits() -> None:
+    """IDNA 2003 read faß.example as fass.example; browsers (UTS #46, nontransitional) go
+    to xn--fa-hia.example, so a list naming that domain missed the link."""
+    from moderation.rules.hosts import normalise_host
+
+    assert normalise_host("faß.example") == "xn--fa-hia.example"
+    assert normalise_host("ςa.example") == "xn--a-xmb.example"
+    assert normalise_host("bücher.example") == "xn--bcher-kva.example"
+    assert normalise_host("emoji😀.example") == "xn--emoji-3224d.example"  # 2008 refuses it
+    listed = "{id: IDN, type: domains, domains: [xn--fa-hia.example], outcome: spam}"
+    assert [hit.match for hit in hits_of(listed, content="see https://faß.example/x")] == [
+        "https://faß.example/x"]
+    assert hits_of(listed, content="see https://fass.example/x") == []
