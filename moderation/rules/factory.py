@@ -200,12 +200,23 @@ def build_matcher(spec: dict[str, Any], read_list: ListReader) -> Matcher:
         return _terms(spec, read_list)
     if rule_type == "regex":
         return _regex(spec)
+    # An empty list matches nothing: refused, as a terms rule's is, rather than loaded as a
+    # rule that looks in force.
     if rule_type == "domains":
-        return DomainsMatcher(_domains(spec["domains"], "domains", read_list))
+        domains = _domains(spec["domains"], "domains", read_list)
+        if not domains:
+            raise SpecError("domains", "the list is empty")
+        return DomainsMatcher(domains)
     if rule_type == "ip":
-        return _networks(spec["cidrs"], read_list)
+        networks = _networks(spec["cidrs"], read_list)
+        if not networks.networks:
+            raise SpecError("cidrs", "the list is empty")
+        return networks
     if rule_type == "email":
-        return _email(spec, read_list)
+        email = _email(spec, read_list)
+        if not email.addresses and not email.domains:
+            raise SpecError("domains", "the addresses and the domains are both empty")
+        return email
     simple: dict[str, Callable[[], Matcher]] = {
         "links": lambda: LinksMatcher(spec["at_least"]),
         "length": lambda: LengthMatcher(spec.get("min"), spec.get("max")),

@@ -204,6 +204,18 @@ def refusal(text: str, base_dir: Path | None = None) -> str:
             "rules.yaml: site news: form_token.min_seconds: must be below "
             "form_token.max_age_seconds",
         ),
+        (  # matches nothing, yet looked in force (as a terms rule's empty list is refused)
+            "version: 1\nrules: [{id: D, type: domains, domains: [], outcome: spam}]",
+            "rules.yaml: rule D: domains: the list is empty",
+        ),
+        (
+            "version: 1\nrules: [{id: I, type: ip, cidrs: [], outcome: spam}]",
+            "rules.yaml: rule I: cidrs: the list is empty",
+        ),
+        (
+            "version: 1\nrules: [{id: E, type: email, domains: [], score: 1}]",
+            "rules.yaml: rule E: domains: the addresses and the domains are both empty",
+        ),
         (  # scored once per target: three times over
             "version: 1\nrules: [{id: L, type: length, min: 20, score: 2, "
             "targets: [content, content]}]",
