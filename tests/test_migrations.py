@@ -72,6 +72,29 @@ def test_0006_hashes_idn_addresses_again_so_an_erasure_finds_them(sqlite_app):
     assert list(hashes) == [email_hash("zoe@bücher.example")] * 2 + ["kept", ""]
 
 
+def test_0011_hashes_again_the_addresses_whose_domain_browsers_map_otherwise(sqlite_app):
+    """faß.example was hashed as fass.example (IDNA 2003); mail and browsers go to
+    xn--fa-hia.example, as hosts are now mapped: the old hash would no longer find the
+    commenter's comments (erasure, export, trust)."""
+    upgrade(revision="0010")
+    db.session.execute(sa.text(
+        "INSERT INTO threads (site_id, key, closed, created_at) "
+        "VALUES (1, '/a', false, CURRENT_TIMESTAMP)"))
+    insert = sa.text(
+        "INSERT INTO comments (site_id, thread_id, status, status_reason, author_name, "
+        "author_email, email_hash, content, content_hash, score, hits, rules_version, "
+        "flag_count, version, created_at, updated_at) VALUES (1, 1, 'pending', 'rules', "
+        "'Zoe', :address, :hash, 'hi', 'x', 0, '[]', '', 0, 1, CURRENT_TIMESTAMP, "
+        "CURRENT_TIMESTAMP)")
+    for address, old_hash in [("zoe@faß.example", "as fass.example"),
+                              ("ada@example.org", "kept"), ("", "")]:
+        db.session.execute(insert, {"address": address, "hash": old_hash})
+    db.session.commit()
+    upgrade()
+    hashes = db.session.scalars(sa.text("SELECT email_hash FROM comments ORDER BY id"))
+    assert list(hashes) == [email_hash("zoe@xn--fa-hia.example"), "kept", ""]
+
+
 def test_0008_rebuilds_comments_keeping_every_row_that_refers_to_them(sqlite_app):
     """SQLite rebuilds the table to add AUTOINCREMENT; with foreign keys enforced, dropping
     the old one would have deleted the flags and hits and unlinked the audit log."""
