@@ -33,9 +33,10 @@ import html
 import re
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import accumulate
+from typing import NamedTuple
 
 import re2
 
@@ -79,11 +80,12 @@ _INLINE_TAGS = frozenset(
      "ins", "kbd", "mark", "q", "s", "samp", "small", "span", "strike", "strong", "sub",
      "sup", "tt", "u", "var", "wbr")
 )  # fmt: skip
-_HTML_RE = re.compile(
-    r"<!--.*?-->"
-    r"|<(/?)([a-zA-Z][a-zA-Z0-9]*)\b[^<>]*>"
-    r"|&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});",
-    re.S,
+# Tags and entities; comments are found apart (``_comment_spans``): "<!--.*?-->" tried
+# again from each "<!--" of a text with no "-->" after it took quadratic time (1.7 s for
+# 40,000 characters of "<!--").
+_TAG_OR_ENTITY_RE = re.compile(
+    r"<(/?)([a-zA-Z][a-zA-Z0-9]*)\b[^<>]*>"
+    r"|&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});"
 )
 # After the common ASCII specials are replaced, what needs more than lower-casing.
 _SPECIAL_RE = re.compile(r"[^\x20-\x7e]")
@@ -170,29 +172,97 @@ def _rewrite(text: str, pieces: list[tuple[int, int, str]]) -> tuple[str, _Edits
     return "".join(out), edits if edits.out_starts else None
 
 
+class _Markup(NamedTuple):
+    """An entity, a comment or a real tag: where it is, and a tag's name."""
+
+    start: int
+    end: int
+    token: str
+    slash: str = ""
+    name: str = ""
+
+    @property
+    def is_tag(self) -> bool:
+        return self.token[0] == "<"
+
+
+def _comment_spans(text: str) -> Iterator[tuple[int, int]]:
+    """Each ``<!-- ... -->`` in one pass: with no "-->" left, no later comment ends."""
+    start = text.find("<!--")
+    while start >= 0:
+        close = text.find("-->", start + 4)
+        if close < 0:
+            return
+        yield start, close + 3
+        start = text.find("<!--", close + 3)
+
+
+def _markup(text: str) -> list[_Markup]:
+    """The entities, comments and real tags of ``text``, in order. Brackets round no
+    element's name are text: looked into, so an entity inside is still found."""
+    found = []
+    comments = _comment_spans(text) if "<!--" in text else iter(())
+    comment = next(comments, None)
+    position = 0
+    while True:
+        limit = comment[0] if comment else len(text)
+        match = _TAG_OR_ENTITY_RE.search(text, position, limit)
+        if match is None:
+            if comment is None:
+                return found
+            found.append(_Markup(comment[0], comment[1], text[comment[0]:comment[1]]))
+            position = comment[1]
+            comment = next(comments, None)
+            continue
+        token = match.group()
+        name = (match.group(2) or "").lower()
+        if token[0] == "<" and name not in _ELEMENTS:
+            position = match.start() + 1  # "<buy v&#105;agra>": text, entity and all
+            continue
+        found.append(_Markup(match.start(), match.end(), token, match.group(1) or "", name))
+        position = match.end()
+
+
 def _strip_html(text: str) -> tuple[str, _Edits | None]:
     if "<" not in text and "&" not in text:
         return text, None
+    markup = _markup(text)
     pieces = []
-    for match in _HTML_RE.finditer(text):
-        token = match.group()
-        start, end = match.span()
-        if token[0] == "&":
-            pieces.append((start, end, html.unescape(token)))
+    for piece, (run_start, run_end) in zip(markup, _tag_runs(markup), strict=True):
+        if not piece.is_tag:
+            pieces.append((piece.start, piece.end, html.unescape(piece.token)))
             continue
-        name = (match.group(2) or "").lower()
-        if not token.startswith("<!--") and name not in _ELEMENTS:
-            continue  # "<buy cheap pills>": no tag, but text a reader sees
-        within_word = (start > 0 and end < len(text)
-                       and is_word_char(text[start - 1]) and is_word_char(text[end]))
-        if within_word and (token.startswith("<!--") or name in _INLINE_TAGS):
+        comment = piece.token.startswith("<!--")
+        # Inside a word: letters either side of this tag and the tags right next to it
+        # ("vi<b><i>ag</i></b>ra", which a browser shows as "viagra").
+        within_word = (run_start > 0 and run_end < len(text)
+                       and is_word_char(text[run_start - 1]) and is_word_char(text[run_end]))
+        if within_word and (comment or piece.name in _INLINE_TAGS):
             # A browser shows a comment or a styling tag as nothing, so the word runs on.
-            pieces.append((start, end, ""))
+            pieces.append((piece.start, piece.end, ""))
             continue
-        held = token[4:-3] if token.startswith("<!--") else " ".join(
-            _shown_attributes(token[1 + len(match.group(1)) + len(name):-1]))
-        pieces.append((start, end, f" {held} " if held.strip() else " "))
+        # A comment's text is read as text is, its own tags stripped (comments don't nest).
+        held = _strip_html(piece.token[4:-3])[0] if comment else " ".join(
+            _shown_attributes(piece.token[1 + len(piece.slash) + len(piece.name):-1]))
+        pieces.append((piece.start, piece.end, f" {held} " if held.strip() else " "))
     return _rewrite(text, pieces)
+
+
+def _tag_runs(markup: list[_Markup]) -> list[tuple[int, int]]:
+    """For each piece of markup, the span of the run of tags and comments it is in (tags
+    that touch one another); an entity is a run of its own. Linear, however long."""
+    runs: list[tuple[int, int]] = []
+    first = 0
+    for index, piece in enumerate(markup):
+        if not (piece.is_tag and index > 0 and markup[index - 1].is_tag
+                and markup[index - 1].end == piece.start):
+            first = index
+        runs.append((markup[first].start, piece.end))
+    # A run ends where its last member ends: carried back over the run.
+    for index in range(len(markup) - 2, -1, -1):
+        if runs[index][0] == runs[index + 1][0]:
+            runs[index] = runs[index + 1]
+    return runs
 
 
 def _shown_attributes(attributes: str) -> list[str]:

@@ -37,6 +37,11 @@ from moderation.rules import normalise
         ("v 1 a g r @", "viagra"),  # spaced and leet
         ("vi<b>ag</b>ra", "viagra"),  # HTML inside a word
         ("vi<!-- -->ag<!--x-->ra", "viagra"),  # a comment shows as nothing
+        ("vi<b><i>ag</i></b>ra", "viagra"),  # tags next to one another, inside a word
+        ("<b>v</b><b>iagra</b>", "viagra"),
+        ("vi<!--x--><!--y-->agra", "viagra"),
+        ("<buy v&#105;agra>", "buy viagra"),  # no tag: its entity is still decoded
+        ("<!-- <b>cheap</b> pills -->", "cheap pills"),  # a comment's text, as text
         ("<p>hello</p><p>world</p>", "hello world"),  # block tags separate words
         # A comment is shown escaped: what looks like a tag is read, as its reader reads it.
         ("<Buy Viagra online>", "buy viagra online"),  # no element's name: text
@@ -91,6 +96,7 @@ def test_ordinary_text_stays_readable(text: str, folded: str) -> None:
         ("x vi<!-- -->agra y", "viagra", "vi<!-- -->agra"),
         ("x <buy viagra> y", "viagra", "viagra"),
         ("hi <!-- viagra --> there", "viagra", "<!-- viagra -->"),
+        ("buy vi<b><i>ag</i></b>ra now", "viagra", "vi<b><i>ag</i></b>ra"),
         ("ｖｉａ\u200bｇｒａ!", "viagra", "ｖｉａ\u200bｇｒａ"),
         ("first\n\n  then viagra", "viagra", "viagra"),
         ("ﬁne wine", "fine", "ﬁne"),
