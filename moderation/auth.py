@@ -65,24 +65,29 @@ _KEY_AND_SITES = (
 
 
 BEARER_ADVICE = "Use 'Authorization: Bearer <api key>'."
+# The HTTP authentication schemes a browser or a proxy may send on its own (IANA registry).
+OTHER_SCHEMES = frozenset(("basic", "digest", "negotiate", "ntlm", "hoba", "mutual",
+                           "scram-sha-1", "scram-sha-256", "vapid"))
 
 
 def authenticate(header: str | None) -> Caller | None:
     """The caller named by an `Authorization: Bearer` header, or None when there is none.
 
-    Another scheme is not an API key but someone else's credentials: a browser sends the
-    Basic credentials of a site behind HTTP authentication (staging, an intranet) with
-    every request to that host, the comment form's post included, which then failed with
-    401. It is no key here: the public routes take the request as they take one without
-    a header, the others answer 401 saying how to send a key (``require``).
+    Another HTTP authentication scheme (Basic, Digest, Negotiate...) is not an API key but
+    someone else's credentials: a browser sends the Basic credentials of a site behind
+    HTTP authentication (staging, an intranet) with every request to that host, the
+    comment form's post included, which then failed with 401. It is no key here: the
+    public routes take the request as they take one without a header, the others answer
+    401 saying how to send a key (``require``). Anything else (a bare key, "Token mk_...",
+    "Bearer:") is a key sent wrongly: 401, or a site's backend would post as a browser.
     """
     if not header:
         return None
     scheme, _, token = header.partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer":
+    if scheme.lower() in OTHER_SCHEMES:
         return None
-    if not token:
+    if scheme.lower() != "bearer" or not token:
         raise Unauthorized(BEARER_ADVICE)
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or not PREFIX.fullmatch(parts[1]):
