@@ -277,7 +277,7 @@ class _Builder:
             self.fail(where, "thresholds.pending", "must not be above thresholds.spam")
         settings = SiteSettings(**sections)
         token = settings.form_token
-        if token.min_seconds >= token.max_age_seconds:
+        if token.enabled and token.min_seconds >= token.max_age_seconds:
             # No token could be old enough and young enough: every form filed as spam.
             self.fail(where, "form_token.min_seconds", "must be below form_token.max_age_seconds")
         return settings

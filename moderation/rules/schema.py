@@ -114,9 +114,9 @@ class LimitsSchema(_Strict):
                                       validate=validate.Regexp(LIMIT_STRING, error=_LIMIT))
 
 
-# Ten years: further back than any comment section keeps; a window past the dates Python
-# can count back to made every comment a 500.
-MAX_DUPLICATE_WINDOW = 10 * 365 * 86400
+# A thousand years, "forever" however it is written; a window past the dates Python can
+# count back to (about two thousand years) made every comment a 500.
+MAX_DUPLICATE_WINDOW = 1000 * 365 * 86400
 
 
 class DuplicatesSchema(_Strict):

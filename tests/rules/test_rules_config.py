@@ -189,7 +189,7 @@ def refusal(text: str, base_dir: Path | None = None) -> str:
         (  # past what Python can count back to: every comment was a 500
             "version: 1\nduplicates: {window_seconds: 100000000000}",
             "rules.yaml: duplicates.window_seconds: Must be greater than or equal to 0 and "
-            "less than or equal to 315360000.",
+            "less than or equal to 31536000000.",
         ),
         (  # taken out of every submission: every comment a 422
             "version: 1\nhoneypot: {field: content}",
@@ -200,7 +200,8 @@ def refusal(text: str, base_dir: Path | None = None) -> str:
             "rules.yaml: site news: honeypot.field: Must not be a field of the comment form",
         ),
         (  # no token could be old enough and young enough: every form post spam
-            "version: 1\nsites: {news: {form_token: {min_seconds: 60, max_age_seconds: 60}}}",
+            "version: 1\nsites: {news: {form_token: {enabled: true, min_seconds: 60, "
+            "max_age_seconds: 60}}}",
             "rules.yaml: site news: form_token.min_seconds: must be below "
             "form_token.max_age_seconds",
         ),

@@ -627,6 +627,8 @@ def test_a_bare_host_never_starts_inside_another_after_any_dot(dot):
     text = f"x{dot}ab.example"
     assert _BARE_HOST_RE.search(text, 2) is None
     assert _BARE_HOST_RE.search(text).group(1) == text
+    if dot != ".":  # after punctuation such a dot ends a sentence: a host may follow it
+        assert _BARE_HOST_RE.search(f"「ここ」{dot}ab.example").group(1) == "ab.example"
 
 
 def test_an_idn_host_is_the_one_a_browser_visits() -> None:
