@@ -51,8 +51,8 @@ def test_the_migrations_build_the_schema_the_models_describe(sqlite_app):
     assert drift == []
 
 
-def test_0006_hashes_idn_addresses_again_so_an_erasure_finds_them(sqlite_app):
-    upgrade(revision="0005")
+def _comments_with_hashes(rows: list[tuple[str, str]]) -> None:
+    """A thread and a comment per (address, email hash), stored as an older schema did."""
     db.session.execute(sa.text(
         "INSERT INTO threads (site_id, key, closed, created_at) "
         "VALUES (1, '/a', false, CURRENT_TIMESTAMP)"))
@@ -62,11 +62,16 @@ def test_0006_hashes_idn_addresses_again_so_an_erasure_finds_them(sqlite_app):
         "flag_count, version, created_at, updated_at) VALUES (1, 1, 'pending', 'rules', "
         "'Zoe', :address, :hash, 'hi', 'x', 0, '[]', '', 0, 1, CURRENT_TIMESTAMP, "
         "CURRENT_TIMESTAMP)")
-    for address, old_hash in [("Zoe@Bücher.example", "old-unicode"),
-                              ("zoe@xn--bcher-kva.example", "old-punycode"),
-                              ("ada@example.org", "kept"), ("", "")]:
+    for address, old_hash in rows:
         db.session.execute(insert, {"address": address, "hash": old_hash})
     db.session.commit()
+
+
+def test_0006_hashes_idn_addresses_again_so_an_erasure_finds_them(sqlite_app):
+    upgrade(revision="0005")
+    _comments_with_hashes([("Zoe@Bücher.example", "old-unicode"),
+                           ("zoe@xn--bcher-kva.example", "old-punycode"),
+                           ("ada@example.org", "kept"), ("", "")])
     upgrade()
     hashes = db.session.scalars(sa.text("SELECT email_hash FROM comments ORDER BY id"))
     assert list(hashes) == [email_hash("zoe@bücher.example")] * 2 + ["kept", ""]
@@ -77,19 +82,8 @@ def test_0011_hashes_again_the_addresses_whose_domain_browsers_map_otherwise(sql
     xn--fa-hia.example, as hosts are now mapped: the old hash would no longer find the
     commenter's comments (erasure, export, trust)."""
     upgrade(revision="0010")
-    db.session.execute(sa.text(
-        "INSERT INTO threads (site_id, key, closed, created_at) "
-        "VALUES (1, '/a', false, CURRENT_TIMESTAMP)"))
-    insert = sa.text(
-        "INSERT INTO comments (site_id, thread_id, status, status_reason, author_name, "
-        "author_email, email_hash, content, content_hash, score, hits, rules_version, "
-        "flag_count, version, created_at, updated_at) VALUES (1, 1, 'pending', 'rules', "
-        "'Zoe', :address, :hash, 'hi', 'x', 0, '[]', '', 0, 1, CURRENT_TIMESTAMP, "
-        "CURRENT_TIMESTAMP)")
-    for address, old_hash in [("zoe@faß.example", "as fass.example"),
-                              ("ada@example.org", "kept"), ("", "")]:
-        db.session.execute(insert, {"address": address, "hash": old_hash})
-    db.session.commit()
+    _comments_with_hashes([("zoe@faß.example", "as fass.example"),
+                           ("ada@example.org", "kept"), ("", "")])
     upgrade()
     hashes = db.session.scalars(sa.text("SELECT email_hash FROM comments ORDER BY id"))
     assert list(hashes) == [email_hash("zoe@xn--fa-hia.example"), "kept", ""]
