@@ -687,3 +687,31 @@ def test_two_moderators_closing_one_thread_at_once_log_it_once(app, api, keys):
     assert answers == [200]
     logged = api.get("/api/v1/moderation/audit", key=keys.admin).get_json()["items"]
     assert [(d["actor"], d["action"]) for d in logged] == [("ops", "close")]
+
+
+@pytest.mark.parametrize("request_", ["decision", "erasure"])
+def test_a_decision_while_its_site_is_deleted_waits_and_answers(app, api, keys, request_):
+    """A decision locked its comment, then its audit row wanted the site's key; a site's
+    deletion holds the site, then deletes the site's comments: the two deadlocked on
+    PostgreSQL (503, and a bulk decision half applied). A decision, like an erasure,
+    holds the site first: it waits for the deletion, then finds nothing (404) or nothing
+    to erase."""
+    _postgresql_only(app)
+    comment_id = api.post("/api/v1/comments", comment(site="other", thread="/p"),
+                          key=keys.other_site).get_json()["id"]
+    headers = {"Authorization": f"Bearer {keys.admin}"}
+    with app.app_context(), db.engine.connect() as other:  # the deletion, under way
+        site_id = other.scalar(sa.text("SELECT id FROM sites WHERE slug = 'other' FOR UPDATE"))
+        answers: list[int] = []
+        if request_ == "decision":
+            worker = _meanwhile(app, lambda client: answers.append(client.post(
+                f"/api/v1/moderation/comments/{comment_id}/decision", json={"action": "spam"},
+                headers={**headers, "If-Match": "*"}).status_code))
+        else:
+            worker = _meanwhile(app, lambda client: answers.append(client.post(
+                "/api/v1/admin/privacy/erase", json={"email": "ada@example.org"},
+                headers=headers).status_code))
+        other.execute(sa.text("DELETE FROM sites WHERE id = :site"), {"site": site_id})
+        other.commit()
+    worker.join(timeout=20)
+    assert answers == ([404] if request_ == "decision" else [200])

@@ -129,6 +129,42 @@ def test_an_erasure_takes_the_commenter_out_of_the_moderators_reasons(api, keys)
         assert trace.lower() not in json.dumps(audit).lower()
 
 
+def test_an_erasure_takes_what_any_of_their_comments_holds_out_of_every_reason(api, keys):
+    """Each comment's reasons were scrubbed of that comment's own IP, agent and URL only:
+    "same spammer as before, 198.18.9.9" on a comment posted from a browser kept the IP
+    that another comment of theirs was posted from."""
+    _post(api, keys, user_agent="FayBrowser/1.0", author_url="https://fay.example/home")
+    later = api.post("/api/v1/comments", comment(author_email=EMAIL, author_name="F.",
+                                                 content="Posted from the form."))
+    later_id = later.get_json()["id"]
+    reason = "same as before: 198.18.9.9, FayBrowser/1.0, https://fay.example/home, Fay Fayname"
+    assert api.post(f"/api/v1/moderation/comments/{later_id}/decision",
+                    {"action": "spam", "reason": reason}, key=keys.moderator,
+                    headers={"If-Match": "*"}).status_code == 200
+    api.post("/api/v1/admin/privacy/erase", {"email": EMAIL}, key=keys.admin)
+    audit = api.get(f"/api/v1/moderation/audit?comment_id={later_id}",
+                    key=keys.admin).get_json()["items"]
+    assert "same as before: (erased), (erased), (erased), (erased)" in [
+        entry["reason"] for entry in audit]
+    for trace in (IP, "FayBrowser", "fay.example", "Fayname"):
+        assert trace.lower() not in json.dumps(audit).lower(), trace
+
+
+def test_an_erased_comment_that_readers_flagged_stays_on_the_flagged_list(api, keys):
+    """The erasure set every comment's reason to "erased", so a flagged comment, still
+    held for review, left the queue's `flagged` list."""
+    comment_id = _post(api, keys)
+    for n in range(3):
+        api.client.post(f"/api/v1/comments/{comment_id}/flags", json={"reason": "spam"},
+                        environ_base={"REMOTE_ADDR": f"203.0.113.{n + 1}"})
+    flagged = "/api/v1/moderation/queue?status=flagged"
+    assert [c["id"] for c in api.get(flagged, key=keys.admin).get_json()["items"]] == [
+        comment_id]
+    api.post("/api/v1/admin/privacy/erase", {"email": EMAIL}, key=keys.admin)
+    assert [c["id"] for c in api.get(flagged, key=keys.admin).get_json()["items"]] == [
+        comment_id]
+
+
 def test_an_erasure_that_lengthens_a_full_reason_cuts_it_and_still_erases(api, keys):
     """A two-letter name becomes "(erased)": a reason at its 500 characters grows past
     what the column holds (PostgreSQL refused it, and the whole erasure with it)."""

@@ -341,6 +341,13 @@ def decide(
     """
     new_status = ACTION_STATUS[action]
     comment_id = comment.id
+    # The site first, as intake and a thread's close hold it: the decision's audit row
+    # holds the site's key, and a deletion of the site holds the site and then deletes
+    # its comments. Taken after the comment's row, the two locks made a deadlock with
+    # that deletion on PostgreSQL (a 503, and a bulk half applied).
+    if not hold_site(comment.site_id):
+        db.session.rollback()
+        raise NotFound(f"There is no comment {comment_id}.")
     while True:
         if not comment.content:
             # Erased with its content at the author's request: publishing it would show an

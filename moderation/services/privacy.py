@@ -12,6 +12,7 @@ from moderation.extensions import db
 from moderation.models import Comment, Decision, IdempotencyRecord, Site, Status, Thread, utcnow
 from moderation.services import learning, moderation
 from moderation.services.identity import email_hash
+from moderation.services.sites import hold_site
 
 ANONYMOUS = "Anonymous"
 # What an erased comment's hits say in place of what they matched: a hit quotes the text
@@ -111,16 +112,25 @@ def export(email: str) -> dict[str, Any]:
 def erase(actor: str, email: str, delete_content: bool) -> int:
     """Anonymise every comment by this address; the audit log records it, by ``actor``,
     without the email."""
+    # The sites first, as a decision holds its site before its comment: a site's deletion
+    # holds the site, then deletes its comments, so the other order could deadlock.
+    for site_id in db.session.scalars(
+            sa.select(Comment.site_id).where(Comment.email_hash == email_hash(email))
+            .distinct().order_by(Comment.site_id)):
+        hold_site(site_id)
     # Locked, as a decision locks its comment: both change what the comment has taught.
     comments = list(db.session.scalars(_by_commenter(email).with_for_update()))
+    # A moderator's reason may name the commenter ("spam from zoe@..., 192.0.2.7"), by any
+    # of what any of their comments holds: the IP of one in a reason on another.
+    traces = tuple(dict.fromkeys(
+        trace for comment in comments
+        for trace in (email, *(getattr(comment, column.key) for column in _TRACES)) if trace))
     for comment in comments:
         old_status = comment.status
         # What the classifier learned from this comment is taken back while its text is
         # still here, and taught again below from what the erasure keeps.
         taught = comment.learned_as
         learning.teach(comment, None)
-        # A moderator's reason may name the commenter ("spam from zoe@..., 192.0.2.7").
-        traces = (email, *(getattr(comment, column.key) for column in _TRACES))
         for decision in db.session.scalars(
             sa.select(Decision).where(Decision.comment_id == comment.id)
         ):
@@ -142,7 +152,10 @@ def erase(actor: str, email: str, delete_content: bool) -> int:
             comment.status = Status.DELETED
         if not delete_content:
             learning.teach(comment, taught)
-        comment.status_reason = "erased"
+        else:
+            # Only a deleted comment's reason says so: a published or flagged one keeps its
+            # own, or a flagged comment left the queue's `flagged` list on erasure.
+            comment.status_reason = "erased"
         comment.version += 1
         comment.updated_at = utcnow()
         db.session.add(
