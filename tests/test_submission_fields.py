@@ -222,6 +222,21 @@ def test_an_id_in_a_path_has_no_leading_zero(api, keys):
     assert bulk.status_code == 422
 
 
+def test_an_id_too_large_for_its_column_is_a_404_whatever_the_method(api, keys):
+    """Only the conversion refused 2147483648, so the path still matched the route's other
+    methods: `DELETE /keys/2147483648` was a 405 where `GET` was a 404."""
+    for method, path in [("get", "/api/v1/admin/keys/2147483648"),
+                         ("delete", "/api/v1/admin/keys/2147483648"),
+                         ("delete", "/api/v1/admin/keys/99999999999"),
+                         ("get", "/api/v1/moderation/comments/2147483648"),
+                         ("post", "/api/v1/comments/2147483648/flags")]:
+        admin = {"Authorization": f"Bearer {keys.admin}"}
+        answer = getattr(api.client, method)(path, headers=admin)
+        assert answer.status_code == 404, (method, path, answer.status_code)
+    assert api.client.delete("/api/v1/admin/keys/2147483647", headers={
+        "Authorization": f"Bearer {keys.admin}"}).status_code == 404  # the largest id: no key
+
+
 @pytest.mark.parametrize("number", [*UNICODE_DIGITS, "1_0", "01"])
 def test_a_number_is_written_in_ascii_digits(api, keys, number):
     """int() read `limit=٣`, `３` and `1_0` as numbers; query arguments and ids sent as text

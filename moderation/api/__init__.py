@@ -29,14 +29,30 @@ F = TypeVar("F", bound=Callable[..., Any])
 NO_QUERY = NoQuerySchema()
 
 
+def _numbers_up_to(limit: int) -> str:
+    """A regex of the decimal numbers 1..limit, written without leading zeros."""
+    digits = str(limit)
+    shorter = f"[1-9][0-9]{{0,{len(digits) - 2}}}" if len(digits) > 1 else ""
+    same_length = []  # numbers of limit's length: equal up to a digit, then smaller there
+    for index, digit in enumerate(digits):
+        low = "1" if index == 0 else "0"
+        if digit > low:
+            smaller = f"[{low}-{int(digit) - 1}]"
+            same_length.append(f"{digits[:index]}{smaller}[0-9]{{{len(digits) - index - 1}}}")
+    return "|".join(filter(None, [shorter, *same_length, digits]))
+
+
 class IdConverter(IntegerConverter):
     """A row id in a path: 1 up to MAX_ID (the 32-bit id columns), so no id overflows them.
 
     ASCII digits only: werkzeug's `\\d+` with int() took `/comments/٣` (Arabic-Indic three)
     as comment 3, so one comment had many spellings in the access log. Others are a 404.
+    The bound is in the pattern, not only in the conversion: a path that only the
+    conversion refused still matched the route's other methods, so
+    `DELETE /keys/2147483648` was a 405 where `GET` was a 404.
     """
 
-    regex = r"[1-9][0-9]*"  # and no leading zero: /comments/056 is not comment 56
+    regex = f"(?:{_numbers_up_to(MAX_ID)})"  # no leading zero: /comments/056 is not 56
 
     def __init__(self, map, *args, **kwargs):  # noqa: A002 - werkzeug's argument name
         super().__init__(map, min=1, max=MAX_ID)
