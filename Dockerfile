@@ -26,4 +26,5 @@ HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"]
 
 # Migrate on every start (idempotent), then hand PID 1 to gunicorn for clean signals.
-CMD ["sh", "-c", "moderation init && exec gunicorn -c gunicorn.conf.py wsgi:app"]
+# The first admin key goes to a file in the volume, not to the output (the container log).
+CMD ["sh", "-c", "moderation init --key-file /data/first-admin-key && exec gunicorn -c gunicorn.conf.py wsgi:app"]

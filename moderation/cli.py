@@ -86,27 +86,73 @@ class ModerationGroup(FlaskGroup):
             raise click.ClickException(message) from None
 
 
+# Any number, the same in every `moderation init`: the PostgreSQL advisory lock they take.
+_INIT_LOCK = 0x6D6F6401
+
+
+@contextlib.contextmanager
+def _one_init_at_a_time():
+    """On PostgreSQL, hold an advisory lock while migrating and making the first key:
+    replicas of the image started together ran `init` at once, and all but one failed
+    with a traceback (two migrations writing alembic_version). SQLite needs none: its
+    migrations take the write lock."""
+    if db.engine.dialect.name != "postgresql":
+        yield
+        return
+    with db.engine.connect() as connection:
+        connection.execute(sa.text("SELECT pg_advisory_lock(:lock)"), {"lock": _INIT_LOCK})
+        try:
+            yield
+        finally:
+            connection.execute(sa.text("SELECT pg_advisory_unlock(:lock)"), {"lock": _INIT_LOCK})
+            connection.commit()
+
+
 @click.command("init")
+@click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the first admin key to this new file (readable by its owner alone) "
+                   "instead of printing it: a container's output goes to its log.")
 @with_appcontext
-def init_command() -> None:
+def init_command(key_file: Path | None) -> None:
     """Migrate the database; on an empty one, create the first admin key and print it once."""
     from moderation.services import keys
 
-    upgrade()
-    default_database = Path(current_app.instance_path) / "moderation.sqlite3"
-    if current_app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{default_database}":
-        for path in make_private(default_database):
-            click.echo(f"{path}: now readable by its owner alone (it holds emails and IPs)")
-    if keys.has_admin_key():
-        click.echo("Database ready.")
+    with _one_init_at_a_time():
+        upgrade()
+        default_database = Path(current_app.instance_path) / "moderation.sqlite3"
+        if current_app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{default_database}":
+            for path in make_private(default_database):
+                click.echo(f"{path}: now readable by its owner alone (it holds emails and IPs)")
+        if keys.has_admin_key():
+            click.echo("Database ready.")
+            return
+        out = _new_private_file(key_file) if key_file is not None else None
+        try:
+            _, secret = keys.create_key("first-admin", "admin", [])
+        except ServiceError as error:  # an unrevoked non-admin key named "first-admin"
+            if out is not None:
+                out.close()
+                key_file.unlink()  # type: ignore[union-attr]
+            _fail(error)
+            return
+    if out is None:
+        click.echo("Database ready. The first admin key (shown once, keep it safe):")
+        click.echo(f"  {secret}")
         return
+    with out:
+        out.write(secret + "\n")
+    click.echo(f"Database ready. The first admin key is in {key_file} (readable by its "
+               "owner alone): read it, keep it safe, then delete the file.")
+
+
+def _new_private_file(path: Path) -> Any:
+    """A new file readable by its owner alone, open for writing; never one that exists,
+    which may be someone else's."""
     try:
-        _, secret = keys.create_key("first-admin", "admin", [])
-    except ServiceError as error:  # an unrevoked non-admin key named "first-admin"
-        _fail(error)
-        return
-    click.echo("Database ready. The first admin key (shown once, keep it safe):")
-    click.echo(f"  {secret}")
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as error:
+        raise click.ClickException(f"Cannot create {path}: {error.strerror}.") from None
+    return os.fdopen(descriptor, "w")
 
 
 @click.group("keys", cls=AppGroup)

@@ -401,3 +401,49 @@ def test_init_makes_an_existing_default_database_private(tmp_path):
     assert stat.S_IMODE(database.stat().st_mode) == 0o600
     assert stat.S_IMODE(database.parent.stat().st_mode) == 0o700
     assert "now readable" not in init()
+
+
+def test_init_can_write_the_first_key_to_a_private_file_instead(runner, app, api, tmp_path):
+    """A container's output goes to its log (`docker logs`, a log shipper): the image's
+    `init` printed the admin key there. With --key-file it goes to a new 0600 file."""
+    key_file = tmp_path / "first-admin-key"
+    key_file.write_text("someone else's")
+    taken = runner.invoke(args=["init", "--key-file", str(key_file)])
+    assert taken.exit_code == 1 and "Cannot create" in taken.output
+    key_file.unlink()
+    first = runner.invoke(args=["init", "--key-file", str(key_file)])
+    assert first.exit_code == 0, first.output
+    assert "mk_" not in first.output and str(key_file) in first.output
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    secret = key_file.read_text().strip()
+    assert api.get("/api/v1/admin/keys", key=secret).status_code == 200
+    assert "mk_" not in runner.invoke(args=["init", "--key-file", str(tmp_path / "x")]).output
+    assert not (tmp_path / "x").exists()  # no key made: no file either
+
+
+def test_replicas_starting_together_each_init_once(database_url, tmp_path):
+    """Replicas of the image started at once ran `moderation init` together on an empty
+    PostgreSQL database: all but one failed with a traceback (two migrations writing
+    alembic_version). They now take turns: one makes the admin key, the others find it."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite is one file per instance; replicas share a PostgreSQL database")
+    name = f"init_race_{os.getpid()}"
+    admin = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        url = sa.make_url(database_url).set(database=name).render_as_string(hide_password=False)
+        env = {**os.environ, "DATABASE_URL": url, "MODERATION_SECRET_KEY": "t",
+               "MODERATION_INSTANCE_PATH": str(tmp_path / "instance")}
+        started = [subprocess.Popen([Path(sys.executable).parent / "moderation", "init"],
+                                    env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        finished = [process.communicate(timeout=120) for process in started]
+        assert [process.returncode for process in started] == [0, 0, 0], finished
+        outputs = [out for out, _ in finished]
+        assert sum("mk_" in out for out in outputs) == 1, outputs
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
