@@ -78,8 +78,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_metrics(app)
     try:
         db.init_app(app)  # builds the engine from the URL
-    except (sa_exc.ArgumentError, ImportError):
+    except (sa_exc.ArgumentError, ImportError, ValueError):
         # Neither the URL nor SQLAlchemy's message about it is shown: it may hold a password.
+        # (ValueError: a port that is no number, or an unclosed "[", in the URL's host.)
         raise ConfigError("DATABASE_URL is not a database URL the service can use: "
                           "sqlite:///path or postgresql://user@host/dbname.") from None
     migrate.init_app(app, db, directory=migrations_directory())

@@ -56,6 +56,8 @@ def test_numbers_from_the_environment_are_numbers(instance, monkeypatch):
     ("MODERATION_RATELIMIT_STORAGE_URI", "rediss+typo://:hunter2@127.0.0.1:6379/9"),
     ("DATABASE_URL", "not a url hunter2"),
     ("DATABASE_URL", "mysql://user:hunter2@127.0.0.1/db"),  # no MySQL driver ships
+    ("DATABASE_URL", "postgresql://user:hunter2@127.0.0.1:notaport/db"),  # a ValueError
+    ("DATABASE_URL", "postgresql://user:hunter2@[::1/db"),
 ])
 def test_a_url_the_service_cannot_use_is_named_without_its_password(
     instance, monkeypatch, name, value
