@@ -204,7 +204,11 @@ util.write_error = _json_error
 
 
 # prometheus_client's files in that folder: <type>_<pid>.db, a gauge's type naming its mode.
-_METRICS_FILE = re.compile(r"(?:counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
+# Dead workers' counters and histograms are folded into <type>_archive.db (the ".new" one
+# being written when the master stopped).
+_METRICS_FILE = re.compile(
+    r"(?:counter|histogram|summary|gauge_[a-z]+)_(?:\d+|archive)\.db(?:\.new)?"
+)
 
 
 def on_starting(server):
@@ -308,10 +312,18 @@ def worker_exit(server, worker):
 
 
 def child_exit(server, worker):
-    """Tell the metrics registry a worker is gone, so its live gauges are dropped."""
+    """Tell the metrics registry a worker is gone, so its live gauges are dropped, and fold
+    its counters and histograms into the archive files (recycled workers' files piled up
+    and slowed every scrape)."""
     try:
         from prometheus_client import multiprocess
+
+        from moderation.metrics import archive_dead_worker
     except ImportError:  # another app's venv (bench/ serves isso under this config)
         return
 
     multiprocess.mark_process_dead(worker.pid)
+    try:
+        archive_dead_worker(worker.pid)
+    except OSError as error:  # a full disk, say: the files stay, and count as before
+        server.log.warning("metrics of worker %s not archived: %s", worker.pid, error)

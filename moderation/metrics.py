@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -21,6 +22,7 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -131,8 +133,59 @@ def _registry() -> CollectorRegistry:
 
 def metrics_response() -> Response:
     """The Prometheus text format, summed over every worker."""
+    for _ in range(3):
+        try:
+            body = generate_latest(_registry())
+            break
+        except FileNotFoundError:
+            # A dead worker's files were folded into the archive (``archive_dead_worker``)
+            # between the collector's listing of the folder and its reading them: read again.
+            continue
+    else:
+        body = generate_latest(_registry())
     # As content_type, not mimetype: Flask would append a second "; charset=utf-8".
-    return Response(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)
+    return Response(body, content_type=CONTENT_TYPE_LATEST)
+
+
+# The files a dead worker's counters and histograms are folded into (see below).
+ARCHIVE = "archive"
+
+
+def archive_dead_worker(pid: int, folder: str | None = None) -> None:
+    """Fold a dead worker's counter and histogram files into one archive file of each kind,
+    and remove them (gunicorn.conf.py's child_exit, in the master).
+
+    prometheus_client keeps every worker's files for good, so that counters never go
+    back: with max_requests recycling workers (hundreds a day), /metrics read ever more
+    files, and a scrape took 0.6 s at 1,000 dead workers and 3.8 s at 5,000, on its way to
+    Prometheus's timeout. The archive holds their sums, so the totals are unchanged.
+    The new archive replaces the old in one rename, then the worker's file goes: a scrape
+    falling between the two counts that worker twice, once (microseconds, at a recycling).
+    """
+    folder = folder or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        return
+    for kind in ("counter", "histogram"):
+        dead = os.path.join(folder, f"{kind}_{pid}.db")
+        if not os.path.exists(dead):
+            continue
+        archive = os.path.join(folder, f"{kind}_{ARCHIVE}.db")
+        totals: dict[str, float] = {}
+        for source in (archive, dead):
+            if os.path.exists(source):
+                for key, value, _, _ in MmapedDict.read_all_values_from_file(source):
+                    totals[key] = totals.get(key, 0.0) + value
+        building = archive + ".new"  # not *.db: the collector does not read it meanwhile
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(building)
+        merged = MmapedDict(building)
+        try:
+            for key, value in totals.items():
+                merged.write_value(key, value, 0.0)
+        finally:
+            merged.close()
+        os.replace(building, archive)
+        os.remove(dead)
 
 
 def init_metrics(app: Flask) -> None:
