@@ -6,12 +6,13 @@ import contextlib
 import functools
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -75,20 +76,10 @@ class DatabaseCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("moderation_database_up",
-                               "1 if the database answered this scrape's queries, else 0")
+                               "1 if the database answered the figures' last reading "
+                               "(at most METRICS_DATABASE_MAX_AGE seconds old), else 0")
         try:
-            sites = db.session.scalars(sa.select(Site.slug)).all()
-            depths = db.session.execute(
-                sa.select(Site.slug, Comment.status, sa.func.count())
-                .join(Site, Site.id == Comment.site_id)
-                .group_by(Site.slug, Comment.status)
-            ).all()
-            token_count = db.session.scalar(
-                sa.select(sa.func.count()).select_from(ClassifierToken)
-            )
-            totals = db.session.execute(
-                sa.select(ClassifierTotal.label, ClassifierTotal.messages)
-            ).all()
+            sites, depths, token_count, totals = _database_figures()
         except SQLAlchemyError as error:
             db.session.rollback()
             log.warning("metrics without database figures: %s", type(error).__name__)
@@ -116,6 +107,35 @@ class DatabaseCollector(Collector):
         for label, count in totals:
             messages.add_metric([label], count)
         yield messages
+
+
+def _database_figures() -> tuple[Any, ...]:
+    """Sites, queue depths, classifier size: read at most every METRICS_DATABASE_MAX_AGE
+    seconds in each worker (one reading at a time), else as last read.
+
+    Counting a million comments took about 90 ms, and /metrics needs no key: under 16
+    scrapes at once, thread pages took 0.6 s instead of 2 ms (operations audit). The
+    figures are gauges a dashboard samples every 15 s or so; a few seconds old is fine.
+    """
+    cache = current_app.extensions.setdefault(
+        "moderation.metrics_figures", {"lock": threading.Lock(), "read_at": None})
+    max_age = current_app.config["METRICS_DATABASE_MAX_AGE"]
+    with cache["lock"]:
+        read_at = cache["read_at"]
+        if read_at is not None and time.monotonic() - read_at < max_age:
+            return cache["figures"]
+        figures = (
+            db.session.scalars(sa.select(Site.slug)).all(),
+            db.session.execute(
+                sa.select(Site.slug, Comment.status, sa.func.count())
+                .join(Site, Site.id == Comment.site_id)
+                .group_by(Site.slug, Comment.status)
+            ).all(),
+            db.session.scalar(sa.select(sa.func.count()).select_from(ClassifierToken)),
+            db.session.execute(sa.select(ClassifierTotal.label, ClassifierTotal.messages)).all(),
+        )
+        cache["figures"], cache["read_at"] = figures, time.monotonic()
+        return figures
 
 
 def _registry() -> CollectorRegistry:

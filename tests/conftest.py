@@ -71,6 +71,7 @@ def make_app(database_url: str, **config: Any) -> Flask:
         "RULES_FILE": str(PERMISSIVE_RULES),
         "RULES_RELOAD_INTERVAL": 0.2,
         "RATELIMIT_ENABLED": False,
+        "METRICS_DATABASE_MAX_AGE": 0,  # each scrape reads the figures as they are now
     }
     settings.update(config)
     return create_app(settings)
