@@ -151,7 +151,8 @@ class _Builder:
                 ),
             )
         except PatternSetError as error:
-            where = str(error) if str(error).startswith("sites: ") else f"rules: {error}"
+            # Named as the other errors name a place: "site news: rules: ..." or "rules: ..."
+            where = str(error) if str(error).startswith("site ") else f"rules: {error}"
             raise RulesError([f"{self.source}: {where}"]) from None
 
     def _rules(self, raw_rules: list[Any]) -> dict[str, Rule]:

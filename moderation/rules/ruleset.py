@@ -109,7 +109,7 @@ class RuleSet:
             try:
                 self.compiled_for(site)
             except PatternSetError as error:
-                raise PatternSetError(f"sites: {site}: {error}") from None
+                raise PatternSetError(f"site {site}: rules: {error}") from None
 
     @property
     def version(self) -> str:
