@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from flask_migrate import upgrade
 from marshmallow import ValidationError
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from moderation.config import make_private
+from moderation.config import make_private, new_private_file
 from moderation.errors import ConfigError, ServiceError
 from moderation.extensions import db
 from moderation.models import CLI_ACTOR, Role, Site
@@ -126,33 +125,26 @@ def init_command(key_file: Path | None) -> None:
         if keys.has_admin_key():
             click.echo("Database ready.")
             return
-        out = _new_private_file(key_file) if key_file is not None else None
+        if key_file is not None:
+            try:  # made before the key: a file that exists may be someone else's
+                new_private_file(key_file)
+            except OSError as error:
+                raise click.ClickException(
+                    f"Cannot create {key_file}: {error.strerror}.") from None
         try:
             _, secret = keys.create_key("first-admin", "admin", [])
         except ServiceError as error:  # an unrevoked non-admin key named "first-admin"
-            if out is not None:
-                out.close()
-                key_file.unlink()  # type: ignore[union-attr]
+            if key_file is not None:
+                key_file.unlink()
             _fail(error)
             return
-    if out is None:
+    if key_file is None:
         click.echo("Database ready. The first admin key (shown once, keep it safe):")
         click.echo(f"  {secret}")
         return
-    with out:
-        out.write(secret + "\n")
+    key_file.write_text(secret + "\n")
     click.echo(f"Database ready. The first admin key is in {key_file} (readable by its "
                "owner alone): read it, keep it safe, then delete the file.")
-
-
-def _new_private_file(path: Path) -> Any:
-    """A new file readable by its owner alone, open for writing; never one that exists,
-    which may be someone else's."""
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as error:
-        raise click.ClickException(f"Cannot create {path}: {error.strerror}.") from None
-    return os.fdopen(descriptor, "w")
 
 
 @click.group("keys", cls=AppGroup)
@@ -401,12 +393,11 @@ def backup_command(target: Path) -> None:
             if not folder.exists():
                 with contextlib.suppress(FileExistsError):  # made meanwhile: it stands
                     folder.mkdir(mode=0o700)
-        created = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        new_private_file(target)
     except FileExistsError:
         raise click.ClickException(f"{target} exists; name a new file.") from None
     except OSError as error:
         raise click.ClickException(f"Cannot create {target}: {error.strerror}.") from None
-    os.close(created)
     source, copy = engine.raw_connection(), sqlite3.connect(target)
     try:
         source.driver_connection.backup(copy)

@@ -221,10 +221,10 @@ def _create_private(database: Path) -> None:
     database file's mode. The instance folder is made private too."""
     database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):  # made earlier, or by another worker first
-        _new_private_file(database)
+        new_private_file(database)
 
 
-def _new_private_file(path: Path | str) -> None:
+def new_private_file(path: Path | str) -> None:
     """Create the file, readable by its owner alone; FileExistsError if it exists."""
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
@@ -239,7 +239,7 @@ def _create_named_private(url: str) -> None:
     if name in ("", ":memory:") or name.startswith("file:"):
         return
     with contextlib.suppress(OSError):  # it exists, or its folder does not: SQLite says so
-        _new_private_file(name)
+        new_private_file(name)
 
 
 def make_private(database: Path) -> list[Path]:

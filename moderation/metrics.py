@@ -153,16 +153,15 @@ def _registry() -> CollectorRegistry:
 
 def metrics_response() -> Response:
     """The Prometheus text format, summed over every worker."""
-    for _ in range(3):
+    for attempt in range(3):
         try:
             body = generate_latest(_registry())
             break
         except FileNotFoundError:
             # A dead worker's files were folded into the archive (``archive_dead_worker``)
             # between the collector's listing of the folder and its reading them: read again.
-            continue
-    else:
-        body = generate_latest(_registry())
+            if attempt == 2:
+                raise
     # As content_type, not mimetype: Flask would append a second "; charset=utf-8".
     return Response(body, content_type=CONTENT_TYPE_LATEST)
 

@@ -185,7 +185,7 @@ class TrimmedString(fields.String):
         return text.strip()
 
 
-class OptionalQueryString(fields.String):
+class _BlankIsNotGiven(fields.Field):
     """A query argument that, sent empty or blank, is not given: its default applies.
 
     Clients that build URLs from a template send `?cursor=` for the first page, as forms
@@ -200,19 +200,17 @@ class OptionalQueryString(fields.String):
         return super().deserialize(value, attr, data, **kwargs)
 
 
+class OptionalQueryString(_BlankIsNotGiven, fields.String):
+    """An optional text query argument; empty or blank, it is not given."""
+
+
 class OptionalTrimmedQuery(OptionalQueryString, TrimmedString):
     """An optional query argument, trimmed; empty or blank, it is not given."""
 
 
-class OptionalQueryNumber(WholeNumber):
+class OptionalQueryNumber(_BlankIsNotGiven, WholeNumber):
     """A whole-number query argument that, sent empty or blank, is not given (`?limit=`
     from a URL template: its default applies, as for the cursor beside it)."""
-
-    def deserialize(self, value: Any, attr: str | None = None,
-                    data: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
-        if isinstance(value, str) and not value.strip():
-            value = missing
-        return super().deserialize(value, attr, data, **kwargs)
 
 
 # What the site and cursor query arguments say in the spec.

@@ -421,29 +421,18 @@ def test_init_can_write_the_first_key_to_a_private_file_instead(runner, app, api
     assert not (tmp_path / "x").exists()  # no key made: no file either
 
 
-def test_replicas_starting_together_each_init_once(database_url, tmp_path):
+def test_replicas_starting_together_each_init_once(empty_database_url, tmp_path):
     """Replicas of the image started at once ran `moderation init` together on an empty
     PostgreSQL database: all but one failed with a traceback (two migrations writing
     alembic_version). They now take turns: one makes the admin key, the others find it."""
-    if not database_url.startswith("postgresql"):
+    if not empty_database_url.startswith("postgresql"):
         pytest.skip("SQLite is one file per instance; replicas share a PostgreSQL database")
-    name = f"init_race_{os.getpid()}"
-    admin = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        url = sa.make_url(database_url).set(database=name).render_as_string(hide_password=False)
-        env = {**os.environ, "DATABASE_URL": url, "MODERATION_SECRET_KEY": "t",
-               "MODERATION_INSTANCE_PATH": str(tmp_path / "instance")}
-        started = [subprocess.Popen([Path(sys.executable).parent / "moderation", "init"],
-                                    env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True) for _ in range(3)]
-        finished = [process.communicate(timeout=120) for process in started]
-        assert [process.returncode for process in started] == [0, 0, 0], finished
-        outputs = [out for out, _ in finished]
-        assert sum("mk_" in out for out in outputs) == 1, outputs
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
+    env = {**os.environ, "DATABASE_URL": empty_database_url, "MODERATION_SECRET_KEY": "t",
+           "MODERATION_INSTANCE_PATH": str(tmp_path / "instance")}
+    started = [subprocess.Popen([Path(sys.executable).parent / "moderation", "init"],
+                                env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    finished = [process.communicate(timeout=120) for process in started]
+    assert [process.returncode for process in started] == [0, 0, 0], finished
+    outputs = [out for out, _ in finished]
+    assert sum("mk_" in out for out in outputs) == 1, outputs

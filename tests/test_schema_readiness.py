@@ -20,26 +20,6 @@ THREAD = "/api/v1/comments?thread=/2026/11/27/a-story"
 
 
 @pytest.fixture
-def empty_database_url(database_url: str, tmp_path) -> Iterator[str]:
-    """A database no migration ever ran on, of the suite's kind (SQLite or PostgreSQL)."""
-    if not database_url.startswith("postgresql"):
-        yield f"sqlite:///{tmp_path / 'never-migrated.sqlite3'}"
-        return
-    url = sa.make_url(database_url)
-    name = f"{url.database}_never_migrated"
-    server = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with server.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with server.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        server.dispose()
-
-
-@pytest.fixture
 def fresh_app(empty_database_url: str) -> Iterator[Flask]:
     app = make_app(empty_database_url)
     yield app
