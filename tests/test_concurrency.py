@@ -512,6 +512,78 @@ def test_the_purge_does_not_undo_an_erasure_made_since_it_read_the_ips(app, api,
         assert [hit["match"] for hit in kept.hits] == ["(erased)"]
 
 
+def _approved(api, keys, **fields) -> int:
+    comment_id = api.post("/api/v1/comments", comment(**fields)).get_json()["id"]
+    decided = api.post(f"/api/v1/moderation/comments/{comment_id}/decision",
+                       {"action": "approve"}, key=keys.moderator, headers={"If-Match": "*"})
+    assert decided.status_code == 200, decided.get_json()
+    return comment_id
+
+
+def test_a_reply_to_a_comment_purged_since_it_was_judged_is_a_422(app, api, keys, monkeypatch):
+    """The reply was judged while its parent was published; meanwhile a moderator marked
+    the parent spam and the purge deleted it. The reply's insert broke the foreign key: 500."""
+    parent_id = _approved(api, keys, content="First, and old.")
+
+    def marked_spam_and_purged(client):
+        answer = _decide(client, keys.moderator, parent_id, "spam")
+        with app.app_context():
+            db.session.execute(sa.update(Comment).where(Comment.id == parent_id)
+                               .values(created_at=utcnow() - dt.timedelta(days=100)))
+            db.session.commit()
+            retention.purge()
+        return answer
+
+    judge = comments._judge
+    purged: list[int] = []
+
+    def judged_then_purged(*args, **kwargs):
+        judged = judge(*args, **kwargs)
+        _meanwhile(app, lambda client: purged.append(marked_spam_and_purged(client)), wait=20)
+        return judged
+
+    monkeypatch.setattr(comments, "_judge", judged_then_purged)
+    answer = api.post("/api/v1/comments", comment(content="A late reply.", parent_id=parent_id))
+    assert purged == [200]
+    assert answer.status_code == 422, answer.get_json()
+    assert "parent_id" in answer.get_json()["errors"], answer.get_json()
+
+
+def test_the_purge_spares_a_comment_replied_to_since_it_chose_it(app, api, keys):
+    """A reply stored between the purge's choice and its delete (to a comment approved
+    then) keeps its parent; the delete broke the reply's foreign key and the purge failed."""
+    comment_id = _old_spam(app, api)
+    with app.app_context():
+        parent = db.session.get(Comment, comment_id)
+        columns = {column.key: getattr(parent, column.key)
+                   for column in Comment.__table__.columns if column.key != "id"}
+    replied: list = []
+
+    def reply() -> None:
+        def store(_client) -> None:
+            with app.app_context():
+                db.session.add(Comment(**{
+                    **columns, "parent_id": comment_id, "root_id": comment_id,
+                    "status": Status.APPROVED, "created_at": utcnow()}))
+                try:
+                    db.session.commit()
+                    replied.append("stored")
+                except sa.exc.IntegrityError:  # SQLite: the purge, the only writer, came first
+                    replied.append("refused")
+        _meanwhile(app, store)
+
+    with app.app_context(), _before("select", reply) as hooked:
+        report = retention.purge()
+    assert hooked
+    assert wait_for(lambda: len(replied) == 1, timeout=20)
+    with app.app_context():
+        kept = db.session.get(Comment, comment_id)
+        if replied == ["stored"]:  # PostgreSQL: the reply came first
+            assert (report.deleted, kept is not None) == (0, True)
+        else:
+            assert (report.deleted, kept) == (1, None)
+
+
 def _decide(client, key: str, comment_id: int, action: str) -> int:
     return client.post(f"/api/v1/moderation/comments/{comment_id}/decision",
                        json={"action": action},

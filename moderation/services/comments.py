@@ -83,6 +83,11 @@ _REPLAY = sa.select(
 _PARENT = sa.select(_comments.c.thread_id, _comments.c.status, _comments.c.root_id).where(
     _comments.c.id == sa.bindparam("id")
 )
+# The write phase reads the parent again, in FOR KEY SHARE as inserting the reply would
+# take it, but first: a moderator's spam decision and then the purge (or any deletion)
+# since the read phase is then seen (a 422 as before, where the insert broke its foreign
+# key: a 500), and a deletion that comes later waits for the reply and finds it.
+_PARENT_HELD = _PARENT.with_for_update(read=True, key_share=True)
 # The write phase's hold on where the comment goes (PostgreSQL; SQLite has one writer and
 # leaves the clauses out). The site in FOR KEY SHARE, as inserting the comment would take
 # it, but first: a site deletion (FOR UPDATE) then either waits for the comment, and sees
@@ -286,9 +291,9 @@ def _blocked_body() -> dict[str, Any]:
     return {"code": 403, "status": "Forbidden", "message": BLOCKED_MESSAGE}
 
 
-def _root_of_parent(place: Place, parent_id: int) -> int:
+def _root_of_parent(place: Place, parent_id: int, statement: sa.Select[Any] = _PARENT) -> int:
     """The top of the conversation a reply joins; 422 unless it replies to a published comment."""
-    parent = db.session.connection().execute(_PARENT, {"id": parent_id}).first()
+    parent = db.session.connection().execute(statement, {"id": parent_id}).first()
     published = parent is not None and parent.status is Status.APPROVED
     if not published or parent.thread_id != place.thread_id:
         raise Invalid(
@@ -397,6 +402,8 @@ def _store(judged: Judged, fields: dict[str, Any], signals: Signals) -> Answer:
     """The write phase: refuse a duplicate, insert the comment and its hits; no commit."""
     connection = db.session.connection()
     _hold_place(connection, judged.place)
+    if judged.parent_id is not None:
+        _root_of_parent(judged.place, judged.parent_id, _PARENT_HELD)
     _refuse_duplicate(connection, judged, signals.ip)
     verdict = judged.verdict
     status = Status(verdict.outcome)

@@ -59,8 +59,14 @@ def purge(spam_days: int = 30, ip_days: int = 90) -> PurgeReport:
         # Still spam: a moderator may have approved one since it was chosen (PostgreSQL
         # checks the condition again on a row that changed under it, and the lock keeps it
         # so until the delete).
-        doomed = sa.select(Comment.id).where(Comment.id.in_(ids), *old_spam)
-        ids = list(db.session.scalars(doomed.with_for_update()))
+        locked = sa.select(Comment.id).where(Comment.id.in_(ids), *old_spam)
+        ids = list(db.session.scalars(locked.with_for_update()))
+        # Still without replies: a reply stored since the choice (to a comment approved
+        # then) held its parent until it committed, and this statement, begun after the
+        # lock was granted, sees it. Later replies wait for the delete, and find no parent.
+        doomed = sa.select(Comment.id).where(
+            Comment.id.in_(ids), ~sa.exists().where(reply.parent_id == Comment.id))
+        ids = list(db.session.scalars(doomed))
         privacy.forget_commenters_in_reasons(doomed)  # the rows just locked
         gone = db.session.execute(sa.delete(Comment).where(Comment.id.in_(ids)))
         db.session.commit()
