@@ -33,6 +33,21 @@ def test_trust_holds_newcomers_and_rewards_regulars(api, keys):
     assert {"HOLD_WORD", "TRUST_KNOWN"} <= {hit["rule"] for hit in hits}
 
 
+def test_trust_is_earned_on_each_site(api, keys):
+    """Approved on one site, a commenter is new on another: a stranger who typed that
+    address there was published at once, and learnt it was known elsewhere."""
+    first = api.post("/api/v1/comments", comment(content="Hello, first time here."))
+    api.post(f"/api/v1/moderation/comments/{first.get_json()['id']}/decision",
+             {"action": "approve"}, key=keys.moderator, headers={"If-Match": "*"})
+    assert api.post("/api/v1/comments", comment(content="Back again.")).get_json()["status"] \
+        == "approved"
+    elsewhere = api.post("/api/v1/comments", comment(site="other", content="Hello there."))
+    assert elsewhere.get_json()["status"] == "pending"
+    hits = api.get(f"/api/v1/moderation/comments/{elsewhere.get_json()['id']}",
+                   key=keys.other_moderator).get_json()["hits"]
+    assert "TRUST_NEW" in [hit["rule"] for hit in hits]
+
+
 def test_a_run_of_spam_puts_a_commenter_back_under_review(api, keys):
     first = api.post("/api/v1/comments", comment(content="Hi there.")).get_json()
     etag = api.get(f"/api/v1/moderation/comments/{first['id']}", key=keys.admin).headers["ETag"]
@@ -52,6 +67,7 @@ def test_history_counts_and_the_bad_run_since_the_last_approval(app, api, keys):
     """Counts over the whole history; the bad run counts only what follows the last approval."""
     from moderation.services import trust
     from moderation.services.identity import email_hash
+    from moderation.services.sites import get_site_id
 
     def decide(action: str) -> None:
         made = api.post("/api/v1/comments", comment(content=f"Remark {decide.n}.")).get_json()
@@ -63,6 +79,7 @@ def test_history_counts_and_the_bad_run_since_the_last_approval(app, api, keys):
     def history() -> tuple[int, int, int]:
         with app.test_request_context():
             context = trust.context_for(email_hash(comment()["author_email"]),
+                                        get_site_id("default"),
                                         honeypot_filled=False, form_token_problem=None)
             return context.approved_count, context.rejected_count, context.recent_bad_run
 

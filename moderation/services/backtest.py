@@ -88,6 +88,7 @@ def backtest(ruleset: RuleSet, limit: int) -> dict[str, Any]:
         )
         context = trust.context_for(
             comment.email_hash,
+            comment.site_id,
             honeypot_filled=False,
             form_token_problem=None,
             before_id=comment.id,

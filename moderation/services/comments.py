@@ -272,6 +272,7 @@ def _judge(place: Place, fields: dict[str, Any], signals: Signals) -> Judged:
     )
     context = trust.context_for(
         commenter,
+        place.site_id,
         honeypot_filled=signals.honeypot_filled,
         form_token_problem=signals.form_token_problem,
     )

@@ -103,7 +103,7 @@ def dry_run(comment: dict[str, Any], rules_yaml: str | None) -> Verdict:
     from moderation.services.identity import email_hash
     from moderation.services.sites import get_site
 
-    get_site(comment["site"])
+    site = get_site(comment["site"])
     ruleset = current_rules()
     if rules_yaml is not None:
         try:
@@ -123,6 +123,7 @@ def dry_run(comment: dict[str, Any], rules_yaml: str | None) -> Verdict:
         user_agent=comment["user_agent"] or "",
     )
     context = trust.context_for(
-        email_hash(comment["author_email"]), honeypot_filled=False, form_token_problem=None
+        email_hash(comment["author_email"]), site.id, honeypot_filled=False,
+        form_token_problem=None,
     )
     return evaluate(ruleset, submission, context)

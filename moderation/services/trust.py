@@ -28,9 +28,13 @@ def _status_is(*statuses: Status) -> sa.ColumnElement[bool]:
     return sa.or_(*(_comments.c.status == status for status in statuses))
 
 
-# A commenter's decided comments (older than :before_id), keyed by the email HMAC.
+# A commenter's decided comments on one site (older than :before_id), keyed by the email
+# HMAC. Per site: each site's moderators decide whom they trust, and a commenter approved
+# on one site of the install was published at once on every other, to anyone who typed
+# that address, and told them the address was known there.
 _DECIDED = (
     _comments.c.email_hash == sa.bindparam("commenter"),
+    _comments.c.site_id == sa.bindparam("site_id"),
     _status_is(Status.APPROVED, *BAD),
     # BIGINT, so that "no limit" fits where ids are 32-bit (PostgreSQL's INTEGER).
     _comments.c.id < sa.bindparam("before_id", type_=sa.BigInteger),
@@ -55,19 +59,22 @@ _NO_LIMIT = 2**62
 
 def context_for(
     commenter: str,
+    site_id: int,
     *,
     honeypot_filled: bool,
     form_token_problem: str | None,
     before_id: int | None = None,
     classify: Callable[[str], ClassifierScore] = learning.classify,
 ) -> Context:
-    """Counts of this commenter's decided comments, keyed by the email HMAC, and the classifier.
+    """Counts of this commenter's decided comments on the site, keyed by the email HMAC,
+    and the classifier.
 
     ``before_id`` counts only comments older than that one (a backtest replaying it).
     """
     approved_count, rejected_count, bad_run = db.session.connection().execute(
         _HISTORY,
-        {"commenter": commenter, "before_id": _NO_LIMIT if before_id is None else before_id},
+        {"commenter": commenter, "site_id": site_id,
+         "before_id": _NO_LIMIT if before_id is None else before_id},
     ).one()
     return Context(
         approved_count=approved_count,
