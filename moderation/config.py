@@ -264,11 +264,21 @@ def _instance_secret(instance: Path) -> str:
     instance.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = instance / "secret_key"
     if not path.exists():
+        # Written whole under another name, then linked into place: a worker that found
+        # the file between its creation and the write read an empty secret, and keyed
+        # every email HMAC and form token with "".
+        draft = instance / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        new_private_file(draft)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another worker wrote it first
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
+            draft.write_text(secrets.token_urlsafe(48))
+            with contextlib.suppress(FileExistsError):  # another worker's is in place first
+                os.link(draft, path)
+        finally:
+            draft.unlink()
+    secret = path.read_text().strip()
+    if not secret:
+        raise ConfigError(
+            f"{path} is empty: the service will not key email hashes and form tokens with "
+            "an empty secret. Put back the one it held, or delete the file to have a new "
+            "one made (commenters' trust and erasure lookups then start afresh).")
+    return secret

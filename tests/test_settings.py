@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,28 @@ def test_gunicorn_refuses_a_worker_count_that_is_not_one(tmp_path, value):
     assert run.returncode == 1
     assert "GUNICORN_WORKERS must be a whole number from 1 up" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_workers_starting_at_once_share_one_whole_secret(instance):
+    """The file was made empty and then written: a worker that read it in between keyed
+    every email hash and form token with an empty secret."""
+    from moderation.config import _instance_secret
+
+    start = threading.Barrier(16)
+
+    def read(_: int) -> str:
+        start.wait()
+        return _instance_secret(instance)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        read_by_each = set(pool.map(read, range(16)))
+    assert len(read_by_each) == 1 and len(read_by_each.pop()) == 64
+    assert [path.name for path in instance.iterdir()] == ["secret_key"]
+    assert (instance / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_an_empty_secret_file_stops_start_up(instance):
+    instance.mkdir()
+    (instance / "secret_key").write_text("\n")
+    with pytest.raises(ConfigError, match="secret_key is empty"):
+        create_app()
