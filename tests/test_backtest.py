@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
+from moderation.rules import default_rules_path
 from tests.conftest import Api, Keys, comment
 
 CANDIDATE = """\
@@ -130,3 +132,34 @@ def test_cli_prints_the_confusion_and_the_rules(
     result = runner.invoke(args=["rules", "backtest", str(path)])
     assert result.exit_code == 1
     assert "BROKEN" in result.output
+
+
+# The rules in force set the honeypot, so intake takes the field and records the trap.
+@pytest.mark.parametrize("app_config", [{"RULES_FILE": str(default_rules_path())}])
+def test_bots_caught_by_the_honeypot_are_caught_in_the_backtest(api: Api, keys: Keys) -> None:
+    """The backtest replayed every comment with an empty honeypot: the bots the honeypot
+    caught, and moderators confirmed, were reported as missed."""
+    for n in range(2):
+        bot = api.post("/api/v1/comments", {**comment(content=f"Nice post {n}",
+                                                      author_email=f"bot{n}@example.org"),
+                                            "website_url": "http://bot.example"})
+        decide(api, keys, bot.json["id"], "spam")
+    decide(api, keys, post(api, "A fair and careful article", "c@example.org"), "approve")
+    trapping = CANDIDATE + "honeypot: {field: website_url}\n"
+    report = backtest(api, keys, trapping).json
+    assert report["confusion"]["spam"] == {"caught": 2, "pending": 0, "missed": 0}
+    rules = {rule["rule"]: rule for rule in report["rules"]}
+    assert (rules["HONEYPOT"]["spam_hits"], rules["HONEYPOT"]["ham_hits"]) == (2, 0)
+
+
+def test_erased_comments_are_left_out(api: Api, keys: Keys) -> None:
+    """An erased comment has lost its author, address and user agent, and every erased
+    commenter shared one trust history: replayed, it was judged on what it no longer has."""
+    kept = post(api, "Visit my casino for a bonus", "a@example.org")
+    decide(api, keys, kept, "spam")
+    erased = post(api, "Cheap pills shipped overnight", "d@example.org")
+    assert api.post("/api/v1/admin/privacy/erase", {"email": "d@example.org"},
+                    key=keys.admin).status_code == 200
+    decide(api, keys, erased, "spam")
+    report = backtest(api, keys, CANDIDATE).json
+    assert (report["decided"], report["spam"]) == (1, 1)

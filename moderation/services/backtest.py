@@ -3,10 +3,14 @@
 Which comments: the last N whose latest decision by a person (any key; readers' flags
 are not decisions) was ``approve`` (ham), ``spam`` or ``reject`` (both spam: filtering
 should keep them off the page). A comment whose latest decision was ``delete`` or an
-erasure says nothing about spam and is left out.
+erasure says nothing about spam and is left out, and so is an erased comment decided
+since: its author, address and user agent are gone, and every erased commenter would
+share one history.
 
-How each is judged: with its stored fields, and with the commenter's history as it
-stood when the comment arrived, i.e. counting only the commenter's older comments (at
+How each is judged: with its stored fields, its bot traps as intake found them (the
+honeypot filled, the form token's fault: from its stored HONEYPOT and FORM_TOO_FAST hits,
+so rules that caught a bot are credited with it), and with the commenter's history on
+its site as it stood when the comment arrived, i.e. counting only the commenter's older comments (at
 their statuses now). Counting everything would leak the comment's own decision into
 its trust; a neutral history would hold every comment under ``hold_new_commenters``.
 The classifier judges it leave-one-out: what this very comment taught is taken off the
@@ -59,7 +63,8 @@ def decided(limit: int) -> list[tuple[str, Comment, str, str]]:
         .join(Comment, Comment.id == Decision.comment_id)
         .join(Site, Site.id == Comment.site_id)
         .join(Thread, Thread.id == Comment.thread_id)
-        .where(Decision.id.in_(latest), Decision.action.in_(LABEL_OF_ACTION))
+        .where(Decision.id.in_(latest), Decision.action.in_(LABEL_OF_ACTION),
+               Comment.email_hash != "")  # erased
         .order_by(Decision.id.desc())
         .limit(limit)
     ).all()
@@ -86,11 +91,12 @@ def backtest(ruleset: RuleSet, limit: int) -> dict[str, Any]:
             ip=comment.ip or "",
             user_agent=comment.user_agent or "",
         )
+        traps = {hit["rule"]: hit["match"] for hit in comment.hits or []}
         context = trust.context_for(
             comment.email_hash,
             comment.site_id,
-            honeypot_filled=False,
-            form_token_problem=None,
+            honeypot_filled="HONEYPOT" in traps,
+            form_token_problem=traps.get("FORM_TOO_FAST"),
             before_id=comment.id,
             classify=partial(learning.classify, leave_out=comment.learned_as,
                              comment_id=comment.id),
