@@ -145,14 +145,14 @@ def test_two_readers_flagging_at_once_are_both_counted(app, api, keys, monkeypat
     api.post(f"/api/v1/comments/{comment_id}/flags", {"reason": "spam"},
              environ_base={"REMOTE_ADDR": "10.8.0.1"})
     together = threading.Barrier(2)
-    count = flags._reporters_since_approval
+    count = flags.reporters_since_approval
 
     def counted_together(flagged_id: int) -> int:
         with contextlib.suppress(threading.BrokenBarrierError):
             together.wait(timeout=1.0)
         return count(flagged_id)
 
-    monkeypatch.setattr(flags, "_reporters_since_approval", counted_together)
+    monkeypatch.setattr(flags, "reporters_since_approval", counted_together)
 
     def report(reader: str) -> bool:
         with app.test_request_context(method="POST"):

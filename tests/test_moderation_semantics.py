@@ -290,3 +290,30 @@ def test_a_bulk_decision_repeated_changes_nothing(api, keys):
     assert again == first == {"results": [{"id": i, "status": "rejected"} for i in ids]}
     assert [detail(api, keys.moderator, i).get_json() for i in ids] == details
     assert audit_count(api, keys) == audited
+
+
+def test_approving_a_reported_comment_a_moderator_approved_overrules_the_reports(api, keys):
+    """Approved by a moderator, the approval was taken for a repeat and left alone: the
+    reports stood, and the next one sent the comment back as if no moderator had looked."""
+    comment_id = flagged_back(api, keys)
+    assert decide(api, keys.moderator, comment_id, "*").status_code == 200
+    for reader in ("10.9.1.1", "10.9.1.2"):
+        assert flag(api, comment_id, reader).status_code == 202
+    assert decide(api, keys.moderator, comment_id, "*").status_code == 200
+    history = detail(api, keys.moderator, comment_id).get_json()["history"]
+    assert [d["action"] for d in history] == ["approve", "flag", "approve", "approve"]
+    assert flag(api, comment_id, "10.9.1.3").status_code == 202
+    assert detail(api, keys.moderator, comment_id).get_json()["status"] == "approved"
+    # With nothing reported since, approving again is the repeat it was.
+    assert decide(api, keys.moderator, comment_id, "*").status_code == 200
+    assert len(detail(api, keys.moderator, comment_id).get_json()["history"]) == 4
+
+
+def test_a_return_to_the_queue_counts_the_readers_who_sent_it_back(api, keys):
+    comment_id = flagged_back(api, keys)
+    assert decide(api, keys.moderator, comment_id, "*").status_code == 200
+    for reader in ("10.9.1.1", "10.9.1.2", "10.9.1.3"):
+        assert flag(api, comment_id, reader).status_code == 202
+    history = detail(api, keys.moderator, comment_id).get_json()["history"]
+    assert [(d["action"], d["reason"]) for d in history if d["action"] == "flag"] == [
+        ("flag", "flagged by 3 readers"), ("flag", "flagged by 3 readers")]

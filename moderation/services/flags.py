@@ -32,8 +32,8 @@ def flag(comment_id: int, reason: str, reporter_ip: str) -> bool:
     )
     comment.flag_count = reporters
     threshold = current_rules().settings_for(comment.site.slug).flags.threshold
-    returned = (_reporters_since_approval(comment.id) >= threshold
-                and _return_to_queue(comment.id, comment.version))
+    since_approval = reporters_since_approval(comment.id)
+    returned = since_approval >= threshold and _return_to_queue(comment.id, comment.version)
     if returned:
         db.session.add(
             Decision(
@@ -43,7 +43,8 @@ def flag(comment_id: int, reason: str, reporter_ip: str) -> bool:
                 action="flag",
                 old_status=Status.APPROVED.value,
                 new_status=Status.PENDING.value,
-                reason=f"flagged by {reporters} readers",
+                # Those who sent it back: the ones a moderator overruled before are not.
+                reason=f"flagged by {since_approval} readers",
             )
         )
     db.session.commit()
@@ -67,7 +68,7 @@ def _return_to_queue(comment_id: int, version: int) -> bool:
     return result.rowcount == 1
 
 
-def _reporters_since_approval(comment_id: int) -> int:
+def reporters_since_approval(comment_id: int) -> int:
     """Readers who flagged the comment since a moderator last approved it.
 
     A moderator who approves a flagged comment has overruled its reporters: counting

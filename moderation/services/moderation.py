@@ -32,7 +32,7 @@ from moderation.models import (
     utcnow,
 )
 from moderation.render import content_html
-from moderation.services import comments, learning
+from moderation.services import comments, flags, learning
 from moderation.services.cursors import (
     Listing,
     decode_id,
@@ -306,9 +306,15 @@ def _repeats(comment: Comment, new_status: Status) -> bool:
     """Whether a moderator's decision already left the comment in ``new_status``.
 
     Then deciding it again changes nothing. A status the rules gave is not a decision
-    yet: a moderator confirming it is audited and teaches the classifier.
+    yet: a moderator confirming it is audited and teaches the classifier. Nor is approving
+    a published comment that readers reported since its approval a repeat: it overrules
+    those reports, as on a comment the rules published (else the next report sent it
+    back to the queue as if no moderator had looked).
     """
-    return comment.status is new_status and comment.status_reason == DECIDED
+    if comment.status is not new_status or comment.status_reason != DECIDED:
+        return False
+    return not (new_status is Status.APPROVED and comment.flag_count
+                and flags.reporters_since_approval(comment.id))
 
 
 def _applied_since(caller: Caller, comment: Comment, action: str, version: int) -> bool:
