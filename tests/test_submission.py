@@ -301,6 +301,17 @@ def test_a_forms_field_errors_use_the_names_the_form_posted(api):
     assert set(own_names.get_json()["errors"]) == {"author_name", "author_email"}
 
 
+def test_a_form_reply_to_no_published_comment_is_told_of_comment_parent(api):
+    """The reply's parent is checked after the fields: that 422 named `parent_id`."""
+    answer = api.client.post("/api/v1/comments", data={
+        "author": "Ada", "email": "ada@example.org", "comment": "Hello.",
+        "comment_post_ID": "42", "comment_parent": "99999"})
+    assert answer.status_code == 422
+    assert set(answer.get_json()["errors"]) == {"comment_parent"}
+    as_json = api.post("/api/v1/comments", comment(parent_id=99999))
+    assert set(as_json.get_json()["errors"]) == {"parent_id"}
+
+
 def test_a_second_form_post_from_the_page_reports_its_own_outcome(api, app):
     """Back on the page after a first comment, its URL holds that comment's outcome; the
     Referer of the next post then did too, and the new outcome came second, after the
@@ -399,6 +410,16 @@ def test_the_same_comment_twice_is_409(api):
     assert again.status_code == 409
     elsewhere = api.post("/api/v1/comments", comment(thread="/other-story"))
     assert elsewhere.status_code == 201
+
+
+def test_a_blocked_comment_sent_again_is_blocked_again(api):
+    """The first was a 403 (nothing kept, as far as its sender knows); the same words again,
+    from them or another reader at that IP, were a 409 that said it had been kept."""
+    blocked = comment(content="forbiddenword here")
+    assert api.post("/api/v1/comments", blocked).status_code == 403
+    assert api.post("/api/v1/comments", blocked).status_code == 403
+    other = comment(content="forbiddenword here", author_email="bea@example.org")
+    assert api.post("/api/v1/comments", other).status_code == 403
 
 
 def test_the_same_reply_to_two_comments_is_two_comments(api):

@@ -245,7 +245,13 @@ def submit_comment() -> Any:
                       {"Idempotency-Key": ["Length must be between 1 and 255, "
                                            "without control characters."]})
     signals = _signals(fields, honeypot_filled, _form_token_problem(fields))
-    answer = comments.submit(fields, signals, idempotency_key)
+    try:
+        answer = comments.submit(fields, signals, idempotency_key)
+    except Invalid as error:  # a reply to no published comment: named as the form named it
+        if error.errors is not None:
+            error.errors = {submission.form_names.get(name, name): problem
+                            for name, problem in error.errors.items()}
+        raise
     if from_form and answer.status_code == 201 and _is_navigation():
         target = _form_return_url(fields, answer)
         if target:
@@ -264,6 +270,8 @@ class _Submission:
     errors: dict[str, Any] | None
     from_form: bool
     honeypot_filled: bool
+    # Our field names to those the form gave them by (WordPress's); empty for JSON.
+    form_names: dict[str, str]
 
 
 def _submission() -> _Submission:
@@ -291,7 +299,8 @@ def _submission() -> _Submission:
     except ValidationError as error:
         fields, errors = {}, {(form_names or {}).get(name, name): problem
                               for name, problem in error.messages.items()}  # type: ignore[union-attr]
-    g.submission = _Submission(fields, errors, from_form, honeypot_filled)  # type: ignore[arg-type]
+    g.submission = _Submission(fields, errors, from_form, honeypot_filled,  # type: ignore[arg-type]
+                               form_names or {})
     return g.submission
 
 
