@@ -93,6 +93,27 @@ def test_the_public_routes_ignore_another_sites_credentials(api):
         assert answer.status_code == 401, wrong
 
 
+def test_a_bad_key_is_a_401_on_every_public_route(api, keys):
+    """Only the comment post checked: a thread read, a form token or a flag sent with an
+    unknown, revoked or malformed key answered as if it had none, as the README denied."""
+    comment_id = api.post("/api/v1/comments", comment()).get_json()["id"]
+    revoked = api.post("/api/v1/admin/keys", {"name": "old", "role": "site",
+                                              "sites": ["default"]}, key=keys.admin).get_json()
+    assert api.delete(f"/api/v1/admin/keys/{revoked['id']}", key=keys.admin).status_code == 204
+    routes = [("get", "/api/v1/comments?thread=/2026/11/27/a-story"),
+              ("get", "/api/v1/form-token?thread=/2026/11/27/a-story"),
+              ("post", f"/api/v1/comments/{comment_id}/flags")]
+    for wrong in ("Token mk_abc_def", "Bearer mk_abc_defghijklmnop", f"Bearer {revoked['secret']}"):
+        for method, path in routes:
+            answer = getattr(api.client, method)(path, json={"reason": "spam"},
+                                                 headers={"Authorization": wrong})
+            assert answer.status_code == 401, (wrong, path)
+    for method, path in routes:  # a good key is no hindrance
+        answer = getattr(api.client, method)(path, json={"reason": "spam"},
+                                             headers={"Authorization": f"Bearer {keys.site}"})
+        assert answer.status_code in (200, 202), (path, answer.get_json())
+
+
 @pytest.mark.parametrize(
     "path",
     [

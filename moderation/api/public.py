@@ -20,7 +20,7 @@ from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDeco
 
 from moderation.api import NO_QUERY, Blueprint, errors
 from moderation.api.json_body import json_object
-from moderation.auth import site_caller
+from moderation.auth import current_caller, site_caller
 from moderation.database import read_only
 from moderation.errors import Forbidden, Invalid, NotFound
 from moderation.extensions import limiter
@@ -42,6 +42,14 @@ from moderation.services.rules import current_rules
 from moderation.services.sites import DEFAULT_SITE, get_site, origin_allowed, origin_in
 
 blp = Blueprint("public", __name__, url_prefix="/api/v1", description="Comment forms and readers")
+
+
+@blp.before_request
+def _refuse_a_bad_key() -> None:
+    """A key sent wrongly, unknown or revoked is a 401 on the public routes too, before
+    anything else is read, as GitHub answers a bad token on its public routes: ignored, a
+    site backend's misconfigured key went unnoticed until it mattered. No key is no key."""
+    current_caller()
 
 URLENCODED = "application/x-www-form-urlencoded"
 # The WordPress comment form's field names, so its HTML can post here unchanged.
@@ -469,7 +477,8 @@ def _form_return_url(fields: dict[str, Any], answer: comments.Answer) -> str | N
                    "while the page is unchanged", "schema": {"type": "string"}}})
 @blp.alt_response(304, description="Not modified: the page is still the one whose ETag "
                   "was sent in If-None-Match")
-@errors(blp, 404, 422)
+@blp.doc(security=[{}, {"bearerAuth": []}])  # no key needed; a bad one is a 401
+@errors(blp, 401, 404, 422)
 def list_comments(query: dict[str, Any]) -> Response:
     """Approved comments of one thread, oldest first, replies nested."""
     # Sent as built: thread_page already returns ThreadPageSchema's shape, and dumping a
@@ -494,7 +503,8 @@ def list_comments(query: dict[str, Any]) -> Response:
 @blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.arguments(FlagSchema())
 @blp.response(202, FlagAnswerSchema)
-@errors(blp, 400, 404, 415, 422, 429)
+@blp.doc(security=[{}, {"bearerAuth": []}])  # no key needed; a bad one is a 401
+@errors(blp, 400, 401, 404, 415, 422, 429)
 def flag_comment(report: dict[str, Any], comment_id: int) -> dict[str, Any]:
     """Report a published comment; enough readers send it back to the moderators."""
     flags.flag(comment_id, report["reason"], request.remote_addr or "unknown")
@@ -504,7 +514,8 @@ def flag_comment(report: dict[str, Any], comment_id: int) -> dict[str, Any]:
 @blp.route("/form-token", methods=["GET"])
 @blp.arguments(FormTokenQuerySchema(), location="query")
 @blp.response(200, FormTokenSchema)
-@errors(blp, 404, 422)
+@blp.doc(security=[{}, {"bearerAuth": []}])  # no key needed; a bad one is a 401
+@errors(blp, 401, 404, 422)
 def form_token(query: dict[str, Any]) -> dict[str, Any]:
     """A signed token for a comment form served now; post it back as `form_token`.
 
