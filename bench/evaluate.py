@@ -279,6 +279,8 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md")
     options = parser.parse_args()
     files = options.csv or sorted(DATA.glob("*.csv"))
+    if not files:  # a clone outside the workspace: no data, and an empty table written
+        raise SystemExit(f"No labelled CSV files in {DATA}; name them on the command line.")
     seeds = options.seed or list(SEEDS)
 
     stages = (("trained", True),) if options.trained_only else (

@@ -196,7 +196,10 @@ def main() -> None:
     ruleset = load_rules(options.rules)
     trained: dict[str, list[dict[str, float]]] = {}
     print(TABLE_HEAD)
-    for path in options.csv or sorted(DATA.glob("*.csv")):
+    files = options.csv or sorted(DATA.glob("*.csv"))
+    if not files:  # a clone outside the workspace: no data, and an empty table printed
+        raise SystemExit(f"No labelled CSV files in {DATA}; name them on the command line.")
+    for path in files:
         rows = read_labelled(path)
         name = path.stem.split("-", 1)[-1]
         for seed in seed_list(options):

@@ -26,9 +26,13 @@ class UTCDateTime(sa.types.TypeDecorator):
         return value.astimezone(dt.UTC) if value is not None else None
 
     def process_result_value(self, value: dt.datetime | None, dialect: sa.Dialect):
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
-        return value
+        # PostgreSQL answers in the session's TimeZone, the database's default, which an
+        # operator may have set to local time: the same instant, said in UTC as everywhere.
+        return value if value.utcoffset() == dt.timedelta(0) else value.astimezone(dt.UTC)
 
 
 class Base(DeclarativeBase):

@@ -115,3 +115,22 @@ def test_postgresql_gets_read_in_autocommit_and_writes_stay_transactions(app, ap
         sa.event.remove(engine, "before_cursor_execute", record)
     assert {autocommit for method, autocommit in seen if method == "GET"} == {True}
     assert {autocommit for method, autocommit in seen if method == "POST"} == {False}
+
+
+def test_timestamps_read_back_in_utc_whatever_the_databases_time_zone(app, api, keys):
+    """PostgreSQL answers in the session's TimeZone: with the database's set to local time,
+    the moderator detail and the export said +05:30 where intake had said +00:00."""
+    import datetime as dt
+
+    from moderation.models import Comment
+
+    made = api.post("/api/v1/comments", comment()).get_json()
+    with app.app_context():
+        connection = db.session.connection()
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("SET LOCAL TIME ZONE 'Asia/Kolkata'")
+        created = connection.scalar(sa.select(Comment.__table__.c.created_at)
+                                    .where(Comment.__table__.c.id == made["id"]))
+        db.session.rollback()
+    assert created.utcoffset() == dt.timedelta(0)
+    assert created.isoformat() == made["created_at"]
