@@ -99,6 +99,24 @@ def test_truncating_an_ip_also_truncates_it_in_the_hits(api, app, keys, runner):
     assert IP not in stored and "198.18.9.0" in stored
 
 
+def test_truncating_an_ip_also_truncates_it_in_the_moderators_reasons(api, app, keys, runner):
+    """The comment's IP and its hits were coarsened; "a regular at 198.18.9.9", written by
+    a moderator deciding it, kept the full address past the retention age."""
+    comment_id = _post(api, keys)
+    decided = api.post(f"/api/v1/moderation/comments/{comment_id}/decision",
+                       {"action": "approve", "reason": f"a regular at {IP}; not {IP}9"},
+                       key=keys.moderator, headers={"If-Match": "*"})
+    assert decided.status_code == 200
+    with app.app_context():
+        db.session.execute(sa.update(Comment).where(Comment.id == comment_id).values(
+            created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=100)))
+        db.session.commit()
+    assert runner.invoke(args=["purge"]).exit_code == 0
+    history = api.get(f"/api/v1/moderation/comments/{comment_id}",
+                      key=keys.moderator).get_json()["history"]
+    assert history[-1]["reason"] == f"a regular at 198.18.9.0; not {IP}9"
+
+
 def test_the_export_holds_the_verdict_decisions_and_flags(api, keys):
     comment_id = _post(api, keys)
     detail = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.admin)

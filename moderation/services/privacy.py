@@ -27,16 +27,18 @@ def redacted_hits(hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**hit, "match": ERASED, "explanation": ERASED} for hit in hits or []]
 
 
-def scrubbed(text: str, traces: Iterable[str | None], limit: int) -> str:
-    """The text with each trace (an address, IP, name...) in it, in any case, as ERASED;
-    a name is a whole word, so the name "Ann" leaves "Annual" alone.
+def scrubbed(text: str, traces: Iterable[str | None], limit: int,
+             replacement: str = ERASED) -> str:
+    """The text with each trace (an address, IP, name...) in it, in any case, as ERASED
+    (or ``replacement``); a name is a whole word, so the name "Ann" leaves "Annual" alone.
 
     ERASED is longer than a short name ("Al"), so the text can grow: past ``limit``
     characters its end is cut (marked "…"), as the column holds no more and an erasure
     must never fail on what a moderator once wrote.
     """
     for trace in sorted({t for t in traces if t}, key=len, reverse=True):
-        text = re.sub(rf"(?<!\w){re.escape(trace)}(?!\w)", ERASED, text, flags=re.IGNORECASE)
+        text = re.sub(rf"(?<!\w){re.escape(trace)}(?!\w)", lambda _: replacement, text,
+                      flags=re.IGNORECASE)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

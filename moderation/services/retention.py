@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
 from moderation.extensions import db
-from moderation.models import Comment, IdempotencyRecord, Status, utcnow
+from moderation.models import Comment, Decision, IdempotencyRecord, Status, utcnow
 from moderation.services import privacy
 
 # Small batches keep each transaction short, so purging beside live traffic never holds
@@ -84,6 +84,7 @@ def purge(spam_days: int = 30, ip_days: int = 90) -> PurgeReport:
         ).all()
         if not rows:
             break
+        coarsened: dict[int, tuple[str, str | None]] = {}
         for comment_id, ip, hits in rows:
             try:
                 coarse = truncate_ip(ip)
@@ -97,6 +98,9 @@ def purge(spam_days: int = 30, ip_days: int = 90) -> PurgeReport:
                     .values(ip=coarse, hits=_with_ip_replaced(hits, ip, coarse))
                 )
                 truncated += changed.rowcount
+                if changed.rowcount:
+                    coarsened[comment_id] = (ip, coarse)
+        _coarsen_reasons(coarsened)
         db.session.commit()
         after = rows[-1][0]
 
@@ -116,6 +120,20 @@ def purge(spam_days: int = 30, ip_days: int = 90) -> PurgeReport:
         forgotten += len(ids)
     return PurgeReport(deleted=deleted, ips_truncated=truncated,
                        idempotency_keys_forgotten=forgotten)
+
+
+def _coarsen_reasons(coarsened: dict[int, tuple[str, str | None]]) -> None:
+    """The full IPs quoted in moderators' reasons on those comments ("a regular at
+    203.0.113.77"), coarsened as the comments' own: left, they outlived the retention."""
+    if not coarsened:
+        return
+    decisions = db.session.scalars(sa.select(Decision).where(
+        Decision.comment_id.in_(list(coarsened)), Decision.reason != ""))
+    for decision in decisions:
+        ip, coarse = coarsened[decision.comment_id]
+        decision.reason = privacy.scrubbed(decision.reason, [ip], privacy.REASON_LENGTH,
+                                           replacement=coarse or "(removed)")
+    db.session.flush()
 
 
 def _with_ip_replaced(hits: list[dict] | None, ip: str, coarse: str | None) -> list[dict]:
