@@ -17,7 +17,7 @@ from marshmallow import ValidationError
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from moderation.config import make_private, new_private_file
-from moderation.errors import ConfigError, ServiceError
+from moderation.errors import ConfigError, SecretMismatch, ServiceError
 from moderation.extensions import db
 from moderation.models import CLI_ACTOR, Role, Site
 from moderation.rules import RulesError, load_rules
@@ -68,6 +68,8 @@ class ModerationGroup(FlaskGroup):
             return super().invoke(ctx)
         except ConfigError as error:  # building the app reads the settings
             raise click.ClickException(str(error)) from None
+        except SecretMismatch as error:  # init, and the commands that look commenters up
+            raise click.ClickException(error.message) from None
         except RulesError as error:  # building the app loads the rules in force
             raise click.ClickException(
                 "The rules file in force (MODERATION_RULES_FILE) does not load:\n"
@@ -114,10 +116,11 @@ def _one_init_at_a_time():
 @with_appcontext
 def init_command(key_file: Path | None) -> None:
     """Migrate the database; on an empty one, create the first admin key and print it once."""
-    from moderation.services import keys
+    from moderation.services import identity, keys
 
     with _one_init_at_a_time():
         upgrade()
+        identity.record_secret()  # or refuse an instance whose secret is not the database's
         default_database = Path(current_app.instance_path) / "moderation.sqlite3"
         if current_app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{default_database}":
             for path in make_private(default_database):

@@ -60,6 +60,12 @@ class PreconditionRequired(ServiceError):
     code = 428
 
 
+class SecretMismatch(ServiceError):
+    """This instance's server secret is not the one the database's hashes were made with."""
+
+    code = 503
+
+
 class Unauthorized(ServiceError):
     code = 401
 
@@ -119,6 +125,8 @@ def _handle_service_error(error: ServiceError) -> Response:
     headers = None
     if isinstance(error, TooManyRequests):
         headers = {"Retry-After": str(error.retry_after)}
+    if isinstance(error, SecretMismatch):  # as every 503: the spec promises the header
+        headers = {"Retry-After": str(DATABASE_RETRY_AFTER)}
     if isinstance(error, Unauthorized):
         # RFC 6750 3: a 401 names the scheme the client should use.
         headers = {"WWW-Authenticate": error.challenge}

@@ -266,3 +266,16 @@ class ClassifierStep(db.Model):
     # The tokens it taught, as a JSON list: un-learning takes back exactly these, even after
     # the tokenizer or the classifier's fields have changed (NULL: learned before 0005).
     tokens: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class SecretFingerprint(db.Model):
+    """Which server secret keyed this database's hashes: an HMAC of a fixed text under
+    it (0012), never the secret. Instances that each made their own secret (replicas with
+    a volume each, a shell with another instance folder) hash an address differently, and
+    an erasure or an export from one found none of the comments stored by another."""
+
+    __tablename__ = "secret_fingerprint"
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # 1: one secret per database
+    fingerprint: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -16,6 +16,8 @@ from moderation.extensions import db
 from moderation.metrics import metrics_response
 from moderation.schema_version import ADVICE, SchemaState, schema_state
 from moderation.schemas import HealthSchema
+from moderation.services import identity
+from moderation.services.identity import SECRET_MISMATCH
 from moderation.services.rules import watcher
 
 blp = Blueprint("health", __name__, description="Probes")
@@ -46,10 +48,19 @@ class NotReadySchema(ErrorSchema):
     checks = fields.Dict(keys=fields.String(), values=fields.String())
 
 
+def _secret_differs() -> bool:
+    try:
+        return identity.secret_matches() is False
+    except SQLAlchemyError:  # gone since the schema was read: the next probe will say
+        db.session.rollback()
+        return False
+
+
 @blp.route("/readyz")
 @blp.response(200, HealthSchema)
 @blp.alt_response(503, schema=NotReadySchema, headers=RETRY_AFTER,
-                  description="Database unreachable or not migrated, or no rules")
+                  description="Database unreachable or not migrated, no rules, or a "
+                  "server secret other than the database's")
 def readyz() -> Any:
     """The database answers with the schema this code's migrations lead to; rules are loaded."""
     checks = {"database": "ok", "schema": "ok", "rules": "ok"}
@@ -74,6 +85,12 @@ def readyz() -> Any:
         if state in (SchemaState.MISSING, SchemaState.BEHIND):
             failing.append(f"schema {state.value}")
             advice.append(ADVICE[state])
+        elif _secret_differs():
+            # Serving, it would hash every address unlike the other instances: trust,
+            # limits and duplicates would not know anyone, and an erasure would miss.
+            checks["secret"] = "not the database's"
+            failing.append("server secret differs from the database's")
+            advice.append(SECRET_MISMATCH)
     try:
         rules_loaded = watcher().current is not None
     except Exception:  # noqa: BLE001 - any failure to have rules means not ready

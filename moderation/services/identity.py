@@ -7,8 +7,12 @@ import hmac
 import ipaddress
 import unicodedata
 
+import sqlalchemy as sa
 from flask import current_app
 
+from moderation.errors import SecretMismatch
+from moderation.extensions import db
+from moderation.models import SecretFingerprint
 from moderation.rules import normalise
 from moderation.rules.hosts import normalise_host
 
@@ -16,6 +20,43 @@ from moderation.rules.hosts import normalise_host
 def _keyed(purpose: str, value: str) -> str:
     key = f"{current_app.config['SECRET_KEY']}:{purpose}".encode()
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
+# What the secret fingerprint is an HMAC of: fixed, so any instance can compute it.
+_FINGERPRINTED = "the secret that keys this database's hashes"
+SECRET_MISMATCH = (
+    "This instance's server secret is not the one this database's email hashes were made "
+    "with, so erasure, export, trust and limits would miss every commenter stored by the "
+    "other instances: give every instance on this database the same MODERATION_SECRET_KEY "
+    "(or instance/secret_key file).")
+
+
+def secret_fingerprint() -> str:
+    """An HMAC of a fixed text under the server secret: tells secrets apart, reveals none."""
+    return _keyed("fingerprint", _FINGERPRINTED)
+
+
+def secret_matches() -> bool | None:
+    """Whether the database's recorded fingerprint is this instance's; None if none is
+    recorded yet (a database from before 0012 until `moderation init` runs)."""
+    recorded = db.session.scalar(
+        sa.select(SecretFingerprint.fingerprint).where(SecretFingerprint.id == 1))
+    return None if recorded is None else hmac.compare_digest(recorded, secret_fingerprint())
+
+
+def require_own_secret() -> None:
+    """503 (SecretMismatch) unless this instance hashes as the database's hashes were made."""
+    if secret_matches() is False:
+        raise SecretMismatch(SECRET_MISMATCH)
+
+
+def record_secret() -> None:
+    """`moderation init`: record this instance's fingerprint on a database that has none,
+    or refuse (SecretMismatch) one whose hashes another secret made."""
+    if secret_matches() is None:
+        db.session.add(SecretFingerprint(id=1, fingerprint=secret_fingerprint()))
+        db.session.commit()
+    require_own_secret()
 
 
 def canonical_email(email: str) -> str:

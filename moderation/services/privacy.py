@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from moderation.extensions import db
 from moderation.models import Comment, Decision, IdempotencyRecord, Site, Status, Thread, utcnow
 from moderation.services import learning, moderation
-from moderation.services.identity import email_hash
+from moderation.services.identity import email_hash, require_own_secret
 from moderation.services.sites import hold_site
 
 ANONYMOUS = "Anonymous"
@@ -73,6 +73,7 @@ def _by_commenter(email: str) -> sa.Select:
 def export(email: str) -> dict[str, Any]:
     """Everything stored about the commenter with this address: each comment as stored
     (with the verdict's score and hits), the decisions taken on it and the flags on it."""
+    require_own_secret()  # else another secret's hashes: an empty export, said to be whole
     rows = db.session.execute(
         _by_commenter(email)
         .add_columns(Site.slug, Thread.key)
@@ -114,6 +115,7 @@ def export(email: str) -> dict[str, Any]:
 def erase(actor: str, email: str, delete_content: bool) -> int:
     """Anonymise every comment by this address; the audit log records it, by ``actor``,
     without the email."""
+    require_own_secret()  # else another secret's hashes: "erased 0", and the comments stay
     # The sites first, as a decision holds its site before its comment: a site's deletion
     # holds the site, then deletes its comments, so the other order could deadlock.
     for site_id in db.session.scalars(
