@@ -814,17 +814,28 @@ class ExportedDecisionSchema(ma.Schema):
     created_at = fields.DateTime()
 
 
+class ExportedIdempotencyKeySchema(ma.Schema):
+    key = fields.String()
+    created_at = fields.DateTime()
+
+
 class ExportedCommentSchema(ma.Schema):
     id = fields.Integer()
     site = fields.String()
     thread = fields.String()
     parent_id = fields.Integer(allow_none=True)
+    root_id = fields.Integer(allow_none=True, metadata={
+        "description": "The top comment of the conversation it replies in"})
     status = fields.String()
     status_reason = fields.String()
     author_name = fields.String()
     author_email = fields.String()
+    email_hash = fields.String(metadata={
+        "description": "The keyed hash of the address that trust, limits and erasure use"})
     author_url = fields.String(allow_none=True)
     content = fields.String()
+    content_hash = fields.String(metadata={
+        "description": "The hash of the normalised text that the duplicate check uses"})
     ip = fields.String(allow_none=True)
     user_agent = fields.String(allow_none=True)
     referrer = fields.String(allow_none=True)
@@ -837,6 +848,14 @@ class ExportedCommentSchema(ma.Schema):
     rules_version = fields.String()
     learned_as = fields.String(allow_none=True, metadata={
         "description": "What the classifier learned from it: spam, ham, or nothing"})
+    learned_tokens = fields.List(fields.String(), metadata={
+        "description": "The tokens the classifier learned from it, to be taken back if "
+                       "the decision is reversed"})
+    flag_count = fields.Integer()
+    version = fields.Integer()
+    idempotency_keys = fields.List(fields.Nested(ExportedIdempotencyKeySchema), metadata={
+        "description": "The Idempotency-Keys it was posted with (each kept with a hash of "
+                       "its request until the retention age of IPs)"})
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
     decisions = fields.List(fields.Nested(ExportedDecisionSchema), attribute="history")

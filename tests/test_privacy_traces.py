@@ -132,6 +132,26 @@ def test_the_export_holds_the_verdict_decisions_and_flags(api, keys):
     assert [f["reason"] for f in exported["flags"]] == ["other"]
 
 
+def test_the_export_holds_every_column_and_what_else_is_kept_with_the_comment(api, keys):
+    """root_id, flag_count, version, the hashes, the Idempotency-Keys it was posted with
+    and the tokens the classifier learned from it were stored and not exported."""
+    body = comment(**{"author_email": EMAIL, "author_name": "Fay Fayname", "ip": IP,
+                      "content": "A trip to zanzibar, and what I saw there."})
+    posted = api.post("/api/v1/comments", body, key=keys.site,
+                      headers={"Idempotency-Key": "fay-1"}).get_json()
+    api.post(f"/api/v1/moderation/comments/{posted['id']}/decision", {"action": "approve"},
+             key=keys.moderator, headers={"If-Match": "*"})
+    exported = api.get(f"/api/v1/admin/privacy/export?email={EMAIL}",
+                       key=keys.admin).get_json()["comments"][0]
+    # Every column, the site and thread by name, the page's title and URL as sent.
+    named = {"site_id": "site", "thread_id": "thread", "thread_title": "sent_thread_title",
+             "thread_url": "sent_thread_url"}
+    assert {named.get(column.key, column.key) for column in Comment.__table__.columns} \
+        <= set(exported)
+    assert [key["key"] for key in exported["idempotency_keys"]] == ["fay-1"]
+    assert exported["learned_as"] == "ham" and "zanzibar" in exported["learned_tokens"]
+
+
 def test_an_erasure_takes_the_commenter_out_of_the_moderators_reasons(api, keys):
     comment_id = _post(api, keys)
     detail = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.admin)

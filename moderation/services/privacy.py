@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -9,7 +10,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from moderation.extensions import db
-from moderation.models import Comment, Decision, IdempotencyRecord, Site, Status, Thread, utcnow
+from moderation.models import (
+    ClassifierStep,
+    Comment,
+    Decision,
+    IdempotencyRecord,
+    Site,
+    Status,
+    Thread,
+    utcnow,
+)
 from moderation.services import learning, moderation
 from moderation.services.identity import email_hash, require_own_secret
 from moderation.services.sites import hold_site
@@ -80,18 +90,33 @@ def export(email: str) -> dict[str, Any]:
         .join(Site, Site.id == Comment.site_id)
         .join(Thread, Thread.id == Comment.thread_id)
     ).all()
+    ids = [comment.id for comment, _, _ in rows]
+    # What else is kept with each comment: the Idempotency-Keys it was posted with, and
+    # the tokens the classifier learned from it (a JSON list, as its step keeps them).
+    keys_of: dict[int, list[dict[str, Any]]] = {}
+    for comment_id, key, created_at in db.session.execute(
+            sa.select(IdempotencyRecord.comment_id, IdempotencyRecord.key,
+                      IdempotencyRecord.created_at)
+            .where(IdempotencyRecord.comment_id.in_(ids)).order_by(IdempotencyRecord.id)):
+        keys_of.setdefault(comment_id, []).append({"key": key, "created_at": created_at})
+    tokens_of = dict(db.session.execute(
+        sa.select(ClassifierStep.comment_id, ClassifierStep.tokens)
+        .where(ClassifierStep.comment_id.in_(ids))).all())
     comments = [
         {
             "id": comment.id,
             "site": slug,
             "thread": thread,
             "parent_id": comment.parent_id,
+            "root_id": comment.root_id,
             "status": comment.status.value,
             "status_reason": comment.status_reason,
             "author_name": comment.author_name,
             "author_email": comment.author_email,
+            "email_hash": comment.email_hash,
             "author_url": comment.author_url,
             "content": comment.content,
+            "content_hash": comment.content_hash,
             "ip": comment.ip,
             "user_agent": comment.user_agent,
             "referrer": comment.referrer,
@@ -102,6 +127,11 @@ def export(email: str) -> dict[str, Any]:
             "hits": comment.hits,
             "rules_version": comment.rules_version,
             "learned_as": comment.learned_as,
+            "learned_tokens": json.loads(tokens_of[comment.id])
+            if tokens_of.get(comment.id) else [],
+            "flag_count": comment.flag_count,
+            "version": comment.version,
+            "idempotency_keys": keys_of.get(comment.id, []),
             "created_at": comment.created_at,
             "updated_at": comment.updated_at,
         }
