@@ -97,3 +97,14 @@ def test_every_answer_forbids_sniffing_and_framing(api):
             assert answer.headers.getlist("X-Content-Type-Options") == ["nosniff"], (
                 answer.status_code)
             assert answer.headers.getlist("X-Frame-Options") == ["DENY"], answer.status_code
+
+
+def test_json_answers_forbid_scripts_and_loads_of_any_kind(api, keys):
+    for answer in (api.get("/api/v1/comments?thread=/t"),
+                   api.post("/api/v1/comments", {"content": "no fields"}),  # 422
+                   api.get("/api/v1/nothing-here"),                          # 404
+                   api.get("/api/v1/moderation/queue", key=keys.moderator),
+                   api.get("/openapi.json")):
+        assert answer.headers.getlist("Content-Security-Policy") == [
+            "default-src 'none'; frame-ancestors 'none'"], answer.status_code
+    assert "Content-Security-Policy" not in api.get("/docs").headers  # loads its script

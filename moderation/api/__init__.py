@@ -236,6 +236,11 @@ def security_headers(response: Response) -> Response:
     headers = response.headers
     headers.add("X-Content-Type-Options", "nosniff")
     headers.add("X-Frame-Options", "DENY")
+    if response.is_json:
+        # A JSON answer opened as a page (a link to the API, a browser's viewer) runs and
+        # loads nothing, whatever a commenter's text holds. The docs page and its script
+        # are left to load what they need.
+        headers.add("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
     if "HTTP_AUTHORIZATION" in request.environ or request.path.startswith(PRIVATE_PATHS):
         headers["Cache-Control"] = "no-store"
     return response
