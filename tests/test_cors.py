@@ -34,11 +34,32 @@ def test_a_thread_is_readable_only_by_its_own_sites_origins(api, two_sites):
 
 def test_a_submission_answer_is_readable_only_by_its_sites_origins(api, two_sites):
     own = api.post("/api/v1/comments", comment(site="news"), headers={"Origin": NEWS})
-    other = api.post("/api/v1/comments", comment(site="news", content="Another thought."),
-                     headers={"Origin": BLOG})
-    assert own.status_code == other.status_code == 201
+    assert own.status_code == 201
     assert _allowed(own) == NEWS
-    assert _allowed(other) is None
+
+
+def test_pages_of_other_origins_may_not_post_or_flag(api, keys, two_sites):
+    """CORS kept another page from reading the answer, but the post was carried out: any
+    page could have its visitors post comments, or flag another site's comments from as
+    many IPs as it had visitors (a blog's page, whose origin passes the preflight)."""
+    own = api.post("/api/v1/comments", comment(site="news"), headers={"Origin": NEWS})
+    for origin in (BLOG, "https://evil.example", "null"):
+        posted = api.post("/api/v1/comments", comment(site="news", content="From elsewhere."),
+                          headers={"Origin": origin})
+        flagged = api.post(f"/api/v1/comments/{own.get_json()['id']}/flags",
+                           {"reason": "spam"}, headers={"Origin": origin})
+        assert (posted.status_code, flagged.status_code) == (403, 403), origin
+        assert _allowed(posted) is _allowed(flagged) is None
+    detail = api.get(f"/api/v1/moderation/comments/{own.get_json()['id']}", key=keys.admin)
+    assert detail.get_json()["flag_count"] == 0
+    # A site's backend (its key) and a request with no Origin (curl, a server) are no page.
+    news_key = api.post("/api/v1/admin/keys", {"name": "news-backend", "role": "site",
+                                               "sites": ["news"]}, key=keys.admin)
+    backend = api.post("/api/v1/comments", comment(site="news", content="From the backend."),
+                       key=news_key.get_json()["secret"], headers={"Origin": BLOG})
+    assert backend.status_code == 201
+    assert api.post("/api/v1/comments", comment(site="news", content="By curl.")).status_code \
+        == 201
 
 
 def test_a_page_can_read_retry_after_the_limits_and_the_request_id(api, two_sites):
@@ -112,5 +133,5 @@ def test_an_origin_no_browser_sends_is_not_allowed_and_not_a_500(api, two_sites)
         "Origin": bad, "Access-Control-Request-Method": "POST"})
     posted = api.post("/api/v1/comments", comment(site="news"), headers={"Origin": bad})
     read = api.get("/api/v1/comments?site=news&thread=/a", headers={"Origin": bad})
-    assert (preflight.status_code, posted.status_code, read.status_code) == (204, 201, 200)
+    assert (preflight.status_code, posted.status_code, read.status_code) == (204, 403, 200)
     assert _allowed(preflight) is _allowed(posted) is _allowed(read) is None

@@ -252,6 +252,7 @@ def submit_comment() -> Any:
         raise Invalid("Idempotency-Key must be 1 to 255 characters, none a control character.",
                       {"Idempotency-Key": ["Length must be between 1 and 255, "
                                            "without control characters."]})
+    _refuse_a_foreign_page(fields["site"])
     signals = _signals(fields, honeypot_filled, _form_token_problem(fields))
     try:
         answer = comments.submit(fields, signals, idempotency_key)
@@ -280,6 +281,24 @@ class _Submission:
     honeypot_filled: bool
     # Our field names to those the form gave them by (WordPress's); empty for JSON.
     form_names: dict[str, str]
+
+
+def _refuse_a_foreign_page(site: str | None) -> None:
+    """403 for a browser's post from a page whose origin the site does not list.
+
+    CORS only kept such a page from reading the answer: the post itself was carried out,
+    so any page (or one site's pages, whose origins pass the preflight) could have its
+    visitors' browsers post comments, or flag another site's comments from as many IPs
+    as it had visitors, three of which send a comment back to the queue. As isso checks
+    a post's Origin. A site that lists no origins takes posts from any page, as before;
+    a request with the site's key, or without Origin (a backend, curl), is no page's.
+    """
+    origin = request.headers.get("Origin")
+    if not origin or site is None or site_caller() is not None:
+        return
+    origins = _origins_of(site)
+    if origins and not origin_in(origin, origins):
+        raise Forbidden("This page's origin is not one of the site's allowed origins.")
 
 
 def _submission() -> _Submission:
@@ -504,9 +523,11 @@ def list_comments(query: dict[str, Any]) -> Response:
 @blp.arguments(FlagSchema())
 @blp.response(202, FlagAnswerSchema)
 @blp.doc(security=[{}, {"bearerAuth": []}])  # no key needed; a bad one is a 401
-@errors(blp, 400, 401, 404, 415, 422, 429)
+@errors(blp, 400, 401, 403, 404, 415, 422, 429)
 def flag_comment(report: dict[str, Any], comment_id: int) -> dict[str, Any]:
     """Report a published comment; enough readers send it back to the moderators."""
+    with read_only():
+        _refuse_a_foreign_page(threads.site_of_comment(comment_id, published_only=True))
     flags.flag(comment_id, report["reason"], request.remote_addr or "unknown")
     return {"id": comment_id, "message": "Thank you; a moderator will take a look."}
 
