@@ -42,6 +42,20 @@ def test_0004_tells_apart_active_keys_that_share_a_name(sqlite_app):
     assert [name for _, name in names] == ["ops", "ops (key 2)", "ops", "eve"]
 
 
+def test_0004_renames_to_a_name_no_active_key_has(sqlite_app):
+    """Keys "ops", "ops" (id 2) and "ops (key 2)": the second was renamed to the third's
+    name, and the unique index failed the upgrade."""
+    upgrade(revision="0003")
+    insert = sa.text("INSERT INTO api_keys (name, role, prefix, secret_hash, created_at) "
+                     "VALUES (:name, 'admin', :prefix, 'x', CURRENT_TIMESTAMP)")
+    for n, name in enumerate(["ops", "ops", "ops (key 2)"]):
+        db.session.execute(insert, {"name": name, "prefix": f"p{n}"})
+    db.session.commit()
+    upgrade()
+    names = db.session.scalars(sa.text("SELECT name FROM api_keys ORDER BY id")).all()
+    assert names == ["ops", "ops (key 2, 2)", "ops (key 2)"]
+
+
 def test_the_migrations_build_the_schema_the_models_describe(sqlite_app):
     """A column or index added to a model without its migration would exist in the tests'
     tables and be missing from every upgraded database in the field."""

@@ -30,10 +30,17 @@ def upgrade():
     rows = connection.execute(
         sa.select(keys.c.id, keys.c.name).where(keys.c.revoked_at.is_(None)).order_by(keys.c.id)
     ).all()
+    # Every active name, so that a new one is none of them: keys named "ops", "ops" (id 2)
+    # and "ops (key 2)" made the renamed second a third "ops (key 2)", and the index failed.
+    taken = {name for _, name in rows}
     for key_id, name in rows:
         if name in seen:
-            renamed = f"{name[:80]} (key {key_id})"
+            renamed, n = f"{name[:80]} (key {key_id})", 1
+            while renamed in taken:
+                n += 1
+                renamed = f"{name[:76]} (key {key_id}, {n})"
             connection.execute(sa.update(keys).where(keys.c.id == key_id).values(name=renamed))
+            taken.add(renamed)
         seen.add(name)
     op.create_index("uq_api_keys_active_name", "api_keys", ["name"], unique=True,
                     sqlite_where=ACTIVE, postgresql_where=ACTIVE)
