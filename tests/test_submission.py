@@ -422,6 +422,18 @@ def test_a_blocked_comment_sent_again_is_blocked_again(api):
     assert api.post("/api/v1/comments", other).status_code == 403
 
 
+def test_a_comment_a_moderator_rejected_sent_again_is_a_duplicate(api, keys):
+    """Only a rule's block is judged again: a moderator's rejection, skipped too, let the
+    same words back in, judged afresh (and published, for a trusted regular)."""
+    rejected = api.post("/api/v1/comments", comment(content="You are all wrong here."))
+    assert rejected.status_code == 201
+    decided = api.post(f"/api/v1/moderation/comments/{rejected.get_json()['id']}/decision",
+                       {"action": "reject"}, key=keys.moderator, headers={"If-Match": "*"})
+    assert decided.status_code == 200
+    again = api.post("/api/v1/comments", comment(content="You are all wrong here."))
+    assert again.status_code == 409
+
+
 def test_the_same_reply_to_two_comments_is_two_comments(api):
     """As WordPress's duplicate check takes the parent: "Thanks!" to two people who
     answered was refused the second time (409). To the same comment it is a duplicate."""

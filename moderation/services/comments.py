@@ -318,11 +318,13 @@ def _duplicate_query(by_ip: bool) -> sa.Select[Any]:
             _comments.c.parent_id.is_not_distinct_from(
                 sa.bindparam("parent_id", type_=_comments.c.parent_id.type)),
             _comments.c.created_at >= sa.bindparam("since", type_=_comments.c.created_at.type),
-            # A blocked comment was answered 403, not stored as far as its sender knows: a
-            # 409 for sending it again told them it was kept (and blocked the same words
-            # from others at the IP with a 409, not the rule's 403). It is judged again.
             _comments.c.status != Status.DELETED,
-            _comments.c.status != Status.REJECTED,
+            # A comment a rule blocked was answered 403, not stored as far as its sender
+            # knows: a 409 for sending it again told them it was kept (and refused the
+            # same words from others at the IP with a 409, not the rule's 403). It is
+            # judged again. One a moderator rejected is a duplicate as any other.
+            sa.not_(sa.and_(_comments.c.status == Status.REJECTED,
+                            _comments.c.status_reason == "rules")),
             same_person,
         )
     )
