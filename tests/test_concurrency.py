@@ -166,7 +166,7 @@ def test_two_readers_flagging_at_once_are_both_counted(app, api, keys, monkeypat
 
 
 @pytest.mark.parametrize("app_config", [{"RATELIMIT_ENABLED": True}])
-@pytest.mark.parametrize("by", ["form", "site key"])
+@pytest.mark.parametrize("by", ["form", "site key", "a page's script"])
 def test_intake_judges_without_holding_the_sqlite_write_lock(app, api, keys, monkeypatch, by):
     """Judging (history, rules, classifier) is intake's slow part: holding SQLite's one write
     lock through it would queue every other worker's intake behind it. The key lookup
@@ -185,12 +185,14 @@ def test_intake_judges_without_holding_the_sqlite_write_lock(app, api, keys, mon
     key = None
     if by == "site key":
         body, key = {**body, "ip": "198.51.100.7"}, keys.site
+    # A browser's post names its page's origin, which is checked against the site's.
+    headers = {"Origin": "https://news.example"} if by == "a page's script" else {}
     # The thread exists already, as for most comments (a first one creates it in a
     # transaction of its own, which ends whatever came before).
     first = api.post("/api/v1/comments", {**body, "content": "The first."}, key=key)
     assert first.status_code == 201
     monkeypatch.setattr(comments, "_judge", judging)
-    assert api.post("/api/v1/comments", body, key=key).status_code == 201
+    assert api.post("/api/v1/comments", body, key=key, headers=headers).status_code == 201
     assert held == [False]
 
 

@@ -252,7 +252,8 @@ def submit_comment() -> Any:
         raise Invalid("Idempotency-Key must be 1 to 255 characters, none a control character.",
                       {"Idempotency-Key": ["Length must be between 1 and 255, "
                                            "without control characters."]})
-    _refuse_a_foreign_page(fields["site"])
+    with read_only():  # not holding SQLite's write lock while the comment is judged
+        _refuse_a_foreign_page(fields["site"], unknown_page_allowed=True)
     signals = _signals(fields, honeypot_filled, _form_token_problem(fields))
     try:
         answer = comments.submit(fields, signals, idempotency_key)
@@ -283,18 +284,25 @@ class _Submission:
     form_names: dict[str, str]
 
 
-def _refuse_a_foreign_page(site: str | None) -> None:
+def _refuse_a_foreign_page(site: str | None, *, unknown_page_allowed: bool = False) -> None:
     """403 for a browser's post from a page whose origin the site does not list.
 
     CORS only kept such a page from reading the answer: the post itself was carried out,
     so any page (or one site's pages, whose origins pass the preflight) could have its
     visitors' browsers post comments, or flag another site's comments from as many IPs
-    as it had visitors, three of which send a comment back to the queue. As isso checks
-    a post's Origin. A site that lists no origins takes posts from any page, as before;
-    a request with the site's key, or without Origin (a backend, curl), is no page's.
+    as it had visitors, three of which send a comment back to the queue. A site that
+    lists no origins takes posts from any page, as before; a request with the site's
+    key, or without Origin (a backend, curl), is no page's.
+
+    `Origin: null` names no page: browsers send it for a form posted from a page whose
+    Referrer-Policy is `no-referrer` (a common hardening), or from a sandboxed frame.
+    A comment form may be such a page (``unknown_page_allowed``); a flag, which a page's
+    script sends as JSON (preflighted, and no preflight admits `null`), never is.
     """
     origin = request.headers.get("Origin")
     if not origin or site is None or site_caller() is not None:
+        return
+    if origin == "null" and unknown_page_allowed:
         return
     origins = _origins_of(site)
     if origins and not origin_in(origin, origins):
