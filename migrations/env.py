@@ -31,8 +31,8 @@ def run_migrations_offline():
     a traceback; now it says so at once."""
     raise SystemExit(
         "Error: these migrations read the database to decide what to write, so they "
-        "cannot be printed as SQL; run `moderation init` (or `moderation db upgrade`) "
-        "against the database, after a backup (`moderation backup`, or pg_dump).")
+        "cannot be printed as SQL; run `moderation init` against the database, after a "
+        "backup (`moderation backup`, or pg_dump).")
 
 
 def run_migrations_online():

@@ -271,8 +271,14 @@ def _instance_secret(instance: Path) -> str:
         new_private_file(draft)
         try:
             draft.write_text(secrets.token_urlsafe(48))
-            with contextlib.suppress(FileExistsError):  # another worker's is in place first
+            try:
                 os.link(draft, path)
+            except FileExistsError:
+                pass  # another worker's is in place first
+            except OSError:  # a file system without hard links (some network mounts)
+                with contextlib.suppress(FileExistsError):
+                    new_private_file(path)
+                    path.write_text(draft.read_text())
         finally:
             draft.unlink()
     secret = path.read_text().strip()

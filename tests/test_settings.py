@@ -150,3 +150,15 @@ def test_an_empty_secret_file_stops_start_up(instance):
     (instance / "secret_key").write_text("\n")
     with pytest.raises(ConfigError, match="secret_key is empty"):
         create_app()
+
+
+def test_a_file_system_without_hard_links_still_gets_a_secret(instance, monkeypatch):
+    from moderation.config import _instance_secret
+
+    def no_links(*args):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    secret = _instance_secret(instance)
+    assert len(secret) == 64 and (instance / "secret_key").read_text() == secret
+    assert [path.name for path in instance.iterdir()] == ["secret_key"]
