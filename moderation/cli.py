@@ -35,6 +35,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(erase_command)
     app.cli.add_command(export_command)
     app.cli.add_command(backup_command)
+    app.cli.add_command(rekey_command)
 
 
 def _fail(error: ServiceError) -> None:
@@ -332,6 +333,22 @@ def purge_command(spam_days: int, ip_days: int) -> None:
     click.echo(f"Deleted {report.deleted} spam/rejected comments; "
                f"truncated {report.ips_truncated} IP addresses; "
                f"forgot {report.idempotency_keys_forgotten} Idempotency-Keys.")
+
+
+@click.command("rekey")
+@with_appcontext
+@click.option("--yes", is_flag=True, help="Rekey without asking first.")
+def rekey_command(yes: bool) -> None:
+    """Hash every stored address again under this instance's server secret, and make it
+    the database's: when the secret the others used is lost, or to change it."""
+    from moderation.services import identity
+
+    if not yes:
+        click.confirm("Hash every address again under this instance's secret? Instances "
+                      "with another secret are refused from then on.", abort=True)
+    changed = identity.rekey()
+    click.echo(f"Rekeyed: {changed} comments hashed again; this instance's secret is now "
+               "the database's. Give every instance the same one.")
 
 
 @click.command("erase")

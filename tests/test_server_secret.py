@@ -50,3 +50,38 @@ def test_a_database_without_a_recorded_secret_is_served(app, api, keys):
     assert app.test_client().get("/readyz").status_code == 200
     found = api.get("/api/v1/admin/privacy/export?email=zoe@example.org", key=keys.admin)
     assert found.status_code == 200
+
+
+def test_the_first_init_on_an_upgraded_database_checks_the_secret_against_the_comments(
+        app, database_url, api):
+    """No fingerprint yet (a database from before 0012): a shell with another instance
+    folder ran init first, recorded its own secret, and the instances whose secret made
+    every hash were refused from then on."""
+    api.post("/api/v1/comments", comment(author_email="zoe@example.org"))
+    other = make_app(database_url, SECRET_KEY="another instance's own secret")
+    try:
+        refused = CliRunner().invoke(_moderation(other), ["init"])
+    finally:
+        close_app(other)
+    assert refused.exit_code == 1
+    assert "hashed under another server secret" in refused.output
+    assert "moderation rekey" in refused.output
+    assert CliRunner().invoke(_moderation(app), ["init"]).exit_code == 0
+
+
+def test_rekey_hashes_every_address_under_the_new_secret(app, database_url, api, keys):
+    """The secret that made the hashes is lost: rekey makes this instance's the database's,
+    and erasure and export find the commenters again."""
+    api.post("/api/v1/comments", comment(author_email="Zoe@Example.org"))
+    assert CliRunner().invoke(_moderation(app), ["init"]).exit_code == 0
+    other = make_app(database_url, SECRET_KEY="the new secret")
+    try:
+        rekeyed = CliRunner().invoke(_moderation(other), ["rekey", "--yes"])
+        exported = CliRunner().invoke(_moderation(other), ["export", "zoe@example.org"])
+        ready = other.test_client().get("/readyz")
+    finally:
+        close_app(other)
+    assert rekeyed.exit_code == 0 and "1 comments hashed again" in rekeyed.output
+    assert exported.exit_code == 0 and '"author_email": "Zoe@Example.org"' in exported.output
+    assert ready.status_code == 200
+    assert app.test_client().get("/readyz").status_code == 503  # the old secret now

@@ -12,7 +12,7 @@ from flask import current_app
 
 from moderation.errors import SecretMismatch
 from moderation.extensions import db
-from moderation.models import SecretFingerprint
+from moderation.models import Comment, SecretFingerprint
 from moderation.rules import normalise
 from moderation.rules.hosts import normalise_host
 
@@ -50,13 +50,68 @@ def require_own_secret() -> None:
         raise SecretMismatch(SECRET_MISMATCH)
 
 
+SECRET_NOT_THE_DATAS = (
+    "The comments in this database were hashed under another server secret than this "
+    "instance's (none of the latest addresses hashes as stored): give this instance the "
+    "secret the others use (MODERATION_SECRET_KEY, or their instance/secret_key file). If "
+    "that secret is lost, `moderation rekey` hashes every address again under this one.")
+# How many of the latest stored addresses init hashes to tell whose secret made them.
+_SAMPLE = 20
+
+
 def record_secret() -> None:
     """`moderation init`: record this instance's fingerprint on a database that has none,
-    or refuse (SecretMismatch) one whose hashes another secret made."""
+    or refuse (SecretMismatch) one whose hashes another secret made.
+
+    With none recorded yet (a database from before 0012), the stored addresses tell: if
+    none of the latest hashes as stored under this secret, another made them, and the
+    first init to run (a shell with another instance folder, say) would otherwise have
+    recorded its own secret, and then refused the instances whose secret made them.
+    """
     if secret_matches() is None:
+        sample = db.session.execute(
+            sa.select(Comment.author_email, Comment.email_hash)
+            .where(Comment.author_email != "")  # erased: nothing left to hash
+            .order_by(Comment.id.desc()).limit(_SAMPLE)).all()
+        if sample and not any(email_hash(email) == hashed for email, hashed in sample):
+            raise SecretMismatch(SECRET_NOT_THE_DATAS)
         db.session.add(SecretFingerprint(id=1, fingerprint=secret_fingerprint()))
         db.session.commit()
     require_own_secret()
+
+
+def rekey(batch: int = 1000) -> int:
+    """Hash every stored address again under this instance's secret, and record it as the
+    database's; the number of comments whose hash changed.
+
+    For a secret that is lost (a volume gone, and MODERATION_SECRET_KEY never set) or
+    to be changed: the addresses are stored beside their hashes, so nothing is lost but
+    what is keyed by something else: the flags' reporter hashes (of IPs; a reader may
+    flag a comment once more), open form tokens (pages fetch new ones) and the per-email
+    rate-limit counters (they expire). Instances still on the old secret are refused
+    from then on.
+    """
+    changed = 0
+    after = 0
+    while rows := db.session.execute(
+            sa.select(Comment.id, Comment.author_email, Comment.email_hash)
+            .where(Comment.id > after, Comment.author_email != "")
+            .order_by(Comment.id).limit(batch)).all():
+        for comment_id, email, hashed in rows:
+            rehashed = email_hash(email)
+            if rehashed != hashed:
+                db.session.execute(sa.update(Comment).where(Comment.id == comment_id)
+                                   .values(email_hash=rehashed))
+                changed += 1
+        db.session.commit()
+        after = rows[-1][0]
+    recorded = db.session.get(SecretFingerprint, 1)
+    if recorded is None:
+        db.session.add(SecretFingerprint(id=1, fingerprint=secret_fingerprint()))
+    else:
+        recorded.fingerprint = secret_fingerprint()
+    db.session.commit()
+    return changed
 
 
 def canonical_email(email: str) -> str:
