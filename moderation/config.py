@@ -286,5 +286,5 @@ def _instance_secret(instance: Path) -> str:
         raise ConfigError(
             f"{path} is empty: the service will not key email hashes and form tokens with "
             "an empty secret. Put back the one it held, or delete the file to have a new "
-            "one made (commenters' trust and erasure lookups then start afresh).")
+            "one made and run `moderation rekey` to hash the stored addresses under it.")
     return secret
