@@ -332,7 +332,8 @@ def purge_command(spam_days: int, ip_days: int) -> None:
     report = purge(spam_days=spam_days, ip_days=ip_days)
     click.echo(f"Deleted {report.deleted} spam/rejected comments; "
                f"truncated {report.ips_truncated} IP addresses; "
-               f"forgot {report.idempotency_keys_forgotten} Idempotency-Keys.")
+               f"forgot {report.idempotency_keys_forgotten} Idempotency-Keys and the "
+               f"readers of {report.flag_reporters_forgotten} flags.")
 
 
 @click.command("rekey")

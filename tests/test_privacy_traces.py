@@ -256,3 +256,31 @@ def test_an_erasure_forgets_the_idempotency_keys_of_the_erased_comments(api, app
     assert erased.get_json() == {"erased": 2}
     with app.app_context():
         assert db.session.scalars(sa.select(IdempotencyRecord.key)).all() == ["other"]
+
+
+def test_the_purge_forgets_the_readers_of_flags_as_old_as_the_ips_it_truncates(
+        api, app, keys, runner):
+    """A flag kept the HMAC of its reader's IP for good: with the key, hashing each IPv4
+    address finds it again, which the IP truncation is there to end."""
+    from moderation.models import Flag
+    from moderation.services.identity import reporter_hash
+
+    comment_id = api.post("/api/v1/comments", comment()).get_json()["id"]
+    assert api.post(f"/api/v1/comments/{comment_id}/flags", {"reason": "spam"},
+                    environ_base={"REMOTE_ADDR": "192.0.2.55"}).status_code == 202
+    with app.app_context():
+        db.session.execute(sa.update(Flag).values(
+            created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=100)))
+        db.session.commit()
+    result = runner.invoke(args=["purge"])
+    assert result.exit_code == 0 and "the readers of 1 flags" in result.output
+    with app.app_context():
+        stored = db.session.scalars(sa.select(Flag.reporter_hash)).all()
+        assert reporter_hash("192.0.2.55") not in stored
+        assert [h.startswith("forgotten:") for h in stored] == [True]
+    # Still counted and shown; the reader, forgotten, may flag it once more.
+    again = api.post(f"/api/v1/comments/{comment_id}/flags", {"reason": "spam"},
+                     environ_base={"REMOTE_ADDR": "192.0.2.55"})
+    assert again.status_code == 202
+    detail = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.moderator)
+    assert detail.get_json()["flag_count"] == 2

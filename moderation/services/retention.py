@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
 from moderation.extensions import db
-from moderation.models import Comment, Decision, IdempotencyRecord, Status, utcnow
+from moderation.models import Comment, Decision, Flag, IdempotencyRecord, Status, utcnow
 from moderation.services import privacy
 
 # Small batches keep each transaction short, so purging beside live traffic never holds
@@ -23,6 +23,12 @@ class PurgeReport:
     deleted: int
     ips_truncated: int
     idempotency_keys_forgotten: int
+    flag_reporters_forgotten: int = 0
+
+
+# What a flag's reporter hash becomes once its reader is forgotten (then its id follows,
+# as the hash is one of a comment's unique pair): no HMAC output starts so.
+FORGOTTEN_READER = "forgotten:"
 
 
 def truncate_ip(ip: str) -> str:
@@ -118,8 +124,24 @@ def purge(spam_days: int = 30, ip_days: int = 90) -> PurgeReport:
         db.session.execute(sa.delete(IdempotencyRecord).where(IdempotencyRecord.id.in_(ids)))
         db.session.commit()
         forgotten += len(ids)
+    # A flag keeps a keyed hash of its reader's IP (of the /64 for IPv6): with the key,
+    # hashing each of the 2**32 IPv4 addresses finds the reader's again, which the
+    # truncation above is there to end. At that age the flag forgets its reader: it still
+    # counts and shows, but that reader may flag the comment once more.
+    remembered = (
+        sa.select(Flag.id)
+        .where(Flag.created_at < cutoff, ~Flag.reporter_hash.startswith(FORGOTTEN_READER))
+        .order_by(Flag.id)
+        .limit(BATCH)
+    )
+    readers = 0
+    while ids := list(db.session.scalars(remembered)):
+        db.session.execute(sa.update(Flag).where(Flag.id.in_(ids)).values(
+            reporter_hash=FORGOTTEN_READER + sa.cast(Flag.id, sa.String)))
+        db.session.commit()
+        readers += len(ids)
     return PurgeReport(deleted=deleted, ips_truncated=truncated,
-                       idempotency_keys_forgotten=forgotten)
+                       idempotency_keys_forgotten=forgotten, flag_reporters_forgotten=readers)
 
 
 def _coarsen_reasons(coarsened: dict[int, tuple[str, str | None]]) -> None:
