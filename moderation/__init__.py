@@ -105,10 +105,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             }
         },
     )
-    from moderation.schemas import blank_allowed, string_without_nul
+    from moderation.schemas import blank_allowed, empty_value_allowed, string_without_nul
 
     api.ma_plugin.converter.add_attribute_function(string_without_nul)
     api.ma_plugin.converter.add_attribute_function(blank_allowed)
+    api.ma_plugin.converter.add_parameter_attribute_function(empty_value_allowed)
     configure_engine(app)
     init_rules(app)
 

@@ -341,6 +341,16 @@ def string_without_nul(converter: Any, field: fields.Field, ret: dict[str, Any],
     return {}
 
 
+def empty_value_allowed(converter: Any, field: fields.Field, ret: dict[str, Any],
+                        **kwargs: Any) -> dict[str, Any]:
+    """OpenAPI: a query argument that, sent empty, is not given says `allowEmptyValue`,
+    whose meaning that is ("the server SHOULD interpret [it] as the parameter being
+    unused"): `?limit=` is no number, and the spec said only numbers were taken."""
+    if isinstance(field, _BlankIsNotGiven) and ret.get("in") == "query":
+        return {"allowEmptyValue": True}
+    return {}
+
+
 def blank_allowed(converter: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any):
     """OpenAPI: say that an OptionalQueryString takes a blank value as well as its own
     (a trimmed one, its own between spaces too)."""
