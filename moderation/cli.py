@@ -120,8 +120,10 @@ def init_command(key_file: Path | None) -> None:
     from moderation.services import identity, keys
 
     with _one_init_at_a_time():
+        with db.engine.connect() as connection:  # closed, and its lock let go, before upgrade
+            identity.check_secret_before_migrating(connection)
         upgrade()
-        identity.record_secret()  # or refuse an instance whose secret is not the database's
+        identity.record_secret()
         default_database = Path(current_app.instance_path) / "moderation.sqlite3"
         if current_app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{default_database}":
             for path in make_private(default_database):

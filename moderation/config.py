@@ -6,6 +6,7 @@ import contextlib
 import math
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ DEFAULTS: dict[str, Any] = {
     # Seconds each worker reuses the database figures of /metrics (queue depth, classifier
     # size): counting a million comments takes about 90 ms, and /metrics needs no key.
     "METRICS_DATABASE_MAX_AGE": 5.0,
+    # Seconds each worker trusts its last look at the database's secret fingerprint before
+    # intake looks again (services/identity.py: refuse_intake_if_secret_differs).
+    "SECRET_CHECK_INTERVAL": 5.0,
     "RATELIMIT_ENABLED": True,
     "RATELIMIT_STORAGE_URI": "memory://",
     # Keep taking comments if Redis is down: fall back to in-memory limits and log it.
@@ -154,6 +158,7 @@ _NUMBERS: dict[str, tuple[type[int] | type[float], float]] = {
     "CLASSIFIER_MIN_DECISIONS": (int, 0),
     "PROXY_HOPS": (int, 0),
     "METRICS_DATABASE_MAX_AGE": (float, 0),
+    "SECRET_CHECK_INTERVAL": (float, 0),
 }
 
 
@@ -282,6 +287,11 @@ def _instance_secret(instance: Path) -> str:
         finally:
             draft.unlink()
     secret = path.read_text().strip()
+    for _ in range(50):  # made and then written (the fallback): another may be writing it
+        if secret:
+            break
+        time.sleep(0.02)
+        secret = path.read_text().strip()
     if not secret:
         raise ConfigError(
             f"{path} is empty: the service will not key email hashes and form tokens with "

@@ -92,6 +92,7 @@ def make_app(database_url: str, **config: Any) -> Flask:
         "RULES_RELOAD_INTERVAL": 0.2,
         "RATELIMIT_ENABLED": False,
         "METRICS_DATABASE_MAX_AGE": 0,  # each scrape reads the figures as they are now
+        "SECRET_CHECK_INTERVAL": 0,  # each intake reads the secret's fingerprint
     }
     settings.update(config)
     return create_app(settings)

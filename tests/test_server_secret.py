@@ -85,3 +85,83 @@ def test_rekey_hashes_every_address_under_the_new_secret(app, database_url, api,
     assert exported.exit_code == 0 and '"author_email": "Zoe@Example.org"' in exported.output
     assert ready.status_code == 200
     assert app.test_client().get("/readyz").status_code == 503  # the old secret now
+
+
+def test_init_checks_the_secret_before_migrations_hash_addresses_again(tmp_path):
+    """Migrations 0006 and 0011 hash some addresses again under the secret of whoever runs
+    them: init from another instance migrated first, then took those hashes (its own by
+    then) for proof, or, refused, left them matching no instance."""
+    import sqlalchemy as sa
+    from flask_migrate import upgrade
+
+    from moderation.extensions import db
+    from moderation.services.identity import email_hash
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    old = make_app(url, SECRET_KEY="the secret that made them")
+    try:
+        with old.app_context():
+            upgrade(revision="0010")
+            db.session.execute(sa.text(
+                "INSERT INTO threads (site_id, key, closed, created_at) "
+                "SELECT id, '/t', false, CURRENT_TIMESTAMP FROM sites"))
+            for n, email in enumerate(["zoe@bücher.example", "ada@example.org"]):
+                db.session.execute(sa.text(
+                    "INSERT INTO comments (site_id, thread_id, status, status_reason, "
+                    "author_name, author_email, email_hash, content, content_hash, score, "
+                    "hits, rules_version, flag_count, version, created_at, updated_at) "
+                    "SELECT site_id, id, 'approved', 'rules', 'N', :email, :hash, :text, "
+                    ":text, 0, '[]', '', 0, 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP "
+                    "FROM threads"), {"email": email, "hash": email_hash(email),
+                                      "text": f"comment {n}"})
+            db.session.commit()
+            before = db.session.execute(sa.text(
+                "SELECT author_email, email_hash FROM comments ORDER BY id")).all()
+    finally:
+        close_app(old)
+    other = make_app(url, SECRET_KEY="another instance's own secret")
+    try:
+        refused = CliRunner().invoke(_moderation(other), ["init"])
+        with other.app_context():
+            version = db.session.scalar(sa.text("SELECT version_num FROM alembic_version"))
+            after = db.session.execute(sa.text(
+                "SELECT author_email, email_hash FROM comments ORDER BY id")).all()
+    finally:
+        close_app(other)
+    assert refused.exit_code == 1 and "hashed under another server secret" in refused.output
+    assert (version, after) == ("0010", before)  # nothing migrated, nothing hashed again
+    again = make_app(url, SECRET_KEY="the secret that made them")
+    try:
+        assert CliRunner().invoke(_moderation(again), ["init"]).exit_code == 0
+    finally:
+        close_app(again)
+
+
+def test_after_a_rekey_the_instances_on_the_old_secret_take_no_comment(
+        app, database_url, api):
+    """They kept storing comments under the old secret, which erasure and export with
+    the new one then missed."""
+    assert CliRunner().invoke(_moderation(app), ["init"]).exit_code == 0
+    assert api.post("/api/v1/comments", comment()).status_code == 201
+    new = make_app(database_url, SECRET_KEY="the new secret")
+    try:
+        assert CliRunner().invoke(_moderation(new), ["rekey", "--yes"]).exit_code == 0
+        served = new.test_client().post("/api/v1/comments",
+                                        json=comment(content="Under the new secret."))
+    finally:
+        close_app(new)
+    refused = api.post("/api/v1/comments", comment(content="Under the old one."))
+    assert refused.status_code == 503 and "MODERATION_SECRET_KEY" in refused.get_json()["message"]
+    assert served.status_code == 201
+
+
+def test_rekey_goes_through_every_batch(app, api):
+    from moderation.services import identity
+
+    for n in range(3):
+        api.post("/api/v1/comments", comment(author_email=f"r{n}@example.org",
+                                             content=f"Comment {n}."))
+    app.config["SECRET_KEY"] = "the new secret"
+    with app.app_context():
+        assert identity.rekey(batch=1) == 3
+        assert identity.secret_matches() is True

@@ -27,7 +27,7 @@ from moderation.models import (
 )
 from moderation.rules import Submission, Verdict, evaluate
 from moderation.schemas import LINE_CONTROLS
-from moderation.services import trust
+from moderation.services import identity, trust
 from moderation.services.cursors import SCORE_DECIMALS
 from moderation.services.identity import content_hash, email_hash
 from moderation.services.rules import current_rules
@@ -140,6 +140,7 @@ def submit(fields: dict[str, Any], signals: Signals, idempotency_key: str | None
     """
     request_hash = _request_hash(fields) if idempotency_key else ""
     with reading():
+        identity.refuse_intake_if_secret_differs()
         place = _locate(fields)
         replay = _replay(place.site_id, idempotency_key, request_hash) if idempotency_key else None
         if replay is None and place.closed:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import math
+import time
 import unicodedata
 
 import sqlalchemy as sa
@@ -59,25 +61,55 @@ SECRET_NOT_THE_DATAS = (
 _SAMPLE = 20
 
 
-def record_secret() -> None:
-    """`moderation init`: record this instance's fingerprint on a database that has none,
-    or refuse (SecretMismatch) one whose hashes another secret made.
+def check_secret_before_migrating(connection: sa.Connection) -> None:
+    """`moderation init`, before the migrations: SecretMismatch unless this instance's
+    secret is the database's, as recorded, or (none recorded yet: a database from before
+    0012) as the stored addresses tell.
 
-    With none recorded yet (a database from before 0012), the stored addresses tell: if
-    none of the latest hashes as stored under this secret, another made them, and the
-    first init to run (a shell with another instance folder, say) would otherwise have
-    recorded its own secret, and then refused the instances whose secret made them.
+    Before the migrations, because 0006 and 0011 hash some addresses again under the
+    secret of whoever runs them: run by an instance with another secret, they made those
+    hashes its own (and a sample of them agree with it), or, refused after them, left
+    them matching no instance. The sample is of addresses those migrations leave alone
+    (ASCII, no punycode), which every version hashes alike; erased ones hold nothing.
     """
+    tables = sa.inspect(connection)
+    if tables.has_table("secret_fingerprint"):
+        recorded = connection.scalar(sa.text("SELECT fingerprint FROM secret_fingerprint"))
+        if recorded is not None:
+            if not hmac.compare_digest(recorded, secret_fingerprint()):
+                raise SecretMismatch(SECRET_MISMATCH)
+            return
+    if not tables.has_table("comments"):
+        return  # a new database: nothing hashed yet
+    latest = connection.execute(sa.text(
+        "SELECT author_email, email_hash FROM comments WHERE author_email != '' "
+        "ORDER BY id DESC LIMIT 500")).all()
+    sample = [(email, hashed) for email, hashed in latest
+              if email.isascii() and "xn--" not in email.lower()][:_SAMPLE]
+    if sample and not any(email_hash(email) == hashed for email, hashed in sample):
+        raise SecretMismatch(SECRET_NOT_THE_DATAS)
+
+
+def record_secret() -> None:
+    """`moderation init`, after the migrations (and check_secret_before_migrating): record
+    this instance's fingerprint on a database that has none."""
     if secret_matches() is None:
-        sample = db.session.execute(
-            sa.select(Comment.author_email, Comment.email_hash)
-            .where(Comment.author_email != "")  # erased: nothing left to hash
-            .order_by(Comment.id.desc()).limit(_SAMPLE)).all()
-        if sample and not any(email_hash(email) == hashed for email, hashed in sample):
-            raise SecretMismatch(SECRET_NOT_THE_DATAS)
         db.session.add(SecretFingerprint(id=1, fingerprint=secret_fingerprint()))
         db.session.commit()
     require_own_secret()
+
+
+def refuse_intake_if_secret_differs() -> None:
+    """Intake: SecretMismatch (503) while this instance's secret is not the database's, as
+    after a `moderation rekey` from an instance with a new one, or a replica started
+    without `init`: its comments would be hashed so that erasure and export miss them.
+    Each worker asks the database at most every SECRET_CHECK_INTERVAL seconds."""
+    checked = current_app.extensions.setdefault("moderation.secret_check", [-math.inf, True])
+    now = time.monotonic()
+    if now - checked[0] >= current_app.config["SECRET_CHECK_INTERVAL"]:
+        checked[:] = [now, secret_matches() is not False]
+    if not checked[1]:
+        raise SecretMismatch(SECRET_MISMATCH)
 
 
 def rekey(batch: int = 1000) -> int:
@@ -88,9 +120,25 @@ def rekey(batch: int = 1000) -> int:
     to be changed: the addresses are stored beside their hashes, so nothing is lost but
     what is keyed by something else: the flags' reporter hashes (of IPs; a reader may
     flag a comment once more), open form tokens (pages fetch new ones) and the per-email
-    rate-limit counters (they expire). Instances still on the old secret are refused
-    from then on.
+    rate-limit counters (they expire).
+
+    The fingerprint is recorded first: instances on the old secret then refuse comments
+    (503) within SECRET_CHECK_INTERVAL seconds (refuse_intake_if_secret_differs), and
+    once that has passed a second pass hashes what they stored meanwhile, and what was
+    committed behind a batch already done (PostgreSQL's ids commit out of order).
     """
+    recorded = db.session.get(SecretFingerprint, 1)
+    if recorded is None:
+        db.session.add(SecretFingerprint(id=1, fingerprint=secret_fingerprint()))
+    else:
+        recorded.fingerprint = secret_fingerprint()
+    db.session.commit()
+    changed = _hash_again(batch)
+    time.sleep(current_app.config["SECRET_CHECK_INTERVAL"] + 1)
+    return changed + _hash_again(batch)
+
+
+def _hash_again(batch: int) -> int:
     changed = 0
     after = 0
     while rows := db.session.execute(
@@ -105,12 +153,6 @@ def rekey(batch: int = 1000) -> int:
                 changed += 1
         db.session.commit()
         after = rows[-1][0]
-    recorded = db.session.get(SecretFingerprint, 1)
-    if recorded is None:
-        db.session.add(SecretFingerprint(id=1, fingerprint=secret_fingerprint()))
-    else:
-        recorded.fingerprint = secret_fingerprint()
-    db.session.commit()
     return changed
 
 
