@@ -270,6 +270,15 @@ TABLE_HEAD = (
 )
 
 
+def labelled_files(given: list[Path]) -> list[Path]:
+    """The CSV files named, else those in the shared data; stops when there are none (a
+    clone outside the workspace printed, and wrote, an empty table and exited 0)."""
+    files = given or sorted(DATA.glob("*.csv"))
+    if not files:
+        raise SystemExit(f"No labelled CSV files in {DATA}; name them on the command line.")
+    return files
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("csv", nargs="*", type=Path, help="labelled CSV files")
@@ -278,9 +287,7 @@ def main() -> None:
     parser.add_argument("--trained-only", action="store_true", help="skip the rules-only pass")
     parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md")
     options = parser.parse_args()
-    files = options.csv or sorted(DATA.glob("*.csv"))
-    if not files:  # a clone outside the workspace: no data, and an empty table written
-        raise SystemExit(f"No labelled CSV files in {DATA}; name them on the command line.")
+    files = labelled_files(options.csv)
     seeds = options.seed or list(SEEDS)
 
     stages = (("trained", True),) if options.trained_only else (

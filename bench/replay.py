@@ -31,13 +31,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from evaluate import (  # noqa: E402
-    DATA,
     DEFAULT_RULES,
     TABLE_HEAD,
     USER_AGENT,
     Labelled,
     Tally,
     commenter,
+    labelled_files,
     read_labelled,
     row_text,
     served_rules,
@@ -196,10 +196,7 @@ def main() -> None:
     ruleset = load_rules(options.rules)
     trained: dict[str, list[dict[str, float]]] = {}
     print(TABLE_HEAD)
-    files = options.csv or sorted(DATA.glob("*.csv"))
-    if not files:  # a clone outside the workspace: no data, and an empty table printed
-        raise SystemExit(f"No labelled CSV files in {DATA}; name them on the command line.")
-    for path in files:
+    for path in labelled_files(options.csv):
         rows = read_labelled(path)
         name = path.stem.split("-", 1)[-1]
         for seed in seed_list(options):

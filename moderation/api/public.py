@@ -44,6 +44,10 @@ from moderation.services.sites import DEFAULT_SITE, get_site, origin_allowed, or
 blp = Blueprint("public", __name__, url_prefix="/api/v1", description="Comment forms and readers")
 
 
+# The spec of a public route: no key needed, and one sent must be good (a bad one is a 401).
+KEY_OPTIONAL = [{}, {"bearerAuth": []}]
+
+
 @blp.before_request
 def _refuse_a_bad_key() -> None:
     """A key sent wrongly, unknown or revoked is a 401 on the public routes too, before
@@ -232,7 +236,7 @@ def _multipart_form() -> dict[str, str]:
     scope="submit-email",
     exempt_when=lambda: limits.no_email_limit() or _invalid_submission(),
 )
-@blp.doc(security=[{}, {"bearerAuth": []}])  # no key (a form), or the site's own key
+@blp.doc(security=KEY_OPTIONAL)  # no key (a form), or the site's own key
 @blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.response(201, SubmissionAnswerSchema)
 @blp.alt_response(303, description="A form submitted by the browser (a navigation) goes "
@@ -504,7 +508,7 @@ def _form_return_url(fields: dict[str, Any], answer: comments.Answer) -> str | N
                    "while the page is unchanged", "schema": {"type": "string"}}})
 @blp.alt_response(304, description="Not modified: the page is still the one whose ETag "
                   "was sent in If-None-Match")
-@blp.doc(security=[{}, {"bearerAuth": []}])  # no key needed; a bad one is a 401
+@blp.doc(security=KEY_OPTIONAL)
 @errors(blp, 401, 404, 422)
 def list_comments(query: dict[str, Any]) -> Response:
     """Approved comments of one thread, oldest first, replies nested."""
@@ -530,7 +534,7 @@ def list_comments(query: dict[str, Any]) -> Response:
 @blp.arguments(NO_QUERY, location="query", as_kwargs=True)
 @blp.arguments(FlagSchema())
 @blp.response(202, FlagAnswerSchema)
-@blp.doc(security=[{}, {"bearerAuth": []}])  # no key needed; a bad one is a 401
+@blp.doc(security=KEY_OPTIONAL)
 @errors(blp, 400, 401, 403, 404, 415, 422, 429)
 def flag_comment(report: dict[str, Any], comment_id: int) -> dict[str, Any]:
     """Report a published comment; enough readers send it back to the moderators."""
@@ -543,7 +547,7 @@ def flag_comment(report: dict[str, Any], comment_id: int) -> dict[str, Any]:
 @blp.route("/form-token", methods=["GET"])
 @blp.arguments(FormTokenQuerySchema(), location="query")
 @blp.response(200, FormTokenSchema)
-@blp.doc(security=[{}, {"bearerAuth": []}])  # no key needed; a bad one is a 401
+@blp.doc(security=KEY_OPTIONAL)
 @errors(blp, 401, 404, 422)
 def form_token(query: dict[str, Any]) -> dict[str, Any]:
     """A signed token for a comment form served now; post it back as `form_token`.

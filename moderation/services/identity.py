@@ -38,11 +38,14 @@ def secret_fingerprint() -> str:
     return _keyed("fingerprint", _FINGERPRINTED)
 
 
-def secret_matches() -> bool | None:
+_RECORDED = sa.select(SecretFingerprint.__table__.c.fingerprint).where(
+    SecretFingerprint.__table__.c.id == 1)
+
+
+def secret_matches(connection: sa.Connection | None = None) -> bool | None:
     """Whether the database's recorded fingerprint is this instance's; None if none is
     recorded yet (a database from before 0012 until `moderation init` runs)."""
-    recorded = db.session.scalar(
-        sa.select(SecretFingerprint.fingerprint).where(SecretFingerprint.id == 1))
+    recorded = (connection or db.session.connection()).scalar(_RECORDED)
     return None if recorded is None else hmac.compare_digest(recorded, secret_fingerprint())
 
 
@@ -73,12 +76,11 @@ def check_secret_before_migrating(connection: sa.Connection) -> None:
     (ASCII, no punycode), which every version hashes alike; erased ones hold nothing.
     """
     tables = sa.inspect(connection)
-    if tables.has_table("secret_fingerprint"):
-        recorded = connection.scalar(sa.text("SELECT fingerprint FROM secret_fingerprint"))
-        if recorded is not None:
-            if not hmac.compare_digest(recorded, secret_fingerprint()):
-                raise SecretMismatch(SECRET_MISMATCH)
-            return
+    matches = secret_matches(connection) if tables.has_table("secret_fingerprint") else None
+    if matches is False:
+        raise SecretMismatch(SECRET_MISMATCH)
+    if matches:
+        return
     if not tables.has_table("comments"):
         return  # a new database: nothing hashed yet
     latest = connection.execute(sa.text(
@@ -93,10 +95,12 @@ def check_secret_before_migrating(connection: sa.Connection) -> None:
 def record_secret() -> None:
     """`moderation init`, after the migrations (and check_secret_before_migrating): record
     this instance's fingerprint on a database that has none."""
-    if secret_matches() is None:
+    matches = secret_matches()
+    if matches is None:
         db.session.add(SecretFingerprint(id=1, fingerprint=secret_fingerprint()))
         db.session.commit()
-    require_own_secret()
+    elif not matches:
+        raise SecretMismatch(SECRET_MISMATCH)
 
 
 def refuse_intake_if_secret_differs() -> None:
