@@ -226,6 +226,10 @@ _flags = Flag.__table__
 _decisions = Decision.__table__
 
 
+# Ids bound in one statement's IN list, at most: well under PostgreSQL's 65,535 parameters.
+IDS_PER_STATEMENT = 10_000
+
+
 def add_flags_and_history(details: list[dict[str, Any]]) -> None:
     """Give each comment detail its flags and history, oldest first.
 
@@ -235,25 +239,28 @@ def add_flags_and_history(details: list[dict[str, Any]]) -> None:
     by_id = {detail["id"]: detail for detail in details}
     for detail in details:
         detail["flags"], detail["history"] = [], []
-    if not by_id:
-        return
-    flags = db.session.execute(
-        sa.select(_flags.c.comment_id, _flags.c.reason, _flags.c.created_at)
-        .where(_flags.c.comment_id.in_(by_id))
-        .order_by(_flags.c.comment_id, _flags.c.id)
-    )
-    for flag in flags:
-        by_id[flag.comment_id]["flags"].append(
-            {"reason": flag.reason, "created_at": flag.created_at}
+    ids = list(by_id)
+    # In slices: each id is a bound parameter, and PostgreSQL takes at most 65,535 in one
+    # statement, which an export of one prolific address (a spam bot's) can pass.
+    for start in range(0, len(ids), IDS_PER_STATEMENT):
+        batch = ids[start:start + IDS_PER_STATEMENT]
+        flags = db.session.execute(
+            sa.select(_flags.c.comment_id, _flags.c.reason, _flags.c.created_at)
+            .where(_flags.c.comment_id.in_(batch))
+            .order_by(_flags.c.comment_id, _flags.c.id)
         )
-    decisions = db.session.execute(
-        sa.select(_decisions)
-        .where(_decisions.c.comment_id.in_(by_id))
-        .order_by(_decisions.c.comment_id, _decisions.c.id)
-    )
-    for decision in decisions:
-        detail = by_id[decision.comment_id]
-        detail["history"].append(_decision_of(decision, detail["site"]))
+        for flag in flags:
+            by_id[flag.comment_id]["flags"].append(
+                {"reason": flag.reason, "created_at": flag.created_at}
+            )
+        decisions = db.session.execute(
+            sa.select(_decisions)
+            .where(_decisions.c.comment_id.in_(batch))
+            .order_by(_decisions.c.comment_id, _decisions.c.id)
+        )
+        for decision in decisions:
+            detail = by_id[decision.comment_id]
+            detail["history"].append(_decision_of(decision, detail["site"]))
 
 
 def _json_ready(detail: dict[str, Any]) -> dict[str, Any]:

@@ -90,9 +90,11 @@ def export(email: str) -> dict[str, Any]:
         .join(Site, Site.id == Comment.site_id)
         .join(Thread, Thread.id == Comment.thread_id)
     ).all()
-    ids = [comment.id for comment, _, _ in rows]
     # What else is kept with each comment: the Idempotency-Keys it was posted with, and
     # the tokens the classifier learned from it (a JSON list, as its step keeps them).
+    # Found by the address's hash, not by a list of ids: an IN list binds a parameter per
+    # id, and PostgreSQL takes at most 65,535 in one statement.
+    ids = _by_commenter(email).with_only_columns(Comment.id).order_by(None).scalar_subquery()
     keys_of: dict[int, list[dict[str, Any]]] = {}
     for comment_id, key, created_at in db.session.execute(
             sa.select(IdempotencyRecord.comment_id, IdempotencyRecord.key,
@@ -154,6 +156,12 @@ def erase(actor: str, email: str, delete_content: bool) -> int:
         hold_site(site_id)
     # Locked, as a decision locks its comment: both change what the comment has taught.
     comments = list(db.session.scalars(_by_commenter(email).with_for_update()))
+    # An Idempotency-Key's record keeps a hash of the whole request (address, name, IP,
+    # text), which would confirm a guess at who wrote the comment. Deleted by the address's
+    # hash while the comments still carry it (an IN list of their ids binds a parameter
+    # each, and PostgreSQL takes at most 65,535 in one statement).
+    db.session.execute(sa.delete(IdempotencyRecord).where(IdempotencyRecord.comment_id.in_(
+        _by_commenter(email).with_only_columns(Comment.id).order_by(None))))
     # A moderator's reason may name the commenter ("spam from zoe@..., 192.0.2.7"), by any
     # of what any of their comments holds: the IP of one in a reason on another.
     traces = tuple(dict.fromkeys(
@@ -204,10 +212,5 @@ def erase(actor: str, email: str, delete_content: bool) -> int:
                 + (" (content deleted)" if delete_content else ""),
             )
         )
-    if comments:
-        # An Idempotency-Key's record keeps a hash of the whole request (address, name, IP,
-        # text), which would confirm a guess at who wrote the comment.
-        db.session.execute(sa.delete(IdempotencyRecord).where(
-            IdempotencyRecord.comment_id.in_([c.id for c in comments])))
     db.session.commit()
     return len(comments)
