@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Callable
 
 from gunicorn import glogging, util
+from gunicorn.workers.sync import SyncWorker
 
 # Loopback by default: put a TLS-terminating proxy in front; containers set 0.0.0.0:8000.
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
@@ -81,13 +82,34 @@ workers = _whole_number("GUNICORN_WORKERS", _default_workers, 1)
 # here: with 2 or 4 threads per worker, intake fell by a quarter to a third and p99 grew
 # two to four times. Threads only overlap the commit's disk flush, and they then queue for
 # the same write lock and the GIL.
-worker_class = "sync"
 # For that comparison (gunicorn runs gthread workers when threads > 1); leave it at 1.
 threads = _whole_number("GUNICORN_THREADS", 1, 1)
 
 # A request that takes longer than this is stuck (a hung database connection): the
 # arbiter kills the worker so that it stops holding a slot. Database calls time out sooner.
 timeout = _whole_number("GUNICORN_TIMEOUT", 30, 1)
+
+
+class SyncWorkerWithReadTimeout(SyncWorker):
+    """gunicorn's sync worker, reading each client with a timeout.
+
+    A sync worker serves one client at a time, and gunicorn's reads the client without a
+    timeout: a client that sent headers and part of a body, then nothing, held the worker
+    until the arbiter killed it at `timeout`, and got a 500; two such clients held both
+    workers, /healthz included, for 30 s at a time (found by an audit). A read now waits
+    at most a third of `timeout` (10 s at most): the app answers a body that stops coming
+    with 408 (moderation/body_limit.py), and headers that stop coming close the connection.
+    A proxy in front (nginx's client_body_timeout) is still the first defence.
+    """
+
+    def accept(self, listener):
+        client, addr = listener.accept()
+        client.settimeout(max(0.5, min(10.0, self.cfg.timeout / 3)))
+        util.close_on_exec(client)
+        self.handle(listener, client, addr)
+
+
+worker_class = SyncWorkerWithReadTimeout if threads == 1 else "sync"
 
 # On SIGTERM, let in-flight submissions finish before the worker exits, so no
 # acknowledged comment is cut off mid-commit during a deploy.
@@ -148,6 +170,10 @@ class PrivateLogger(glogging.Logger):
         super().warning(msg, *args, **kwargs)
 
     def exception(self, msg, *args, **kwargs):
+        if msg == "Socket error processing request." and isinstance(sys.exc_info()[1],
+                                                                     TimeoutError):
+            # Headers that stopped coming (SyncWorkerWithReadTimeout): the client's doing.
+            return super().info("A client stopped sending its request; connection closed.")
         if msg == "Error handling request %s %s":
             msg, args = "Error handling request %s", args[:1]  # the method, not the URI
         elif msg == "Error handling request %s":
@@ -192,11 +218,23 @@ def _json_error(sock, status_int, reason, mesg):
     gunicorn has no setting for this page; its workers call util.write_error, replaced here
     in the master, before the workers are forked.
     """
-    body = json.dumps({"code": status_int, "status": reason, "message": mesg or reason}).encode()
+    error = sys.exc_info()[1]
+    retry_after = ""
+    if isinstance(error, SystemExit) and status_int == 500:
+        # The arbiter stopped the worker at `timeout` mid-request (the request was rolled
+        # back with its database connection): the server's limit, not the client's fault.
+        status_int, reason, retry_after = 503, "Service Unavailable", "Retry-After: 5\r\n"
+        mesg = "The request took too long and was stopped; nothing was stored. Retry shortly."
+    else:
+        # gunicorn's message quotes what the client sent (the request line with its query,
+        # a header): the error's class names the fault without repeating it.
+        mesg = f"{reason}: {type(error).__name__}" if error else reason
+    body = json.dumps({"code": status_int, "status": reason, "message": mesg}).encode()
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
             "Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"
             "X-Frame-Options: DENY\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
+            "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"
+            f"{retry_after}Content-Length: {len(body)}\r\n\r\n")
     util.write_nonblock(sock, head.encode("latin-1") + body)
 
 

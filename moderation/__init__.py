@@ -59,10 +59,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.session_interface = NoCookieSessions()
     if app.config["MAX_CONTENT_LENGTH"] is not None:  # None: no limit, as in Flask
-        from moderation.body_limit import ChunkedBodyLimit
+        from moderation.body_limit import RequestBody
 
         limit = int(app.config["MAX_CONTENT_LENGTH"])
-        app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, limit)  # type: ignore[method-assign]
+        app.wsgi_app = RequestBody(app.wsgi_app, limit)  # type: ignore[method-assign]
     if app.config["PROXY_HOPS"]:
         # Trust exactly as many X-Forwarded-* hops as there are proxies, no more.
         hops = int(app.config["PROXY_HOPS"])
@@ -75,6 +75,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from moderation.services.rules import init_rules
 
     configure_logging(app)
+    from moderation.body_limit import refuse_a_broken_body
+
+    # Before the limits' hook (registered by limiter.init_app below), which reads the body.
+    app.before_request(refuse_a_broken_body)
     init_metrics(app)
     try:
         db.init_app(app)  # builds the engine from the URL

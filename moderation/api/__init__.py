@@ -171,6 +171,7 @@ ERROR_DESCRIPTIONS = {
     401: "No API key, or an invalid one",
     403: "The key's role or sites do not cover this",
     404: "Not found",
+    408: "The body stopped coming before it was whole",
     409: "Conflict",
     412: "Changed by someone else since the given ETag",
     413: "Body too large",
@@ -184,10 +185,11 @@ ERROR_DESCRIPTIONS = {
 
 def errors(blp: Blueprint, *codes: int) -> Callable[[F], F]:
     """Document error answers in the contract's JSON shape (503 on every database route,
-    400 on every route: any query string may fail to be UTF-8)."""
+    400 on every route: any query string may fail to be UTF-8, and any body end before its
+    Content-Length; 408 on every route: any body may stop coming)."""
 
     def decorator(view: F) -> F:
-        for code in dict.fromkeys((*codes, 400, 503)):
+        for code in dict.fromkeys((*codes, 400, 408, 503)):
             view = blp.alt_response(
                 code,
                 schema=ErrorSchema,
