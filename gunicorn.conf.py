@@ -130,7 +130,22 @@ max_requests_jitter = 1_000
 # connection all the same. The rules watcher runs in the master from when_ready and in
 # each worker from post_fork (below), so that a worker forked later starts from the last
 # good rules. GUNICORN_PRELOAD=false turns it off, for that comparison.
-preload_app = os.environ.get("GUNICORN_PRELOAD", "true").lower() != "false"
+def _switch(name: str, default: bool) -> bool:
+    """An on/off setting, spelt as the app's own switches are; any other word stops
+    gunicorn (GUNICORN_PRELOAD=no was taken as on: only "false" turned it off)."""
+    given = os.environ.get(name)
+    if given is None:
+        return default
+    word = given.strip().lower()
+    if word not in _TRUE | _FALSE:
+        raise SystemExit(f"moderation: not starting, {name} must be true or false, "
+                         f"not {given!r}")
+    return word in _TRUE
+
+
+# As moderation/config.py reads the MODERATION_* switches.
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+preload_app = _switch("GUNICORN_PRELOAD", True)
 
 # Trust X-Forwarded-* only from these addresses (the proxy in front). The app's own
 # ProxyFix hop count (MODERATION_PROXY_HOPS) decides which X-Forwarded-For entry is the client.

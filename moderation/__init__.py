@@ -126,6 +126,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
 
     app.url_map.converters["id"] = IdConverter
+    # Werkzeug redirected `/api/v1//comments` to the merged path with an HTML 308 whose
+    # Location it built from the Host header (found by an audit): now a JSON 404.
+    app.url_map.merge_slashes = False
     api.register_converter(IdConverter, id_parameter_schema)
 
     from moderation.errors import register_error_handlers

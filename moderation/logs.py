@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 
@@ -40,10 +41,26 @@ class JsonFormatter(logging.Formatter):
 # limits' storage (Redis) fails and the limits fall back to each worker's memory, and when
 # it recovers. Left alone, that one has only a NullHandler, so the fault went unlogged.
 JSON_LOGGERS = ("moderation", "flask-limiter")
+# An X-Request-ID worth keeping: it is logged and echoed back, so no markup, spaces or
+# bytes beyond ASCII (`\xff<script>` came back as `ÿ<script>`; found by an audit).
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,64}")
+
+
+def _not_a_request_line(record: logging.LogRecord) -> bool:
+    """Werkzeug's development server (`moderation run`) logs each request as
+    `<client IP> - - [<time>] "GET /path?query HTTP/1.1" 200 -`, and each it refuses with
+    what the client sent: the app's own access line says what is needed, without either."""
+    return not _CLIENT_LINE.match(record.getMessage())
+
+
+_CLIENT_LINE = re.compile(r"\S+ - - \[")
 
 
 def configure_logging(app: Flask) -> None:
     """JSON logs on stderr, and an access line for each request."""
+    werkzeug = logging.getLogger("werkzeug")
+    if _not_a_request_line not in werkzeug.filters:
+        werkzeug.addFilter(_not_a_request_line)
     for name in JSON_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
@@ -57,7 +74,7 @@ def configure_logging(app: Flask) -> None:
     def _start() -> None:
         g.started = time.perf_counter()
         given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if 0 < len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
+        g.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
     @app.after_request
     def _log(response: Response) -> Response:

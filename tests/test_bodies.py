@@ -272,3 +272,22 @@ def test_the_longest_submission_fits_the_body_limit_at_12_bytes_a_character(app,
     with app.app_context():
         stored = db.session.scalars(sa.select(Comment.content).order_by(Comment.id)).all()
         assert stored == [longest["content"], other]
+
+
+def test_a_form_opening_with_a_byte_order_mark_is_a_400_not_sent_to_another_site(app, api):
+    """The mark made the first field's name "\ufeffsite", ignored as a theme's own field:
+    the comment went to the `default` site instead of the one named (found by an audit)."""
+    body = b"site=default&comment_post_ID=42&author=Ada&email=ada%40example.org&comment=Hi"
+    answer = _post(api, "/api/v1/comments", "\ufeff".encode() + body,
+                   content_type="application/x-www-form-urlencoded")
+    assert answer.status_code == 400 and "byte-order mark" in answer.get_json()["message"]
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Comment)) == 0
+
+
+def test_doubled_slashes_are_a_json_404_not_a_redirect_built_from_the_host_header(client):
+    """Werkzeug answered `/api/v1//comments` with an HTML 308 to http://<Host>/...: a
+    cache in front that does not key on Host would serve it to others (found by an audit)."""
+    answer = client.get("/api/v1//comments?thread=/a", headers={"Host": "evil.example"})
+    assert answer.status_code == 404 and answer.is_json
+    assert "Location" not in answer.headers

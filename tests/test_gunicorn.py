@@ -244,6 +244,24 @@ def _config():
     return module
 
 
+@pytest.mark.parametrize(("word", "preload"), [
+    (None, True), ("no", False), ("0", False), ("OFF", False), ("false", False), ("yes", True),
+    ("maybe", None),
+])
+def test_gunicorn_preload_is_a_switch_like_the_apps(tmp_path, monkeypatch, word, preload):
+    """GUNICORN_PRELOAD=no (or 0, off) left preloading on: only "false" turned it off."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    if word is None:
+        monkeypatch.delenv("GUNICORN_PRELOAD", raising=False)
+    else:
+        monkeypatch.setenv("GUNICORN_PRELOAD", word)
+    if preload is None:
+        with pytest.raises(SystemExit, match="GUNICORN_PRELOAD must be true or false"):
+            _config()
+    else:
+        assert _config().preload_app is preload
+
+
 @pytest.mark.parametrize(("limit", "cores"), [
     ("150000 100000\n", 2),   # docker --cpus=1.5: two workers, not one per host CPU
     ("100000 100000\n", 1),

@@ -84,6 +84,33 @@ def test_request_log_is_json_without_email_content_or_query(api, caplog):
     assert "thread=" not in everything
 
 
+@pytest.mark.parametrize(("given", "kept"), [
+    ("req-7f3a.9:b/c+d=", True),
+    ("\xff<script>", False),  # echoed back as `ÿ<script>` (found by an audit)
+    ("two words", False),
+    ("x" * 65, False),
+])
+def test_an_x_request_id_is_kept_only_when_it_is_a_plain_token(client, given, kept):
+    answer = client.get("/healthz", headers={"X-Request-ID": given})
+    echoed = answer.headers["X-Request-ID"]
+    assert (echoed == given) is kept
+    assert kept or len(echoed) == 32 and echoed.isalnum()
+
+
+def test_the_development_server_logs_no_client_address_nor_request_line():
+    """`moderation run` (Werkzeug's server) logged `<IP> - - [time] "GET /...?email=..."`
+    for each request; the app's own access line stays (found by an audit)."""
+    werkzeug = logging.getLogger("werkzeug")
+    request_line = logging.LogRecord("werkzeug", logging.INFO, "", 0,
+                                     '127.0.0.1 - - [29/Nov/2026 16:00:00] "%s" %s -',
+                                     ("GET /api/v1/admin/privacy/export?email=a@b.c", 200),
+                                     None)
+    banner = logging.LogRecord("werkzeug", logging.INFO, "", 0,
+                               " * Running on http://127.0.0.1:5000", (), None)
+    assert not werkzeug.filter(request_line)
+    assert werkzeug.filter(banner)
+
+
 def test_proxy_hops_take_the_client_ip_from_x_forwarded_for(database_url, app):
     from moderation.extensions import db
     from moderation.models import Comment

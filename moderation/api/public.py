@@ -140,10 +140,14 @@ def _urlencoded_form() -> dict[str, str]:
     stored as the comment) and dropped a body holding a raw non-UTF-8 byte entirely.
     """
     try:
-        pairs = parse_qsl(request.get_data(cache=True).decode("utf-8"),
-                          keep_blank_values=True, errors="strict")
+        text = request.get_data(cache=True).decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
     except UnicodeDecodeError:
         raise BadRequest("The form is not UTF-8 text.") from None
+    if text.startswith("\ufeff"):
+        # A byte-order mark made the first field's name "\ufeffsite": ignored as a theme's
+        # own field, it sent the comment to the `default` site (found by an audit).
+        raise BadRequest("The form begins with a byte-order mark; send it without one.")
     form: dict[str, str] = {}
     for name, value in pairs:
         _add_field(form, name, value)
