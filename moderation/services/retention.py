@@ -140,6 +140,10 @@ def purge(spam_days: int = 30, ip_days: int = 90) -> PurgeReport:
             reporter_hash=FORGOTTEN_READER + sa.cast(Flag.id, sa.String)))
         db.session.commit()
         readers += len(ids)
+    # The last look-up above began a transaction (holding SQLite's write lock) that found
+    # nothing: ended, so the log can be emptied of the pages as they were before the purge.
+    db.session.commit()
+    privacy.wipe_the_write_ahead_log()
     return PurgeReport(deleted=deleted, ips_truncated=truncated,
                        idempotency_keys_forgotten=forgotten, flag_reporters_forgotten=readers)
 
