@@ -41,6 +41,32 @@ def test_per_email_limit_answers_429_with_retry_after(api):
     assert limited.get_json()["code"] == 429
 
 
+def test_a_limit_reached_is_logged_without_the_commenters_hash(api, app):
+    """flask-limiter's line ended its key with the keyed hash of the address, the one the
+    database keeps: it linked the log to the commenter, and outlived an erasure."""
+    import logging
+
+    from moderation.services.identity import email_hash
+
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger = logging.getLogger("flask-limiter")
+    logger.addHandler(handler)
+    try:
+        for n in range(3):
+            api.post("/api/v1/comments", comment(content=f"note {n}"),
+                     environ_base={"REMOTE_ADDR": f"10.0.1.{n}"})
+    finally:
+        logger.removeHandler(handler)
+    with app.app_context():
+        digest = email_hash("ada@example.org")
+    assert [line for line in seen if "exceeded" in line] == [
+        "ratelimit 2 per 1 minute (default:email) exceeded at endpoint: "
+        "public.submit_comment:submit-email"]
+    assert not any(digest in line for line in seen)
+
+
 def test_rate_limit_headers_describe_the_limit_that_runs_out_first(api):
     """limits_rules.yaml: per_ip 3/minute, per_email 2/minute. The headers described the
     per-IP limit ("3, 2 remaining") while the per-email one was one comment from a 429."""
