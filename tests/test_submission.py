@@ -540,6 +540,18 @@ def test_a_site_keys_ip_must_be_a_plain_address(api, keys):
     assert plain.status_code == 201
 
 
+@pytest.mark.parametrize(("sent", "kept"), [
+    ("2001:DB8:0:0:0:0:0:31", "2001:db8::31"),
+    ("::ffff:198.51.100.130", "198.51.100.130"),
+    ("198.51.100.7", "198.51.100.7"),
+])
+def test_a_backends_ip_is_kept_in_one_spelling(api, app, keys, sent, kept):
+    """Stored as sent, `2001:DB8:0:0:0:0:0:31` stayed in a moderator's reason quoting it
+    as `2001:db8::31` after an erasure and the IP purge, which scrub the stored spelling."""
+    answer = api.post("/api/v1/comments", comment(ip=sent), key=keys.site)
+    assert stored(app, answer.get_json()["id"]).ip == kept
+
+
 def test_a_site_key_for_another_site_is_403(api, keys):
     response = api.post("/api/v1/comments", comment(site="default", ip="198.51.100.7"),
                         key=keys.other_site)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from moderation.schemas import (
     ThreadQuerySchema,
 )
 from moderation.services import comments, flags, form_tokens, limits, threads
+from moderation.services.identity import canonical_ip
 from moderation.services.limits import FORM_TYPES
 from moderation.services.rules import current_rules
 from moderation.services.sites import DEFAULT_SITE, get_site, origin_allowed, origin_in
@@ -409,7 +409,7 @@ def _signals(
         if not caller.may_act_on(site_id):
             raise Forbidden("This key may not submit to that site.")
         return comments.Signals(
-            ip=fields.get("ip"),
+            ip=canonical_ip(fields["ip"]) if fields.get("ip") else None,  # checked: an IP
             user_agent=fields.get("user_agent"),
             referrer=fields.get("referrer"),
             honeypot_filled=honeypot_filled,
@@ -434,10 +434,9 @@ def _request_ip() -> str | None:
     """
     address = (request.remote_addr or "").split("%", 1)[0]
     try:
-        ipaddress.ip_address(address)
+        return canonical_ip(address)
     except ValueError:
         return None
-    return address
 
 
 def _header_text(value: str | None, length: int) -> str | None:

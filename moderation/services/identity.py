@@ -179,6 +179,20 @@ def email_hash(email: str) -> str:
     return _keyed("email", canonical_email(email))
 
 
+def canonical_ip(ip: str) -> str:
+    """An IP as it is stored: one spelling for one address (lower case, zeros compressed),
+    and an IPv4-mapped address as its IPv4 address.
+
+    A site key's `ip` was stored as sent (`2001:DB8:0:0:0:0:0:31`), so a moderator's
+    reason quoting `2001:db8::31` kept the address after an erasure and the IP purge,
+    which scrub the stored spelling (found by an audit).
+    """
+    address = ipaddress.ip_address(ip)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
 def network_of(ip: str) -> str:
     """The part of an IP that names one person: the address itself for IPv4, the /64 for IPv6.
 
