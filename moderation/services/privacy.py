@@ -193,16 +193,22 @@ def erase(actor: str, email: str, delete_content: bool) -> int:
     traces = tuple(dict.fromkeys(
         trace for comment in comments
         for trace in (email, *(getattr(comment, column.key) for column in _TRACES)) if trace))
+    # The reasons of every decision on those comments, in one query: a query per comment
+    # flushed the changes to the one before it, a statement each, and the erasure of a
+    # spam bot's 3,000 comments took 5.6 s, its 70,000 two and a half minutes.
+    for decision in db.session.scalars(
+        sa.select(Decision).where(Decision.comment_id.in_(
+            _by_commenter(email).with_only_columns(Comment.id).order_by(None)),
+            Decision.reason != "")
+    ):
+        decision.reason = scrubbed(decision.reason, traces, REASON_LENGTH)
+    audit: list[dict[str, Any]] = []
     for comment in comments:
         old_status = comment.status
         # What the classifier learned from this comment is taken back while its text is
         # still here, and taught again below from what the erasure keeps.
         taught = comment.learned_as
         learning.teach(comment, None)
-        for decision in db.session.scalars(
-            sa.select(Decision).where(Decision.comment_id == comment.id)
-        ):
-            decision.reason = scrubbed(decision.reason, traces, REASON_LENGTH)
         comment.author_name = ANONYMOUS
         comment.author_email = ""
         comment.email_hash = ""
@@ -226,18 +232,19 @@ def erase(actor: str, email: str, delete_content: bool) -> int:
             comment.status_reason = "erased"
         comment.version += 1
         comment.updated_at = utcnow()
-        db.session.add(
-            Decision(
-                site_id=comment.site_id,
-                comment_id=comment.id,
-                actor=actor,
-                action="erase",
-                old_status=old_status.value,
-                new_status=comment.status.value,
-                reason="erasure requested by the commenter"
-                + (" (content deleted)" if delete_content else ""),
-            )
-        )
+        audit.append({
+            "site_id": comment.site_id,
+            "comment_id": comment.id,
+            "actor": actor,
+            "action": "erase",
+            "old_status": old_status.value,
+            "new_status": comment.status.value,
+            "reason": "erasure requested by the commenter"
+            + (" (content deleted)" if delete_content else ""),
+        })
+    if audit:
+        # One statement for all the rows (objects added to the session were one INSERT each).
+        db.session.execute(sa.insert(Decision), audit)
     db.session.commit()
     wipe_the_write_ahead_log()
     return len(comments)
