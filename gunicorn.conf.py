@@ -275,6 +275,11 @@ def on_starting(server):
     names = os.listdir(_metrics_dir)
     foreign = sorted(name for name in names if not _METRICS_FILE.fullmatch(name))
     if foreign:
+        # The preloaded app made this process's own files there already (importing the
+        # metrics creates them): those go, as the folder was not ours to write in.
+        for name in names:
+            if _METRICS_FILE.fullmatch(name) and name.endswith(f"_{os.getpid()}.db"):
+                os.remove(os.path.join(_metrics_dir, name))
         raise SystemExit(
             f"moderation: not starting, PROMETHEUS_MULTIPROC_DIR ({_metrics_dir}) holds "
             f"more than metrics ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''})."

@@ -577,6 +577,9 @@ def test_a_metrics_folder_holding_anything_else_is_refused_and_left_alone(tmp_pa
     assert started.returncode != 0
     assert "PROMETHEUS_MULTIPROC_DIR" in started.stderr and "moderation.sqlite3" in started.stderr
     assert (metrics / "moderation.sqlite3").read_text() == "the database"
+    # The master's own metrics files, made as the preloaded app was built, are gone too.
+    assert sorted(p.name for p in metrics.iterdir()) == ["counter_12345.db",
+                                                           "moderation.sqlite3"]
 
 
 def test_a_metrics_folder_of_its_own_is_emptied_of_old_counters(tmp_path):
