@@ -455,4 +455,8 @@ def command_line_app() -> Flask:
 
 def main() -> None:
     """Entry point of the `moderation` console script."""
-    ModerationGroup(create_app=command_line_app, help="Comment moderation service.")()
+    group = ModerationGroup(create_app=command_line_app, help="Comment moderation service.",
+                            add_version_option=False)
+    # The service's own version; Flask's option printed Python's, Flask's and Werkzeug's.
+    click.version_option(package_name="moderation", message="%(prog)s %(version)s")(group)
+    group()

@@ -436,3 +436,16 @@ def test_replicas_starting_together_each_init_once(empty_database_url, tmp_path)
     assert [process.returncode for process in started] == [0, 0, 0], finished
     outputs = [out for out, _ in finished]
     assert sum("mk_" in out for out in outputs) == 1, outputs
+
+
+def test_the_version_is_the_services():
+    """Flask's --version printed Python's, Flask's and Werkzeug's versions."""
+    import subprocess
+    import sys
+    from importlib.metadata import version
+    from pathlib import Path
+
+    answer = subprocess.run([Path(sys.executable).parent / "moderation", "--version"],
+                            capture_output=True, text=True, timeout=60)
+    assert answer.returncode == 0
+    assert answer.stdout.strip() == f"moderation {version('moderation')}"
