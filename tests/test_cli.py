@@ -440,10 +440,7 @@ def test_replicas_starting_together_each_init_once(empty_database_url, tmp_path)
 
 def test_the_version_is_the_services():
     """Flask's --version printed Python's, Flask's and Werkzeug's versions."""
-    import subprocess
-    import sys
     from importlib.metadata import version
-    from pathlib import Path
 
     answer = subprocess.run([Path(sys.executable).parent / "moderation", "--version"],
                             capture_output=True, text=True, timeout=60)
