@@ -331,6 +331,11 @@ def _raw(base: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
+    return _parsed(answer)
+
+
+def _parsed(answer: bytes) -> tuple[int, dict[str, str], bytes]:
+    """An HTTP answer's status, headers (names in lower case) and body."""
     head, _, body = answer.partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     headers = {name.lower(): value.strip()
@@ -452,14 +457,6 @@ def test_a_request_the_worker_timeout_cuts_off_is_503_and_logged_without_its_uri
     _assert_private(text)
     assert "WORKER TIMEOUT" in text
     assert "Error handling request POST\n" in text
-
-
-def _parsed(answer: bytes) -> tuple[int, dict[str, str], bytes]:
-    head, _, body = answer.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = {name.lower(): value.strip()
-               for name, value in (line.split(":", 1) for line in header_lines)}
-    return int(status_line.split()[1]), headers, body
 
 
 FORM = (b"POST /api/v1/comments HTTP/1.1\r\nHost: x\r\nContent-Length: 118\r\n"
