@@ -187,8 +187,9 @@ class PrivateLogger(glogging.Logger):
     def exception(self, msg, *args, **kwargs):
         if msg == "Socket error processing request." and isinstance(sys.exc_info()[1],
                                                                      TimeoutError):
-            # Headers that stopped coming (SyncWorkerWithReadTimeout): the client's doing.
-            return super().info("A client stopped sending its request; connection closed.")
+            # A client that stopped sending its headers, or reading the answer, within the
+            # read timeout (SyncWorkerWithReadTimeout): the client's doing, not a fault.
+            return super().info("A client stopped sending or reading; connection closed.")
         if msg == "Error handling request %s %s":
             msg, args = "Error handling request %s", args[:1]  # the method, not the URI
         elif msg == "Error handling request %s":
