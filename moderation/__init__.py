@@ -139,6 +139,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     for module in (public, moderation, admin, rules, health):
         api.register_blueprint(module.blp)
+    health.document_the_docs(api.spec, app.url_map)
     app.after_request(public.add_cors_headers)
     app.after_request(no_content_type_without_content)
     # Runs before the one above (Flask runs these hooks last-registered first).
