@@ -92,6 +92,25 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     )
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path))
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = _storage_options(
+        app.config["RATELIMIT_STORAGE_URI"], app.config.get("RATELIMIT_STORAGE_OPTIONS"))
+
+
+# Seconds a worker waits for Redis (the limits' storage) to connect or answer. redis-py
+# waits forever by default: a Redis that hung (stopped, swapping, a network that drops
+# packets) held every intake until gunicorn killed the worker at 30 s, /healthz too, and
+# the in-memory fallback never began, as nothing failed (found by an audit). A Redis on
+# the network answers in a millisecond; past this the request counts in memory instead.
+REDIS_TIMEOUT = 1.0
+
+
+def _storage_options(uri: str, given: dict[str, Any] | None) -> dict[str, Any]:
+    """The limits' storage options: Redis's timeouts, unless the operator set their own."""
+    options = dict(given or {})
+    if str(uri).split(":", 1)[0] in ("redis", "rediss", "redis+unix"):
+        options.setdefault("socket_timeout", REDIS_TIMEOUT)
+        options.setdefault("socket_connect_timeout", REDIS_TIMEOUT)
+    return options
 
 
 def configured_database_url() -> str | None:

@@ -623,6 +623,36 @@ def test_redis_down_still_takes_comments(database_url, caplog):
     assert 500 not in statuses
 
 
+def test_a_redis_that_hangs_does_not_hold_intake(database_url):
+    """A Redis that accepts connections and never answers (stopped by SIGSTOP, swapping, a
+    network dropping packets): redis-py waited forever, every intake until gunicorn killed
+    the worker at 30 s, and the in-memory fallback never began (found by an audit)."""
+    import socket
+    import threading
+
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(64)  # accepted by the kernel, never read: no answer ever comes
+    port = hung.getsockname()[1]
+    app = make_app(database_url, RULES_FILE=LIMITS, RATELIMIT_ENABLED=True,
+                   RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{port}")
+    client = app.test_client()
+    answers: list[int] = []
+
+    def post() -> None:
+        for n in range(2):
+            answers.append(client.post("/api/v1/comments", json=comment(
+                author_email=f"h{n}@example.org", content=f"hung {n}")).status_code)
+
+    worker = threading.Thread(target=post, daemon=True)
+    worker.start()
+    worker.join(timeout=20)  # each storage call gives up after a second
+    hung.close()
+    close_app(app)
+    assert not worker.is_alive(), "intake waited on a Redis that never answers"
+    assert answers == [201, 201]
+
+
 def test_a_form_token_is_good_only_for_its_page_and_a_day_at_most(api, keys, monkeypatch):
     """A token is bound to the site and thread it was served for and to when it was served:
     a bot holding one cannot stamp it on other pages, nor keep using it past its age."""
