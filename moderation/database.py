@@ -205,7 +205,24 @@ def _configure_postgresql(engine: sa.Engine) -> None:
             dbapi_connection.autocommit = False
 
 
+# SQLite's primary result codes after which a connection is not to be used again:
+# READONLY (the file was opened read-only: SQLite falls back to that when it cannot open it
+# for writing, and the connection stays so after the file is writable again), IOERR and
+# CORRUPT / NOTADB (the file or its -wal was replaced or removed under the connection).
+_STALE_CONNECTION_CODES = frozenset({8, 10, 11, 26})
+
+
 def _configure_sqlite(engine: sa.Engine, synchronous: str) -> None:
+    @sa.event.listens_for(engine, "handle_error")
+    def _on_error(context: sa.engine.ExceptionContext) -> None:
+        # Found by a fault-injection audit: a worker whose pooled connection was opened
+        # while the file could not be written answered 503 to writes long after it could,
+        # until gunicorn recycled it (10,000 requests). Taken for a lost connection, it is
+        # closed, the request answers 503, and the next one opens the file again.
+        code = getattr(context.original_exception, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF in _STALE_CONNECTION_CODES:
+            context.is_disconnect = True
+
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN, instead of the driver's own guesswork.

@@ -155,7 +155,12 @@ def _handle_http_exception(error: HTTPException) -> Response:
 
 def _database_unavailable(error: Exception) -> Response:
     db.session.rollback()
-    log.error("database unavailable: %s", type(error).__name__)
+    # The driver's first line tells "database is locked" from "disk full" or "read-only"
+    # (its class alone did not); it names no value: parameters stay hidden, and the
+    # lines after the first (PostgreSQL's DETAIL) are left out.
+    reason = str(getattr(error, "orig", "") or "").strip().splitlines()[:1]
+    log.error("database unavailable: %s%s", type(error).__name__,
+              f": {reason[0][:200]}" if reason else "")
     return error_response(
         503,
         "The database is unavailable; please retry shortly.",

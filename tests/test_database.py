@@ -3,6 +3,7 @@ PostgreSQL reads GETs in autocommit."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -134,3 +135,29 @@ def test_timestamps_read_back_in_utc_whatever_the_databases_time_zone(app, api, 
         db.session.rollback()
     assert created.utcoffset() == dt.timedelta(0)
     assert created.isoformat() == made["created_at"]
+
+
+def test_a_connection_sqlite_opened_read_only_is_not_used_again(app, api, caplog):
+    """SQLite opens a file it cannot write read-only, and the connection stays so after the
+    file is writable again: a worker whose pooled connection was opened then answered 503
+    to writes until gunicorn recycled it (a fault-injection audit). `query_only` stands in
+    for the read-only open here: the write fails the same way (SQLITE_READONLY)."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("SQLite's own fault")
+    with app.app_context():
+        db.engine.dispose()
+        connection = db.engine.raw_connection()  # the pool's one connection from now on
+        connection.cursor().execute("PRAGMA query_only=ON")
+        connection.close()
+    errors = logging.getLogger("moderation")
+    errors.addHandler(caplog.handler)
+    try:
+        refused = api.post("/api/v1/comments", comment(content="while read-only"))
+    finally:
+        errors.removeHandler(caplog.handler)
+    assert refused.status_code == 503 and refused.headers["Retry-After"]
+    # The log says why: the driver's words, where the class alone did not tell a lock
+    # from a full disk or a read-only file.
+    assert "attempt to write a readonly database" in caplog.text
+    again = api.post("/api/v1/comments", comment(content="once writable"))
+    assert again.status_code == 201
