@@ -67,6 +67,30 @@ def test_a_limit_reached_is_logged_without_the_commenters_hash(api, app):
     assert not any(digest in line for line in seen)
 
 
+def test_a_comment_the_service_failed_to_store_uses_up_no_allowance(api, app):
+    """Counted as it came in, each retry through an outage (a full disk; a 503 whose
+    Retry-After asks for the retry) used up the commenter's allowance, and the first retry
+    after it got a 429 (found by fault injection). Here the outage is a read-only
+    connection (SQLite's READONLY, as a file it could not open for writing)."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("the outage is made with a SQLite pragma")
+    from moderation.extensions import db
+
+    def failed() -> int:
+        with app.app_context():
+            db.engine.dispose()
+            connection = db.engine.raw_connection()
+            connection.cursor().execute("PRAGMA query_only=ON")
+            connection.close()
+        return api.post("/api/v1/comments", comment(content="retried")).status_code
+
+    assert [failed() for _ in range(3)] == [503] * 3
+    # limits_rules.yaml: per_email 2/minute, per_ip 3/minute: both are still whole.
+    statuses = [api.post("/api/v1/comments", comment(content=f"after {n}")).status_code
+                for n in range(3)]
+    assert statuses == [201, 201, 429]
+
+
 def test_rate_limit_headers_describe_the_limit_that_runs_out_first(api):
     """limits_rules.yaml: per_ip 3/minute, per_email 2/minute. The headers described the
     per-IP limit ("3, 2 remaining") while the per-email one was one comment from a 429."""

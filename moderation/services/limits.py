@@ -180,12 +180,29 @@ def keep_retry_after_for_waits(response: Response) -> Response:
     only where waiting helps: a 429, and the 503 of a database that is away. On that 503
     the limiter's figure (when its window resets, up to a minute or more) replaced the
     database's own short wait, so the database's is put back."""
+    if response.status_code >= 500:
+        _give_back_what_a_failure_took()
     if response.status_code == 503:
         response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
     elif response.status_code != 429:
         response.headers.pop("Retry-After", None)
         _describe_the_tightest_limit(response)
     return response
+
+
+def _give_back_what_a_failure_took() -> None:
+    """A request the service failed (a full disk, a database gone mid-request: 503) used up
+    none of the commenter's allowance: the limits counted it as it came in, so a commenter
+    retrying through an outage, as the 503's Retry-After asks, was answered 429 once it
+    ended, and everyone on that IP with them (found by an audit). Each count is taken back
+    (the fixed windows count up, and count down as well)."""
+    for counted in limiter.current_limits:
+        if counted.breached:
+            continue  # a 429 counted nothing
+        try:
+            counted.limiter.hit(counted.limit, *counted.request_args, cost=-1)
+        except Exception:  # noqa: BLE001 - the storage away: its counts are not ours to mend
+            return
 
 
 def _describe_the_tightest_limit(response: Response) -> None:
