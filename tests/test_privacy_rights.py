@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from pathlib import Path
 
@@ -201,3 +202,26 @@ def test_an_erasure_costs_about_the_same_statements_for_3_comments_as_for_12(api
     # that changed (a comment without hits has none to redact), so it may come in two.
     assert statements_to_erase("twelve@example.org", 12) <= statements_to_erase(
         "three@example.org", 3) + 2
+
+
+def test_an_erasure_stands_when_the_log_cannot_be_emptied_after_it(api, app, keys,
+                                                                    monkeypatch, caplog):
+    """With the disk full, the checkpoint after the erasure's commit failed and the answer
+    was a 500 that said the erasure had failed (found by fault injection)."""
+    import sqlite3
+
+    def full_disk() -> bool:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    api.post("/api/v1/comments", comment())
+    monkeypatch.setattr("moderation.services.privacy._checkpoint", full_disk)
+    logger = logging.getLogger("moderation")
+    logger.addHandler(caplog.handler)
+    try:
+        erased = api.post("/api/v1/admin/privacy/erase", {"email": "ada@example.org"},
+                          key=keys.admin)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert (erased.status_code, erased.get_json()) == (200, {"erased": 1})
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        assert "database or disk is full" in caplog.text
