@@ -120,11 +120,12 @@ class WriteLockedConnection(sqlite3.Connection):
     _lock_fd: int | None = None
     _holding = False
 
-    def acquire_write_lock(self, path: str, timeout: float) -> None:
-        """Wait for the database's write lock; after ``timeout`` s leave it to SQLite's own."""
+    def acquire_write_lock(self, path: str, timeout: float) -> float:
+        """Wait for the database's write lock; after ``timeout`` s leave it to SQLite's own.
+        The seconds it waited."""
         if self._lock_fd is None:
             self._lock_fd = os.open(path + "-writelock", os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
         pause = 0.0001
         while True:
             try:
@@ -133,13 +134,13 @@ class WriteLockedConnection(sqlite3.Connection):
                 # Polled rather than blocking: a thread that holds a write transaction and
                 # then opens another (a bug, or a test driving two apps) gets SQLite's
                 # "database is locked" after the timeout instead of a hang.
-                if time.monotonic() > deadline:
-                    return
+                if time.monotonic() - started > timeout:
+                    return time.monotonic() - started
                 time.sleep(pause)
                 pause = min(pause * 2, 0.002)
             else:
                 self._holding = True
-                return
+                return time.monotonic() - started
 
     @property
     def holding_write_lock(self) -> bool:
@@ -268,5 +269,18 @@ def begin_immediate(connection: sa.Connection) -> None:
     if database not in (None, "", ":memory:"):
         dbapi_connection = connection.connection.dbapi_connection
         if isinstance(dbapi_connection, WriteLockedConnection):
-            dbapi_connection.acquire_write_lock(database, BUSY_TIMEOUT)
+            waited = dbapi_connection.acquire_write_lock(database, BUSY_TIMEOUT)
+            if waited > 0.1:
+                # SQLite's own wait (another process holding the database: a backup, the
+                # sqlite3 shell) gets what is left of the 15 s: the two waits added up to
+                # 30 s, gunicorn's timeout, so a writer queued behind another that was
+                # waiting was killed with the worker instead of answered 503 (found by
+                # fault injection).
+                left = max(0, int((BUSY_TIMEOUT - waited) * 1000))
+                dbapi_connection.execute(f"PRAGMA busy_timeout={left}")
+                try:
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                finally:
+                    dbapi_connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+                return
     connection.exec_driver_sql("BEGIN IMMEDIATE")
