@@ -12,7 +12,14 @@ import re2
 
 from .matchers import Finding, RegexMatcher, Subject, TermsMatcher
 from .normalise import Normalised, is_word_char, normalise
-from .readings import Glued, joins_when_split, letter_readings, phrase_form, phrase_key
+from .readings import (
+    Glued,
+    glued_symbols_reading,
+    joins_when_split,
+    letter_readings,
+    phrase_form,
+    phrase_key,
+)
 
 __all__ = ["TermIndex", "RegexIndex", "PatternSetError", "re2_options"]
 
@@ -119,7 +126,11 @@ class TermIndex:
         """Each automaton with each form of the target's text it is matched against."""
         readings = [subject.normalised(target)]
         # Same length as the text, so their spans are spans of the text as written.
-        readings += [normalise(text) for text in letter_readings(subject.raw(target))]
+        raw = subject.raw(target)
+        readings += [normalise(text) for text in letter_readings(raw)]
+        glued = glued_symbols_reading(raw)
+        if glued is not None:
+            readings.append(normalise(glued))
         forms = []
         for folded in readings:
             if self._words is not None:

@@ -644,3 +644,35 @@ def test_an_idn_host_is_the_one_a_browser_visits() -> None:
     assert [hit.match for hit in hits_of(listed, content="see https://faß.example/x")] == [
         "https://faß.example/x"]
     assert hits_of(listed, content="see https://fass.example/x") == []
+
+
+@pytest.mark.parametrize(("content", "match"), [
+    ("you are a fucking$ bitch$", "fucking"),  # read as leetspeak: "fuckings"
+    ("cheap viagra$ and more", "viagra"),
+    ("go kill yourself$", "yourself"),
+    ("$viagra here", "viagra"),
+    ("2viagra here", "viagra"),
+    ("viagra3 here", "viagra"),
+    ("viagra@home", "viagra"),
+])
+def test_a_symbol_glued_to_a_word_does_not_hide_it(content: str, match: str) -> None:
+    """Normalising reads $, @ and digits beside letters as leetspeak, so one glued to a
+    word made it another word, and every whole-word rule missed it, hard outcomes
+    included (found by an audit)."""
+    rule = ("{id: T, type: terms, terms: [fucking, viagra, yourself], outcome: rejected}")
+    assert match in [hit.match for hit in hits_of(rule, content=content)]
+
+
+def test_a_term_in_an_address_is_found_beside_its_at_sign() -> None:
+    rule = "{id: T, type: terms, targets: [author_email], terms: [viagra], score: 1}"
+    for email in ("x@viagra.example", "viagra@x.example"):
+        assert [hit.match for hit in hits_of(rule, author_email=email)] == ["viagra"]
+
+
+@pytest.mark.parametrize("content", ["a cla$$ act", "in 2026we met", "mail me@home",
+                                     "it costs 5$ or 5 $", "a55ert it", "top c1ass"])
+def test_symbols_read_as_spaces_make_no_word_of_their_own(content: str) -> None:
+    """`cla$$` still does not hit `ass`, nor `s` standing alone where `$` was."""
+    rule = "{id: T, type: terms, terms: [ass, s, me, we], score: 1}"
+    assert [hit.match for hit in hits_of(rule, content=content)] == (
+        ["me"] if "me@" in content else ["we"] if "we " in content else [])
