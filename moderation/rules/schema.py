@@ -78,11 +78,17 @@ def _probability() -> validate.Range:
 
 
 class ListOrSource(fields.Field):
-    """A list of strings, or one string naming where the list lives (``file:...``)."""
+    """A list of strings, or one string naming where the list lives (``file:...``, or
+    ``list:disposable`` for domains)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
         if isinstance(value, str):
-            return [value]
+            if value.startswith(("file:", "list:")):
+                return [value]  # a list kept elsewhere, read (or refused) when built
+            # Taken as a list of one, a mistyped `flie:lists/abuse.txt` was a rule whose
+            # one term was that text, and the list never applied (found by an audit).
+            raise ValidationError(f"{value!r} is neither a list nor 'file:<path>': write a "
+                                  f"list in brackets, [{value}], or name a file.")
         if isinstance(value, list) and all(isinstance(item, str) for item in value):
             return value
         if isinstance(value, list) and all(isinstance(item, str | int) for item in value):

@@ -369,6 +369,19 @@ def test_a_missing_list_file_is_refused_naming_the_file_and_rule(tmp_path: Path)
     assert "rules.yaml: rule WORDS: terms: file 'lists/nope.txt' not found" in message
 
 
+@pytest.mark.parametrize(("key", "value"), [
+    ("terms", "'flie:lists/abuse.txt'"), ("terms", "viagra"), ("domains", "spam.example"),
+])
+def test_a_lone_string_that_names_no_file_is_refused(tmp_path: Path, key: str,
+                                                     value: str) -> None:
+    """Taken as a list of one, a mistyped `file:` was a rule whose one term was the text
+    `flie:lists/abuse.txt`: `rules check` said OK and the list never applied (an audit)."""
+    kind = "terms" if key == "terms" else "domains"
+    message = refusal(f"version: 1\nrules: [{{id: W, type: {kind}, {key}: {value}, "
+                      "score: 1}]", base_dir=tmp_path)
+    assert f"rule W: {key}:" in message and "neither a list nor 'file:<path>'" in message
+
+
 def test_list_files_must_stay_beside_the_rules_file(tmp_path: Path) -> None:
     message = refusal(
         "version: 1\nrules: [{id: W, type: terms, terms: 'file:../secrets.txt', score: 1}]",
