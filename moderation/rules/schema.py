@@ -212,7 +212,10 @@ class RuleSchema(_Strict):
     allowed_targets: ClassVar[tuple[str, ...]] = ("content",)
     scored: ClassVar[bool] = True
 
-    id = fields.String(required=True, validate=validate.Regexp(RULE_ID, error=_ID))
+    id = fields.String(required=True, validate=validate.Regexp(RULE_ID, error=_ID),
+                       error_messages={"invalid": "Not text to YAML (an id such as OFF, NO "
+                                       "or 123 reads as a boolean or a number): put it in "
+                                       "quotes."})
     type = fields.String(required=True)
     targets = fields.List(fields.String(validate=validate.OneOf(TARGETS)))
     score = Float(allow_nan=False, validate=_score())

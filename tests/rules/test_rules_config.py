@@ -470,3 +470,15 @@ def test_the_version_ignores_comments_but_not_content() -> None:
 def test_a_missing_rules_file_is_refused_naming_it(tmp_path: Path) -> None:
     with pytest.raises(RulesError, match="nope.yaml: cannot read the rules file"):
         load_rules(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("rule_id", ["OFF", "NO", "123"])
+def test_an_id_yaml_reads_as_a_boolean_or_number_is_asked_for_in_quotes(rule_id: str) -> None:
+    """`id: OFF` matches [A-Z0-9_]+ as written, but YAML reads it as false: the error said
+    only "Not a valid string" (rules audit)."""
+    message = refusal(f"version: 1\nrules: [{{id: {rule_id}, type: terms, terms: [x], "
+                      "score: 1}]")
+    assert "put it in quotes" in message
+    quoted = parse_rules(f"version: 1\nrules: [{{id: '{rule_id}', type: terms, terms: [x], "
+                         "score: 1}]", source="rules.yaml")
+    assert quoted is not None
