@@ -72,12 +72,29 @@ def default_rules_path() -> Path:
     return Path(__file__).with_name("default_rules.yaml")
 
 
+# The largest rules file and `file:` list taken, in bytes. A rules file is a few KB and a
+# list of 100,000 terms about 1.5 MB; a 50 MB file (a dump named by mistake) took each
+# gunicorn process past 1.6 GB and minutes to parse, every worker at once, the watcher
+# blind to later edits meanwhile (found by fault injection). Past these, the file is
+# refused like any other broken one, and the last good rules stay.
+RULES_FILE_MAX_BYTES = 1 << 20
+LIST_FILE_MAX_BYTES = 8 << 20
+
+
+def _read_at_most(path: Path, limit: int) -> bytes:
+    with path.open("rb") as file:
+        content = file.read(limit + 1)
+    if len(content) > limit:
+        raise ValueError(f"it is over {limit >> 20} MiB, the most taken")
+    return content
+
+
 def load_rules(path: str | Path) -> RuleSet:
     """Load and check the rules file at ``path``; raises RulesError saying what is wrong."""
     path = Path(path)
     try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = _read_at_most(path, RULES_FILE_MAX_BYTES).decode("utf-8")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise RulesError([f"{path}: cannot read the rules file: {exc}"]) from exc
     return parse_rules(text, source=str(path), base_dir=path.parent)
 
@@ -244,12 +261,12 @@ class _Builder:
         if path not in self.file_cache:
             self.file_signatures[path] = file_signature(path)  # before the read: see RuleSet
             try:
-                content = path.read_bytes()
+                content = _read_at_most(path, LIST_FILE_MAX_BYTES)
                 # utf-8-sig: Windows editors start a UTF-8 file with a byte-order mark.
                 text = content.decode("utf-8-sig")
             except FileNotFoundError as exc:
                 raise SpecError(key, f"file '{relative}' not found (looked for {path})") from exc
-            except (OSError, UnicodeDecodeError) as exc:
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
                 raise SpecError(key, f"file '{relative}' can't be read: {exc}") from exc
             self.file_hashes[relative] = hashlib.sha256(content).hexdigest()
             entries = []

@@ -482,3 +482,24 @@ def test_an_id_yaml_reads_as_a_boolean_or_number_is_asked_for_in_quotes(rule_id:
     quoted = parse_rules(f"version: 1\nrules: [{{id: '{rule_id}', type: terms, terms: [x], "
                          "score: 1}]", source="rules.yaml")
     assert quoted is not None
+
+
+def test_a_rules_file_or_list_too_large_is_refused(tmp_path: Path, monkeypatch) -> None:
+    """A 50 MB file took each gunicorn process past 1.6 GB and minutes to parse, and the
+    watcher saw no later edit meanwhile (fault injection). Limits lowered here; shipped:
+    1 MiB for the rules file, 8 MiB for a list."""
+    monkeypatch.setattr("moderation.rules.config.RULES_FILE_MAX_BYTES", 1 << 20)
+    monkeypatch.setattr("moderation.rules.config.LIST_FILE_MAX_BYTES", 2 << 20)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules: [{id: W, type: terms, terms: 'file:words.txt', "
+                     "score: 1}]\n" + "# padding\n" * 120_000)
+    (tmp_path / "words.txt").write_text("word\n")
+    with pytest.raises(RulesError, match="cannot read the rules file: it is over 1 MiB"):
+        load_rules(rules)
+    rules.write_text("version: 1\nrules: [{id: W, type: terms, terms: 'file:words.txt', "
+                     "score: 1}]\n")
+    assert load_rules(rules).version
+    (tmp_path / "words.txt").write_text("word\n" * 500_000)
+    with pytest.raises(RulesError, match="rule W: terms: file 'words.txt' can't be read: "
+                                         "it is over 2 MiB"):
+        load_rules(rules)
