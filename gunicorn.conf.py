@@ -107,6 +107,12 @@ class SyncWorkerWithReadTimeout(SyncWorker):
         client.settimeout(max(0.5, min(10.0, self.cfg.timeout / 3)))
         util.close_on_exec(client)
         self.handle(listener, client, addr)
+        # gunicorn's sync worker looks for its master only when no client is waiting: a
+        # worker whose master was killed (SIGKILL, the OOM killer) went on serving for as
+        # long as requests kept coming, holding the port, so a new gunicorn could not bind
+        # it (found by fault injection). It now leaves after the request it is serving.
+        if not self.is_parent_alive():
+            self.alive = False
 
 
 worker_class = SyncWorkerWithReadTimeout if threads == 1 else "sync"

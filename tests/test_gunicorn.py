@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -585,3 +587,66 @@ def test_a_metrics_folder_of_its_own_is_emptied_of_old_counters(tmp_path):
     (metrics / "counter_12345.db").write_bytes(b"")
     with gunicorn(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(metrics)):
         assert not (metrics / "counter_12345.db").exists()
+
+
+def _children(pid: int) -> set[int]:
+    children = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                children.add(int(entry.name))
+    return children
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_workers_whose_master_was_killed_leave_even_under_load(tmp_path):
+    """The sync worker looks for its master only when idle: killed with SIGKILL, the
+    master left workers serving for as long as requests came, holding the port (found by
+    fault injection). They now leave after the request they are serving."""
+    import signal
+
+    with gunicorn(tmp_path) as base:
+        # The master is this process's child (gunicorn() started it); its workers, its.
+        [master] = [pid for pid in _children(os.getpid()) if _alive(pid)
+                    and _cmdline(pid).endswith("wsgi:app")]
+        workers = _children(master)
+        assert len(workers) == 2
+        # Clients enough that one always waits in the backlog: the load that kept them.
+        done = threading.Event()
+
+        def load() -> None:
+            while not done.is_set():
+                with contextlib.suppress(OSError):
+                    call(base + "/healthz")
+
+        clients = [threading.Thread(target=load, daemon=True) for _ in range(8)]
+        for client in clients:
+            client.start()
+        time.sleep(0.5)
+        os.kill(master, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+            time.sleep(0.1)
+        done.set()
+        left = [pid for pid in workers if _alive(pid)]
+        for client in clients:
+            client.join(timeout=30)
+        assert left == []
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
