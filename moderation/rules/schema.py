@@ -213,8 +213,8 @@ class RuleSchema(_Strict):
     scored: ClassVar[bool] = True
 
     id = fields.String(required=True, validate=validate.Regexp(RULE_ID, error=_ID),
-                       error_messages={"invalid": "Not text to YAML (an id such as OFF, NO "
-                                       "or 123 reads as a boolean or a number): put it in "
+                       error_messages={"invalid": "Not text: YAML reads OFF, NO or 123 "
+                                       "as a boolean or a number, so put such an id in "
                                        "quotes."})
     type = fields.String(required=True)
     targets = fields.List(fields.String(validate=validate.OneOf(TARGETS)))

@@ -271,7 +271,7 @@ def refusal(text: str, base_dir: Path | None = None) -> str:
         ("- just a list", "rules.yaml: the file must be a mapping"),
         (
             "version: 1\nrules: [{id: [A], type: terms, terms: [a], score: 1}]",
-            "rules.yaml: rule #1: id: Not a valid string.",
+            "rules.yaml: rule #1: id: Not text: YAML reads OFF, NO or 123 as a boolean or a number",
         ),
         (
             "version: 1\nrules: [{id: A, type: {name: terms}, terms: [a], score: 1}]",
@@ -478,7 +478,7 @@ def test_an_id_yaml_reads_as_a_boolean_or_number_is_asked_for_in_quotes(rule_id:
     only "Not a valid string" (rules audit)."""
     message = refusal(f"version: 1\nrules: [{{id: {rule_id}, type: terms, terms: [x], "
                       "score: 1}]")
-    assert "put it in quotes" in message
+    assert "put such an id in quotes" in message
     quoted = parse_rules(f"version: 1\nrules: [{{id: '{rule_id}', type: terms, terms: [x], "
                          "score: 1}]", source="rules.yaml")
     assert quoted is not None
