@@ -225,3 +225,33 @@ def test_an_erasure_stands_when_the_log_cannot_be_emptied_after_it(api, app, key
     assert (erased.status_code, erased.get_json()) == (200, {"erased": 1})
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         assert "database or disk is full" in caplog.text
+
+
+def test_an_erasure_does_not_wait_on_a_long_read_to_empty_the_log(api, app, keys, caplog):
+    """The checkpoint after an erasure waited for readers with the connections' own 15 s,
+    holding up every writer meanwhile (found by a review): a long read during an erasure
+    stalled intake. It now waits a moment, and leaves the log to the next one."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("SQLite's write-ahead log")
+    import sqlite3
+    import time
+
+    api.post("/api/v1/comments", comment())
+    path = sa.make_url(app.config["SQLALCHEMY_DATABASE_URI"]).database
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM comments").fetchone()  # holds its snapshot
+    logger = logging.getLogger("moderation")
+    logger.addHandler(caplog.handler)
+    try:
+        started = time.monotonic()
+        erased = api.post("/api/v1/admin/privacy/erase", {"email": "ada@example.org"},
+                          key=keys.admin)
+        took = time.monotonic() - started
+    finally:
+        logger.removeHandler(caplog.handler)
+        reader.rollback()
+        reader.close()
+    assert erased.get_json() == {"erased": 1}
+    assert took < 5, took  # 15 s and more before
+    assert "could not be emptied" in caplog.text

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
+from moderation.database import BUSY_TIMEOUT
 from moderation.extensions import db
 from moderation.models import (
     ClassifierStep,
@@ -106,12 +107,24 @@ def wipe_the_write_ahead_log() -> None:
                     "erasure, purge or checkpoint empties it.")
 
 
+# Milliseconds the checkpoint waits for readers and writers. It holds up new writers while
+# it waits: with the connections' own 15 s, a long read during an erasure stalled every
+# intake for 15 s, and a big erasure could pass the worker timeout after its commit (found
+# by a review). A checkpoint that cannot run at once is left to the next one.
+CHECKPOINT_WAIT_MS = 200
+
+
 def _checkpoint() -> bool:
-    """SQLite's TRUNCATE checkpoint, outside any transaction; whether a reader kept it from
-    emptying the log."""
+    """SQLite's TRUNCATE checkpoint, outside any transaction; whether a reader or a writer
+    kept it from emptying the log."""
     connection = db.engine.raw_connection()
     try:
-        busy, _, _ = connection.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        cursor = connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+        try:
+            busy, _, _ = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
     finally:
         connection.close()
     return bool(busy)
