@@ -7,7 +7,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from typing import Any
 
@@ -281,6 +281,10 @@ def begin_immediate(connection: sa.Connection) -> None:
                 try:
                     connection.exec_driver_sql("BEGIN IMMEDIATE")
                 finally:
-                    dbapi_connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+                    # Not on a connection the failure closed (_on_error's invalidation):
+                    # that raised over the error being answered, a 500 for a 503.
+                    with suppress(sqlite3.ProgrammingError):
+                        dbapi_connection.execute(
+                            f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
                 return
     connection.exec_driver_sql("BEGIN IMMEDIATE")
