@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, g, request
+from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy.exc import SQLAlchemyError
 from webargs.flaskparser import is_json_request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -197,10 +198,14 @@ def _give_back_what_a_failure_took() -> None:
     ended, and everyone on that IP with them (found by an audit). Each count is taken back
     (the fixed windows count up, and count down as well)."""
     for counted in limiter.current_limits:
-        if counted.breached:
-            continue  # a 429 counted nothing
+        if counted.breached or not isinstance(counted.limiter, FixedWindowRateLimiter):
+            continue  # a 429 counted nothing; other strategies cannot count down
         try:
-            counted.limiter.hit(counted.limit, *counted.request_args, cost=-1)
+            _, remaining = counted.limiter.get_window_stats(counted.limit, *counted.request_args)
+            # A window that ended since (a 503 can take 15 s) counts from 0 again: taken
+            # back there, the count went to -1, an extra comment in the next window.
+            if remaining < counted.limit.amount:
+                counted.limiter.hit(counted.limit, *counted.request_args, cost=-1)
         except Exception:  # noqa: BLE001 - the storage away: its counts are not ours to mend
             return
 
