@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
+from contextlib import suppress
 from typing import Any
 
 from flask import request
@@ -14,6 +15,8 @@ from werkzeug.exceptions import BadRequest, RequestTimeout
 # 400 (ended before its Content-Length) or 408 (stopped coming).
 BODY_FAULT = "moderation.body_fault"
 READ_SIZE = 65536
+# The methods whose bodies routes read.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class RequestBody:
@@ -41,6 +44,21 @@ class RequestBody:
         self.limit = limit
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        try:
+            return self._with_body_read(environ, start_response)
+        finally:
+            # The read timeout is for reading the request: sending a large answer (an
+            # export) to a slow reader is bounded by the worker timeout, as before.
+            sock = environ.get("gunicorn.socket")
+            if sock is not None:
+                with suppress(OSError):
+                    sock.settimeout(None)
+
+    def _with_body_read(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") not in BODY_METHODS:
+            # No route reads the body of these: a GET sent with a Content-Length and no
+            # body waited for it, then got a 408 (found by a review).
+            return self.app(environ, start_response)
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             body = self._read(environ, self.limit + 1)
             # Werkzeug ignores Content-Length on a chunked request (as HTTP says to): the
