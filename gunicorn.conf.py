@@ -243,10 +243,12 @@ def _json_error(sock, status_int, reason, mesg):
     error = sys.exc_info()[1]
     retry_after = ""
     if isinstance(error, SystemExit) and status_int == 500:
-        # The arbiter stopped the worker at `timeout` mid-request (the request was rolled
-        # back with its database connection): the server's limit, not the client's fault.
+        # The arbiter stopped the worker at `timeout` mid-request (what it had not
+        # committed was rolled back with its database connection): the server's limit, not
+        # the client's fault. It may have committed first, so a retry needs its key.
         status_int, reason, retry_after = 503, "Service Unavailable", "Retry-After: 5\r\n"
-        mesg = "The request took too long and was stopped; nothing was stored. Retry shortly."
+        mesg = ("The request took too long and was stopped. Retry shortly; a retry with the "
+                "same Idempotency-Key never stores a comment twice.")
     else:
         # gunicorn's message quotes what the client sent (the request line with its query,
         # a header): the error's class names the fault without repeating it.

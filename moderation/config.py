@@ -102,12 +102,15 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
 # the in-memory fallback never began, as nothing failed (found by an audit). A Redis on
 # the network answers in a millisecond; past this the request counts in memory instead.
 REDIS_TIMEOUT = 1.0
+# The `limits` library's URI schemes for one Redis (or Valkey) server; Sentinel and Cluster
+# set their timeouts in MODERATION_RATELIMIT_STORAGE_OPTIONS (see the README).
+REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "valkey", "valkeys", "valkey+unix")
 
 
 def _storage_options(uri: str, given: dict[str, Any] | None) -> dict[str, Any]:
     """The limits' storage options: Redis's timeouts, unless the operator set their own."""
     options = dict(given or {})
-    if str(uri).split(":", 1)[0] in ("redis", "rediss", "redis+unix"):
+    if str(uri).split(":", 1)[0] in REDIS_SCHEMES:
         options.setdefault("socket_timeout", REDIS_TIMEOUT)
         options.setdefault("socket_connect_timeout", REDIS_TIMEOUT)
     return options

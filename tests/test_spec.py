@@ -158,3 +158,16 @@ def test_every_route_the_app_serves_is_in_the_spec(app, api):
               if not rule.rule.startswith("/static/")}
     assert served == set(spec["paths"])
     assert api.get("/docs").content_type.startswith("text/html")
+
+
+def test_the_app_starts_with_the_spec_served_elsewhere(database_url):
+    """Putting /openapi.json and /docs in the spec looked them up where they are served by
+    default: another MODERATION_OPENAPI_URL_PREFIX stopped the app at start (a review)."""
+    from tests.conftest import close_app, make_app
+
+    app = make_app(database_url, OPENAPI_URL_PREFIX="/api/spec")
+    try:
+        spec = app.test_client().get("/api/spec/openapi.json").get_json()
+        assert "/api/v1/comments" in spec["paths"]
+    finally:
+        close_app(app)
