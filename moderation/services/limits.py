@@ -183,6 +183,9 @@ def keep_retry_after_for_waits(response: Response) -> Response:
     database's own short wait, so the database's is put back."""
     if response.status_code >= 500:
         _give_back_what_a_failure_took()
+        # flask-limiter wrote them before the counts were given back: stale by one.
+        for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"):
+            response.headers.pop(name, None)
     if response.status_code == 503:
         response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
     elif response.status_code != 429:
