@@ -276,15 +276,23 @@ def begin_immediate(connection: sa.Connection) -> None:
                 # 30 s, gunicorn's timeout, so a writer queued behind another that was
                 # waiting was killed with the worker instead of answered 503 (found by
                 # fault injection).
-                left = max(0, int((BUSY_TIMEOUT - waited) * 1000))
-                dbapi_connection.execute(f"PRAGMA busy_timeout={left}")
-                try:
+                with busy_timeout(dbapi_connection, max(0.0, BUSY_TIMEOUT - waited)):
                     connection.exec_driver_sql("BEGIN IMMEDIATE")
-                finally:
-                    # Not on a connection the failure closed (_on_error's invalidation):
-                    # that raised over the error being answered, a 500 for a 503.
-                    with suppress(sqlite3.ProgrammingError):
-                        dbapi_connection.execute(
-                            f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
                 return
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def busy_timeout(dbapi_connection: Any, seconds: float) -> Iterator[None]:
+    """SQLite waits at most ``seconds`` for a lock within the block, then BUSY_TIMEOUT again.
+
+    Not put back on a connection that the block's failure closed (_on_error invalidates
+    it): that raised "Cannot operate on a closed database" over the error being answered,
+    a 500 for a 503.
+    """
+    dbapi_connection.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+    try:
+        yield
+    finally:
+        with suppress(sqlite3.ProgrammingError):
+            dbapi_connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from moderation.database import BUSY_TIMEOUT
+from moderation.database import busy_timeout
 from moderation.extensions import db
 from moderation.models import (
     ClassifierStep,
@@ -107,11 +107,11 @@ def wipe_the_write_ahead_log() -> None:
                     "erasure, purge or checkpoint empties it.")
 
 
-# Milliseconds the checkpoint waits for readers and writers. It holds up new writers while
+# Seconds the checkpoint waits for readers and writers. It holds up new writers while
 # it waits: with the connections' own 15 s, a long read during an erasure stalled every
 # intake for 15 s, and a big erasure could pass the worker timeout after its commit (found
 # by a review). A checkpoint that cannot run at once is left to the next one.
-CHECKPOINT_WAIT_MS = 200
+CHECKPOINT_WAIT = 0.2
 
 
 def _checkpoint() -> bool:
@@ -119,12 +119,8 @@ def _checkpoint() -> bool:
     kept it from emptying the log."""
     connection = db.engine.raw_connection()
     try:
-        cursor = connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
-        try:
-            busy, _, _ = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        finally:
-            cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+        with busy_timeout(connection, CHECKPOINT_WAIT):
+            busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     finally:
         connection.close()
     return bool(busy)
@@ -133,6 +129,12 @@ def _checkpoint() -> bool:
 def _by_commenter(email: str) -> sa.Select:
     # The HMAC finds every comment however the address was capitalised when posted.
     return sa.select(Comment).where(Comment.email_hash == email_hash(email)).order_by(Comment.id)
+
+
+def _ids_by_commenter(email: str) -> sa.Select:
+    """Their comments' ids, as a subquery: an IN list binds a parameter per id, and
+    PostgreSQL takes at most 65,535 in one statement (a spam bot's 70,000 comments)."""
+    return _by_commenter(email).with_only_columns(Comment.id).order_by(None)
 
 
 def export(email: str) -> dict[str, Any]:
@@ -147,9 +149,7 @@ def export(email: str) -> dict[str, Any]:
     ).all()
     # What else is kept with each comment: the Idempotency-Keys it was posted with, and
     # the tokens the classifier learned from it (a JSON list, as its step keeps them).
-    # Found by the address's hash, not by a list of ids: an IN list binds a parameter per
-    # id, and PostgreSQL takes at most 65,535 in one statement.
-    ids = _by_commenter(email).with_only_columns(Comment.id).order_by(None).scalar_subquery()
+    ids = _ids_by_commenter(email)
     keys_of: dict[int, list[dict[str, Any]]] = {}
     for comment_id, key, created_at in db.session.execute(
             sa.select(IdempotencyRecord.comment_id, IdempotencyRecord.key,
@@ -213,10 +213,9 @@ def erase(actor: str, email: str, delete_content: bool) -> int:
     comments = list(db.session.scalars(_by_commenter(email).with_for_update()))
     # An Idempotency-Key's record keeps a hash of the whole request (address, name, IP,
     # text), which would confirm a guess at who wrote the comment. Deleted by the address's
-    # hash while the comments still carry it (an IN list of their ids binds a parameter
-    # each, and PostgreSQL takes at most 65,535 in one statement).
-    db.session.execute(sa.delete(IdempotencyRecord).where(IdempotencyRecord.comment_id.in_(
-        _by_commenter(email).with_only_columns(Comment.id).order_by(None))))
+    # hash while the comments still carry it.
+    db.session.execute(sa.delete(IdempotencyRecord).where(
+        IdempotencyRecord.comment_id.in_(_ids_by_commenter(email))))
     # A moderator's reason may name the commenter ("spam from zoe@..., 192.0.2.7"), by any
     # of what any of their comments holds: the IP of one in a reason on another.
     traces = tuple(dict.fromkeys(
@@ -226,9 +225,8 @@ def erase(actor: str, email: str, delete_content: bool) -> int:
     # flushed the changes to the one before it, a statement each, and the erasure of a
     # spam bot's 3,000 comments took 5.6 s, its 70,000 two and a half minutes.
     for decision in db.session.scalars(
-        sa.select(Decision).where(Decision.comment_id.in_(
-            _by_commenter(email).with_only_columns(Comment.id).order_by(None)),
-            Decision.reason != "")
+        sa.select(Decision).where(Decision.comment_id.in_(_ids_by_commenter(email)),
+                                  Decision.reason != "")
     ):
         decision.reason = scrubbed(decision.reason, traces, REASON_LENGTH)
     audit: list[dict[str, Any]] = []
