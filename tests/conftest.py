@@ -226,3 +226,14 @@ def two_sites(app: Flask) -> None:
     with app.app_context():
         sites.create_site("news", "News", [NEWS])
         sites.create_site("blog", "Blog", [BLOG])
+
+
+def pool_one_read_only_connection(app: Flask) -> None:
+    """Leave the app's SQLite pool holding one connection that cannot write, as one SQLite
+    opened read-only (a file it could not open for writing): `query_only` fails a write the
+    same way (SQLITE_READONLY)."""
+    with app.app_context():
+        db.engine.dispose()
+        connection = db.engine.raw_connection()  # the pool's one connection from now on
+        connection.cursor().execute("PRAGMA query_only=ON")
+        connection.close()

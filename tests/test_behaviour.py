@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 
 from moderation import create_app
-from tests.conftest import RULES_DIR, _empty_tables, close_app, comment, make_app
+from tests.conftest import (
+    RULES_DIR,
+    _empty_tables,
+    close_app,
+    comment,
+    make_app,
+    pool_one_read_only_connection,
+)
 
 LIMITS = str(RULES_DIR / "limits_rules.yaml")
 ROOT = Path(__file__).parent.parent
@@ -74,14 +81,8 @@ def test_a_comment_the_service_failed_to_store_uses_up_no_allowance(api, app):
     connection (SQLite's READONLY, as a file it could not open for writing)."""
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         pytest.skip("the outage is made with a SQLite pragma")
-    from moderation.extensions import db
-
     def failed() -> tuple[int, object]:
-        with app.app_context():
-            db.engine.dispose()
-            connection = db.engine.raw_connection()
-            connection.cursor().execute("PRAGMA query_only=ON")
-            connection.close()
+        pool_one_read_only_connection(app)
         answer = api.post("/api/v1/comments", comment(content="retried"))
         return answer.status_code, answer.headers
 

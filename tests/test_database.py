@@ -15,7 +15,7 @@ from flask import request
 
 from moderation.database import WriteLockedConnection
 from moderation.extensions import db
-from tests.conftest import comment
+from tests.conftest import comment, pool_one_read_only_connection
 
 
 def _connect(path: Path) -> WriteLockedConnection:
@@ -144,11 +144,7 @@ def test_a_connection_sqlite_opened_read_only_is_not_used_again(app, api, caplog
     for the read-only open here: the write fails the same way (SQLITE_READONLY)."""
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         pytest.skip("SQLite's own fault")
-    with app.app_context():
-        db.engine.dispose()
-        connection = db.engine.raw_connection()  # the pool's one connection from now on
-        connection.cursor().execute("PRAGMA query_only=ON")
-        connection.close()
+    pool_one_read_only_connection(app)
     errors = logging.getLogger("moderation")
     errors.addHandler(caplog.handler)
     try:
