@@ -802,7 +802,8 @@ class HealthSchema(ma.Schema):
 
 
 class EraseSchema(StrictSchema):
-    email = TrimmedString(required=True, validate=[validate.Length(1, 254), _email])
+    email = TrimmedString(required=True, validate=[validate.Length(1, 254), _email],
+                          metadata={"format": "email"})
     delete_content = StrictBoolean(load_default=False)
 
 
@@ -812,7 +813,8 @@ class EraseAnswerSchema(ma.Schema):
 
 class ExportQuerySchema(StrictSchema):
     # Trimmed as intake trims the address it stores.
-    email = TrimmedString(required=True, validate=[validate.Length(1, 254), _email])
+    email = TrimmedString(required=True, validate=[validate.Length(1, 254), _email],
+                          metadata={"format": "email"})
 
 
 class ExportedDecisionSchema(ma.Schema):

@@ -171,3 +171,25 @@ def test_the_app_starts_with_the_spec_served_elsewhere(database_url):
         assert "/api/v1/comments" in spec["paths"]
     finally:
         close_app(app)
+
+
+def test_every_email_the_spec_takes_says_it_is_an_email(api):
+    """Schemathesis (and any client generator) reads `format: email` to send real ones."""
+    spec = api.get("/openapi.json").get_json()
+
+    def resolved(schema):
+        if "$ref" in schema:
+            return spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+        return schema
+
+    taken = []
+    for operation in (op for _, _, op in _operations(api)):
+        for parameter in operation.get("parameters", []):
+            taken.append((parameter["name"], resolved(parameter["schema"])))
+        for content in operation.get("requestBody", {}).get("content", {}).values():
+            properties = resolved(content["schema"]).get("properties", {})
+            taken += [(name, resolved(field)) for name, field in properties.items()]
+    emails = [(name, field) for name, field in taken if "email" in name]
+    assert len(emails) >= 4
+    for name, field in emails:
+        assert field.get("format") == "email", name

@@ -78,6 +78,8 @@ FORM_SUBMISSION = {
             "site", "thread", "thread_title", "thread_url", "parent_id", "author_name",
             "author_email", "author_url", "content", "form_token", *WORDPRESS_FIELDS,
             *WORDPRESS_EXTRAS)},
+        "author_email": {"type": "string", "format": "email"},
+        "email": {"type": "string", "format": "email"},
     },
     "additionalProperties": True,
 }
