@@ -72,8 +72,9 @@ def normalise_host(host: str) -> str:
     Deliberately no look-alike folding: ``spаm.example`` with a Cyrillic ``а`` is a
     different registrable domain, so it must not match ``spam.example``.
     """
-    host = unicodedata.normalize("NFKC", host).strip().rstrip(".").lower()
-    host = re.sub(_DOT, ".", host)
+    # The wide dots become dots before the trailing one goes: "grabify.link。/" is a link
+    # to grabify.link (browsers read it so), and kept as "grabify.link." no list named it.
+    host = re.sub(_DOT, ".", unicodedata.normalize("NFKC", host)).strip().rstrip(".").lower()
     if not host or ".." in host:
         return ""
     if host.isascii():

@@ -646,6 +646,17 @@ def test_an_idn_host_is_the_one_a_browser_visits() -> None:
     assert hits_of(listed, content="see https://fass.example/x") == []
 
 
+@pytest.mark.parametrize("dot", ["\u3002", "\uff61", "\uff0e", "."])
+def test_a_host_ending_in_a_wide_dot_is_the_host_a_browser_visits(dot) -> None:
+    """"https://grabify.link。/" is linked on the page and goes to grabify.link; its trailing
+    dot was stripped before the wide dots were read as dots, so no list named it (audit)."""
+    from moderation.rules.hosts import normalise_host
+
+    assert normalise_host(f"grabify.link{dot}") == "grabify.link"
+    listed = "{id: LOGGER, type: domains, domains: [grabify.link], outcome: spam}"
+    assert [hit.match for hit in hits_of(listed, content=f"Great post https://grabify.link{dot}/")]
+
+
 @pytest.mark.parametrize(("content", "match"), [
     ("you are a fucking$ bitch$", "fucking"),  # read as leetspeak: "fuckings"
     ("cheap viagra$ and more", "viagra"),
