@@ -120,6 +120,14 @@ def test_disposable_email_and_missing_user_agent_add_up(api, keys):
     "Please subscribe to me, I upload every week",
     "Nice video. Follow me on Instagram: @someone",
     "Come and listen to our new track, it's better than this",
+    # Spelled as spam spells it (an evasion audit): hyphens, emoji, "2", "YT", plurals.
+    "Check-out my channel!",
+    "Check out my 🎵 channel",
+    "Nice. Visit my web-site",
+    "Subscribe 2 my channel",
+    "Check out my YT channels",
+    "Follow me on lnstagram",
+    "you should check out my channel",
 ])
 def test_self_promotion_is_spam_when_nothing_vouches_for_it(api, keys, content):
     status, rules = judged(api, keys, content=content, user_agent="Mozilla/5.0")
@@ -131,7 +139,21 @@ def test_self_promotion_is_spam_when_nothing_vouches_for_it(api, keys, content):
     "See my comment above: the figures in the third paragraph are wrong.",
     "Follow me on this: the council voted before the report was out.",
     "My page count is off; the print edition ran it on page 4.",
+    # Each was spam, at the rule's 6.0 alone (the audit): not a request to the reader.
+    "I cancelled my subscription and won't subscribe back until they fix the paywall.",
+    "After the redesign I can't see my profile or watch my videos in the app.",
+    "You can see our site plans at the council offices until Friday.",
+    "People who follow me on Twitter know I've said this for years.",
+    "I check my app every morning for the news.",
+    "We watch our channel 4 news every night.",
 ])
 def test_talk_about_ones_own_reading_is_not_self_promotion(api, keys, content):
     _, rules = judged(api, keys, content=content, user_agent="Mozilla/5.0")
     assert "SELF_PROMOTION" not in rules
+
+
+def test_self_promotion_in_the_name_is_self_promotion(api, keys):
+    """Moved from the comment to the name, the same request went through (audit)."""
+    status, rules = judged(api, keys, author_name="Check out my channel",
+                           content="Great song!", user_agent="Mozilla/5.0")
+    assert status == "spam" and "SELF_PROMOTION" in rules
