@@ -69,6 +69,23 @@ def test_the_shipped_rules_load_and_leave_a_plain_comment_alone() -> None:
         ("Nice piece on the casino vote.", "Ann", "approved", {"GAMBLING_TERMS"}),
         ("Good point.", "Best Loans www.loans.example", "approved", {"URL_IN_NAME"}),
         ("See grabify.link/abc", "Ann", "spam", {"BAD_HOST"}),
+        # Spelled as an evasion audit found passing: the sign after the sum, a hyphen,
+        # the number a few words on, a link that opens the chat, the host in the name.
+        ("I make 85€ per-hour from home", "Ann", "approved", {"MONEY_PER_TIME"}),
+        (
+            "The recovery expert helped me. Contact him on WhatsApp number +1 (555) 123-4567",
+            "Ann",
+            "pending",
+            {"MONEY_SCAM_TERMS", "MESSENGER_CONTACT"},
+        ),
+        (
+            "Ask the recovery expert at https://wa.me/15551234567",
+            "Ann",
+            "pending",
+            {"MONEY_SCAM_TERMS", "MESSENGER_LINK"},
+        ),
+        ("Good point.", "grabify.link", "spam", {"BAD_HOST", "URL_IN_NAME"}),
+        ("Good point.", "t.co/abc", "pending", {"SHORTENED_LINK", "URL_IN_NAME"}),
     ],
 )
 def test_the_shipped_rules_on_typical_comments(
