@@ -268,8 +268,9 @@ util.write_error = _json_error
 # prometheus_client's files in that folder: <type>_<pid>.db, a gauge's type naming its mode.
 # Dead workers' counters and histograms are folded into <type>_archive.db (the ".new" one
 # being written when the master stopped).
+# archive.lock is the lock a scrape and the archiving share.
 _METRICS_FILE = re.compile(
-    r"(?:counter|histogram|summary|gauge_[a-z]+)_(?:\d+|archive)\.db(?:\.new)?"
+    r"(?:counter|histogram|summary|gauge_[a-z]+)_(?:\d+|archive)\.db(?:\.new)?|archive\.lock"
 )
 
 
@@ -389,8 +390,10 @@ def child_exit(server, worker):
     except ImportError:  # another app's venv (bench/ serves isso under this config)
         return
 
-    multiprocess.mark_process_dead(worker.pid)
+    # Anything raised here stops the master, and the service with it (an audit's damaged
+    # file did): a metrics file is never worth that.
     try:
+        multiprocess.mark_process_dead(worker.pid)
         archive_dead_worker(worker.pid)
-    except OSError as error:  # a full disk, say: the files stay, and count as before
+    except Exception as error:  # noqa: BLE001 - a full disk, say: the files stay, as before
         server.log.warning("metrics of worker %s not archived: %s", worker.pid, error)

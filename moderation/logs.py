@@ -10,6 +10,8 @@ import uuid
 
 from flask import Flask, Response, g, request
 
+from moderation.body_limit import RECEIVED_AT
+
 access_log = logging.getLogger("moderation.access")
 
 # HTTP's methods (RFC 9110, and PATCH). gunicorn passes any token a client makes up as the
@@ -86,7 +88,7 @@ def configure_logging(app: Flask) -> None:
 
     @app.before_request
     def _start() -> None:
-        g.started = time.perf_counter()
+        g.started = request.environ.get(RECEIVED_AT) or time.perf_counter()
         given = request.headers.get("X-Request-ID", "")
         g.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
+import glob
 import logging
 import os
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +30,7 @@ from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
+from moderation.body_limit import RECEIVED_AT
 from moderation.extensions import db, limiter
 from moderation.logs import method_name
 from moderation.models import ClassifierToken, ClassifierTotal, Comment, Site, Status
@@ -138,10 +142,44 @@ def _database_figures() -> tuple[Any, ...]:
         return figures
 
 
+# Taken shared by a scrape while it reads the folder's files, and exclusive by the master
+# while it swaps a dead worker's files for the archive (``archive_dead_worker``).
+ARCHIVE_LOCK = "archive.lock"
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: str, exclusive: bool) -> Iterator[None]:
+    descriptor = os.open(os.path.join(folder, ARCHIVE_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(descriptor)  # and so the lock; a process killed holding it lets go too
+
+
+class FolderCollector(multiprocess.MultiProcessCollector):
+    """prometheus_client's collector of the workers' files, read under the folder's lock
+    and skipping files that hold nothing yet.
+
+    A worker's file is empty (0 bytes) for a moment after it is created, before
+    prometheus_client sizes it; read then, it raised struct.error and the scrape was a 500
+    (5 of 880 scrapes while workers recycled, found by an audit).
+    """
+
+    def collect(self) -> list[Any]:
+        with _folder_lock(self._path, exclusive=False):
+            files = []
+            for path in glob.glob(os.path.join(self._path, "*.db")):
+                with contextlib.suppress(FileNotFoundError):
+                    if os.path.getsize(path) >= 8:  # the header: how much of it is used
+                        files.append(path)
+            return list(self.merge(files, accumulate=True))
+
+
 def _registry() -> CollectorRegistry:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        FolderCollector(registry)
     else:
         registry = CollectorRegistry()
         for collector in (REQUESTS, LATENCY, VERDICTS, RULE_HITS, RULES_RELOAD_ERRORS,
@@ -158,8 +196,8 @@ def metrics_response() -> Response:
             body = generate_latest(_registry())
             break
         except FileNotFoundError:
-            # A dead worker's files were folded into the archive (``archive_dead_worker``)
-            # between the collector's listing of the folder and its reading them: read again.
+            # A live gauge's file was removed as its worker died (mark_process_dead, which
+            # takes no lock) between the listing of the folder and its reading: read again.
             if attempt == 2:
                 raise
     # As content_type, not mimetype: Flask would append a second "; charset=utf-8".
@@ -178,8 +216,12 @@ def archive_dead_worker(pid: int, folder: str | None = None) -> None:
     back: with max_requests recycling workers (hundreds a day), /metrics read ever more
     files, and a scrape took 0.6 s at 1,000 dead workers and 3.8 s at 5,000, on its way to
     Prometheus's timeout. The archive holds their sums, so the totals are unchanged.
-    The new archive replaces the old in one rename, then the worker's file goes: a scrape
-    falling between the two counts that worker twice, once (microseconds, at a recycling).
+    The new archive replaces the old, and the worker's file goes, under the folder's lock:
+    a scrape falling between the two counted that worker twice, and the next one read the
+    counter lower, which Prometheus takes for a reset (a few in a hundred recyclings under
+    steady scraping, found by an audit). A file that cannot be read (a worker killed as
+    its file was made) is removed, with a warning: it holds nothing that could be counted,
+    and it made every scrape fail.
     """
     folder = folder or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not folder:
@@ -189,11 +231,18 @@ def archive_dead_worker(pid: int, folder: str | None = None) -> None:
         if not os.path.exists(dead):
             continue
         archive = os.path.join(folder, f"{kind}_{ARCHIVE}.db")
+        try:
+            values = list(MmapedDict.read_all_values_from_file(dead))
+        except (struct.error, RuntimeError, UnicodeDecodeError, ValueError) as error:
+            log.warning("metrics file %s unreadable, removed: %s", os.path.basename(dead), error)
+            with _folder_lock(folder, exclusive=True):
+                os.remove(dead)
+            continue
+        if os.path.exists(archive):
+            values += MmapedDict.read_all_values_from_file(archive)
         totals: dict[str, float] = {}
-        for source in (archive, dead):
-            if os.path.exists(source):
-                for key, value, _, _ in MmapedDict.read_all_values_from_file(source):
-                    totals[key] = totals.get(key, 0.0) + value
+        for key, value, _, _ in values:
+            totals[key] = totals.get(key, 0.0) + value
         building = archive + ".new"  # not *.db: the collector does not read it meanwhile
         with contextlib.suppress(FileNotFoundError):
             os.remove(building)
@@ -203,8 +252,9 @@ def archive_dead_worker(pid: int, folder: str | None = None) -> None:
                 merged.write_value(key, value, 0.0)
         finally:
             merged.close()
-        os.replace(building, archive)
-        os.remove(dead)
+        with _folder_lock(folder, exclusive=True):
+            os.replace(building, archive)
+            os.remove(dead)
 
 
 def init_metrics(app: Flask) -> None:
@@ -212,7 +262,7 @@ def init_metrics(app: Flask) -> None:
 
     @app.before_request
     def _start_timer() -> None:
-        g.metrics_started = time.perf_counter()
+        g.metrics_started = request.environ.get(RECEIVED_AT) or time.perf_counter()
 
     @app.after_request
     def _observe(response: Response) -> Response:
