@@ -706,3 +706,21 @@ def test_a_form_token_is_good_only_for_its_page_and_a_day_at_most(api, keys, mon
                                  key=keys.admin).get_json()["status"]
     assert statuses == {"another thread": "spam", "another site": "spam",
                         "past its age": "spam", "its page, in time": "approved"}
+
+
+def test_a_copy_sent_while_the_first_was_being_stored_uses_up_no_allowance(api, monkeypatch):
+    """Copies of one submission sent at once (a client retrying on its own timeout) were
+    counted: the limits found no stored answer for the key yet, as the first copy was
+    still being stored. Each got the first answer, and the commenter's allowance was used
+    up by one comment (audit). Here the copy comes as if the first were still in flight."""
+    from moderation.services import limits
+
+    first = api.post("/api/v1/comments", comment(content="one"), headers={"Idempotency-Key": "k"})
+    monkeypatch.setattr(limits, "answered", lambda site, key: False)
+    copy = api.post("/api/v1/comments", comment(content="one"), headers={"Idempotency-Key": "k"})
+    assert (copy.status_code, copy.get_json()) == (201, first.get_json())
+    assert "X-RateLimit-Remaining" not in copy.headers  # written before the give-back
+    monkeypatch.undo()
+    # limits_rules.yaml: per_email 2/minute: one comment is stored, one more may come.
+    assert [api.post("/api/v1/comments", comment(content=f"other {n}")).status_code
+            for n in range(2)] == [201, 429]

@@ -121,7 +121,9 @@ def test_a_flag_does_not_undo_a_decision_made_since_it_read_the_comment(
     read = flags.approved_comment
 
     def read_then_a_moderator_decides(comment_id: int, **lock: bool) -> Comment:
-        seen = read(comment_id)
+        seen = read(comment_id, **lock)
+        if not lock.get("for_update"):
+            return seen  # the look-up of its site
         db.session.execute(
             sa.update(Comment).where(Comment.id == comment_id)
             .values(status=Status.SPAM, version=Comment.version + 1),
@@ -462,6 +464,22 @@ def test_a_decision_on_a_comment_deleted_since_it_was_read_is_a_404(app, api, ke
             moderation.decide(caller, seen, "approve", "", expected_version=None)
 
 
+def test_a_decision_whose_site_is_deleted_right_after_is_answered(app, api, keys):
+    """The site's deletion waited for the decision, then removed its comments before the
+    answer was made from them: a decision that had landed was answered 500 (audit)."""
+    comment_id = api.post("/api/v1/comments", comment(site="other", thread="/p"),
+                          key=keys.other_site).get_json()["id"]
+    caller = Caller(key_id=0, name="mod", role=Role.ADMIN, site_ids=frozenset())
+    with app.app_context():
+        decided = moderation.decide(caller, db.session.get(Comment, comment_id), "spam", "",
+                                    expected_version=None)
+        with db.engine.connect() as other:  # the deletion, right after
+            other.execute(sa.text("DELETE FROM sites WHERE slug = 'other'"))
+            other.commit()
+        detail = moderation.detail_of(decided)
+    assert (detail["site"], detail["thread"], detail["status"]) == ("other", "/p", "spam")
+
+
 def test_the_purge_spares_a_comment_approved_since_it_chose_it(app, api, keys):
     """A moderator rescues an old false positive while the purge runs: the purge chose it
     as spam, the moderator approved it, and the purge's delete must not take it."""
@@ -763,16 +781,20 @@ def test_two_moderators_closing_one_thread_at_once_log_it_once(app, api, keys):
     assert [(d["actor"], d["action"]) for d in logged] == [("ops", "close")]
 
 
-@pytest.mark.parametrize("request_", ["decision", "erasure"])
+@pytest.mark.parametrize("request_", ["decision", "erasure", "flag"])
 def test_a_decision_while_its_site_is_deleted_waits_and_answers(app, api, keys, request_):
     """A decision locked its comment, then its audit row wanted the site's key; a site's
     deletion holds the site, then deletes the site's comments: the two deadlocked on
-    PostgreSQL (503, and a bulk decision half applied). A decision, like an erasure,
-    holds the site first: it waits for the deletion, then finds nothing (404) or nothing
-    to erase."""
+    PostgreSQL (503, and a bulk decision half applied). So did the flag that sends a
+    comment back to the queue (an audit). A decision, like an erasure and a flag, holds
+    the site first: it waits for the deletion, then finds nothing (404) or nothing to
+    erase."""
     _postgresql_only(app)
     comment_id = api.post("/api/v1/comments", comment(site="other", thread="/p"),
                           key=keys.other_site).get_json()["id"]
+    for reader in ("10.9.0.1", "10.9.0.2"):  # one flag short of the threshold
+        assert api.post(f"/api/v1/comments/{comment_id}/flags", {"reason": "spam"},
+                        environ_base={"REMOTE_ADDR": reader}).status_code == 202
     headers = {"Authorization": f"Bearer {keys.admin}"}
     with app.app_context(), db.engine.connect() as other:  # the deletion, under way
         site_id = other.scalar(sa.text("SELECT id FROM sites WHERE slug = 'other' FOR UPDATE"))
@@ -781,11 +803,15 @@ def test_a_decision_while_its_site_is_deleted_waits_and_answers(app, api, keys, 
             worker = _meanwhile(app, lambda client: answers.append(client.post(
                 f"/api/v1/moderation/comments/{comment_id}/decision", json={"action": "spam"},
                 headers={**headers, "If-Match": "*"}).status_code))
-        else:
+        elif request_ == "erasure":
             worker = _meanwhile(app, lambda client: answers.append(client.post(
                 "/api/v1/admin/privacy/erase", json={"email": "ada@example.org"},
                 headers=headers).status_code))
+        else:
+            worker = _meanwhile(app, lambda client: answers.append(client.post(
+                f"/api/v1/comments/{comment_id}/flags", json={"reason": "spam"},
+                environ_base={"REMOTE_ADDR": "10.9.0.3"}).status_code))
         other.execute(sa.text("DELETE FROM sites WHERE id = :site"), {"site": site_id})
         other.commit()
     worker.join(timeout=20)
-    assert answers == ([404] if request_ == "decision" else [200])
+    assert answers == ([200] if request_ == "erasure" else [404])

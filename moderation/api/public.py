@@ -272,6 +272,8 @@ def submit_comment() -> Any:
             error.errors = {submission.form_names.get(name, name): problem
                             for name, problem in error.errors.items()}
         raise
+    if answer.replayed:
+        limits.give_back_what_this_request_took()
     if from_form and answer.status_code == 201 and _is_navigation():
         target = _form_return_url(fields, answer)
         if target:

@@ -62,6 +62,8 @@ class Answer:
     status_code: int
     body: dict[str, Any]
     comment_id: int | None = None
+    # The first answer to this Idempotency-Key, given again: the request stored nothing.
+    replayed: bool = False
 
 
 # Intake, like the thread page (threads.py), uses the tables (SQLAlchemy Core) and
@@ -222,7 +224,7 @@ def _replay(site_id: int, key: str, request_hash: str) -> Answer | None:
             "This Idempotency-Key was used with a different request.",
             {"Idempotency-Key": ["Reused with a different body."]},
         )
-    return Answer(status_code, body, body.get("id"))
+    return Answer(status_code, body, body.get("id"), replayed=True)
 
 
 def _locate(fields: dict[str, Any]) -> Place:

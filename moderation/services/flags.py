@@ -5,20 +5,29 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from moderation.errors import NotFound
 from moderation.extensions import db
 from moderation.models import FLAG_ACTOR, Comment, Decision, Flag, Status, utcnow
 from moderation.services.identity import reporter_hash
 from moderation.services.rules import current_rules
+from moderation.services.sites import hold_site
 from moderation.services.threads import approved_comment
 
 
 def flag(comment_id: int, reason: str, reporter_ip: str) -> bool:
     """Record one reader's report; True when it put the comment back in the queue.
 
-    The comment's row is locked first (on PostgreSQL; SQLite has one writer anyway), so
-    that readers flagging at once are counted one after the other: each count then sees
-    the flags before it, and the one that reaches the threshold is seen to.
+    The comment's row is locked (on PostgreSQL; SQLite has one writer anyway), so that
+    readers flagging at once are counted one after the other: each count then sees the
+    flags before it, and the one that reaches the threshold is seen to. The site is held
+    before that, as decisions hold it: the flag's audit row holds the site's key, and a
+    site's deletion holds the site, then deletes its comments. Taken after the comment's
+    row, the two locks deadlocked on PostgreSQL (a 503 for the flag or the deletion,
+    found by an audit).
     """
+    if not hold_site(approved_comment(comment_id).site_id):
+        db.session.rollback()
+        raise NotFound(f"There is no published comment {comment_id}.")
     comment = approved_comment(comment_id, for_update=True)
     db.session.add(Flag(comment_id=comment.id, reporter_hash=reporter_hash(reporter_ip),
                         reason=reason))

@@ -176,13 +176,22 @@ def no_reporter_limit() -> bool:
     return not _limit("flag_per_reporter", "default")
 
 
+def give_back_what_this_request_took() -> None:
+    """Count this request nowhere: a copy of a submission whose first copy was still
+    being stored when the limits looked (``_retry`` found no answer yet), answered with
+    that first answer. Counted, 20 copies sent at once by a client that retried on its
+    own timeout used up the commenter's allowance and got 429s (found by an audit)."""
+    g.limits_give_back = True
+
+
 def keep_retry_after_for_waits(response: Response) -> Response:
     """flask-limiter adds Retry-After to every answer of a limited route; it means something
     only where waiting helps: a 429, and the 503 of a database that is away. On that 503
     the limiter's figure (when its window resets, up to a minute or more) replaced the
-    database's own short wait, so the database's is put back."""
-    if response.status_code >= 500:
-        _give_back_what_a_failure_took()
+    database's own short wait, so the database's is put back. A failed request (5xx) and
+    a copy answered as its first copy was are counted nowhere."""
+    if response.status_code >= 500 or g.get("limits_give_back"):
+        _give_back_the_counts()
         # flask-limiter wrote them before the counts were given back: stale by one.
         for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"):
             response.headers.pop(name, None)
@@ -194,7 +203,7 @@ def keep_retry_after_for_waits(response: Response) -> Response:
     return response
 
 
-def _give_back_what_a_failure_took() -> None:
+def _give_back_the_counts() -> None:
     """A request the service failed (a full disk, a database gone mid-request: 503) used up
     none of the commenter's allowance: the limits counted it as it came in, so a commenter
     retrying through an outage, as the 503's Retry-After asks, was answered 429 once it

@@ -413,6 +413,10 @@ def decide(
     learning.learn_from_decision(comment, new_status)
     if new_status is Status.APPROVED:
         comments.name_thread_from(comment)  # now public, it may name a page without one
+    # Loaded while the site is held, for the answer: loaded after the commit, a deletion
+    # of the site that waited for this one had removed them, and the decision that had
+    # landed was answered 500 (found by an audit).
+    comment.site, comment.thread  # noqa: B018 - loads them
     db.session.commit()
     return comment
 

@@ -147,7 +147,9 @@ def _nest(
 
 def approved_comment(comment_id: int, *, for_update: bool = False) -> Comment:
     """A published comment, or 404 (readers never learn that a hidden comment exists)."""
-    comment = db.session.get(Comment, comment_id, with_for_update=for_update)
+    # Locked, it is read again: the session may hold it as read before the lock.
+    comment = db.session.get(Comment, comment_id, with_for_update=for_update,
+                             populate_existing=for_update)
     if comment is None or comment.status is not Status.APPROVED:
         raise NotFound(f"There is no published comment {comment_id}.")
     return comment
