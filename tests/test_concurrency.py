@@ -815,3 +815,28 @@ def test_a_decision_while_its_site_is_deleted_waits_and_answers(app, api, keys, 
         other.commit()
     worker.join(timeout=20)
     assert answers == ([200] if request_ == "erasure" else [404])
+
+
+def test_a_site_deleted_while_the_purge_holds_its_comments(app, api, keys):
+    """The purge locks a batch of comments, then scrubs their decisions' reasons; a site's
+    deletion scrubbed the decisions first, then deleted the comments: on PostgreSQL the
+    two deadlocked (a 503 for the deletion, found by an audit). Here the purge is another
+    connection that holds the site's comment, then scrubs its decision."""
+    _postgresql_only(app)
+    comment_id = api.post("/api/v1/comments", comment(site="other", thread="/p"),
+                          key=keys.other_site).get_json()["id"]
+    assert api.post(f"/api/v1/moderation/comments/{comment_id}/decision",
+                    {"action": "spam", "reason": "ada@example.org again"}, key=keys.admin,
+                    headers={"If-Match": "*"}).status_code == 200
+    answers: list[int] = []
+    with app.app_context(), db.engine.connect() as purge:
+        purge.execute(sa.text("SELECT id FROM comments WHERE id = :id FOR UPDATE"),
+                      {"id": comment_id})
+        deletion = _meanwhile(app, lambda client: answers.append(client.delete(
+            "/api/v1/admin/sites/other?delete_comments=true",
+            headers={"Authorization": f"Bearer {keys.admin}"}).status_code))
+        purge.execute(sa.text("UPDATE decisions SET reason = '(erased) again' "
+                              "WHERE comment_id = :id"), {"id": comment_id})
+        purge.commit()
+    deletion.join(timeout=20)
+    assert answers == [204]

@@ -66,7 +66,7 @@ def purge(spam_days: int = 30, ip_days: int = 90) -> PurgeReport:
         # checks the condition again on a row that changed under it, and the lock keeps it
         # so until the delete).
         locked = sa.select(Comment.id).where(Comment.id.in_(ids), *old_spam)
-        ids = list(db.session.scalars(locked.with_for_update()))
+        ids = list(db.session.scalars(locked.order_by(Comment.id).with_for_update()))
         # Still without replies: a reply stored since the choice (to a comment approved
         # then) held its parent until it committed, and this statement, begun after the
         # lock was granted, sees it. Later replies wait for the delete, and find no parent.
