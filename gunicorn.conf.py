@@ -268,9 +268,11 @@ util.write_error = _json_error
 # prometheus_client's files in that folder: <type>_<pid>.db, a gauge's type naming its mode.
 # Dead workers' counters and histograms are folded into <type>_archive.db (the ".new" one
 # being written when the master stopped).
-# archive.lock is the lock a scrape and the archiving share.
+# archive.lock is the lock a scrape and the archiving share; rules_error_<digest> marks a
+# refused rules file as counted (moderation.services.rules).
 _METRICS_FILE = re.compile(
-    r"(?:counter|histogram|summary|gauge_[a-z]+)_(?:\d+|archive)\.db(?:\.new)?|archive\.lock"
+    r"(?:counter|histogram|summary|gauge_[a-z]+)_(?:\d+|archive)\.db(?:\.new)?"
+    r"|archive\.lock|rules_error_[0-9a-f]{16}"
 )
 
 
@@ -313,7 +315,11 @@ def when_ready(server):
     """
     if not server.cfg.preload_app:
         return  # the master holds no app: each worker loads the file as it starts
-    _follow_rules(server.app.wsgi())
+    app = server.app.wsgi()
+    if sys.modules.get("moderation.services.rules") is not None:
+        # Its metrics file was emptied at start and is never read: the workers count.
+        sys.modules["moderation.services.rules"].follow_without_counting()
+    _follow_rules(app)
 
 
 def _follow_rules(app):

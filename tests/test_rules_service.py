@@ -109,3 +109,29 @@ def test_two_app_instances_follow_a_rules_file_edit_and_survive_a_broken_one(
     finally:
         for app in apps:
             close_app(app)
+
+
+def test_a_refused_file_is_counted_once_however_many_workers_refused_it(tmp_path, monkeypatch):
+    """Each worker watches the file and counted the same broken edit: one edit read as 3
+    errors under 3 workers (audit). Each worker is a call here, with the workers' metrics
+    folder; a later broken edit counts again, and gunicorn's master counts none."""
+    from moderation.metrics import RULES_RELOAD_ERRORS
+    from moderation.services import rules as rules_service
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    (tmp_path / "metrics").mkdir()
+    path = tmp_path / "rules.yaml"
+    path.write_text("thresholds: [broken")
+    before = RULES_RELOAD_ERRORS._value.get()
+    for _worker in range(3):
+        rules_service._reload_failed(path, "rules.yaml: broken")
+    assert RULES_RELOAD_ERRORS._value.get() - before == 1
+    path.write_text("thresholds: [broken again")
+    monkeypatch.setattr(rules_service, "_not_counting_pid", None)
+    rules_service.follow_without_counting()  # this process is now the master
+    rules_service._reload_failed(path, "rules.yaml: broken again")
+    assert RULES_RELOAD_ERRORS._value.get() - before == 1
+    monkeypatch.setattr(rules_service, "_not_counting_pid", None)  # a worker again
+    for _worker in range(3):
+        rules_service._reload_failed(path, "rules.yaml: broken again")
+    assert RULES_RELOAD_ERRORS._value.get() - before == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +43,43 @@ def _rules_not_loaded(error: RulesNotLoaded) -> Response:
     )
 
 
-def _reload_failed(message: str) -> None:
-    RULES_RELOAD_ERRORS.inc()  # the watcher has logged it, with the file and version kept
+# The process whose watcher only keeps the rules fresh for the processes it forks
+# (gunicorn's master, see ``follow_without_counting``): its metrics are never read.
+_not_counting_pid: int | None = None
+
+
+def follow_without_counting() -> None:
+    """In this process (gunicorn's preloading master), a refused file is logged, not counted."""
+    global _not_counting_pid
+    _not_counting_pid = os.getpid()
+
+
+def _reload_failed(path: Path, message: str) -> None:
+    """Count a refused rules file once, however many workers refused it.
+
+    Every worker watches the file, and each counted the same broken edit: one edit read
+    as 3 errors under 3 workers, and the figure moved with the worker count (found by an
+    audit). With the workers' metrics folder, the first to refuse a version of the file
+    leaves a mark there (named by the file's size, time and the error), and the others
+    see it. The watcher has logged the error, with the file and the version kept.
+    """
+    if os.getpid() == _not_counting_pid:
+        return
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        try:
+            stat = path.stat()
+            seen = f"{stat.st_size}:{stat.st_mtime_ns}:{message}"
+        except OSError:  # the file is gone: the message names that
+            seen = message
+        mark = os.path.join(folder, f"rules_error_{hashlib.sha256(seen.encode()).hexdigest()[:16]}")
+        try:
+            os.close(os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            return  # another worker counted it
+        except OSError:
+            pass  # a folder that takes no mark: counted here, as before
+    RULES_RELOAD_ERRORS.inc()
 
 
 def init_rules(app: Flask) -> None:
@@ -58,7 +95,7 @@ def init_rules(app: Flask) -> None:
         watcher: RulesWatcher | RulesNotLoaded = RulesWatcher(
             path,
             interval=float(app.config["RULES_RELOAD_INTERVAL"]),
-            on_error=_reload_failed,
+            on_error=lambda message: _reload_failed(path, message),
         )
     except RulesError as error:
         if app.config.get("RULES_REQUIRED", True):
