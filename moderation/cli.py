@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import glob
+import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -453,8 +456,24 @@ def command_line_app() -> Flask:
     return create_app({"DATABASE_STATEMENT_TIMEOUT": 0, "RULES_REQUIRED": serving})
 
 
+def _leave_no_metrics_files() -> None:
+    """Remove this command's own files from the workers' metrics folder as it exits.
+
+    Loading the app writes a metrics file or two there (the Docker image sets the folder
+    for every process), and each `moderation purge` from cron left them until the next
+    start of gunicorn: a scrape reads every file, and slowed as they piled up (audit).
+    A command serves no request, so it has nothing to count.
+    """
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        for path in glob.glob(os.path.join(glob.escape(folder), f"*_{os.getpid()}.db")):
+            with contextlib.suppress(OSError):
+                os.remove(path)
+
+
 def main() -> None:
     """Entry point of the `moderation` console script."""
+    atexit.register(_leave_no_metrics_files)
     group = ModerationGroup(create_app=command_line_app, help="Comment moderation service.",
                             add_version_option=False)
     # The service's own version; Flask's option printed Python's, Flask's and Werkzeug's.

@@ -225,14 +225,18 @@ def test_the_ratelimit_storage_gauge_is_the_lowest_of_the_workers(tmp_path, stor
 
 def test_a_command_run_beside_the_server_leaves_the_storage_gauge_at_1(tmp_path):
     """A `moderation purge` run in the container (whose Dockerfile sets the metrics folder)
-    leaves its metrics file behind when it exits; its gauge must not read as a fallback."""
+    loads the app, which writes metrics files there: its gauge must not read as a
+    fallback, and its files must not outlive it."""
     with gunicorn(tmp_path, MODERATION_RATELIMIT_ENABLED="true") as base:
         env = {**os.environ, "MODERATION_INSTANCE_PATH": str(tmp_path / "instance"),
                "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
         env.pop("DATABASE_URL", None)
+        served = {path.name for path in (tmp_path / "metrics").iterdir()}
         purge = subprocess.run([BIN / "moderation", "purge"], cwd=ROOT, env=env,
                                capture_output=True, text=True, timeout=120)
         assert purge.returncode == 0, purge.stderr
+        # Its own files go as it exits: left, each cron run added to what a scrape reads.
+        assert {path.name for path in (tmp_path / "metrics").iterdir()} <= served
         assert post_comment(base, 1) == 201
         assert _storage_up_lines(base) == {"moderation_ratelimit_storage_up 1.0"}
 
