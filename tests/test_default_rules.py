@@ -68,6 +68,17 @@ def test_words_in_angle_brackets_are_read_as_the_reader_sees_them(api, keys, con
     assert [hit["match"] for hit in verdict["hits"] if hit["rule"] == "PHARMA_TERMS"] == [match]
 
 
+@pytest.mark.parametrize(("content", "rule"), [
+    ("You are all assholes.", "ABUSE_TERMS"),
+    ("Best online casinos, free spins daily", "GAMBLING_TERMS"),
+    ("Payday loans approved in minutes", "MONEY_SCAM_TERMS"),
+])
+def test_the_shipped_term_rules_read_plurals(api, keys, content, rule):
+    """Each list names the singular; the plural passed every rule (an evasion audit)."""
+    _, rules = judged(api, keys, content=content, user_agent="Mozilla/5.0")
+    assert rule in rules
+
+
 def test_abuse_is_held_for_review_not_rejected(api, keys):
     status, rules = judged(api, keys, content="You are a fucking idiot.",
                            user_agent="Mozilla/5.0")

@@ -104,7 +104,8 @@ def _terms(spec: dict[str, Any], read_list: ListReader) -> TermsMatcher:
     if not terms:
         raise SpecError("terms", "the list is empty")
     pairs = tuple((folded, written) for folded, written in terms.items())
-    return TermsMatcher(pairs, whole_words=spec.get("match", "word") == "word")
+    return TermsMatcher(pairs, whole_words=spec.get("match", "word") == "word",
+                        plurals=spec.get("plurals", False))
 
 
 def _regex(spec: dict[str, Any]) -> RegexMatcher:

@@ -75,11 +75,28 @@ def _bounded(text: str, start: int, end: int) -> bool:
     return not (end < len(text) and _joined(text[end - 1], text[end]))
 
 
+# English plurals: -es after these endings (bitches, asses, boxes), -s after any other
+# (casinos, loans, assholes).
+_SIBILANT_ENDINGS = ("s", "x", "z", "ch", "sh")
+
+
+def _plural_end(text: str, start: int, end: int) -> int | None:
+    """Where the English plural of the word ``text[start:end]`` ends, if it is written so
+    there (``casino`` in ``online casinos``) and stands as a word; else None."""
+    if start > 0 and _joined(text[start - 1], text[start]):
+        return None
+    suffix = "es" if text.endswith(_SIBILANT_ENDINGS, start, end) else "s"
+    stop = end + len(suffix)
+    if not text.startswith(suffix, end):
+        return None
+    return stop if stop == len(text) or not _joined(text[stop - 1], text[stop]) else None
+
+
 def _differs(match: str, term: str) -> bool:
     return match.casefold() != term.casefold()
 
 
-def _automaton(entries: dict[str, list[tuple[int, str, bool]]]) -> Any:
+def _automaton(entries: dict[str, list[tuple[int, str, bool, bool]]]) -> Any:
     """An Aho-Corasick automaton of ``entries``, or None when there are none."""
     if not entries:
         return None
@@ -100,16 +117,16 @@ class TermIndex:
     """
 
     def __init__(self, rules: Iterable[tuple[int, TermsMatcher]]) -> None:
-        words: dict[str, list[tuple[int, str, bool]]] = {}
-        literal: dict[str, list[tuple[int, str, bool]]] = {}
+        words: dict[str, list[tuple[int, str, bool, bool]]] = {}
+        literal: dict[str, list[tuple[int, str, bool, bool]]] = {}
         for slot, matcher in rules:
             for folded, written in matcher.terms:
                 key = phrase_key(folded)
                 entries, key = (literal, folded) if key is None else (words, key)
                 listed = entries.setdefault(key, [])
                 # "french fries" and "french-fries" in one rule are one phrase, counted once.
-                if all(other != slot for other, _, _ in listed):
-                    listed.append((slot, written, matcher.whole_words))
+                if all(other[0] != slot for other in listed):
+                    listed.append((slot, written, matcher.whole_words, matcher.plurals))
         # Long words of whole-word rules, to find split once in the glued form. Matched
         # inside words, "vi agra" would join "navi agrarian"; scripts written without
         # spaces are not split by one.
@@ -155,7 +172,7 @@ class TermIndex:
             if split is None or not _bounded(phrases.text, *split):
                 continue
             span = phrases.original_span(*split)
-            for slot, written, _ in listed:
+            for slot, written, *_ in listed:
                 if slot in slots:
                     yield slot, span, written
 
@@ -174,10 +191,16 @@ class TermIndex:
                 text = form.text
                 for end_index, (length, listed) in automaton.iter(text):
                     start, end = end_index + 1 - length, end_index + 1
-                    for slot, written, whole_words in listed:
-                        if slot not in slots or (whole_words and not _bounded(text, start, end)):
+                    for slot, written, whole_words, plurals in listed:
+                        if slot not in slots:
                             continue
-                        span = form.original_span(start, end)
+                        stop = end
+                        if whole_words and not _bounded(text, start, end):
+                            plural = _plural_end(text, start, end) if plurals else None
+                            if plural is None:
+                                continue
+                            stop = plural
+                        span = form.original_span(start, stop)
                         spans.setdefault(slot, {}).setdefault(span, written)
                 if automaton is self._words and self._joinable is not None:
                     for slot, span, written in self._split_hits(form, slots):

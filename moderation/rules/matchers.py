@@ -85,6 +85,8 @@ class TermsMatcher:
 
     terms: tuple[tuple[str, str], ...]
     whole_words: bool
+    # A listed word also hits as its English plural (``plurals: true``): see indexes.
+    plurals: bool = False
 
     def find(self, subject: Subject, targets: tuple[str, ...], context: Context) -> list[Finding]:
         raise NotImplementedError("terms are matched many rules at once by TermIndex")

@@ -251,6 +251,7 @@ class TermsRule(RuleSchema):
     allowed_targets = TARGETS
     terms = ListOrSource(required=True)
     match = fields.String(validate=validate.OneOf(("word", "substring")))
+    plurals = Boolean()
 
 
 class RegexRule(RuleSchema):

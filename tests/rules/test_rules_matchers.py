@@ -687,3 +687,28 @@ def test_symbols_read_as_spaces_make_no_word_of_their_own(content: str) -> None:
     rule = "{id: T, type: terms, terms: [ass, s, me, we], score: 1}"
     assert [hit.match for hit in hits_of(rule, content=content)] == (
         ["me"] if "me@" in content else ["we"] if "we " in content else [])
+
+
+PLURALS = "{id: P, type: terms, terms: [casino, bitch, payday loan, ass], plurals: true, score: 1}"
+
+
+@pytest.mark.parametrize(("content", "match"), [
+    ("Best online casinos here", "casinos"),
+    ("you bitches", "bitches"),  # -es after ch, sh, s, x, z
+    ("Payday loans, fast!", "Payday loans"),  # a phrase's last word
+    ("kiss my asses", "asses"),
+    ("Casino.", "Casino"),  # the word itself, as without plurals
+])
+def test_plurals_true_hits_a_listed_words_english_plural(content, match) -> None:
+    """"payday loans", "online casinos", "assholes" passed every shipped list, written as
+    the singular only (an evasion audit)."""
+    assert [hit.match for hit in hits_of(PLURALS, content=content)] == [match]
+
+
+@pytest.mark.parametrize("content", ["class", "casinoss", "casinoes", "bitchs", "assess"])
+def test_plurals_stay_whole_words(content) -> None:
+    assert hits_of(PLURALS, content=content) == []
+
+
+def test_without_plurals_a_listed_word_hits_only_as_written() -> None:
+    assert hits_of(PLURALS.replace("plurals: true", "plurals: false"), content="casinos") == []
