@@ -19,6 +19,7 @@ from .readings import (
     letter_readings,
     phrase_form,
     phrase_key,
+    squeezed_readings,
 )
 
 __all__ = ["TermIndex", "RegexIndex", "PatternSetError", "re2_options"]
@@ -148,6 +149,7 @@ class TermIndex:
         glued = glued_symbols_reading(raw)
         if glued is not None:
             readings.append(normalise(glued))
+        readings += [normalise(text) for text in squeezed_readings(raw)]
         forms = []
         for folded in readings:
             if self._words is not None:

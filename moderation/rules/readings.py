@@ -26,7 +26,12 @@ looked for in readings that each add only what a reader takes for the term:
   symbols as leetspeak (``v1agr@``), so one glued to a word made it another word:
   ``viagra$`` read ``viagras``, ``fucking$`` ``fuckings``, and every whole-word rule
   missed them (found by an audit), as it missed ``2viagra`` and ``viagra@home``. Digits
-  between letters are leetspeak still (``c1ass``), so ``viagra4u`` is not read so.
+  between letters are leetspeak still (``c1ass``), so ``viagra4u`` is not read so;
+- two *squeezed readings* of the original text, where a letter written three times or
+  more in a row is read once, and twice: ``fuuuuck`` and ``viaaagra`` read ``fuck`` and
+  ``viagra``, ``asssshole`` ``asshole`` (found by an audit: every listed word missed them
+  below the ten repeats that ``REPEATED_CHARACTERS`` scores). The letters dropped become
+  a zero-width space, which normalising drops, so the reading keeps the text's length.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import re2
 from .normalise import Normalised
 
 __all__ = ["Glued", "glued_symbols_reading", "joins_when_split", "letter_readings",
-           "phrase_form", "phrase_key"]
+           "phrase_form", "phrase_key", "squeezed_readings"]
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False
@@ -246,3 +251,25 @@ def glued_symbols_reading(text: str) -> str | None:
         return None
     reading = _GLUED_SYMBOL_RE.sub(_as_spaces, text)
     return reading if reading != text else None
+
+
+# Whether a text has an ASCII letter three times in a row, in any case: re2's automaton,
+# for Python's re would try the pattern below at every position of every comment.
+_STRETCH_CUE = re2.compile(
+    "(?i)" + "|".join(letter * 3 for letter in "abcdefghijklmnopqrstuvwxyz"), _OPTIONS)
+_STRETCHED_RE = re.compile(r"([a-z])\1{2,}", re.IGNORECASE)
+_DROPPED = "\u200b"  # a zero-width space: dropped by normalising, as the text's own are
+
+
+def squeezed_readings(text: str) -> tuple[str, ...]:
+    """``text`` (as written) with each run of three or more of one letter read once, and
+    read twice; () when it has none. Of the length of ``text``, as the letter readings are.
+    """
+    if _STRETCH_CUE.search(text) is None:
+        return ()
+    readings = []
+    for kept in (1, 2):
+        readings.append(_STRETCHED_RE.sub(
+            lambda run, kept=kept: run.group()[:kept] + _DROPPED * (len(run.group()) - kept),
+            text))
+    return tuple(readings)

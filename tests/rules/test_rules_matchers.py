@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import textwrap
 
 import pytest
@@ -276,6 +277,8 @@ def test_word_mode_never_reports_a_hit_inside_a_longer_word(
     # Two words that spell the term are a split term, not a longer word.
     assume(all(first + second != term for first, second in itertools.pairwise(words)))
     content = " ".join(words)
+    # A letter three times in a row is read once and twice: "aaa" is a stretched "aa".
+    assume(re.search(r"([a-z])\1\1", content) is None)
     ruleset = parse_rules(f"version: 1\nrules: [{{id: T, type: terms, terms: [{term}], score: 1}}]")
     verdict = evaluate(ruleset, Submission("default", "t", "n", "e@x.org", content=content))
     assert [hit for hit in verdict.hits if hit.rule == "T"] == []
@@ -712,3 +715,24 @@ def test_plurals_stay_whole_words(content) -> None:
 
 def test_without_plurals_a_listed_word_hits_only_as_written() -> None:
     assert hits_of(PLURALS.replace("plurals: true", "plurals: false"), content="casinos") == []
+
+
+@pytest.mark.parametrize(("content", "match"), [
+    ("Buy viaaagra now", "viaaagra"),  # read once
+    ("VIAAAAAGRA", "VIAAAAAGRA"),
+    ("fresh frenchhh friesss", "frenchhh fries"),  # the letters dropped at its end are not shown
+])
+def test_a_letter_stretched_below_the_repeat_rule_is_read_once_or_twice(content, match):
+    """"fuuuuck", "viaaagra", "bitchhhh": every listed word missed them, below the ten
+    repeats REPEATED_CHARACTERS scores (an evasion audit)."""
+    assert [hit.match for hit in hits_of(TERMS, content=content)] == [match]
+
+
+def test_a_stretched_letter_kept_twice_where_the_word_has_two() -> None:
+    rule = "{id: T, type: terms, terms: [asshole], score: 1}"
+    assert [hit.match for hit in hits_of(rule, content="you asssshole")] == ["asssshole"]
+
+
+@pytest.mark.parametrize("content", ["classsss", "Hellllo there", "www.example.org"])
+def test_squeezing_makes_no_word_of_others(content) -> None:
+    assert hits_of(TERMS, content=content) == []
