@@ -357,3 +357,18 @@ def test_the_docs_page_renders_the_spec_with_nothing_from_the_internet(browser_s
                    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
     assert "Submit a comment from a site" in run.stdout, run.stdout[-2000:]
     assert "Approved comments of one thread" in run.stdout
+
+
+def test_the_docs_page_asks_no_other_host_for_anything(browser_setup, tmp_path):
+    """ReDoc's bundle shows a logo from cdn.redoc.ly: each visit to the docs told Redocly
+    who read them (audit). The page's policy keeps it to the service's own host."""
+    service, _, _ = browser_setup
+    log = tmp_path / "net.json"
+    run = dump_dom(f"{service.origin}/docs", f"--log-net-log={log}",
+                   "--disable-background-networking", "--disable-component-update",
+                   "--disable-sync", "--disable-default-apps")
+    assert "Submit a comment from a site" in run.stdout, run.stdout[-2000:]
+    asked = set(re.findall(r'"url":"(https?://[^/"]+)', log.read_text()))
+    # Less Chromium's own (updates, sync, autofill), which no page asks for.
+    asked = {host for host in asked if not re.search(r"\.google(apis)?\.com$", host)}
+    assert asked == {service.origin}, asked

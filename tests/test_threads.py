@@ -156,6 +156,16 @@ def test_a_url_keeps_its_own_closing_parenthesis(api):
     assert "https://example.org/page</a>).</p>" in html
 
 
+def test_a_url_closes_as_many_parentheses_as_it_opened_and_no_more() -> None:
+    """Each closing one was checked by counting the whole URL again: 5,000 nested ones
+    took 33 ms a comment, on every read of its thread (an audit; 0.9 ms now)."""
+    from moderation.render import content_html
+
+    url = "https://a.example/" + "(" * 5000 + ")" * 5000
+    assert content_html(f"see {url}))") == (
+        f'<p>see <a href="{url}" rel="nofollow ugc noopener">{url}</a>))</p>')
+
+
 def depth(items):
     return max((1 + depth(i["replies"]) for i in items), default=0)
 

@@ -225,6 +225,13 @@ def no_content_type_without_content(response: Response) -> Response:
 # an export) or a token meant for one visitor (a form token): no cache, shared or private,
 # may keep them. The public thread page and the docs stay cacheable.
 PRIVATE_PATHS = ("/api/v1/moderation", "/api/v1/admin", "/api/v1/form-token")
+# The docs page (ReDoc, the one HTML page): its script, styles and spec from here only.
+# ReDoc's bundle shows a logo from cdn.redoc.ly, which told Redocly of every visit to the
+# docs (found by an audit); its styles are injected inline, and it may render in a worker.
+DOCS_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+               "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
+               "worker-src 'self' blob:; base-uri 'none'; form-action 'none'; "
+               "frame-ancestors 'none'")
 
 
 def security_headers(response: Response) -> Response:
@@ -243,6 +250,8 @@ def security_headers(response: Response) -> Response:
         # loads nothing, whatever a commenter's text holds. The docs page and its script
         # are left to load what they need.
         headers.add("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+    elif response.mimetype == "text/html":
+        headers.add("Content-Security-Policy", DOCS_POLICY)
     if "HTTP_AUTHORIZATION" in request.environ or request.path.startswith(PRIVATE_PATHS):
         headers["Cache-Control"] = "no-store"
     return response

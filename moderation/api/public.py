@@ -526,7 +526,10 @@ def list_comments(query: dict[str, Any]) -> Response:
         threads.thread_page(query["site"], query["thread"], query["limit"], query["cursor"])
     )
     # A page that polls for new comments, and a CDN in front, revalidate with the ETag
-    # (the page's hash) and get a 304 with no body while nothing changed.
+    # (the page's hash) and get a 304 with no body while nothing changed. Always: with no
+    # rule, a cache may keep a page for its own default time (Varnish 120 s, a CDN up to
+    # an hour), serving a comment a moderator removed or an erasure scrubbed (an audit).
+    response.headers["Cache-Control"] = "no-cache"
     response.add_etag()
     return response.make_conditional(request)
 
