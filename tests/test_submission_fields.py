@@ -276,3 +276,16 @@ def test_a_website_no_browser_can_visit_is_422(api, url):
                                  "http://192.0.2.1/"])
 def test_a_website_a_browser_can_visit_is_taken(api, url):
     assert api.post("/api/v1/comments", comment(author_url=url)).status_code == 201
+
+
+def test_an_apostrophe_in_a_website_is_stored_as_the_escape_that_ends_no_attribute(api, keys):
+    """Readers are shown author_url as sent: in a template writing href='...', an
+    apostrophe ended the attribute, and "'onmouseover='alert(1)" ran (an audit)."""
+    sent = "https://evil.example/'onmouseover='alert(1)'x='"
+    answer = api.post("/api/v1/comments", comment(author_url=sent, thread_url=sent),
+                      key=keys.site)
+    assert answer.status_code == 201
+    detail = api.get(f"/api/v1/moderation/comments/{answer.get_json()['id']}",
+                     key=keys.moderator).get_json()
+    quoted = "https://evil.example/%27onmouseover=%27alert(1)%27x=%27"
+    assert (detail["author_url"], detail["sent_thread_url"]) == (quoted, quoted)

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
 from flask import Response, g, jsonify, redirect, request
 from marshmallow import ValidationError
@@ -497,8 +497,10 @@ def _form_return_url(fields: dict[str, Any], answer: comments.Answer) -> str | N
         if parts.scheme in ("http", "https") and no_userinfo and origin_in(origin, allowed):
             # Back from an earlier post, the page's URL holds that post's outcome: this one
             # replaces it, rather than following it where the page's script reads the first.
+            # Names as a page reads them, decoded: "comment%5Fstatus=approved" stayed, and
+            # URLSearchParams read that forged outcome first (found by an audit).
             kept = [pair for pair in parts.query.split("&")
-                    if pair and pair.split("=", 1)[0] not in OUTCOME_PARAMETERS]
+                    if pair and unquote_plus(pair.split("=", 1)[0]) not in OUTCOME_PARAMETERS]
             outcome = urlencode(
                 {"comment_status": answer.body["status"], "comment_id": answer.comment_id}
             )
