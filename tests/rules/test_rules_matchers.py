@@ -736,3 +736,23 @@ def test_a_stretched_letter_kept_twice_where_the_word_has_two() -> None:
 @pytest.mark.parametrize("content", ["classsss", "Hellllo there", "www.example.org"])
 def test_squeezing_makes_no_word_of_others(content) -> None:
     assert hits_of(TERMS, content=content) == []
+
+
+LOGGERS = "{id: LOGGER, type: domains, domains: [grabify.link], outcome: spam}"
+
+
+@pytest.mark.parametrize("content", [
+    "see grabify[.]link/abc", "grabify(dot)link", "grabify [.] link",
+    "hxxps://grabify.link/abc", "HXXP://grabify.link", "h**ps://grabify.link/x",
+])
+def test_a_defanged_host_is_the_host_it_names(content) -> None:
+    """Written "defanged", as security write-ups do so that nothing is clickable, each
+    passed the lists that caught the plain host (an evasion audit)."""
+    assert [hit.match for hit in hits_of(LOGGERS, content=content)]
+
+
+@pytest.mark.parametrize("content", [
+    "nice (.) point", "Array[.]length", "the dot com bubble", "grabify dot link",
+])
+def test_only_bracketed_dots_are_read_as_dots(content) -> None:
+    assert hits_of(LOGGERS, content=content) == []
