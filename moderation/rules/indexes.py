@@ -17,6 +17,7 @@ from .readings import (
     glued_symbols_reading,
     joins_when_split,
     letter_readings,
+    overridden_reading,
     phrase_form,
     phrase_key,
     squeezed_readings,
@@ -150,6 +151,9 @@ class TermIndex:
         if glued is not None:
             readings.append(normalise(glued))
         readings += [normalise(text) for text in squeezed_readings(raw)]
+        overridden = overridden_reading(raw)
+        if overridden is not None:
+            readings.append(normalise(overridden))
         forms = []
         for folded in readings:
             if self._words is not None:

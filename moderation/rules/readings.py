@@ -31,7 +31,11 @@ looked for in readings that each add only what a reader takes for the term:
   more in a row is read once, and twice: ``fuuuuck`` and ``viaaagra`` read ``fuck`` and
   ``viagra``, ``asssshole`` ``asshole`` (found by an audit: every listed word missed them
   below the ten repeats that ``REPEATED_CHARACTERS`` scores). The letters dropped become
-  a zero-width space, which normalising drops, so the reading keeps the text's length.
+  a zero-width space, which normalising drops, so the reading keeps the text's length;
+- an *overridden reading*, where what follows a right-to-left override (U+202E) up to
+  its end (U+202C, or the line's) is reversed, as a browser shows it: ``\u202eargaiv``
+  shows as ``viagra`` (found by an audit: normalising drops the override as invisible,
+  and read the letters backwards).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ import re2
 from .normalise import Normalised
 
 __all__ = ["Glued", "glued_symbols_reading", "joins_when_split", "letter_readings",
-           "phrase_form", "phrase_key", "squeezed_readings"]
+           "overridden_reading", "phrase_form", "phrase_key", "squeezed_readings"]
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False
@@ -273,3 +277,16 @@ def squeezed_readings(text: str) -> tuple[str, ...]:
             lambda run, kept=kept: run.group()[:kept] + _DROPPED * (len(run.group()) - kept),
             text))
     return tuple(readings)
+
+
+_OVERRIDE = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: what follows shows right to left
+# An override runs to its POP DIRECTIONAL FORMATTING, or to the end of the paragraph.
+_OVERRIDDEN_RE = re.compile("\u202e([^\u202c\n\r\u2029]*)")
+
+
+def overridden_reading(text: str) -> str | None:
+    """``text`` (as written) with each right-to-left override's run reversed, as shown;
+    None when it has none. Of the length of ``text``, as the letter readings are."""
+    if _OVERRIDE not in text:
+        return None
+    return _OVERRIDDEN_RE.sub(lambda run: _OVERRIDE + run.group(1)[::-1], text)

@@ -756,3 +756,19 @@ def test_a_defanged_host_is_the_host_it_names(content) -> None:
 ])
 def test_only_bracketed_dots_are_read_as_dots(content) -> None:
     assert hits_of(LOGGERS, content=content) == []
+
+
+@pytest.mark.parametrize("content", [
+    "Buy \u202eargaiv\u202c now",  # shows "Buy viagra now"
+    "Buy \u202eargaiv",  # to the end of the line
+    "\u202ewon argaiv yuB",
+])
+def test_a_right_to_left_override_is_read_as_it_shows(content) -> None:
+    """Normalising drops the override as invisible and read the letters backwards, while
+    every browser shows them the right way round (an evasion audit)."""
+    [hit] = hits_of(TERMS, content=content)
+    assert "the listed term 'viagra'" in hit.explanation
+
+
+def test_letters_after_an_override_ended_are_read_as_written() -> None:
+    assert hits_of(TERMS, content="\u202eolleh\u202c argaiv") == []
