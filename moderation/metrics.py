@@ -52,6 +52,10 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 VERDICTS = Counter("moderation_verdicts_total", "Intake verdicts by outcome", ["outcome"])
+# Each outcome from 0, as queue depth is: a series that appears only at its first event
+# reads as "no data" until then, and rate() over it misses that first event.
+for _outcome in ("approved", "pending", "spam", "rejected"):
+    VERDICTS.labels(_outcome)
 RULE_HITS = Counter("moderation_rule_hits_total", "Rule hits at intake", ["rule"])
 RULES_RELOAD_ERRORS = Counter(
     "moderation_rules_reload_errors_total", "Rules files refused when (re)loading"
@@ -266,7 +270,7 @@ def init_metrics(app: Flask) -> None:
 
     @app.after_request
     def _observe(response: Response) -> Response:
-        route = request.url_rule.rule if request.url_rule else "unmatched"
+        route = request.url_rule.rule if request.url_rule else _route_refusing_the_method()
         started = g.get("metrics_started", time.perf_counter())
         requests, latency = _request_series(route, method_name(request.method),
                                             str(response.status_code))
@@ -276,6 +280,24 @@ def init_metrics(app: Flask) -> None:
         # it gives up on its storage or finds it back.
         RATELIMIT_STORAGE_UP.set(ratelimit_storage_up())
         return response
+
+
+def _route_refusing_the_method() -> str:
+    """The route of a 405 (a route that takes other methods), else "unmatched".
+
+    Routing stops at the method, so Flask names no rule: a DELETE of /api/v1/comments was
+    counted as unmatched, beside requests for paths that exist nowhere (an audit).
+    """
+    refused = request.routing_exception
+    methods = getattr(refused, "valid_methods", None)
+    if not methods:
+        return "unmatched"
+    try:
+        rule, _ = current_app.url_map.bind("", "/").match(
+            request.path, method=methods[0], return_rule=True)
+    except Exception:  # noqa: BLE001 - a label is not worth an error
+        return "unmatched"
+    return rule.rule
 
 
 def ratelimit_storage_up() -> bool:

@@ -64,6 +64,22 @@ def test_an_empty_queue_reads_0_not_no_data(api):
         assert line in text.splitlines(), status
 
 
+def test_every_verdict_outcome_is_a_series_from_the_start(api):
+    """Appearing at its first event, a series read as no data until then (an audit)."""
+    text = api.get("/metrics").get_data(as_text=True)
+    for outcome in ("approved", "pending", "spam", "rejected"):
+        assert f'moderation_verdicts_total{{outcome="{outcome}"}}' in text, outcome
+
+
+def test_a_method_a_route_refuses_is_counted_under_that_route(api):
+    """A 405 was counted as "unmatched", beside paths that exist nowhere (an audit)."""
+    series = ('moderation_http_requests_total{method="DELETE",route="/api/v1/comments",'
+              'status="405"}')
+    before = value(api.get("/metrics").get_data(as_text=True), series)
+    assert api.delete("/api/v1/comments").status_code == 405
+    assert value(api.get("/metrics").get_data(as_text=True), series) == before + 1
+
+
 def test_a_route_method_and_status_seen_before_reuse_their_series(api):
     """The labelled series are looked up once per label set, not on every request, and
     the counts are the same for it."""
