@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import marshmallow as ma
 from email_validator import EmailNotValidError, validate_email
-from marshmallow import RAISE, ValidationError, fields, missing, post_load, pre_load, validate
+from marshmallow import RAISE, ValidationError, fields, missing, pre_load, validate
 
 from moderation.render import reachable
 from moderation.rules.hosts import HOST_LABEL
@@ -395,6 +395,11 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+def _bare_scheme(value: Any) -> bool:
+    """Whether ``value`` is a scheme and nothing else ("http://"), as themes pre-fill."""
+    return isinstance(value, str) and value.strip().lower() in ("http://", "https://")
+
+
 class CommentSubmissionSchema(TrimmedSchema):
     site = fields.String(
         load_default="default",
@@ -468,21 +473,32 @@ class CommentSubmissionSchema(TrimmedSchema):
     @pre_load
     def empty_optional_means_absent(self, data: Any, **kwargs: Any) -> Any:
         # HTML forms send "" for an untouched optional field ("Website"), a form filled with
-        # a space sends " ", and JSON clients send null for "not given".
+        # a space sends " ", and JSON clients send null for "not given". Older themes fill
+        # the Website box with "http://", which WordPress reads as no website: so does this
+        # (it refused the whole comment, found by an audit).
         if isinstance(data, dict):
             return {k: v for k, v in data.items()
-                    if not (k in OPTIONAL_SUBMISSION_FIELDS and _blank(v))}
+                    if not (k in OPTIONAL_SUBMISSION_FIELDS and _blank(v))
+                    and not (k == "author_url" and _bare_scheme(v))}
         return data
 
-    @post_load
-    def quote_apostrophes_in_urls(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        # A URL may hold an apostrophe (RFC 3986), and readers are shown author_url as
-        # sent: a site's template writing href='...' ended its attribute there, and
-        # "https://x.example/'onmouseover='alert(1)" ran (found by an audit). %27 is the
-        # same URL to every server, and ends no attribute.
+    @pre_load
+    def as_stored(self, data: Any, **kwargs: Any) -> Any:
+        """What is stored for what was sent, before the lengths are checked on it."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
         for name in ("author_url", "thread_url"):
-            if data.get(name):
+            # A URL may hold an apostrophe (RFC 3986), and readers are shown author_url as
+            # sent: a site's template writing href='...' ended its attribute there, and
+            # "https://x.example/'onmouseover='alert(1)" ran (found by an audit). %27 is
+            # the same URL to every server, and ends no attribute.
+            if isinstance(data.get(name), str):
                 data[name] = data[name].replace("'", "%27")
+        if isinstance(data.get("content"), str):
+            # A line break is one, however sent: a form's CRLF was folded already, a JSON
+            # body's counted twice toward the length, and a lone CR showed as no break.
+            data["content"] = data["content"].replace("\r\n", "\n").replace("\r", "\n")
         return data
 
 

@@ -289,3 +289,38 @@ def test_an_apostrophe_in_a_website_is_stored_as_the_escape_that_ends_no_attribu
                      key=keys.moderator).get_json()
     quoted = "https://evil.example/%27onmouseover=%27alert(1)%27x=%27"
     assert (detail["author_url"], detail["sent_thread_url"]) == (quoted, quoted)
+
+
+def test_an_apostrophe_quoted_counts_toward_the_websites_length(api):
+    """Quoted after the 2,048-character check, a website of apostrophes reached the column
+    at three times that: PostgreSQL refused it (422 naming no field, and a traceback), and
+    SQLite stored it (a review)."""
+    answer = api.post("/api/v1/comments",
+                      comment(author_url="https://a.example/?q=" + "'" * 2000))
+    assert answer.status_code == 422
+    assert set(answer.get_json()["errors"]) == {"author_url"}
+
+
+@pytest.mark.parametrize("website", ["http://", "https://", " HTTP:// "])
+def test_a_website_box_left_as_the_theme_filled_it_is_no_website(api, keys, website):
+    """Older themes fill the Website box with "http://"; WordPress reads that as none, and
+    here the whole comment was refused (an audit)."""
+    form = {"author": "Ada", "email": "ada@example.org", "url": website,
+            "comment": "Hello", "comment_post_ID": "/story"}
+    answer = api.client.post("/api/v1/comments", data=form)
+    assert answer.status_code == 201, answer.get_json()
+    detail = api.get(f"/api/v1/moderation/comments/{answer.get_json()['id']}",
+                     key=keys.moderator).get_json()
+    assert detail["author_url"] is None
+
+
+@pytest.mark.parametrize("content", ["one\r\ntwo", "one\rtwo"])
+def test_a_line_break_is_one_however_it_is_sent(api, keys, content):
+    """A JSON body's CRLF counted twice toward the 10,000 characters (a form's was folded
+    already), and a lone CR showed as no break at all (an audit)."""
+    answer = api.post("/api/v1/comments", comment(content=content))
+    detail = api.get(f"/api/v1/moderation/comments/{answer.get_json()['id']}",
+                     key=keys.moderator).get_json()
+    assert (detail["content"], detail["content_html"]) == ("one\ntwo", "<p>one<br>two</p>")
+    long = "x" * 4999 + "\r\n" + "y" * 4999  # 9,999 characters as a reader counts them
+    assert api.post("/api/v1/comments", comment(content=long)).status_code == 201
