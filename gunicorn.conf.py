@@ -117,6 +117,13 @@ class SyncWorkerWithReadTimeout(SyncWorker):
 
 worker_class = SyncWorkerWithReadTimeout if threads == 1 else "sync"
 
+# A thread key may be 512 characters, and a page reads its thread by the key in the
+# query: 512 emoji are 6,144 bytes percent-encoded, past gunicorn's default of 4,094 for
+# the request line. A comment on such a page was taken, and its thread could never be
+# read (414; found by an audit). 8,190 is the most gunicorn allows (nginx's default
+# buffers take as much).
+limit_request_line = 8190
+
 # On SIGTERM, let in-flight submissions finish before the worker exits, so no
 # acknowledged comment is cut off mid-commit during a deploy.
 graceful_timeout = 20

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -83,6 +84,17 @@ def gunicorn(tmp_path: Path, *args: str, **settings: str) -> Iterator[str]:
 def served(tmp_path):
     with gunicorn(tmp_path) as base:
         yield base
+
+
+def test_a_thread_of_the_longest_key_is_read_back(served):
+    """512 emoji in a thread key are 6,144 bytes in a page's query: intake took such a
+    comment, and gunicorn answered every read of its thread 414 (an audit)."""
+    key = "/" + "\U0001F600" * 511
+    assert call(served + "/api/v1/comments", {
+        "thread": key, "author_name": "Ada", "author_email": "ada@example.org",
+        "content": "Smiles all round."})[0] == 201
+    status, _ = call(served + "/api/v1/comments?" + urllib.parse.urlencode({"thread": key}))
+    assert status == 200
 
 
 def post_comment(base: str, n: int, content: str | None = None) -> int:
