@@ -338,6 +338,22 @@ def test_a_second_form_post_from_the_page_reports_its_own_outcome(api, app, stal
     assert query == f"page=2&comment_status=approved&comment_id={comment_id}"
 
 
+@pytest.mark.parametrize("page", ["https://bücher.example/post", "https://BÜCHER.example:443/post"])
+def test_a_form_post_from_a_page_named_in_unicode_goes_back_to_it(api, app, page):
+    """The site's origins, as browsers' Origin headers, are in punycode; a thread_url with
+    the host in Unicode was compared as written, and the reader was left on the JSON."""
+    with app.app_context():
+        from moderation.services import sites
+
+        sites.create_site("books", "Books", ["https://xn--bcher-kva.example"])
+    response = api.client.post("/api/v1/comments", data={
+        "site": "books", "author": "Ada", "email": "ada@example.org", "comment": "Danke.",
+        "comment_post_ID": "/post", "thread_url": page})
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith(
+        "https://xn--bcher-kva.example") and "/post?comment_status=" in response.headers["Location"]
+
+
 def test_a_form_post_ignores_the_fields_a_theme_or_plugin_adds(api, app, keys):
     wordpress_form = {
         "author": "Ada",

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
 from flask import Response, g, jsonify, redirect, request
 from marshmallow import ValidationError
@@ -23,6 +23,7 @@ from moderation.auth import current_caller, site_caller
 from moderation.database import read_only
 from moderation.errors import Forbidden, Invalid, NotFound
 from moderation.extensions import limiter
+from moderation.rules.hosts import normalise_host
 from moderation.schemas import (
     LINE_CONTROL_CHARS,
     SLUG,
@@ -490,9 +491,10 @@ def _form_return_url(fields: dict[str, Any], answer: comments.Answer) -> str | N
             continue
         try:
             parts = urlsplit(candidate)
+            netloc = _ascii_netloc(parts)
         except ValueError:  # a Referer no browser sends ("http://[::1"): not the page
             continue
-        origin = f"{parts.scheme}://{parts.netloc}"
+        origin = f"{parts.scheme}://{netloc}"
         no_userinfo = "@" not in parts.netloc
         if parts.scheme in ("http", "https") and no_userinfo and origin_in(origin, allowed):
             # Back from an earlier post, the page's URL holds that post's outcome: this one
@@ -506,8 +508,24 @@ def _form_return_url(fields: dict[str, Any], answer: comments.Answer) -> str | N
             )
             query = "&".join([*kept, outcome])
             fragment = f"comment-{answer.comment_id}"
-            return urlunsplit((parts.scheme, parts.netloc, parts.path, query, fragment))
+            return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
     return None
+
+
+def _ascii_netloc(parts: SplitResult) -> str:
+    """The URL's host and port as a browser sends them in Origin: an IDN host in punycode.
+
+    A page's thread_url may name its host in Unicode (https://bücher.example/post), while
+    the site's allowed origins, like browsers' Origin headers, are in punycode: compared
+    as written, the form post went unanswered by a redirect (found by an audit).
+    """
+    host = parts.hostname or ""
+    if host.isascii() or "@" in parts.netloc:
+        return parts.netloc
+    ascii_host = normalise_host(host)
+    if not ascii_host:
+        raise ValueError("no host a browser visits")
+    return ascii_host if parts.port is None else f"{ascii_host}:{parts.port}"
 
 
 @blp.route("/comments", methods=["GET"])
