@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+import email_validator
 import marshmallow as ma
 from email_validator import EmailNotValidError, validate_email
 from marshmallow import RAISE, ValidationError, fields, missing, pre_load, validate
@@ -76,6 +77,17 @@ ORIGIN = re.compile(rf"^[Hh][Tt][Tt][Pp][Ss]?://{HOST_LABEL}(?:\.{HOST_LABEL})*(
 def _origin(value: str) -> None:
     if not ORIGIN.fullmatch(value.rstrip("/")):
         raise ValidationError("Must be an origin like https://news.example (IDN in punycode).")
+
+
+# email-validator refuses special-use domains outright, as no mail from the internet
+# reaches them. Some hold real mailboxes of the people a comment form serves: an
+# intranet's (ada@corp.local, Active Directory's habit; .internal, ICANN's reserved
+# one), Tor's (.onion), a staging site's (ada@site.test, as RFC 6761 lets software take).
+# An intranet install refused its own staff (found by an audit); WordPress takes them.
+# The others (localhost, invalid, arpa...) stay refused.
+_MAILBOX_DOMAINS = ("local", "internal", "onion", "test")
+email_validator.SPECIAL_USE_DOMAIN_NAMES[:] = [
+    name for name in email_validator.SPECIAL_USE_DOMAIN_NAMES if name not in _MAILBOX_DOMAINS]
 
 
 def _email(value: str) -> None:

@@ -324,3 +324,16 @@ def test_a_line_break_is_one_however_it_is_sent(api, keys, content):
     assert (detail["content"], detail["content_html"]) == ("one\ntwo", "<p>one<br>two</p>")
     long = "x" * 4999 + "\r\n" + "y" * 4999  # 9,999 characters as a reader counts them
     assert api.post("/api/v1/comments", comment(content=long)).status_code == 201
+
+
+@pytest.mark.parametrize("email", ["ada@corp.local", "ada@corp.internal", "ada@x.onion",
+                                   "ada@staging.test"])
+def test_an_intranets_tors_or_staging_sites_address_is_taken(api, email):
+    """Refused as special-use names, though real mailboxes (an intranet install's own
+    staff could not comment; an audit). WordPress takes them."""
+    assert api.post("/api/v1/comments", comment(author_email=email)).status_code == 201
+
+
+@pytest.mark.parametrize("email", ["ada@localhost", "ada@x.invalid", "ada@test"])
+def test_names_that_hold_no_mailbox_are_refused(api, email):
+    assert api.post("/api/v1/comments", comment(author_email=email)).status_code == 422
