@@ -15,7 +15,9 @@ from moderation.rules.fold import ASCII_LOOKALIKES
 from moderation.rules.hosts import HOST_LABEL
 
 # http(s) URLs up to white space or a closing bracket/quote; trailing punctuation is left out.
-URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
+# The scheme in any case: phones capitalise a comment's first word, and "Https://..." was
+# left unlinked (found by an audit); WordPress links it, and browsers visit it.
+URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]", re.IGNORECASE)
 # Scheme and user information, the host (an IPv6 address in brackets), then the port and
 # the rest as written. A browser ends the host at a backslash as at a slash in an http(s) URL.
 URL_PARTS = re.compile(r"(https?://(?:[^/?#\\]*@)?)(\[[^\]/?#\\]*\]|[^/?#\\:]*)(.*)", re.S)
@@ -143,6 +145,8 @@ def _linked(paragraph: str) -> str:
     position = 0
     while match := URL.search(paragraph, position):
         url, end = match.group(0), match.end()
+        scheme, separator, rest = url.partition("://")
+        url = scheme.lower() + separator + rest
         # A closing parenthesis is trailing punctuation unless it closes one the URL opened
         # (https://en.wikipedia.org/wiki/Mercury_(planet)), as other autolinkers read it.
         # Counted once: counted again for each, 5,000 of them took 33 ms a comment, on

@@ -148,6 +148,18 @@ def test_unknown_site_is_404(api):
     assert response.status_code == 404
 
 
+
+@pytest.mark.parametrize("parent", ["0", " 0 "])
+def test_a_wordpress_forms_comment_parent_of_0_is_no_reply(api, parent):
+    """WordPress's "not a reply"; with white space around it (a theme's template), a 422."""
+    answer = api.client.post("/api/v1/comments", data={
+        "author": "Ada", "email": "ada@example.org", "comment": "Top level.",
+        "comment_post_ID": "42", "comment_parent": parent},
+        headers={"Accept": "application/json"})
+    assert answer.status_code == 201, answer.get_json()
+    assert answer.get_json()["parent_id"] is None
+
+
 def test_wordpress_form_posts_redirect_back_with_the_outcome(api, app, keys):
     with app.app_context():
         from moderation.services import sites

@@ -156,6 +156,16 @@ def test_a_url_keeps_its_own_closing_parenthesis(api):
     assert "https://example.org/page</a>).</p>" in html
 
 
+def test_a_url_whose_scheme_a_phone_capitalised_is_linked() -> None:
+    """A phone capitalises a comment's first word: "Https://..." was left as text (audit)."""
+    from moderation.render import content_html
+
+    assert content_html("Https://example.org/a and HTTP://example.org/b") == (
+        '<p><a href="https://example.org/a" rel="nofollow ugc noopener">https://example.org/a'
+        '</a> and <a href="http://example.org/b" rel="nofollow ugc noopener">'
+        'http://example.org/b</a></p>')
+
+
 def test_a_url_closes_as_many_parentheses_as_it_opened_and_no_more() -> None:
     """Each closing one was checked by counting the whole URL again: 5,000 nested ones
     took 33 ms a comment, on every read of its thread (an audit; 0.9 ms now)."""

@@ -106,7 +106,7 @@ def _submission_body() -> tuple[dict[str, Any], dict[str, str] | None]:
         return json_object(request), None
     if mimetype in FORM_TYPES:
         form = _urlencoded_form() if mimetype == URLENCODED else _multipart_form()
-        if form.get("comment_parent") == "0":  # WordPress's "not a reply"
+        if form.get("comment_parent", "").strip() == "0":  # WordPress's "not a reply"
             form.pop("comment_parent")
         # A form that names its fields as WordPress's does is told of a field by that name,
         # given or missing: its script finds the input to mark by the name it posted.
