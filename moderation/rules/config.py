@@ -18,6 +18,7 @@ from marshmallow import ValidationError
 from .explain import check_template
 from .factory import MATCHER_KEYS, SpecError, build_matcher
 from .indexes import PatternSetError
+from .matchers import RegexMatcher
 from .model import LIVE, SETTINGS_SECTIONS, SHADOW, SiteSettings, Thresholds
 from .ruleset import FileSignature, Rule, RuleSet, file_signature
 from .schema import OVERRIDABLE_NEVER, RULE_SCHEMAS, SECTION_SCHEMAS, FileSchema, SiteSchema
@@ -79,6 +80,36 @@ def default_rules_path() -> Path:
 # refused like any other broken one, and the last good rules stay.
 RULES_FILE_MAX_BYTES = 1 << 20
 LIST_FILE_MAX_BYTES = 8 << 20
+# What the rules may expand to once YAML's aliases are followed (each counted where it is
+# used), in characters of text and in values. An alias repeats what it names at no cost
+# in the file: 105 KB of YAML (a 100 KB string, a list of 1,000 aliases to it, 20 rules
+# using that list) took a worker to 4.1 GB and 25 s (found by an audit).
+EXPANDED_MAX_CHARACTERS = 8 << 20
+EXPANDED_MAX_VALUES = 1_000_000
+# The size of the regex rules' compiled programs together (re2's count of instructions).
+# Compiling takes about 0.4 us an instruction, three times (the pattern, a set of one to
+# check it fits, the set of all): 3,000 patterns of \pL{30} took 57 s, past the worker's
+# timeout (found by an audit). The shipped rules need 2,000; this is half a second.
+REGEX_PROGRAM_BUDGET = 400_000
+
+
+def _expands_too_far(data: Any) -> bool:
+    """Whether ``data``, aliases followed, holds more than the limits above allow."""
+    characters = values = 0
+    pending = [data]
+    while pending:
+        value = pending.pop()
+        values += 1
+        if isinstance(value, str):
+            characters += len(value)
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        if characters > EXPANDED_MAX_CHARACTERS or values > EXPANDED_MAX_VALUES:
+            return True
+    return False
 
 
 def _read_at_most(path: Path, limit: int) -> bytes:
@@ -108,6 +139,11 @@ def parse_rules(text: str, source: str = "<string>", base_dir: str | Path | None
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise RulesError([f"{source}: {where}{problem}"]) from exc
+    if _expands_too_far(data):
+        raise RulesError([
+            f"{source}: the rules expand to more than {EXPANDED_MAX_CHARACTERS:,} characters "
+            f"or {EXPANDED_MAX_VALUES:,} values once YAML's aliases (*name) are followed: "
+            "put long lists in a `file:` list, or use fewer aliases"])
     return _Builder(source, Path(base_dir) if base_dir is not None else None).build(data)
 
 
@@ -132,6 +168,7 @@ class _Builder:
         self.file_cache: dict[Path, list[tuple[str, str]]] = {}
         self.file_hashes: dict[str, str] = {}
         self.file_signatures: dict[Path, FileSignature] = {}
+        self.regex_program = 0  # instructions compiled so far (REGEX_PROGRAM_BUDGET)
 
     def fail(self, where: str, key: str, message: str) -> None:
         place = f"{where}: " if where else ""
@@ -227,12 +264,23 @@ class _Builder:
             and all(raw.get(key) == base_raw.get(key) for key in keys)
         ):
             matcher = base.matcher  # unchanged lists and patterns: share the compiled matcher
+        elif spec["type"] == "regex" and self.regex_program > REGEX_PROGRAM_BUDGET:
+            return None  # over the budget: said once, and no more compiled
         else:
             try:
                 matcher = build_matcher(spec, self.read_list)
             except SpecError as exc:
                 self.fail(where, exc.key, exc.message)
                 return None
+            if isinstance(matcher, RegexMatcher):
+                self.regex_program += matcher.compiled.programsize
+                if self.regex_program > REGEX_PROGRAM_BUDGET:
+                    self.fail(where, "pattern", (
+                        f"the regex rules up to this one compile to more than "
+                        f"{REGEX_PROGRAM_BUDGET:,} re2 instructions together, more than "
+                        "loads in good time: shorten counted repeats (\\pL{30} alone is "
+                        "36,000), merge patterns, or list words in a terms rule"))
+                    return None
         return Rule(
             id=spec["id"],
             type=spec["type"],
