@@ -163,3 +163,30 @@ def test_erased_comments_are_left_out(api: Api, keys: Keys) -> None:
     decide(api, keys, erased, "spam")
     report = backtest(api, keys, CANDIDATE).json
     assert (report["decided"], report["spam"]) == (1, 1)
+
+
+@pytest.mark.parametrize("app_config", [{"CLASSIFIER_MIN_DECISIONS": 2}])
+def test_the_classifier_hits_where_it_scored_toward_spam(api: Api, keys: Keys) -> None:
+    """Counted where it vouched for a comment too (a negative score, on most ham), a
+    classifier that told spam from ham well read S/O 0.495 (audit)."""
+    for n in range(4):
+        decide(api, keys, post(api, f"Cheap replica watches discount code {n} buy now",
+                               f"s{n}@example.org"), "spam")
+        decide(api, keys, post(api, f"The council should publish minute {n} of the meeting",
+                               f"h{n}@example.org"), "approve")
+    rules = CANDIDATE + ("  - {id: LEARNED, type: classifier, weight: 10.0, spam_above: 0.6,"
+                         " ham_below: 0.4}\n")
+    report = backtest(api, keys, rules).json
+    learned = {rule["rule"]: rule for rule in report["rules"]}["LEARNED"]
+    assert (learned["spam_hits"], learned["ham_hits"], learned["s_o"]) == (4, 0, 1.0)
+
+
+def test_the_limit_is_a_whole_number_the_api_answers_in_time(api: Api, keys: Keys) -> None:
+    """A number as text ("10") is taken, as elsewhere; past 2,000 the replay could outlast
+    the worker's timeout on PostgreSQL (audit): the command line takes more."""
+    history(api, keys)
+    assert backtest(api, keys, CANDIDATE, limit="2").json["decided"] == 2  # type: ignore[arg-type]
+    assert backtest(api, keys, CANDIDATE, limit=2001).status_code == 422
+    too_long = CANDIDATE + "# " + "x" * 250_000 + "\n"
+    answer = backtest(api, keys, too_long)
+    assert answer.status_code == 422 and "rules" in answer.json["errors"]

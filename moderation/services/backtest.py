@@ -77,9 +77,14 @@ def backtest(ruleset: RuleSet, limit: int) -> dict[str, Any]:
 
     ``s_o`` is SpamAssassin's hit-frequencies ratio: the rule's share of spam hit over
     that plus its share of ham hit; 1.0 hits only spam, 0.0 only ham, None never hit.
+    The classifier, which scores both ways, hits where it scored toward spam: counted
+    when it vouched for a comment too (a negative score, on most ham), a classifier that
+    told the two apart almost perfectly read S/O 0.495 (found by an audit).
     """
     outcomes: Counter[tuple[str, str]] = Counter()
     hits: dict[str, Counter[str]] = {rule.id: Counter() for rule in ruleset.rules_for(DEFAULT_SITE)}
+    two_sided = {rule.id for site in (DEFAULT_SITE, *ruleset.sites)
+                 for rule in ruleset.rules_for(site) if rule.type == "classifier"}
     for label, comment, site, thread in decided(limit):
         submission = Submission(
             site=site,
@@ -103,7 +108,8 @@ def backtest(ruleset: RuleSet, limit: int) -> dict[str, Any]:
         )
         verdict = evaluate(ruleset, submission, context)
         outcomes[(label, verdict.outcome)] += 1
-        for rule in {hit.rule for hit in verdict.hits}:
+        for rule in {hit.rule for hit in verdict.hits
+                     if not (hit.rule in two_sided and hit.score < 0)}:
             hits.setdefault(rule, Counter())[label] += 1
 
     spam = sum(n for (label, _), n in outcomes.items() if label == SPAM)
