@@ -13,6 +13,7 @@ import re2
 from .matchers import Finding, RegexMatcher, Subject, TermsMatcher
 from .normalise import Normalised, is_word_char, normalise
 from .readings import (
+    SPLIT_DIGITS_MIN_TERM,
     Glued,
     glued_symbols_reading,
     joins_when_split,
@@ -20,6 +21,7 @@ from .readings import (
     overridden_reading,
     phrase_form,
     phrase_key,
+    split_digits_reading,
     squeezed_readings,
 )
 
@@ -141,8 +143,9 @@ class TermIndex:
         self._joinable = _automaton({key: listed for key, listed in joinable.items() if listed})
         self._literal = _automaton(literal)
 
-    def _forms(self, subject: Subject, target: str) -> list[tuple[Any, Normalised]]:
-        """Each automaton with each form of the target's text it is matched against."""
+    def _forms(self, subject: Subject, target: str) -> list[tuple[Any, Normalised, int]]:
+        """Each automaton with each form of the target's text it is matched against, and
+        the shortest listed term that may hit in that form."""
         readings = [subject.normalised(target)]
         # Same length as the text, so their spans are spans of the text as written.
         raw = subject.raw(target)
@@ -154,12 +157,17 @@ class TermIndex:
         overridden = overridden_reading(raw)
         if overridden is not None:
             readings.append(normalise(overridden))
+        shortest = [1] * len(readings)
+        split = split_digits_reading(raw)
+        if split is not None:
+            readings.append(normalise(split))
+            shortest.append(SPLIT_DIGITS_MIN_TERM)
         forms = []
-        for folded in readings:
+        for folded, min_term in zip(readings, shortest, strict=True):
             if self._words is not None:
-                forms.append((self._words, phrase_form(folded)))
+                forms.append((self._words, phrase_form(folded), min_term))
             if self._literal is not None:
-                forms.append((self._literal, folded))
+                forms.append((self._literal, folded, min_term))
         return forms
 
     def _split_hits(
@@ -193,9 +201,11 @@ class TermIndex:
             # Per slot, each span of the original text that hit, with the term it hit: one
             # span is one hit, whichever form it was found in.
             spans: dict[int, dict[tuple[int, int], str]] = {}
-            for automaton, form in self._forms(subject, target):
+            for automaton, form, min_term in self._forms(subject, target):
                 text = form.text
                 for end_index, (length, listed) in automaton.iter(text):
+                    if length < min_term:
+                        continue
                     start, end = end_index + 1 - length, end_index + 1
                     for slot, written, whole_words, plurals in listed:
                         if slot not in slots:

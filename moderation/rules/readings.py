@@ -26,7 +26,10 @@ looked for in readings that each add only what a reader takes for the term:
   symbols as leetspeak (``v1agr@``), so one glued to a word made it another word:
   ``viagra$`` read ``viagras``, ``fucking$`` ``fuckings``, and every whole-word rule
   missed them (found by an audit), as it missed ``2viagra`` and ``viagra@home``. Digits
-  between letters are leetspeak still (``c1ass``), so ``viagra4u`` is not read so;
+  between letters are leetspeak still (``c1ass``), so ``viagra4u`` is not read so
+  there; a *split-digits reading* reads them as spaces too, for listed words of five
+  letters or more only (``viagra4u``, ``cialis2go``), which no leetspeak word spells
+  by chance (``c1ass`` read so is ``c ass``, and ``ass`` is too short to count);
 - two *squeezed readings* of the original text, where a letter written three times or
   more in a row is read once, and twice: ``fuuuuck`` and ``viaaagra`` read ``fuck`` and
   ``viagra``, ``asssshole`` ``asshole`` (found by an audit: every listed word missed them
@@ -49,7 +52,8 @@ import re2
 from .normalise import Normalised
 
 __all__ = ["Glued", "glued_symbols_reading", "joins_when_split", "letter_readings",
-           "overridden_reading", "phrase_form", "phrase_key", "squeezed_readings"]
+           "overridden_reading", "phrase_form", "phrase_key", "split_digits_reading",
+           "squeezed_readings", "SPLIT_DIGITS_MIN_TERM"]
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False
@@ -290,3 +294,19 @@ def overridden_reading(text: str) -> str | None:
     if _OVERRIDE not in text:
         return None
     return _OVERRIDDEN_RE.sub(lambda run: _OVERRIDE + run.group(1)[::-1], text)
+
+
+# Digits between two letters: a cue for the split-digits reading (re2, as the others).
+_DIGITS_BETWEEN_CUE = re2.compile(r"[A-Za-z][0-9]+[A-Za-z]", _OPTIONS)
+_DIGITS_BETWEEN_RE = re.compile(r"(?<=[A-Za-z])[0-9]+(?=[A-Za-z])")
+# The shortest listed word the split-digits reading may hit.
+SPLIT_DIGITS_MIN_TERM = 5
+
+
+def split_digits_reading(text: str) -> str | None:
+    """``text`` (as written) with each run of digits between two letters read as spaces;
+    None when it has none. Of the length of ``text``. Its hits count only for listed
+    terms of ``SPLIT_DIGITS_MIN_TERM`` characters or more."""
+    if _DIGITS_BETWEEN_CUE.search(text) is None:
+        return None
+    return _DIGITS_BETWEEN_RE.sub(_as_spaces, text)

@@ -772,3 +772,18 @@ def test_a_right_to_left_override_is_read_as_it_shows(content) -> None:
 
 def test_letters_after_an_override_ended_are_read_as_written() -> None:
     assert hits_of(TERMS, content="\u202eolleh\u202c argaiv") == []
+
+
+@pytest.mark.parametrize(("content", "term"), [
+    ("Buy viagra4u today", "viagra"), ("cialis2go", "cialis"), ("kill4yourself", "kill yourself"),
+])
+def test_digits_between_letters_split_a_long_listed_word_from_the_next(content, term) -> None:
+    """Read as leetspeak, "viagra4u" was "viagraau", and no list caught it (an audit)."""
+    rule = "{id: T, type: terms, terms: [viagra, cialis, kill yourself, ass], score: 1}"
+    [hit] = hits_of(rule, content=content)
+    assert f"the listed term '{term}'" in hit.explanation
+
+
+@pytest.mark.parametrize("content", ["a c1ass act", "b1ass", "gl4ss"])
+def test_digits_split_no_short_listed_word_out_of_a_leetspeak_one(content) -> None:
+    assert hits_of("{id: T, type: terms, terms: [ass], score: 1}", content=content) == []
