@@ -107,9 +107,11 @@ def _visited(url: str) -> tuple[str, str] | None:
     """The URL as a browser visits it (its host in punycode) and as its address bar shows
     it; None when it names a user, or a host or port no browser reaches."""
     prefix, host, rest = URL_PARTS.match(url).groups()
-    if "@" in prefix:
+    if "@" in prefix or "@" in rest.partition("/")[0].partition("?")[0].partition("#")[0]:
         # A user name before the host (https://paypal.com@evil.example/) reads as one site
-        # and leads to another; author_url refuses it, and a link would vouch for it.
+        # and leads to another; author_url refuses it, and a link would vouch for it. So
+        # does https://evil.example\@paypal.com/, where the browser ends the host at the
+        # backslash and the reader at the "@" (found by an audit).
         return None
     if not _valid_port(rest):
         return None

@@ -156,6 +156,16 @@ def test_a_url_keeps_its_own_closing_parenthesis(api):
     assert "https://example.org/page</a>).</p>" in html
 
 
+def test_a_url_whose_host_a_reader_and_a_browser_read_apart_is_not_linked() -> None:
+    """The browser ends the host at the backslash (evil.example), the reader at the "@"
+    (good.example): author_url refuses both spellings, and the page linked it (audit)."""
+    from moderation.render import content_html
+
+    assert content_html("https://evil.example\\@good.example/") == (
+        "<p>https://evil.example\\@good.example/</p>")
+    assert "<a href" in content_html("https://good.example/mail/a@b.example")
+
+
 def test_a_url_whose_scheme_a_phone_capitalised_is_linked() -> None:
     """A phone capitalises a comment's first word: "Https://..." was left as text (audit)."""
     from moderation.render import content_html
