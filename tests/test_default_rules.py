@@ -157,6 +157,12 @@ def test_self_promotion_is_spam_when_nothing_vouches_for_it(api, keys, content):
     "People who follow me on Twitter know I've said this for years.",
     "I check my app every morning for the news.",
     "We watch our channel 4 news every night.",
+    # And from the review of that change: after "and", "then" or a quotation mark.
+    "I get up at six and check my app for the traffic.",
+    "Then check my app, it shows the delays.",
+    "I logged in this morning and see my profile has been suspended.",
+    '"Follow me on Twitter" was his whole campaign.',
+    "We visit our Channel Islands cottage every summer.",
 ])
 def test_talk_about_ones_own_reading_is_not_self_promotion(api, keys, content):
     _, rules = judged(api, keys, content=content, user_agent="Mozilla/5.0")
