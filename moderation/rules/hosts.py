@@ -203,9 +203,10 @@ def find_links(text: str) -> list[Link]:
 
 # "Defanged" links, as security write-ups write them so that nothing is clickable, and as
 # spam writes them to pass link checks: grabify[.]link, bit(dot)ly/x, hxxps://x.example.
-# Only the bracketed forms: a bare "dot" is a word ("the dot com bubble").
+# Only the bracketed forms: a bare "dot" is a word ("the dot com bubble"), and so is a
+# capitalised one, a nickname ("Dorothy (Dot) Jones").
 _DEFANGED_RE = re.compile(
-    r"\s?[\[({]\s?(?:\.|dot)\s?[\])}]\s?|(?<![a-z])h(?:xx|\*\*)p(?=s?:)", re.I
+    r"\s?[\[({]\s?(?:\.|dot|DOT)\s?[\])}]\s?|(?<![A-Za-z])[hH](?:xx|XX|\*\*)[pP](?=[sS]?:)"
 )
 
 
@@ -213,19 +214,21 @@ def _refanged(match: re.Match[str]) -> str:
     return "http" if match.group()[:1] in "hH" else "."
 
 
-def find_hosts(text: str) -> Iterator[Link]:
-    """Every host named in ``text``: in links, and bare (``spam.example/path``), and those
-    written defanged (``grabify[.]link``, ``hxxps://``), read as the host they name.
+def find_hosts(text: str, *, defanged: bool = False) -> Iterator[Link]:
+    """Every host named in ``text``: in links, and bare (``spam.example/path``); with
+    ``defanged``, also those written defanged (``grabify[.]link``, ``hxxps://``), read as
+    the host they name.
 
     A defanged one is found in the text read with its dots and schemes restored; its span
-    is of that reading, so it is told by its text, not its place (found by an audit: each
-    such spelling passed the domain lists that caught the plain one).
+    and text are of that reading (found by an audit: each such spelling passed the domain
+    lists that caught the plain one). Only the domain lists read them: a name such as
+    "Dorothy (dot) Jones" is no URL in a name, and the classifier's tokens stay as sent.
     """
     seen: set[str] = set()
     for link in _hosts_as_written(text):
         seen.add(link.host)
         yield link
-    if _DEFANGED_RE.search(text) is not None:
+    if defanged and _DEFANGED_RE.search(text) is not None:
         for link in _hosts_as_written(_DEFANGED_RE.sub(_refanged, text)):
             if link.host not in seen:
                 seen.add(link.host)

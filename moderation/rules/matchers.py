@@ -129,7 +129,7 @@ class DomainsMatcher:
         findings = []
         for target in targets:
             hits = []
-            for link in find_hosts(subject.raw(target)):
+            for link in find_hosts(subject.raw(target), defanged=True):
                 listed = host_in(link.host, self.domains)
                 if listed:
                     hits.append((link.text, listed))

@@ -787,3 +787,9 @@ def test_digits_between_letters_split_a_long_listed_word_from_the_next(content, 
 @pytest.mark.parametrize("content", ["a c1ass act", "b1ass", "gl4ss"])
 def test_digits_split_no_short_listed_word_out_of_a_leetspeak_one(content) -> None:
     assert hits_of("{id: T, type: terms, terms: [ass], score: 1}", content=content) == []
+
+
+@pytest.mark.parametrize("name", ["Dorothy (Dot) Jones", "Dorothy (dot) Jones"])
+def test_a_name_with_a_bracketed_dot_is_no_url_in_the_name(name) -> None:
+    """Read defanged, "Dorothy (Dot) Jones" was the host dorothy.jones (a review)."""
+    assert hits_of("{id: U, type: url_in_name, score: 2.5}", author_name=name) == []
