@@ -111,6 +111,11 @@ def _automaton(entries: dict[str, list[tuple[int, str, bool, bool]]]) -> Any:
     return automaton
 
 
+# An automaton, a form of the text, the shortest term that may hit in it, and how its
+# spans map back to the text as sent (None: as they are).
+Form = tuple[Any, Normalised, int, Any]
+
+
 class TermIndex:
     """Every listed term of every terms rule in one Aho-Corasick automaton per text form.
 
@@ -143,9 +148,10 @@ class TermIndex:
         self._joinable = _automaton({key: listed for key, listed in joinable.items() if listed})
         self._literal = _automaton(literal)
 
-    def _forms(self, subject: Subject, target: str) -> list[tuple[Any, Normalised, int]]:
-        """Each automaton with each form of the target's text it is matched against, and
-        the shortest listed term that may hit in that form."""
+    def _forms(self, subject: Subject, target: str) -> list[Form]:
+        """Each automaton with each form of the target's text it is matched against, the
+        shortest listed term that may hit in that form, and how its spans map to the text
+        as sent (None: as they are)."""
         readings = [subject.normalised(target)]
         # Same length as the text, so their spans are spans of the text as written.
         raw = subject.raw(target)
@@ -154,20 +160,24 @@ class TermIndex:
         if glued is not None:
             readings.append(normalise(glued))
         readings += [normalise(text) for text in squeezed_readings(raw)]
+        shortest: list[int] = [1] * len(readings)
+        remaps: list[Any] = [None] * len(readings)
         overridden = overridden_reading(raw)
         if overridden is not None:
-            readings.append(normalise(overridden))
-        shortest = [1] * len(readings)
+            readings.append(normalise(overridden.text))
+            shortest.append(1)
+            remaps.append(overridden.span_as_sent)
         split = split_digits_reading(raw)
         if split is not None:
             readings.append(normalise(split))
             shortest.append(SPLIT_DIGITS_MIN_TERM)
+            remaps.append(None)
         forms = []
-        for folded, min_term in zip(readings, shortest, strict=True):
+        for folded, min_term, remap in zip(readings, shortest, remaps, strict=True):
             if self._words is not None:
-                forms.append((self._words, phrase_form(folded), min_term))
+                forms.append((self._words, phrase_form(folded), min_term, remap))
             if self._literal is not None:
-                forms.append((self._literal, folded, min_term))
+                forms.append((self._literal, folded, min_term, remap))
         return forms
 
     def _split_hits(
@@ -201,7 +211,7 @@ class TermIndex:
             # Per slot, each span of the original text that hit, with the term it hit: one
             # span is one hit, whichever form it was found in.
             spans: dict[int, dict[tuple[int, int], str]] = {}
-            for automaton, form, min_term in self._forms(subject, target):
+            for automaton, form, min_term, remap in self._forms(subject, target):
                 text = form.text
                 for end_index, (length, listed) in automaton.iter(text):
                     if length < min_term:
@@ -217,9 +227,13 @@ class TermIndex:
                                 continue
                             stop = plural
                         span = form.original_span(start, stop)
+                        if remap is not None:
+                            span = remap(*span)
                         spans.setdefault(slot, {}).setdefault(span, written)
                 if automaton is self._words and self._joinable is not None:
                     for slot, span, written in self._split_hits(form, slots):
+                        if remap is not None:
+                            span = remap(*span)
                         spans.setdefault(slot, {}).setdefault(span, written)
             raw = subject.raw(target)
             for slot, hits in spans.items():

@@ -288,12 +288,44 @@ _OVERRIDE = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: what follows shows right to left
 _OVERRIDDEN_RE = re.compile("\u202e([^\u202c\n\r\u2029]*)")
 
 
-def overridden_reading(text: str) -> str | None:
-    """``text`` (as written) with each right-to-left override's run reversed, as shown;
-    None when it has none. Of the length of ``text``, as the letter readings are."""
-    if _OVERRIDE not in text:
-        return None
-    return _OVERRIDDEN_RE.sub(lambda run: _OVERRIDE + run.group(1)[::-1], text)
+class Overridden:
+    """``text`` (as written) with each right-to-left override's run reversed, as shown.
+
+    Of the length of ``text``, but a position inside a run is its mirror in the text:
+    ``span_as_sent`` takes a span of the reading back to the one it shows of the text.
+    """
+
+    __slots__ = ("runs", "text")
+
+    def __init__(self, text: str) -> None:
+        self.runs = [match.span(1) for match in _OVERRIDDEN_RE.finditer(text)]
+        pieces, last = [], 0
+        for start, end in self.runs:
+            pieces += [text[last:start], text[start:end][::-1]]
+            last = end
+        self.text = "".join([*pieces, text[last:]])
+
+    def _as_sent(self, position: int) -> int:
+        for start, end in self.runs:
+            if start <= position < end:
+                return start + end - 1 - position
+        return position
+
+    def span_as_sent(self, start: int, end: int) -> tuple[int, int]:
+        """The span of the text whose characters are the reading's ``[start, end)``: where
+        a run is reversed, its mirror (the span covering all of them, across runs)."""
+        points = {start, end - 1}
+        for run_start, run_end in self.runs:
+            points.update(p for p in (run_start, run_end - 1, run_start - 1, run_end)
+                          if start <= p < end)
+        mapped = [self._as_sent(point) for point in points]
+        return min(mapped), max(mapped) + 1
+
+
+def overridden_reading(text: str) -> Overridden | None:
+    """The reading of ``text`` with its right-to-left overrides' runs reversed; None when
+    it has none."""
+    return Overridden(text) if _OVERRIDE in text else None
 
 
 # Digits between two letters: a cue for the split-digits reading (re2, as the others).

@@ -768,6 +768,19 @@ def test_a_right_to_left_override_is_read_as_it_shows(content) -> None:
     every browser shows them the right way round (an evasion audit)."""
     [hit] = hits_of(TERMS, content=content)
     assert "the listed term 'viagra'" in hit.explanation
+    assert hit.match == "argaiv"  # what was sent, where it was sent
+
+
+@pytest.mark.parametrize(("content", "match"), [
+    ("Cheap \u202eargaiv yub\u202c here", "argaiv"),  # not in the middle of its run
+    ("\u202eenilno argaiv yuB\u202c", "argaiv"),
+    ("\u202eargaiv \ufb01", "argaiv"),  # a ligature that folding widens, after it
+    ("\u202e seirf hcnerf yub", "seirf hcnerf"),  # a phrase
+])
+def test_a_hit_in_an_overridden_run_shows_the_characters_sent(content, match) -> None:
+    """A position inside a reversed run is its mirror in the text: the hit showed 'iv yub'
+    for "argaiv yub", unless the term sat in the middle of its run (a review)."""
+    assert [hit.match for hit in hits_of(TERMS, content=content)] == [match]
 
 
 def test_letters_after_an_override_ended_are_read_as_written() -> None:
