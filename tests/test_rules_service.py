@@ -42,6 +42,19 @@ def test_dry_run_under_the_rules_in_force_stores_nothing(api, keys):
     assert queue["items"] == []
 
 
+def test_a_dry_run_judges_the_comment_as_intake_would_store_it(api, keys):
+    """Intake takes "http://" as no website and a CRLF as one line break; the dry run
+    refused the one and counted the other twice (a review)."""
+    rules = ("version: 1\ntrust: {hold_new_commenters: false}\nrules:\n"
+             "  - {id: LONG, type: length, max: 3, score: 1}\n"
+             "  - {id: SITE, type: links, at_least: 1, score: 1}\n")
+    response = api.post("/api/v1/admin/rules/test", {
+        "comment": {"author_url": "http://", "content": "a\r\nb"}, "rules": rules},
+        key=keys.admin)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["hits"] == []  # 3 characters, and no website
+
+
 def test_dry_run_with_given_yaml_and_its_errors(api, keys):
     rules = ("version: 1\ntrust: {hold_new_commenters: false}\nrules:\n"
              "  - {id: LOTTO, type: terms, terms: [lottery], score: 7}\n")
