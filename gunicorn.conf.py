@@ -275,11 +275,11 @@ util.write_error = _json_error
 # prometheus_client's files in that folder: <type>_<pid>.db, a gauge's type naming its mode.
 # Dead workers' counters and histograms are folded into <type>_archive.db (the ".new" one
 # being written when the master stopped).
-# archive.lock is the lock a scrape and the archiving share; rules_error_<digest> marks a
-# refused rules file as counted (moderation.services.rules).
+# archive.lock is the lock a scrape and the archiving share; rules_errors.lock the one
+# the worker that counts refused rules files holds (moderation.services.rules).
 _METRICS_FILE = re.compile(
     r"(?:counter|histogram|summary|gauge_[a-z]+)_(?:\d+|archive)\.db(?:\.new)?"
-    r"|archive\.lock|rules_error_[0-9a-f]{16}"
+    r"|archive\.lock|rules_errors\.lock"
 )
 
 
@@ -322,11 +322,7 @@ def when_ready(server):
     """
     if not server.cfg.preload_app:
         return  # the master holds no app: each worker loads the file as it starts
-    app = server.app.wsgi()
-    if sys.modules.get("moderation.services.rules") is not None:
-        # Its metrics file was emptied at start and is never read: the workers count.
-        sys.modules["moderation.services.rules"].follow_without_counting()
-    _follow_rules(app)
+    _follow_rules(server.app.wsgi())
 
 
 def _follow_rules(app):
@@ -355,7 +351,15 @@ def post_fork(server, worker):
     fork: started at the worker's first request instead, the watcher of a worker that sat
     idle through a good edit and then a broken one found the file broken, and kept the
     rules it was forked with as its last good ones.
+
+    And say that this process serves: of the processes sharing the metrics folder, only
+    workers count refused rules files (moderation.services.rules).
     """
+    try:
+        from moderation.services import rules
+    except ImportError:  # another app's venv (bench/ serves isso under this config)
+        return
+    rules.count_reload_errors_here()
     if not server.cfg.preload_app:
         return  # the worker is about to build its own app
     app = server.app.wsgi()

@@ -97,6 +97,26 @@ def test_a_thread_of_the_longest_key_is_read_back(served):
     assert status == 200
 
 
+@pytest.mark.parametrize("preload", ["true", "false"])
+def test_a_broken_rules_file_is_counted_once_across_the_workers(tmp_path, preload):
+    """Each of the workers (and the master) counted the same broken edit (audit)."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules: []\n")
+    with gunicorn(tmp_path, "--workers", "3", MODERATION_RULES_FILE=str(rules),
+                  MODERATION_RULES_RELOAD_INTERVAL="0.2", GUNICORN_PRELOAD=preload) as base:
+        def errors() -> float:
+            total = 0.0
+            for line in call(base + "/metrics")[1].decode().splitlines():
+                if line.startswith("moderation_rules_reload_errors_total "):
+                    total = float(line.split()[1])
+            return total
+
+        for edit in (1, 2):
+            rules.write_text(f"version: 1\nrules: [broken {edit}\n")
+            time.sleep(1.5)  # every watcher has seen it
+            assert [errors() for _ in range(6)] == [float(edit)] * 6
+
+
 def post_comment(base: str, n: int, content: str | None = None) -> int:
     return call(base + "/api/v1/comments", {
         "thread": "/served", "author_name": f"Reader {n}",

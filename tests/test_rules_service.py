@@ -126,25 +126,34 @@ def test_two_app_instances_follow_a_rules_file_edit_and_survive_a_broken_one(
 
 def test_a_refused_file_is_counted_once_however_many_workers_refused_it(tmp_path, monkeypatch):
     """Each worker watches the file and counted the same broken edit: one edit read as 3
-    errors under 3 workers (audit). Each worker is a call here, with the workers' metrics
-    folder; a later broken edit counts again, and gunicorn's master counts none."""
+    errors under 3 workers (audit). One worker, the one holding the metrics folder's lock,
+    counts; the others, gunicorn's master and commands count nothing. Another worker is
+    another open file here (flock locks belong to an open file, not to a process)."""
+    import fcntl
+    import os
+
     from moderation.metrics import RULES_RELOAD_ERRORS
     from moderation.services import rules as rules_service
 
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
-    (tmp_path / "metrics").mkdir()
-    path = tmp_path / "rules.yaml"
-    path.write_text("thresholds: [broken")
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    monkeypatch.setattr(rules_service, "_counter_lock", None)
+    monkeypatch.setattr(rules_service, "_counts_in_shared_folder", False)
     before = RULES_RELOAD_ERRORS._value.get()
-    for _worker in range(3):
-        rules_service._reload_failed(path, "rules.yaml: broken")
-    assert RULES_RELOAD_ERRORS._value.get() - before == 1
-    path.write_text("thresholds: [broken again")
-    monkeypatch.setattr(rules_service, "_not_counting_pid", None)
-    rules_service.follow_without_counting()  # this process is now the master
-    rules_service._reload_failed(path, "rules.yaml: broken again")
-    assert RULES_RELOAD_ERRORS._value.get() - before == 1
-    monkeypatch.setattr(rules_service, "_not_counting_pid", None)  # a worker again
-    for _worker in range(3):
-        rules_service._reload_failed(path, "rules.yaml: broken again")
-    assert RULES_RELOAD_ERRORS._value.get() - before == 2
+
+    def counted() -> float:
+        return RULES_RELOAD_ERRORS._value.get() - before
+
+    rules_service._reload_failed("rules.yaml: broken")  # the master, or a command
+    assert counted() == 0
+    rules_service.count_reload_errors_here()  # a worker, now
+    other_worker = os.open(folder / rules_service.RELOAD_ERRORS_LOCK, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(other_worker, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    rules_service._reload_failed("rules.yaml: broken")
+    assert counted() == 0  # the other worker counts it
+    os.close(other_worker)  # it was recycled
+    for _ in range(2):  # the same list deleted twice is two errors
+        rules_service._reload_failed("lists/words.txt: missing")
+    assert counted() == 2
+    os.close(rules_service._counter_lock)

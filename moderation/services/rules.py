@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import fcntl
 import os
 from pathlib import Path
 from typing import Any
@@ -43,42 +43,56 @@ def _rules_not_loaded(error: RulesNotLoaded) -> Response:
     )
 
 
-# The process whose watcher only keeps the rules fresh for the processes it forks
-# (gunicorn's master, see ``follow_without_counting``): its metrics are never read.
-_not_counting_pid: int | None = None
+# Whether this process counts refused rules files where the workers share a metrics folder:
+# gunicorn's workers do (gunicorn.conf.py's post_fork says so); its master and `moderation`
+# commands do not, as their metrics files are never read (the master's is emptied at
+# start, a command's removed as it exits). Without a shared folder, every process counts.
+_counts_in_shared_folder = False
+# The lock that makes one worker at a time the one that counts (kept open while it lives).
+RELOAD_ERRORS_LOCK = "rules_errors.lock"
+_counter_lock: int | None = None
 
 
-def follow_without_counting() -> None:
-    """In this process (gunicorn's preloading master), a refused file is logged, not counted."""
-    global _not_counting_pid
-    _not_counting_pid = os.getpid()
+def count_reload_errors_here() -> None:
+    """This process is a worker serving requests: it may count refused rules files."""
+    global _counts_in_shared_folder
+    _counts_in_shared_folder = True
 
 
-def _reload_failed(path: Path, message: str) -> None:
+def _the_counting_worker(folder: str) -> bool:
+    """Whether this worker is the one that counts: the first to ask, while it lives."""
+    global _counter_lock
+    if _counter_lock is not None:
+        return True
+    descriptor = os.open(os.path.join(folder, RELOAD_ERRORS_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return False
+    _counter_lock = descriptor
+    return True
+
+
+def _reload_failed(message: str) -> None:
     """Count a refused rules file once, however many workers refused it.
 
     Every worker watches the file, and each counted the same broken edit: one edit read
-    as 3 errors under 3 workers, and the figure moved with the worker count (found by an
-    audit). With the workers' metrics folder, the first to refuse a version of the file
-    leaves a mark there (named by the file's size, time and the error), and the others
-    see it. The watcher has logged the error, with the file and the version kept.
+    as 3 errors under 3 workers (found by an audit). One worker counts them, the one that
+    holds the folder's lock; the others see the same file and say nothing. A mark per
+    broken version of the file, tried first, missed a list file deleted a second time
+    (the same mark), and a command that saw the error first made it and then removed its
+    count (a review). The watcher has logged the error, with the file and version kept.
     """
-    if os.getpid() == _not_counting_pid:
-        return
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if folder:
+        if not _counts_in_shared_folder:
+            return
         try:
-            stat = path.stat()
-            seen = f"{stat.st_size}:{stat.st_mtime_ns}:{message}"
-        except OSError:  # the file is gone: the message names that
-            seen = message
-        mark = os.path.join(folder, f"rules_error_{hashlib.sha256(seen.encode()).hexdigest()[:16]}")
-        try:
-            os.close(os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:
-            return  # another worker counted it
+            if not _the_counting_worker(folder):
+                return
         except OSError:
-            pass  # a folder that takes no mark: counted here, as before
+            pass  # a folder that takes no lock: counted here, as before
     RULES_RELOAD_ERRORS.inc()
 
 
@@ -95,7 +109,7 @@ def init_rules(app: Flask) -> None:
         watcher: RulesWatcher | RulesNotLoaded = RulesWatcher(
             path,
             interval=float(app.config["RULES_RELOAD_INTERVAL"]),
-            on_error=lambda message: _reload_failed(path, message),
+            on_error=_reload_failed,
         )
     except RulesError as error:
         if app.config.get("RULES_REQUIRED", True):
