@@ -551,3 +551,16 @@ def test_regex_rules_that_compile_to_too_large_programs_together_are_refused() -
         parse_rules(text)
     [message] = refused.value.messages
     assert "rule R11: pattern: the regex rules up to this one compile to more than" in message
+
+
+def test_sites_that_each_change_a_pattern_share_the_regex_budget() -> None:
+    """Each such site compiles its own set of every regex rule as the file loads: 30 of
+    them made three \\pL{30} patterns load in a second, growing with each (a review)."""
+    text = "version: 1\nrules:\n" + "".join(
+        f"  - {{id: R{i}, type: regex, pattern: '\\pL{{30}}#{i}', score: 1}}\n" for i in range(3))
+    assert parse_rules(text)  # the patterns alone fit
+    text += "sites:\n" + "".join(
+        f"  s{i}: {{rules: {{R0: {{pattern: 'x{i}'}}}}}}\n" for i in range(30))
+    with pytest.raises(RulesError) as refused:
+        parse_rules(text)
+    assert "the 31 sets of regex rules" in refused.value.messages[0]
