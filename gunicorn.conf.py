@@ -276,10 +276,11 @@ util.write_error = _json_error
 # Dead workers' counters and histograms are folded into <type>_archive.db (the ".new" one
 # being written when the master stopped).
 # archive.lock is the lock a scrape and the archiving share; rules_errors.lock the one
-# the worker that counts refused rules files holds (moderation.services.rules).
+# the worker that counts refused rules files holds (moderation.services.rules). The
+# rules_error_<digest> marks an earlier version left are removed as the others are.
 _METRICS_FILE = re.compile(
     r"(?:counter|histogram|summary|gauge_[a-z]+)_(?:\d+|archive)\.db(?:\.new)?"
-    r"|archive\.lock|rules_errors\.lock"
+    r"|archive\.lock|rules_errors\.lock|rules_error_[0-9a-f]{16}"
 )
 
 
@@ -322,7 +323,12 @@ def when_ready(server):
     """
     if not server.cfg.preload_app:
         return  # the master holds no app: each worker loads the file as it starts
-    _follow_rules(server.app.wsgi())
+    app = server.app.wsgi()
+    if sys.modules.get("moderation.services.rules") is not None:
+        # The master serves nothing and its metrics file is never read: the workers count
+        # refused rules files (post_fork says each of them does).
+        sys.modules["moderation.services.rules"].count_reload_errors_here(False)
+    _follow_rules(app)
 
 
 def _follow_rules(app):

@@ -474,6 +474,12 @@ def _leave_no_metrics_files() -> None:
 def main() -> None:
     """Entry point of the `moderation` console script."""
     atexit.register(_leave_no_metrics_files)
+    if sys.argv[1:2] != ["run"]:
+        # Only `moderation run` serves: another command that saw a broken rules file first
+        # would take the counting of such errors from the workers (services/rules.py).
+        from moderation.services.rules import count_reload_errors_here
+
+        count_reload_errors_here(False)
     group = ModerationGroup(create_app=command_line_app, help="Comment moderation service.",
                             add_version_option=False)
     # The service's own version; Flask's option printed Python's, Flask's and Werkzeug's.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import close_app, comment, make_app, wait_for
 
 RULES_TEMPLATE = """
@@ -139,13 +141,14 @@ def test_a_refused_file_is_counted_once_however_many_workers_refused_it(tmp_path
     folder.mkdir()
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
     monkeypatch.setattr(rules_service, "_counter_lock", None)
-    monkeypatch.setattr(rules_service, "_counts_in_shared_folder", False)
+    monkeypatch.setattr(rules_service, "_counts_in_shared_folder", True)
     before = RULES_RELOAD_ERRORS._value.get()
 
     def counted() -> float:
         return RULES_RELOAD_ERRORS._value.get() - before
 
-    rules_service._reload_failed("rules.yaml: broken")  # the master, or a command
+    rules_service.count_reload_errors_here(False)  # the master, or a command
+    rules_service._reload_failed("rules.yaml: broken")
     assert counted() == 0
     rules_service.count_reload_errors_here()  # a worker, now
     other_worker = os.open(folder / rules_service.RELOAD_ERRORS_LOCK, os.O_RDWR | os.O_CREAT)
@@ -157,3 +160,21 @@ def test_a_refused_file_is_counted_once_however_many_workers_refused_it(tmp_path
         rules_service._reload_failed("lists/words.txt: missing")
     assert counted() == 2
     os.close(rules_service._counter_lock)
+
+
+@pytest.mark.parametrize(("argv", "counts"), [(["run", "--help"], True),
+                                              (["rules", "--help"], False)])
+def test_of_the_commands_only_moderation_run_counts_refused_rules_files(
+        monkeypatch, argv, counts):
+    """`moderation run` serves, and its /metrics is read: it counted nothing while the
+    Docker image's metrics folder was set (a review). Other commands serve nothing."""
+    import sys
+
+    from moderation import cli
+    from moderation.services import rules as rules_service
+
+    monkeypatch.setattr(rules_service, "_counts_in_shared_folder", True)
+    monkeypatch.setattr(sys, "argv", ["moderation", *argv])
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert rules_service._counts_in_shared_folder is counts

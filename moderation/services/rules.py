@@ -43,20 +43,21 @@ def _rules_not_loaded(error: RulesNotLoaded) -> Response:
     )
 
 
-# Whether this process counts refused rules files where the workers share a metrics folder:
-# gunicorn's workers do (gunicorn.conf.py's post_fork says so); its master and `moderation`
-# commands do not, as their metrics files are never read (the master's is emptied at
-# start, a command's removed as it exits). Without a shared folder, every process counts.
-_counts_in_shared_folder = False
+# Whether this process counts refused rules files where processes share a metrics folder.
+# A process that serves does (gunicorn's workers, `moderation run`); gunicorn's master and
+# the other `moderation` commands say they don't, as their metrics files are never read
+# (the master's is emptied at start, a command's removed as it exits), and a command that
+# took the counting lock would keep the workers from counting.
+_counts_in_shared_folder = True
 # The lock that makes one worker at a time the one that counts (kept open while it lives).
 RELOAD_ERRORS_LOCK = "rules_errors.lock"
 _counter_lock: int | None = None
 
 
-def count_reload_errors_here() -> None:
-    """This process is a worker serving requests: it may count refused rules files."""
+def count_reload_errors_here(counts: bool = True) -> None:
+    """Whether this process serves requests, and so may count refused rules files."""
     global _counts_in_shared_folder
-    _counts_in_shared_folder = True
+    _counts_in_shared_folder = counts
 
 
 def _the_counting_worker(folder: str) -> bool:
