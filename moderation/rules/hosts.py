@@ -203,10 +203,12 @@ def find_links(text: str) -> list[Link]:
 
 # "Defanged" links, as security write-ups write them so that nothing is clickable, and as
 # spam writes them to pass link checks: grabify[.]link, bit(dot)ly/x, hxxps://x.example.
-# Only the bracketed forms: a bare "dot" is a word ("the dot com bubble"), and so is a
-# capitalised one, a nickname ("Dorothy (Dot) Jones").
+# Only the bracketed forms: a bare "dot" is a word ("the dot com bubble"), and in round
+# brackets a capitalised one is a nickname ("Dorothy (Dot) Jones"); in square or curly
+# ones it is the host's dot in any case (bit[Dot]ly).
 _DEFANGED_RE = re.compile(
-    r"\s?[\[({]\s?(?:\.|dot|DOT)\s?[\])}]\s?|(?<![A-Za-z])[hH](?:xx|XX|\*\*)[pP](?=[sS]?:)"
+    r"\s?(?:\[\s?(?:\.|(?i:dot))\s?\]|\{\s?(?:\.|(?i:dot))\s?\}|\(\s?(?:\.|dot|DOT)\s?\))\s?"
+    r"|(?<![A-Za-z])[hH](?:xx|XX|\*\*)[pP](?=[sS]?:)"
 )
 
 

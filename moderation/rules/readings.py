@@ -284,8 +284,37 @@ def squeezed_readings(text: str) -> tuple[str, ...]:
 
 
 _OVERRIDE = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: what follows shows right to left
-# An override runs to its POP DIRECTIONAL FORMATTING, or to the end of the paragraph.
-_OVERRIDDEN_RE = re.compile("\u202e([^\u202c\n\r\u2029]*)")
+# The embeddings and overrides (LRE, RLE, PDF's openers, LRO, RLO) that a POP DIRECTIONAL
+# FORMATTING closes, innermost first; and what ends a paragraph, and every one of them.
+_OPENERS = frozenset("\u202a\u202b\u202d\u202e")
+_POP = "\u202c"
+_PARAGRAPH_ENDS = frozenset("\n\r\u2029\x85\x1c\x1d\x1e")
+
+
+def _overridden_runs(text: str) -> list[tuple[int, int]]:
+    """Where right-to-left overrides run in ``text``: from after each outermost one to the
+    PDF that closes it (PDFs close the innermost opener first, as bidi reads them) or the
+    paragraph's end. Text nested inside is reversed with the rest: an approximation of
+    the bidi algorithm that holds for text written to be read backwards."""
+    runs = []
+    depth = 0  # openers still open inside the current run, the override included
+    start = 0
+    for index, char in enumerate(text):
+        if depth == 0:
+            if char == _OVERRIDE:
+                depth, start = 1, index + 1
+        elif char in _PARAGRAPH_ENDS:
+            runs.append((start, index))
+            depth = 0
+        elif char in _OPENERS:
+            depth += 1
+        elif char == _POP:
+            depth -= 1
+            if depth == 0:
+                runs.append((start, index))
+    if depth:
+        runs.append((start, len(text)))
+    return runs
 
 
 class Overridden:
@@ -298,7 +327,7 @@ class Overridden:
     __slots__ = ("runs", "text")
 
     def __init__(self, text: str) -> None:
-        self.runs = [match.span(1) for match in _OVERRIDDEN_RE.finditer(text)]
+        self.runs = _overridden_runs(text)
         pieces, last = [], 0
         for start, end in self.runs:
             pieces += [text[last:start], text[start:end][::-1]]

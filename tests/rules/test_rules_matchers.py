@@ -742,7 +742,8 @@ LOGGERS = "{id: LOGGER, type: domains, domains: [grabify.link], outcome: spam}"
 
 
 @pytest.mark.parametrize("content", [
-    "see grabify[.]link/abc", "grabify(dot)link", "grabify [.] link",
+    "see grabify[.]link/abc", "grabify(dot)link", "grabify [.] link", "grabify[Dot]link",
+    "grabify{DoT}link/x",
     "hxxps://grabify.link/abc", "HXXP://grabify.link", "h**ps://grabify.link/x",
 ])
 def test_a_defanged_host_is_the_host_it_names(content) -> None:
@@ -776,6 +777,9 @@ def test_a_right_to_left_override_is_read_as_it_shows(content) -> None:
     ("\u202eenilno argaiv yuB\u202c", "argaiv"),
     ("\u202eargaiv \ufb01", "argaiv"),  # a ligature that folding widens, after it
     ("\u202e seirf hcnerf yub", "seirf hcnerf"),  # a phrase
+    # A PDF closes the innermost opener first (a review): the override runs on.
+    ("Buy \u202e\u202e\u202cargaiv", "argaiv"),
+    ("Buy \u202e\u202a\u202cargaiv now", "argaiv"),
 ])
 def test_a_hit_in_an_overridden_run_shows_the_characters_sent(content, match) -> None:
     """A position inside a reversed run is its mirror in the text: the hit showed 'iv yub'
@@ -783,8 +787,10 @@ def test_a_hit_in_an_overridden_run_shows_the_characters_sent(content, match) ->
     assert [hit.match for hit in hits_of(TERMS, content=content)] == [match]
 
 
-def test_letters_after_an_override_ended_are_read_as_written() -> None:
-    assert hits_of(TERMS, content="\u202eolleh\u202c argaiv") == []
+@pytest.mark.parametrize("content", ["\u202eolleh\u202c argaiv", "\u202eolleh\x85argaiv",
+                                     "\u202eolleh\u2029argaiv"])
+def test_letters_after_an_override_ended_are_read_as_written(content) -> None:
+    assert hits_of(TERMS, content=content) == []
 
 
 @pytest.mark.parametrize(("content", "term"), [
