@@ -13,11 +13,11 @@ import re2
 from .matchers import Finding, RegexMatcher, Subject, TermsMatcher
 from .normalise import Normalised, is_word_char, normalise
 from .readings import (
-    SPLIT_DIGITS_MIN_TERM,
     Glued,
     glued_symbols_reading,
     joins_when_split,
     letter_readings,
+    long_enough_to_split,
     overridden_reading,
     phrase_form,
     phrase_key,
@@ -111,9 +111,9 @@ def _automaton(entries: dict[str, list[tuple[int, str, bool, bool]]]) -> Any:
     return automaton
 
 
-# An automaton, a form of the text, the shortest term that may hit in it, and how its
-# spans map back to the text as sent (None: as they are).
-Form = tuple[Any, Normalised, int, Any]
+# An automaton, a form of the text, whether only terms long enough to split may hit in
+# it, and how its spans map back to the text as sent (None: as they are).
+Form = tuple[Any, Normalised, bool, Any]
 
 
 class TermIndex:
@@ -149,9 +149,9 @@ class TermIndex:
         self._literal = _automaton(literal)
 
     def _forms(self, subject: Subject, target: str) -> list[Form]:
-        """Each automaton with each form of the target's text it is matched against, the
-        shortest listed term that may hit in that form, and how its spans map to the text
-        as sent (None: as they are)."""
+        """Each automaton with each form of the target's text it is matched against, whether
+        only terms long enough to split may hit in that form, and how its spans map to the
+        text as sent (None: as they are)."""
         readings = [subject.normalised(target)]
         # Same length as the text, so their spans are spans of the text as written.
         raw = subject.raw(target)
@@ -160,24 +160,24 @@ class TermIndex:
         if glued is not None:
             readings.append(normalise(glued))
         readings += [normalise(text) for text in squeezed_readings(raw)]
-        shortest: list[int] = [1] * len(readings)
+        split_only: list[bool] = [False] * len(readings)
         remaps: list[Any] = [None] * len(readings)
         overridden = overridden_reading(raw)
         if overridden is not None:
             readings.append(normalise(overridden.text))
-            shortest.append(1)
+            split_only.append(False)
             remaps.append(overridden.span_as_sent)
         split = split_digits_reading(raw)
         if split is not None:
             readings.append(normalise(split))
-            shortest.append(SPLIT_DIGITS_MIN_TERM)
+            split_only.append(True)
             remaps.append(None)
         forms = []
-        for folded, min_term, remap in zip(readings, shortest, remaps, strict=True):
+        for folded, only_long, remap in zip(readings, split_only, remaps, strict=True):
             if self._words is not None:
-                forms.append((self._words, phrase_form(folded), min_term, remap))
+                forms.append((self._words, phrase_form(folded), only_long, remap))
             if self._literal is not None:
-                forms.append((self._literal, folded, min_term, remap))
+                forms.append((self._literal, folded, only_long, remap))
         return forms
 
     def _split_hits(
@@ -211,12 +211,12 @@ class TermIndex:
             # Per slot, each span of the original text that hit, with the term it hit: one
             # span is one hit, whichever form it was found in.
             spans: dict[int, dict[tuple[int, int], str]] = {}
-            for automaton, form, min_term, remap in self._forms(subject, target):
+            for automaton, form, only_long, remap in self._forms(subject, target):
                 text = form.text
                 for end_index, (length, listed) in automaton.iter(text):
-                    if length < min_term:
-                        continue
                     start, end = end_index + 1 - length, end_index + 1
+                    if only_long and not long_enough_to_split(text[start:end]):
+                        continue
                     for slot, written, whole_words, plurals in listed:
                         if slot not in slots:
                             continue

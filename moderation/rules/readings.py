@@ -53,7 +53,7 @@ from .normalise import Normalised
 
 __all__ = ["Glued", "glued_symbols_reading", "joins_when_split", "letter_readings",
            "overridden_reading", "phrase_form", "phrase_key", "split_digits_reading",
-           "squeezed_readings", "SPLIT_DIGITS_MIN_TERM"]
+           "squeezed_readings", "long_enough_to_split"]
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False
@@ -360,8 +360,18 @@ def overridden_reading(text: str) -> Overridden | None:
 # Digits between two letters: a cue for the split-digits reading (re2, as the others).
 _DIGITS_BETWEEN_CUE = re2.compile(r"[A-Za-z][0-9]+[A-Za-z]", _OPTIONS)
 _DIGITS_BETWEEN_RE = re.compile(r"(?<=[A-Za-z])[0-9]+(?=[A-Za-z])")
-# The shortest listed word the split-digits reading may hit.
+# The shortest listed term the split-digits reading may hit, and the shortest first and
+# last word of a phrase it may hit: "c1ass hat" read so is "c ass hat", and a list's
+# "ass hat", seven characters, hit it (found by a review).
 SPLIT_DIGITS_MIN_TERM = 5
+SPLIT_DIGITS_MIN_EDGE_WORD = 4
+
+
+def long_enough_to_split(term: str) -> bool:
+    """Whether a listed term, as folded, may hit in the split-digits reading."""
+    words = term.split(" ")
+    return (len(term) >= SPLIT_DIGITS_MIN_TERM and len(words[0]) >= SPLIT_DIGITS_MIN_EDGE_WORD
+            and len(words[-1]) >= SPLIT_DIGITS_MIN_EDGE_WORD)
 
 
 def split_digits_reading(text: str) -> str | None:
