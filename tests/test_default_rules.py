@@ -139,6 +139,9 @@ def test_disposable_email_and_missing_user_agent_add_up(api, keys):
     "Check out my YT channels",
     "Follow me on lnstagram",
     "you should check out my channel",
+    "Come check out my Instagram",
+    "Check out my latest video",
+    "Head over to my channel",
 ])
 def test_self_promotion_is_spam_when_nothing_vouches_for_it(api, keys, content):
     status, rules = judged(api, keys, content=content, user_agent="Mozilla/5.0")
@@ -163,6 +166,13 @@ def test_self_promotion_is_spam_when_nothing_vouches_for_it(api, keys, content):
     "I logged in this morning and see my profile has been suspended.",
     '"Follow me on Twitter" was his whole campaign.',
     "We visit our Channel Islands cottage every summer.",
+    # And from the review of that: curly quotes, questions, a business's or council's site.
+    "Her slogan, ‘Follow me on Twitter’, flopped.",
+    "I always check my channel 4 news app first.",
+    "I check my playlist when I run.",
+    "Can you see my page properly? The comments won't load for me.",
+    "Be sure to check our site for updated flood warnings, says the Environment Agency.",
+    "The mayor said: visit our site and see for yourself.",
 ])
 def test_talk_about_ones_own_reading_is_not_self_promotion(api, keys, content):
     _, rules = judged(api, keys, content=content, user_agent="Mozilla/5.0")
