@@ -27,18 +27,20 @@ looked for in readings that each add only what a reader takes for the term:
   ``viagra$`` read ``viagras``, ``fucking$`` ``fuckings``, and every whole-word rule
   missed them (found by an audit), as it missed ``2viagra`` and ``viagra@home``. Digits
   between letters are leetspeak still (``c1ass``), so ``viagra4u`` is not read so
-  there; a *split-digits reading* reads them as spaces too, for listed words of five
-  letters or more only (``viagra4u``, ``cialis2go``), which no leetspeak word spells
-  by chance (``c1ass`` read so is ``c ass``, and ``ass`` is too short to count);
+  there; a *split-digits reading* reads them as spaces too, for listed terms of five
+  characters or more whose first and last words have four or more (``viagra4u``,
+  ``cialis2go``, ``kill4yourself``), which no leetspeak word spells by chance (``c1ass``
+  read so is ``c ass``, and ``ass`` or ``ass hat`` is too short to count);
 - two *squeezed readings* of the original text, where a letter written three times or
   more in a row is read once, and twice: ``fuuuuck`` and ``viaaagra`` read ``fuck`` and
   ``viagra``, ``asssshole`` ``asshole`` (found by an audit: every listed word missed them
   below the ten repeats that ``REPEATED_CHARACTERS`` scores). The letters dropped become
   a zero-width space, which normalising drops, so the reading keeps the text's length;
 - an *overridden reading*, where what follows a right-to-left override (U+202E) up to
-  its end (U+202C, or the line's) is reversed, as a browser shows it: ``\u202eargaiv``
-  shows as ``viagra`` (found by an audit: normalising drops the override as invisible,
-  and read the letters backwards).
+  the PDF (U+202C) that closes it, or the paragraph's end, is reversed, as a browser
+  shows it: ``\u202eargaiv`` shows as ``viagra`` (found by an audit: normalising drops
+  the override as invisible, and read the letters backwards). A position in a reversed
+  run is its mirror in the text: ``Overridden.span_as_sent`` maps a hit back.
 """
 
 from __future__ import annotations
@@ -284,8 +286,8 @@ def squeezed_readings(text: str) -> tuple[str, ...]:
 
 
 _OVERRIDE = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: what follows shows right to left
-# The embeddings and overrides (LRE, RLE, PDF's openers, LRO, RLO) that a POP DIRECTIONAL
-# FORMATTING closes, innermost first; and what ends a paragraph, and every one of them.
+# The embeddings and overrides (LRE, RLE, LRO, RLO) that a POP DIRECTIONAL FORMATTING
+# closes, innermost first; and what ends a paragraph, and all of them with it.
 _OPENERS = frozenset("\u202a\u202b\u202d\u202e")
 _POP = "\u202c"
 _PARAGRAPH_ENDS = frozenset("\n\r\u2029\x85\x1c\x1d\x1e")
@@ -377,7 +379,7 @@ def long_enough_to_split(term: str) -> bool:
 def split_digits_reading(text: str) -> str | None:
     """``text`` (as written) with each run of digits between two letters read as spaces;
     None when it has none. Of the length of ``text``. Its hits count only for listed
-    terms of ``SPLIT_DIGITS_MIN_TERM`` characters or more."""
+    terms that are ``long_enough_to_split``."""
     if _DIGITS_BETWEEN_CUE.search(text) is None:
         return None
     return _DIGITS_BETWEEN_RE.sub(_as_spaces, text)
