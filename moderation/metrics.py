@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -30,9 +30,8 @@ from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
-from moderation.body_limit import RECEIVED_AT
 from moderation.extensions import db, limiter
-from moderation.logs import method_name
+from moderation.logs import method_name, request_started
 from moderation.models import ClassifierToken, ClassifierTotal, Comment, Site, Status
 
 log = logging.getLogger(__name__)
@@ -264,14 +263,10 @@ def archive_dead_worker(pid: int, folder: str | None = None) -> None:
 def init_metrics(app: Flask) -> None:
     """Count and time every request by its route pattern (never the raw path)."""
 
-    @app.before_request
-    def _start_timer() -> None:
-        g.metrics_started = request.environ.get(RECEIVED_AT) or time.perf_counter()
-
     @app.after_request
     def _observe(response: Response) -> Response:
         route = request.url_rule.rule if request.url_rule else _route_refusing_the_method()
-        started = g.get("metrics_started", time.perf_counter())
+        started = request_started()  # as the access log has it
         requests, latency = _request_series(route, method_name(request.method),
                                             str(response.status_code))
         requests.inc()
