@@ -152,28 +152,21 @@ class TermIndex:
         """Each automaton with each form of the target's text it is matched against, whether
         only terms long enough to split may hit in that form, and how its spans map to the
         text as sent (None: as they are)."""
-        readings = [subject.normalised(target)]
-        # Same length as the text, so their spans are spans of the text as written.
+        # Each reading: its folded text, whether only terms long enough to split may hit
+        # in it, and how its spans map back (None: they are spans of the text as written,
+        # since every reading has the text's length).
         raw = subject.raw(target)
-        readings += [normalise(text) for text in letter_readings(raw)]
-        glued = glued_symbols_reading(raw)
-        if glued is not None:
-            readings.append(normalise(glued))
-        readings += [normalise(text) for text in squeezed_readings(raw)]
-        split_only: list[bool] = [False] * len(readings)
-        remaps: list[Any] = [None] * len(readings)
+        texts = [*letter_readings(raw), glued_symbols_reading(raw), *squeezed_readings(raw)]
+        readings: list[tuple[Normalised, bool, Any]] = [(subject.normalised(target), False, None)]
+        readings += [(normalise(text), False, None) for text in texts if text is not None]
         overridden = overridden_reading(raw)
         if overridden is not None:
-            readings.append(normalise(overridden.text))
-            split_only.append(False)
-            remaps.append(overridden.span_as_sent)
+            readings.append((normalise(overridden.text), False, overridden.span_as_sent))
         split = split_digits_reading(raw)
         if split is not None:
-            readings.append(normalise(split))
-            split_only.append(True)
-            remaps.append(None)
+            readings.append((normalise(split), True, None))
         forms = []
-        for folded, only_long, remap in zip(readings, split_only, remaps, strict=True):
+        for folded, only_long, remap in readings:
             if self._words is not None:
                 forms.append((self._words, phrase_form(folded), only_long, remap))
             if self._literal is not None:
