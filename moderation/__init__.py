@@ -109,7 +109,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             }
         },
     )
-    from moderation.schemas import blank_allowed, empty_value_allowed, string_without_nul
+    from moderation.schemas.base import blank_allowed, empty_value_allowed, string_without_nul
 
     api.ma_plugin.converter.add_attribute_function(string_without_nul)
     api.ma_plugin.converter.add_attribute_function(blank_allowed)
@@ -135,12 +135,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     register_error_handlers(app)
 
-    from moderation.api import admin, health, moderation, public, rules
+    from moderation.api import admin, cors, health, moderation, public, rules
 
     for module in (public, moderation, admin, rules, health):
         api.register_blueprint(module.blp)
     health.document_the_docs(api.spec, app.url_map)
-    app.after_request(public.add_cors_headers)
+    app.after_request(cors.add_cors_headers)
     app.after_request(no_content_type_without_content)
     # Runs before the one above (Flask runs these hooks last-registered first).
     app.after_request(empty_options_answer_is_204)

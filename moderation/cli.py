@@ -167,7 +167,7 @@ def keys_group() -> None:
 @click.option("--site", "sites", multiple=True, help="A site slug (repeat for several).")
 def create_key(name: str, role: str, sites: tuple[str, ...]) -> None:
     """Create a key and print its secret, once."""
-    from moderation.schemas import KeyRequestSchema
+    from moderation.schemas.admin import KeyRequestSchema
     from moderation.services import keys
 
     try:  # the API's checks (a name of 1 to 100 characters, trimmed)
@@ -208,7 +208,7 @@ def sites_group() -> None:
 @click.option("--origin", "origins", multiple=True, help="An allowed origin, https://host.")
 def create_site(slug: str, name: str, origins: tuple[str, ...]) -> None:
     """Add a site."""
-    from moderation.schemas import SiteSchema
+    from moderation.schemas.admin import SiteSchema
     from moderation.services import sites
 
     try:
@@ -364,7 +364,7 @@ def rekey_command(yes: bool) -> None:
 @click.option("--yes", is_flag=True, help="Erase without asking first.")
 def erase_command(email: str, delete_content: bool, yes: bool) -> None:
     """Anonymise every comment by EMAIL (the right to erasure), as the admin API does."""
-    from moderation.schemas import EraseSchema
+    from moderation.schemas.admin import EraseSchema
     from moderation.services import privacy
 
     try:  # the API's checks (a valid address, trimmed)
@@ -384,7 +384,7 @@ def erase_command(email: str, delete_content: bool, yes: bool) -> None:
 @click.argument("email")
 def export_command(email: str) -> None:
     """Print everything stored about the commenter with EMAIL, as the admin API's export."""
-    from moderation.schemas import ExportQuerySchema, ExportSchema
+    from moderation.schemas.admin import ExportQuerySchema, ExportSchema
     from moderation.services import privacy
 
     try:

@@ -19,6 +19,7 @@ class ConfigError(ValueError):
     """A setting the service cannot start with; the message names it (the CLI shows it as
     one line, gunicorn's log as the error that stopped the worker)."""
 
+
 log = logging.getLogger("moderation")
 
 # Seconds a client should wait before retrying while the database is away.

@@ -750,7 +750,8 @@ def test_a_page_named_without_its_url_takes_the_url_from_a_later_comment(app, ap
 def test_a_honeypot_may_be_named_after_no_field_intake_reads():
     """The rules file refuses a honeypot named after a field of the form (it was taken out
     of every submission); its list must hold every name intake reads a field by."""
-    from moderation.api.public import SUBMISSION, WORDPRESS_FIELDS
+    from moderation.api.forms import WORDPRESS_FIELDS
+    from moderation.api.public import SUBMISSION
     from moderation.rules.schema import SUBMISSION_FIELDS
 
     assert set(SUBMISSION.load_fields) | set(WORDPRESS_FIELDS) <= SUBMISSION_FIELDS

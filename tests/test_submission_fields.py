@@ -117,7 +117,7 @@ def test_control_character_checks_refuse_exactly_the_control_characters():
     and carriage return; one line also refuses the line and paragraph separators."""
     from marshmallow import ValidationError
 
-    from moderation.schemas import _no_control_chars, _single_line
+    from moderation.schemas.base import no_control_chars, single_line
 
     def refused(check, text):
         try:
@@ -131,8 +131,8 @@ def test_control_character_checks_refuse_exactly_the_control_characters():
         if 0xD800 <= code <= 0xDFFF:
             continue  # lone surrogates: JSON decoding never hands one over
         control = code < 32 or 0x7F <= code <= 0x9F
-        assert refused(_single_line, f"a{ch}b") == (control or ch in "\u2028\u2029"), hex(code)
-        assert refused(_no_control_chars, f"a{ch}b") == (control and ch not in "\t\n\r"), hex(code)
+        assert refused(single_line, f"a{ch}b") == (control or ch in "\u2028\u2029"), hex(code)
+        assert refused(no_control_chars, f"a{ch}b") == (control and ch not in "\t\n\r"), hex(code)
 
 
 @pytest.mark.parametrize("ch", ["\x85", "\x9b", "\u2028", "\u2029"])

@@ -19,7 +19,7 @@ from moderation.api.json_body import json_object
 from moderation.auth import require
 from moderation.errors import Invalid
 from moderation.models import Role
-from moderation.schemas import MAX_ID, NoQuerySchema
+from moderation.schemas.base import MAX_ID, NoQuerySchema
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -160,6 +160,7 @@ class Blueprint(flask_smorest.Blueprint):
             return errors(self, 400, 413, 415)(parse(view))
 
         return decorator
+
 
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
 WWW_AUTHENTICATE = {"WWW-Authenticate": {

@@ -9,7 +9,7 @@ from flask import url_for
 from moderation.api import NO_QUERY, Blueprint, errors, guarded
 from moderation.auth import current_caller
 from moderation.models import ApiKey, Role
-from moderation.schemas import (
+from moderation.schemas.admin import (
     KEY_REQUEST_DOC,
     DeleteSiteQuerySchema,
     EraseAnswerSchema,

@@ -15,7 +15,7 @@ from moderation.errors import DATABASE_RETRY_AFTER
 from moderation.extensions import db
 from moderation.metrics import metrics_response
 from moderation.schema_version import ADVICE, SchemaState, schema_state
-from moderation.schemas import HealthSchema
+from moderation.schemas.public import HealthSchema
 from moderation.services import identity
 from moderation.services.identity import SECRET_MISMATCH
 from moderation.services.rules import watcher

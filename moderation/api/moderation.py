@@ -9,7 +9,7 @@ from flask import Response, jsonify, request
 from moderation.api import NO_QUERY, Blueprint, errors, guarded
 from moderation.auth import current_caller, own_site
 from moderation.models import Role
-from moderation.schemas import (
+from moderation.schemas.moderation import (
     AuditPageSchema,
     AuditQuerySchema,
     BulkAnswerSchema,

@@ -7,7 +7,7 @@ from typing import Any
 from moderation.api import NO_QUERY, Blueprint, errors, guarded
 from moderation.database import read_only
 from moderation.models import Role
-from moderation.schemas import (
+from moderation.schemas.admin import (
     BacktestRequestSchema,
     BacktestSchema,
     RulesStateSchema,

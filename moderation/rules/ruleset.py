@@ -36,6 +36,7 @@ def file_signature(path: Path) -> FileSignature:
         return (str(path), -1, -1, -1, -1)
     return (str(path), stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
 
+
 @dataclass(frozen=True, eq=False)
 class Rule:
     """One rule as it applies to one site, its matcher compiled."""

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 # While the file is broken, it is loaded again every this many checks even if unchanged.
 RETRY_BROKEN_EVERY = 10
 
+
 def _signature(paths: list[Path]) -> tuple[FileSignature, ...]:
     return tuple(file_signature(path) for path in paths)
 

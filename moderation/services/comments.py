@@ -26,7 +26,7 @@ from moderation.models import (
     utcnow,
 )
 from moderation.rules import Submission, Verdict, evaluate
-from moderation.schemas import LINE_CONTROLS
+from moderation.schemas.base import LINE_CONTROLS
 from moderation.services import identity, trust
 from moderation.services.cursors import SCORE_DECIMALS
 from moderation.services.identity import content_hash, email_hash

@@ -13,7 +13,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from moderation.auth import own_site, site_caller
 from moderation.errors import DATABASE_RETRY_AFTER, ServiceError
 from moderation.extensions import limiter
-from moderation.schemas import SLUG
+from moderation.schemas.base import SLUG
 from moderation.services.comments import answered, usable_idempotency_key
 from moderation.services.identity import email_hash, ip_hash, reporter_hash
 from moderation.services.rules import current_rules

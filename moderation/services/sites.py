@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from moderation.errors import Conflict, Invalid, NotFound
 from moderation.extensions import db
 from moderation.models import Comment, Site
-from moderation.schemas import SLUG
+from moderation.schemas.base import SLUG
 from moderation.services.keys import revoke_keys_only_for
 
 DEFAULT_SITE = "default"
