@@ -160,6 +160,7 @@ def test_self_promotion_is_spam_when_nothing_vouches_for_it(api, keys, content):
     "People who follow me on Twitter know I've said this for years.",
     "I check my app every morning for the news.",
     "We watch our channel 4 news every night.",
+    "Watch our Channel 4 news tonight at six.",
     # And from the review of that change: after "and", "then" or a quotation mark.
     "I get up at six and check my app for the traffic.",
     "Then check my app, it shows the delays.",
