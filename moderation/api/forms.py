@@ -98,9 +98,10 @@ def _urlencoded_form() -> dict[str, str]:
         pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
     except UnicodeDecodeError:
         raise BadRequest("The form is not UTF-8 text.") from None
-    if text.startswith("\ufeff"):
+    if text.startswith("\ufeff") or (pairs and pairs[0][0].startswith("\ufeff")):
         # A byte-order mark made the first field's name "\ufeffsite": ignored as a theme's
-        # own field, it sent the comment to the `default` site (found by an audit).
+        # own field, it sent the comment to the `default` site (found by an audit). Sent
+        # percent-encoded (%EF%BB%BF), it is the same mark once decoded.
         raise BadRequest("The form begins with a byte-order mark; send it without one.")
     form: dict[str, str] = {}
     for name, value in pairs:
