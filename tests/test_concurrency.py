@@ -25,7 +25,7 @@ from moderation.models import (
     Status,
     utcnow,
 )
-from moderation.services import comments, flags, learning, moderation, retention
+from moderation.services import comments, flags, learning, moderation, retention, review
 from tests.conftest import comment, wait_for
 
 
@@ -476,7 +476,7 @@ def test_a_decision_whose_site_is_deleted_right_after_is_answered(app, api, keys
         with db.engine.connect() as other:  # the deletion, right after
             other.execute(sa.text("DELETE FROM sites WHERE slug = 'other'"))
             other.commit()
-        detail = moderation.detail_of(decided)
+        detail = review.detail_of(decided)
     assert (detail["site"], detail["thread"], detail["status"]) == ("other", "/p", "spam")
 
 

@@ -292,7 +292,7 @@ def test_the_export_reads_flags_and_decisions_of_many_comments_in_slices(api, ke
     one statement: the export of a spam bot's 70,000 comments was a 503 there (measured by
     hand; too slow for the suite), and its erasure too. Slices of 2 here: every comment's
     flags and decisions are found across the slices."""
-    monkeypatch.setattr("moderation.services.moderation.IDS_PER_STATEMENT", 2)
+    monkeypatch.setattr("moderation.services.review.IDS_PER_STATEMENT", 2)
     ids = [_post(api, keys, thread=f"/slice/{n}") for n in range(5)]
     for n, comment_id in enumerate(ids):
         etag = api.get(f"/api/v1/moderation/comments/{comment_id}",

@@ -21,7 +21,7 @@ from moderation.schemas.moderation import (
     ThreadStateAnswerSchema,
     ThreadStateSchema,
 )
-from moderation.services import moderation
+from moderation.services import moderation, review
 from moderation.services.sites import DEFAULT_SITE
 
 blp = Blueprint(
@@ -44,7 +44,7 @@ def queue(query: dict[str, Any]) -> Response:
     """Comments awaiting a decision (or in another status), paged by key."""
     # Sent as built: the service returns QueuePageSchema's shape, JSON-ready (the
     # schemathesis suite checks the answers against the schema).
-    return jsonify(moderation.queue(current_caller(), moderation.QueueFilter(**query)))
+    return jsonify(review.queue(current_caller(), review.QueueFilter(**query)))
 
 
 @blp.route("/comments/<id:comment_id>")
@@ -54,8 +54,8 @@ def queue(query: dict[str, Any]) -> Response:
 @errors(blp, 404, 422)
 def comment_detail(comment_id: int) -> Any:
     """The whole comment, with its hits, flags and history; the ETag carries its version."""
-    comment = moderation.comment_for(current_caller(), comment_id)
-    return moderation.detail_of(comment), 200, _etag(comment.version)
+    comment = review.comment_for(current_caller(), comment_id)
+    return review.detail_of(comment), 200, _etag(comment.version)
 
 
 @blp.route("/comments/<id:comment_id>/decision", methods=["POST"])
@@ -87,11 +87,11 @@ def comment_detail(comment_id: int) -> Any:
 def decide(decision: dict[str, Any], comment_id: int) -> Any:
     """Approve, mark as spam, reject or delete a comment, guarded by If-Match."""
     caller = current_caller()
-    comment = moderation.comment_for(caller, comment_id)
+    comment = review.comment_for(caller, comment_id)
     action, if_match = decision["action"], request.headers.get("If-Match")
     version = moderation.version_to_replace(caller, comment, action, if_match)
     comment = moderation.decide(caller, comment, action, decision["reason"], version)
-    return moderation.detail_of(comment), 200, _etag(comment.version)
+    return review.detail_of(comment), 200, _etag(comment.version)
 
 
 @blp.route("/bulk", methods=["POST"])
@@ -115,7 +115,7 @@ def bulk(decision: dict[str, Any]) -> dict[str, Any]:
 @errors(blp, 404, 422)
 def audit(query: dict[str, Any]) -> dict[str, Any]:
     """The decision log, newest first."""
-    return moderation.audit(current_caller(), **query)
+    return review.audit(current_caller(), **query)
 
 
 @blp.route("/threads", methods=["PUT"])

@@ -24,7 +24,7 @@ from moderation.models import (
     Thread,
     utcnow,
 )
-from moderation.services import learning, moderation
+from moderation.services import learning, review
 from moderation.services.identity import email_hash, require_own_secret
 from moderation.services.sites import hold_site
 
@@ -195,7 +195,7 @@ def export(email: str) -> dict[str, Any]:
         for comment, slug, thread in rows
     ]
     # The same flags and history a moderator sees (the export lists them as "decisions").
-    moderation.add_flags_and_history(comments)
+    review.add_flags_and_history(comments)
     return {"email": email, "comments": comments}
 
 

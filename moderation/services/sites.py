@@ -140,7 +140,7 @@ def delete_site(slug: str, delete_comments: bool = False) -> None:
         raise Conflict(f"The site '{slug}' has comments; to delete them with it, ask again "
                        "with delete_comments=true (--delete-comments on the command line).")
     if delete_comments:
-        from moderation.services import privacy  # which imports this module (via moderation)
+        from moderation.services import privacy  # which imports this module (via review)
 
         # The comments before their decisions, in id order, as the purge takes them: it
         # locks a batch of comments, then scrubs their decisions' reasons; taken the other
