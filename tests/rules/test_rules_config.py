@@ -364,6 +364,10 @@ def refusal(text: str, base_dir: Path | None = None) -> str:
             "version: 1\nsites: {news: {trust: {hold_new_commenters: 0}}}",
             "rules.yaml: site news: trust.hold_new_commenters: Not a valid boolean.",
         ),
+        (  # no band at all, where the classifier would be sure of ham and spam at once
+            "version: 1\nrules: [{id: C, type: classifier, ham_below: 0.5, spam_above: 0.5}]",
+            "rules.yaml: rule C: ham_below: 'ham_below' must be below 'spam_above'.",
+        ),
     ],
 )
 def test_a_bad_file_is_refused_naming_the_place(text: str, expected: str) -> None:

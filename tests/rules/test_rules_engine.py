@@ -54,10 +54,15 @@ def decide(
         ("spamword holdword four four two", "ann@example.org", "spam"),
         ("holdword four two", "ann@example.org", "pending"),  # hard pending beats a spam score
         ("blockedword spamword", "friend@ok.example", "approved"),  # the allow-list wins
+        ("four four two", "friend@ok.example", "approved"),  # and beats a spam score
     ],
 )
 def test_hard_outcomes_beat_scores_strongest_first(content: str, email: str, outcome: str) -> None:
-    assert decide(content, email=email).outcome == outcome
+    # Not trusted yet (no TRUST_KNOWN bonus), so the scores alone reach the spam threshold.
+    verdict = decide(content, Context(approved_count=1), email=email)
+    assert verdict.outcome == outcome
+    if "four" in content:
+        assert verdict.score >= 6.0
 
 
 @pytest.mark.parametrize(
@@ -69,6 +74,7 @@ def test_hard_outcomes_beat_scores_strongest_first(content: str, email: str, out
         ("four", 4.0, "pending"),
         ("two four", 6.0, "spam"),
         ("two four thanks", 5.0, "pending"),
+        ("four thanks", 3.0, "pending"),  # at the threshold is at it: "at or above"
     ],
 )
 def test_scores_sum_once_per_rule_and_meet_the_thresholds(
@@ -131,6 +137,8 @@ def test_the_verdict_serialises_in_the_contract_shape() -> None:
         (Context(approved_count=1), "hello", "approved", []),
         (Context(approved_count=3), "four", "approved", ["FOUR", "TRUST_KNOWN"]),  # 4-2 < 3
         (Context(approved_count=3, rejected_count=1), "four", "pending", ["FOUR"]),  # 25% bad
+        # Exactly the allowed rejection rate (1 in 10) still earns the bonus.
+        (Context(approved_count=9, rejected_count=1), "hello", "approved", ["TRUST_KNOWN"]),
         (
             Context(approved_count=5, recent_bad_run=2),
             "hello",
@@ -198,3 +206,26 @@ def test_evaluation_is_deterministic_and_names_the_rules_version() -> None:
     first, second = decide("two four"), decide("two four")
     assert first == second
     assert first.rules_version == RULES.version
+
+
+def test_a_site_may_turn_an_outcome_rule_into_a_scored_one() -> None:
+    """A site's `score:` replaces the rule's hard outcome (a rule has one or the other)."""
+    ruleset = parse_rules(
+        "version: 1\ntrust: {hold_new_commenters: false}\n"
+        "rules: [{id: HOLD, type: terms, terms: [holdword], outcome: pending}]\n"
+        "sites: {news: {rules: {HOLD: {score: 1.0}}}}\n"
+    )
+    submission = Submission("news", "t", "Ann", "ann@example.org", content="holdword")
+    verdict = evaluate(ruleset, submission, Context())
+    assert (verdict.outcome, verdict.score) == ("approved", 1.0)
+    held = evaluate(ruleset, Submission("default", "t", "Ann", "a@b.org", content="holdword"),
+                    Context())
+    assert held.outcome == "pending"
+
+
+def test_pending_may_equal_spam_so_that_nothing_is_held_on_score() -> None:
+    ruleset = parse_rules("version: 1\nthresholds: {pending: 5.0, spam: 5.0}\n"
+                          "trust: {hold_new_commenters: false}\n"
+                          "rules: [{id: FIVE, type: terms, terms: [five], score: 5.0}]\n")
+    submission = Submission("default", "t", "Ann", "a@b.org", content="five")
+    assert evaluate(ruleset, submission, Context()).outcome == "spam"

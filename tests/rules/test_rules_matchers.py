@@ -303,6 +303,23 @@ def test_raw_regex_matches_the_original_text_as_written() -> None:
     assert [hit.match for hit in hits_of(rule, content="this is LOUDER")] == ["LOUDER"]
 
 
+def test_a_raw_regex_keeps_its_case() -> None:
+    """Matched as written, case and all: the cheap search that picks the candidate rules
+    must be case-sensitive too, or it picks one whose own search then finds nothing."""
+    rule = "{id: SHOUT, type: regex, pattern: 'BUY NOW', raw: true, score: 1}"
+    assert hits_of(rule, content="buy now") == []
+    assert [hit.match for hit in hits_of(rule, content="BUY NOW")] == ["BUY NOW"]
+
+
+def test_a_regex_reads_only_its_own_targets() -> None:
+    rules = ("{id: A, type: regex, pattern: hello, score: 1}\n"
+             "- {id: X, type: regex, pattern: casino, targets: [author_name], score: 1}")
+    text = ("version: 1\ntrust: {hold_new_commenters: false}\nrules:\n  - "
+            + rules.replace("\n- ", "\n  - "))
+    submission = Submission("default", "t", "Ann", "a@b.org", content="casino hello")
+    assert [hit.rule for hit in evaluate(parse_rules(text), submission, NOBODY).hits] == ["A"]
+
+
 def test_regex_stays_linear_on_a_pathological_input() -> None:
     rule = "{id: R, type: regex, pattern: '(a+)+b', score: 1}"
     assert hits_of(rule, content="a" * 5000 + "!") == []
@@ -556,6 +573,11 @@ def test_email_domains_can_come_from_the_disposable_list() -> None:
             False,
         ),
         ("{id: X, type: caps, min_share: 0.7, score: 1}", {"content": "SHORT"}, False),
+        # The bounds are "at least": ten letters of ten, half of them capitals.
+        ("{id: X, type: caps, min_share: 0.5, min_letters: 10, score: 1}",
+         {"content": "ABCDEFGHIJ"}, True),
+        ("{id: X, type: caps, min_share: 0.5, min_letters: 10, score: 1}",
+         {"content": "ABCDEfghij"}, True),
         ("{id: X, type: repeats, at_least: 5, score: 1}", {"content": "nooooooo"}, True),
         ("{id: X, type: repeats, at_least: 5, score: 1}", {"content": "!!!!!"}, True),
         ("{id: X, type: repeats, at_least: 5, score: 1}", {"content": "noooo     x"}, False),
@@ -610,6 +632,13 @@ def test_classifier_turns_probability_into_a_score(
     assert [hit.score for hit in hits] == ([score] if score is not None else [])
     if hits:
         assert "free, money, click" in hits[0].explanation
+
+
+def test_the_classifier_reads_every_target_it_names() -> None:
+    context, seen = fake_classifier(0.99)
+    rule = CLASSIFIER.replace("}", ", targets: [content, author_name]}")
+    hits_of(rule, context, content="hello", author_name="Cheap Pills")
+    assert seen == ["hello\nCheap Pills"]
 
 
 def test_classifier_is_not_asked_without_a_hook_or_when_disabled() -> None:
@@ -708,7 +737,8 @@ def test_plurals_true_hits_a_listed_words_english_plural(content, match) -> None
     assert [hit.match for hit in hits_of(PLURALS, content=content)] == [match]
 
 
-@pytest.mark.parametrize("content", ["class", "casinoss", "casinoes", "bitchs", "assess"])
+@pytest.mark.parametrize("content", ["class", "casinoss", "casinoes", "bitchs", "assess",
+                                     "the pcasinos here"])
 def test_plurals_stay_whole_words(content) -> None:
     assert hits_of(PLURALS, content=content) == []
 
@@ -814,3 +844,17 @@ def test_digits_split_no_short_listed_word_out_of_a_leetspeak_one(content) -> No
 def test_a_name_with_a_bracketed_dot_is_no_url_in_the_name(name) -> None:
     """Read defanged, "Dorothy (Dot) Jones" was the host dorothy.jones (a review)."""
     assert hits_of("{id: U, type: url_in_name, score: 2.5}", author_name=name) == []
+
+
+def test_a_word_of_devanagari_is_whole_with_its_vowel_signs() -> None:
+    """A vowel sign (a combining mark) continues the word: "कम" is not inside "कमा"."""
+    rule = "{id: X, type: terms, terms: ['कम'], score: 1}"
+    assert hits_of(rule, content="कमा है") == []
+    assert [hit.match for hit in hits_of(rule, content="कम है")] == ["कम"]
+
+
+def test_a_one_letter_word_is_not_joined_to_the_next() -> None:
+    """"a" and "I" are words: "a broad church" does not read "abroad"."""
+    rule = "{id: X, type: terms, terms: [abroad], score: 1}"
+    assert hits_of(rule, content="It is a broad church") == []
+    assert [hit.rule for hit in hits_of(rule, content="Sent ab road")] == ["X"]

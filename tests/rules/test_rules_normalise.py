@@ -57,6 +57,10 @@ from moderation.rules import normalise
         ("🅥🅘🅐🅖🅡🅐", "viagra"),  # negative circled capitals: no decomposition
         ("🆅🅸🅰🅶🆁🅰", "viagra"),  # negative squared capitals
         ("v⠀i⠀a⠀g⠀r⠀a", "viagra"),  # the braille blank, used as a space
+        ("buy⠀now", "buy now"),  # and between words, a space
+        ("via\u3164gra", "viagra"),  # Hangul fillers show as nothing
+        ("via\u115fgra\uffa0", "viagra"),
+        ("\u13b1", "r"),  # Cherokee HU, whose fold folds again: to the fixed point
         ("ﬁne", "fine"),  # ligature
         ("Straße", "strasse"),
         ("ab\tcd\n\nef   gh", "ab cd ef gh"),  # whitespace collapsed
@@ -72,6 +76,7 @@ def test_evasions_fold_to_the_plain_word(text: str, folded: str) -> None:
     [
         ("In 2024 we counted 1,350 votes", "in 2024 we counted 1,350 votes"),  # numbers stay
         ("call 555 0134", "call 555 0134"),
+        ("call ٥٥٥ ०१३४", "call 555 0134"),  # other scripts' digits are digits
         ("great!", "great!"),  # a trailing ! is punctuation
         ("@john", "@john"),
         ("class assassin", "class assassin"),
