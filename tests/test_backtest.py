@@ -190,3 +190,43 @@ def test_the_limit_is_a_whole_number_the_api_answers_in_time(api: Api, keys: Key
     too_long = CANDIDATE + "# " + "x" * 250_000 + "\n"
     answer = backtest(api, keys, too_long)
     assert answer.status_code == 422 and "rules" in answer.json["errors"]
+
+
+def test_ham_the_candidate_would_reject_is_a_false_positive(api: Api, keys: Keys) -> None:
+    decide(api, keys, post(api, "The council met on Tuesday", "a@example.org"), "approve")
+    rules = CANDIDATE + "  - {id: BAN, type: terms, terms: [council], outcome: rejected}\n"
+    report = backtest(api, keys, rules).json
+    assert report["confusion"]["ham"]["false_positives"] == 1
+
+
+def test_readers_flags_after_an_approval_leave_the_moderators_decision(
+    api: Api, keys: Keys
+) -> None:
+    """Enough flags send an approved comment back to the queue, logged as the readers'
+    doing; the moderator's approval is still the decision a backtest replays."""
+    comment_id = post(api, "A careful article", "a@example.org")
+    decide(api, keys, comment_id, "approve")
+    for ip in ("10.1.0.1", "10.1.0.2", "10.1.0.3"):
+        api.post(f"/api/v1/comments/{comment_id}/flags", {"reason": "spam"},
+                 environ_base={"REMOTE_ADDR": ip})
+    detail = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.moderator).json
+    assert detail["status"] == "pending" and detail["history"][-1]["actor"] == "readers"
+    report = backtest(api, keys, CANDIDATE).json
+    assert (report["decided"], report["ham"]) == (1, 1)
+
+
+@pytest.mark.parametrize("app_config", [{"CLASSIFIER_MIN_DECISIONS": 3}])
+def test_each_replayed_comment_is_left_out_of_the_classifier(api: Api, keys: Keys) -> None:
+    """Exactly the minimum of each kind: with its own decision left out, no replay has
+    enough to judge by, so the classifier hits nothing (it would hit them all, judging
+    the comments it learned from)."""
+    for n in range(3):
+        decide(api, keys, post(api, f"Cheap replica watches discount code {n} buy now",
+                               f"s{n}@example.org"), "spam")
+        decide(api, keys, post(api, f"The council should publish minute {n} of the meeting",
+                               f"h{n}@example.org"), "approve")
+    rules = CANDIDATE + ("  - {id: LEARNED, type: classifier, weight: 10.0, spam_above: 0.51,"
+                         " ham_below: 0.49}\n")
+    report = backtest(api, keys, rules).json
+    learned = {rule["rule"]: rule for rule in report["rules"]}["LEARNED"]
+    assert (learned["spam_hits"], learned["ham_hits"]) == (0, 0)

@@ -16,6 +16,7 @@ from moderation.classifier import (
     Counts,
     chi2_q,
     combine,
+    logistic_step,
     score,
     token_probability,
     tokens,
@@ -168,10 +169,22 @@ def test_only_strong_clues_make_the_indicator_confident() -> None:
     middling = {word: Counts(7, 2) for word in ("if", "you", "my", "so", "much")}
     assert combine(token_probability(seen, 10, 10) for seen in middling.values()) > 0.85
     assert score(middling, 10, 10).probability == pytest.approx(0.5)
+    # A strong clue the other way argues against the verdict; it does not back it.
+    mixed = {"cheap": Counts(9, 0), "watches": Counts(8, 1), "library": Counts(0, 9)}
+    fisher = combine(token_probability(seen, 10, 10) for seen in mixed.values())
+    assert fisher > 0.5
+    assert score(mixed, 10, 10).probability == pytest.approx(0.5 + (fisher - 0.5) / 2)
     # Strong clues that agree: confident.
     strong = {word: Counts(10, 0) for word in ("replica", "watches", "cheap", "order")}
     assert score(strong, 10, 10).probability > 0.8
     assert score({w: Counts(0, 10) for w in strong}, 10, 10).probability < 0.2
+
+
+def test_a_regression_step_moves_the_bias_between_passes() -> None:
+    """Five passes of 0.1 on one new token, the bias following at a tenth: 0.2366537
+    (0.2378319 if the bias stood still, as it did in a mutation nothing caught)."""
+    assert logistic_step(0.0, {}, frozenset({"a"}), True) == pytest.approx(0.2366537, abs=1e-7)
+    assert logistic_step(0.0, {}, frozenset({"a"}), False) == pytest.approx(-0.2366537, abs=1e-7)
 
 
 # --- learning through the decision API ---------------------------------------------------
@@ -192,6 +205,57 @@ def test_not_ready_until_enough_of_each_kind(app: Flask, api: Api, keys: Keys) -
         decide(api, keys, post(api, f"{text} {n}", n), "spam")
     with app.app_context():
         assert not learning.classify(SPAM_TEXTS[0]).ready  # six spam, no ham yet
+
+
+def test_ready_with_exactly_the_minimum_of_each_kind(app: Flask, api: Api, keys: Keys) -> None:
+    for n, text in enumerate(SPAM_TEXTS):
+        decide(api, keys, post(api, text, n), "spam")
+    for n, text in enumerate(HAM_TEXTS):
+        decide(api, keys, post(api, text, 100 + n), "approve")
+    with app.app_context():
+        assert learning.classify(SPAM_TEXTS[0]).ready  # 3 and 3, the minimum here
+        # A backtest replaying one of them leaves it out: then one kind is short of it.
+        assert not learning.classify(SPAM_TEXTS[0], leave_out="spam").ready
+        assert not learning.classify(SPAM_TEXTS[0], leave_out="ham").ready
+
+
+EXTRA_SPAM = "Order cheap replica watches now with a huge discount code"
+EXTRA_HAM = "The library budget vote at the council was reported fairly"
+
+
+@pytest.mark.parametrize(("text", "action", "label"),
+                         [(EXTRA_SPAM, "spam", "spam"), (EXTRA_HAM, "approve", "ham")])
+def test_leaving_a_comment_out_is_as_if_it_was_never_learned(
+    app: Flask, api: Api, keys: Keys, text: str, action: str, label: str
+) -> None:
+    """What a backtest asks when it replays a decided comment: else the classifier is
+    credited for remembering the very comment it judges."""
+    train(api, keys)
+    comment_id = post(api, text, 999)
+    with app.app_context():
+        before = learning.classify(text)
+    decide(api, keys, comment_id, action)
+    with app.app_context():
+        after = learning.classify(text)
+        left_out = learning.classify(text, leave_out=label, comment_id=comment_id)
+    assert after.probability != pytest.approx(before.probability, abs=1e-3)
+    assert left_out.ready and left_out.probability == pytest.approx(before.probability,
+                                                                     abs=1e-9)
+
+
+DISABLED_FIRST = """\
+version: 1
+trust: {hold_new_commenters: false}
+rules:
+  - {id: OLD, type: classifier, targets: [author_name], enabled: false}
+  - {id: CLASSIFIER, type: classifier, weight: 10.0, targets: [content, author_url]}
+"""
+
+
+@pytest.mark.parametrize("app_config", [DISABLED_FIRST], indirect=True)
+def test_learning_reads_the_fields_of_the_classifier_in_force(app: Flask) -> None:
+    with app.app_context():
+        assert learning.classifier_targets("default") == ("content", "author_url")
 
 
 def test_decisions_teach_and_the_hit_shows_tokens(app: Flask, api: Api, keys: Keys) -> None:
