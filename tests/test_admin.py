@@ -100,6 +100,7 @@ def test_keys_are_shown_once_and_stored_as_hashes(api, app, keys):
 def test_key_requests_are_validated(api, keys):
     for body in (
         {"name": "x", "role": "site", "sites": []},
+        {"name": "x", "role": "site", "sites": ["default", "other"]},  # one site, one key
         {"name": "x", "role": "moderator", "sites": []},
         {"name": "x", "role": "admin", "sites": ["default"]},
         {"name": "x", "role": "owner"},

@@ -511,6 +511,30 @@ def test_flags_from_distinct_readers_return_a_comment_to_the_queue(api, keys):
     assert thread["items"] == []
 
 
+def test_a_sites_own_flag_threshold_applies_to_its_comments(api, keys):
+    """limits_rules.yaml: 2 reports send a comment back; on `other`, 1 does."""
+    posted = api.post("/api/v1/comments", comment(site="other"), key=keys.other_site)
+    assert posted.get_json()["status"] == "approved"
+    comment_id = posted.get_json()["id"]
+    api.post(f"/api/v1/comments/{comment_id}/flags", {"reason": "abuse"},
+             environ_base={"REMOTE_ADDR": "10.1.0.1"})
+    detail = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.admin).get_json()
+    assert (detail["status"], detail["status_reason"]) == ("pending", "flagged")
+
+
+def test_a_wordpress_forms_email_field_is_limited_per_email(api):
+    """The per-email limit reads the address under the form's name for it too."""
+    def post(n: int) -> int:
+        form = {"comment_post_ID": "/story", "author": "Ada", "email": "same@example.org",
+                "comment": f"Note number {n}"}
+        return api.client.post("/api/v1/comments", data=form,
+                               environ_base={"REMOTE_ADDR": f"10.0.0.{n}"})
+
+    answers = [post(n) for n in range(3)]
+    assert [answer.status_code for answer in answers] == [201, 201, 429]
+    assert int(answers[-1].headers["Retry-After"]) > 0
+
+
 def test_one_ipv6_network_is_one_reader_for_the_flag_threshold(api, keys):
     """Counted by address, one reader flagging from two addresses of their /64 was two
     readers, and alone sent any published comment back to the queue."""

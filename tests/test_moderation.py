@@ -61,6 +61,9 @@ def test_queue_filters_by_status_thread_rule_and_text(api, keys):
     assert ids("?status=spam&rule=SPAMMY_WORD") == [spam]
     assert ids("?q=ELSEWHERE") == [other]
     assert ids("?q=100%25") == []
+    sure = post(api, content="holdword: I am 100% sure", author_email="p@example.org")
+    assert ids("?q=%25") == [sure]  # a percent sign is searched for, not a wildcard
+    assert ids("?q=_") == []
 
 
 def test_queue_text_search_ignores_case_beyond_ascii(api, keys):
@@ -90,6 +93,15 @@ def test_queue_sorts_and_pages_by_key(api, keys):
         if not cursor:
             break
     assert seen == made
+    seen, cursor = [], None
+    while True:
+        query = "?sort=newest&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = api.get(QUEUE + query, key=keys.moderator).get_json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == made[::-1]
     by_score, cursor = [], None
     while True:
         query = "?sort=score&limit=2" + (f"&cursor={cursor}" if cursor else "")
@@ -359,3 +371,23 @@ def test_a_decisions_reason_holds_no_control_characters(api, keys):
     bulk = api.post("/api/v1/moderation/bulk",
                     {"action": "spam", "ids": [held], "reason": "x\x1b"}, key=keys.moderator)
     assert bulk.status_code == 422 and list(bulk.get_json()["errors"]) == ["reason"]
+
+
+def test_the_flagged_queue_holds_only_what_readers_sent_back(api, keys):
+    held = post(api, content="a holdword to hold")
+    flagged = post(api, content="Published, then reported", author_email="f@example.org")
+    for ip in ("10.1.0.1", "10.1.0.2", "10.1.0.3"):
+        api.post(f"/api/v1/comments/{flagged}/flags", {"reason": "abuse"},
+                 environ_base={"REMOTE_ADDR": ip})
+    pending = api.get(QUEUE, key=keys.moderator).get_json()["items"]
+    assert [item["id"] for item in pending] == [held, flagged]
+    only_flagged = api.get(QUEUE + "?status=flagged", key=keys.moderator).get_json()["items"]
+    assert [item["id"] for item in only_flagged] == [flagged]
+
+
+def test_a_moderator_cannot_close_another_sites_thread(api, keys):
+    url = "/api/v1/moderation/threads"
+    refused = api.put(url, {"site": "default", "thread": "/x", "closed": True},
+                      key=keys.other_moderator)
+    assert refused.status_code == 403
+    assert api.post("/api/v1/comments", comment(thread="/x")).status_code == 201

@@ -435,6 +435,26 @@ def test_reply_must_be_to_an_approved_comment_of_the_same_thread(api):
     assert missing.status_code == 422
 
 
+
+@pytest.mark.parametrize("status", ["spam", "pending", "deleted"])
+def test_a_reply_to_a_comment_readers_cannot_see_is_422(api, keys, status):
+    """A reply would hang under a comment the thread does not show."""
+    parent = api.post("/api/v1/comments", comment()).get_json()["id"]
+    action = {"spam": "spam", "pending": None, "deleted": "delete"}[status]
+    if action is None:
+        parent = api.post("/api/v1/comments", comment(content="a holdword here",
+                                                      author_email="h@example.org"))
+        parent = parent.get_json()["id"]
+    else:
+        api.post(f"/api/v1/moderation/comments/{parent}/decision", {"action": action},
+                 key=keys.moderator, headers={"If-Match": "*"})
+    detail = api.get(f"/api/v1/moderation/comments/{parent}", key=keys.moderator).get_json()
+    assert detail["status"] == status
+    reply = api.post("/api/v1/comments", comment(parent_id=parent, content="I agree.",
+                                                 author_email="r@example.org"))
+    assert reply.status_code == 422 and "parent_id" in reply.get_json()["errors"]
+
+
 def test_the_same_comment_twice_is_409(api):
     assert api.post("/api/v1/comments", comment()).status_code == 201
     same = comment(content="  a THOUGHTFUL reply about the article. ")
@@ -442,6 +462,15 @@ def test_the_same_comment_twice_is_409(api):
     assert again.status_code == 409
     elsewhere = api.post("/api/v1/comments", comment(thread="/other-story"))
     assert elsewhere.status_code == 201
+
+
+def test_the_same_comment_from_the_same_address_under_another_email_is_409(api):
+    """As WordPress checks: the same words from the same IP are the same commenter."""
+    here, there = {"REMOTE_ADDR": "198.51.100.7"}, {"REMOTE_ADDR": "198.51.100.8"}
+    assert api.post("/api/v1/comments", comment(), environ_base=here).status_code == 201
+    other_email = comment(author_email="bea@example.org")
+    assert api.post("/api/v1/comments", other_email, environ_base=here).status_code == 409
+    assert api.post("/api/v1/comments", other_email, environ_base=there).status_code == 201
 
 
 def test_a_blocked_comment_sent_again_is_blocked_again(api):
@@ -603,6 +632,38 @@ def test_idempotency_key_replays_the_first_answer(api, app):
     assert first.get_json() == second.get_json()
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Comment)) == 1
+
+
+def test_an_idempotency_key_is_one_sites_own(api, keys):
+    """Two sites' pages may well make the same key; each is the first post of its site."""
+    headers = {"Idempotency-Key": "k1"}
+    first = api.post("/api/v1/comments", comment(), headers=headers)
+    there = api.post("/api/v1/comments", comment(site="other"), headers=headers)
+    assert first.status_code == there.status_code == 201
+    assert there.get_json()["site"] == "other" and there.get_json()["id"] != first.get_json()["id"]
+
+
+def test_an_idempotency_key_is_at_most_255_characters(api):
+    assert api.post("/api/v1/comments", comment(),
+                    headers={"Idempotency-Key": "a" * 255}).status_code == 201
+    longer = api.post("/api/v1/comments", comment(content="Another one."),
+                      headers={"Idempotency-Key": "a" * 256})
+    assert longer.status_code == 422 and list(longer.get_json()["errors"]) == ["Idempotency-Key"]
+
+
+def test_a_moderators_key_on_intake_is_no_site_key(api, keys):
+    """Only a site key speaks for the commenter: with a moderator's, the request's own
+    address and browser are the commenter's, and any site may be posted to."""
+    posted = api.post("/api/v1/comments", comment(), key=keys.moderator,
+                      environ_base={"REMOTE_ADDR": "203.0.113.5"},
+                      headers={"User-Agent": "Ada's browser"})
+    assert posted.status_code == 201
+    detail = api.get(f"/api/v1/moderation/comments/{posted.get_json()['id']}",
+                     key=keys.moderator).get_json()
+    assert (detail["ip"], detail["user_agent"]) == ("203.0.113.5", "Ada's browser")
+    elsewhere = api.post("/api/v1/comments", comment(content="From elsewhere."),
+                         key=keys.other_moderator)
+    assert elsewhere.status_code == 201
 
 
 def test_idempotency_key_with_another_body_is_422(api):

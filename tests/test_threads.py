@@ -66,6 +66,8 @@ def test_unknown_thread_is_an_empty_page_and_unknown_site_is_404(api):
 def test_bad_query_arguments_are_422(api):
     assert api.get("/api/v1/comments").status_code == 422
     assert api.get("/api/v1/comments?thread=/t&limit=0").status_code == 422
+    assert api.get("/api/v1/comments?thread=/t&limit=101").status_code == 422  # 1..100
+    assert api.get("/api/v1/comments?thread=/t&limit=100").status_code == 200
     assert api.get("/api/v1/comments?thread=/t&cursor=%%%").status_code == 422
     assert api.get("/api/v1/comments?thread=/t&bogus=1").status_code == 422
 
@@ -357,3 +359,13 @@ def test_a_page_polled_again_is_a_304_until_it_changes(api):
     changed = api.get(path, headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
     assert len(changed.get_json()["items"]) == 2
+
+
+def test_a_web_address_that_is_not_linked_is_still_escaped(api):
+    """An underscore in the host makes it no link, and its text is escaped like the rest:
+    "&lt;" typed after it showed as "<"."""
+    text = "see https://a_b.example/?x=1&y=2&lt;"
+    api.post("/api/v1/comments", comment(content=text))
+    [item] = api.get("/api/v1/comments?thread=/2026/11/27/a-story").get_json()["items"]
+    assert "<a " not in item["content_html"]
+    assert "x=1&amp;y=2&amp;lt;" in item["content_html"]
