@@ -23,7 +23,7 @@ from moderation.config import make_private, new_private_file
 from moderation.errors import ConfigError, SecretMismatch, ServiceError
 from moderation.extensions import db
 from moderation.models import CLI_ACTOR, Role, Site
-from moderation.rules import RulesError, load_rules
+from moderation.rules import RulesError, RuleSet, load_rules
 
 # PostgreSQL's SQLSTATE for a table that does not exist (undefined_table).
 UNDEFINED_TABLE = "42P01"
@@ -256,16 +256,21 @@ def rules_group() -> None:
     """Check and try rules files."""
 
 
-@rules_group.command("check")
-@click.argument("path", type=click.Path(dir_okay=False))
-def check_rules(path: str) -> None:
-    """Validate a rules file: exit 1 with the file, rule and key at fault."""
+def _rules_or_exit(path: str) -> RuleSet:
+    """The rules file at ``path``; else its faults on stderr, one a line, and exit 1."""
     try:
-        ruleset = load_rules(path)
+        return load_rules(path)
     except RulesError as error:
         for message in error.messages or [str(error)]:
             click.echo(message, err=True)
         sys.exit(1)
+
+
+@rules_group.command("check")
+@click.argument("path", type=click.Path(dir_okay=False))
+def check_rules(path: str) -> None:
+    """Validate a rules file: exit 1 with the file, rule and key at fault."""
+    ruleset = _rules_or_exit(path)
     rules = len(ruleset.rules_for("default"))
     sites = len(ruleset.sites)
     click.echo(f"{path}: OK, {rules} rules, {sites} site overrides, version {ruleset.version[:12]}")
@@ -299,12 +304,7 @@ def backtest_rules(path: str, limit: int) -> None:
     """Replay the comments moderators decided through a rules file; print what would change."""
     from moderation.services.backtest import backtest
 
-    try:
-        ruleset = load_rules(path)
-    except RulesError as error:
-        for message in error.messages or [str(error)]:
-            click.echo(message, err=True)
-        sys.exit(1)
+    ruleset = _rules_or_exit(path)
     report = backtest(ruleset, limit)
     spam, ham = report["confusion"]["spam"], report["confusion"]["ham"]
     click.echo(f"{report['decided']} decided comments: {report['spam']} spam, {report['ham']} ham")
