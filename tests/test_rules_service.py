@@ -178,3 +178,24 @@ def test_of_the_commands_only_moderation_run_counts_refused_rules_files(
     with pytest.raises(SystemExit):
         cli.main()
     assert rules_service._counts_in_shared_folder is counts
+
+
+def test_a_request_while_no_rules_file_loaded_is_a_503_with_the_rules_wait(database_url,
+                                                                           tmp_path):
+    """A process serving without rules (the file broke before it started) answers 503:
+    its Retry-After is the rules' 30 s, which the limits' hook replaced by the database's 5."""
+    from moderation.services.rules import RULES_RETRY_AFTER
+
+    broken = tmp_path / "rules.yaml"
+    broken.write_text("version: 1\nrules:\n  - {id: BAD, type: regex, pattern: '(a', score: 1}\n")
+    app = make_app(database_url, RULES_FILE=str(broken), RULES_REQUIRED=False,
+                   RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="memory://")
+    try:
+        client = app.test_client()
+        answer = client.post("/api/v1/comments", json=comment())
+        assert answer.status_code == 503
+        assert answer.headers["Retry-After"] == str(RULES_RETRY_AFTER)
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.get_json()["checks"]["rules"] == "not loaded"
+    finally:
+        close_app(app)

@@ -188,15 +188,17 @@ def keep_retry_after_for_waits(response: Response) -> Response:
     """flask-limiter adds Retry-After to every answer of a limited route; it means something
     only where waiting helps: a 429, and the 503 of a database that is away. On that 503
     the limiter's figure (when its window resets, up to a minute or more) replaced the
-    database's own short wait, so the database's is put back. A failed request (5xx) and
-    a copy answered as its first copy was are counted nowhere."""
+    database's own short wait, so the database's is put back (or the wait the 503's
+    handler left in ``g.retry_after``: a rules file that does not load is fixed by a
+    person, not in 5 s). A failed request (5xx) and a copy answered as its first copy was
+    are counted nowhere."""
     if response.status_code >= 500 or g.get("limits_give_back"):
         _give_back_the_counts()
         # flask-limiter wrote them before the counts were given back: stale by one.
         for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"):
             response.headers.pop(name, None)
     if response.status_code == 503:
-        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+        response.headers["Retry-After"] = str(g.get("retry_after", DATABASE_RETRY_AFTER))
     elif response.status_code != 429:
         response.headers.pop("Retry-After", None)
         _describe_the_tightest_limit(response)

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, g
 
 from moderation.errors import Invalid, error_response, log
 from moderation.metrics import RULES_RELOAD_ERRORS
@@ -36,6 +36,7 @@ class RulesNotLoaded(RulesError):
 
 def _rules_not_loaded(error: RulesNotLoaded) -> Response:
     log.error("request refused: the rules file in force did not load")
+    g.retry_after = RULES_RETRY_AFTER  # not the database's short wait (limits.py)
     return error_response(
         503,
         "The service cannot judge comments now: its rules file does not load.",
