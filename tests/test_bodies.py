@@ -294,3 +294,35 @@ def test_doubled_slashes_are_a_json_404_not_a_redirect_built_from_the_host_heade
     answer = client.get("/api/v1//comments?thread=/a", headers={"Host": "evil.example"})
     assert answer.status_code == 404 and answer.is_json
     assert "Location" not in answer.headers
+
+
+def test_a_body_one_byte_short_of_its_length_is_refused():
+    from moderation.body_limit import BODY_FAULT, RequestBody
+
+    seen = {}
+
+    def inner(environ, start_response):
+        seen.update(environ)
+        return [b""]
+
+    RequestBody(inner, 1000)({"REQUEST_METHOD": "POST", "CONTENT_LENGTH": "10",
+                              "wsgi.input": io.BytesIO(b"123456789")}, None)
+    assert seen.get(BODY_FAULT) == 400
+
+
+def test_a_chunked_patch_over_the_limit_is_a_413(app, api, keys):
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    body = b'{"name": "' + b"x" * limit + b'"}'
+    answer = api.client.patch("/api/v1/admin/sites/other", data=body,
+                              headers={"Authorization": f"Bearer {keys.admin}",
+                                       "Content-Type": "application/json",
+                                       "Transfer-Encoding": "chunked"})
+    assert answer.status_code == 413, answer.get_json()
+
+
+def test_a_lone_low_surrogate_is_a_400(api):
+    body = (b'{"thread": "/t", "author_name": "A", "author_email": "a@example.org", '
+            b'"content": "\\udc00 alone"}')
+    answer = api.client.post("/api/v1/comments", data=body,
+                             headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400 and "surrogate" in answer.get_json()["message"]

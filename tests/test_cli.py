@@ -446,3 +446,26 @@ def test_the_version_is_the_services():
                             capture_output=True, text=True, timeout=60)
     assert answer.returncode == 0
     assert answer.stdout.strip() == f"moderation {version('moderation')}"
+
+
+def test_a_backup_that_fails_its_check_is_removed_and_refused(runner, api, database_url,
+                                                              tmp_path, monkeypatch):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite backup")
+    import sqlite3
+    import types
+
+    from moderation import cli
+
+    class Damaged(sqlite3.Connection):
+        def execute(self, sql, *args):
+            if sql.startswith("PRAGMA quick_check"):
+                return types.SimpleNamespace(fetchone=lambda: ("*** page 3 is never used",))
+            return super().execute(sql, *args)
+
+    monkeypatch.setattr(cli, "sqlite3", types.SimpleNamespace(
+        connect=lambda target: sqlite3.connect(target, factory=Damaged), Error=sqlite3.Error))
+    target = tmp_path / "copy.db"
+    result = runner.invoke(args=["backup", str(target)])
+    assert result.exit_code == 1 and "Backup failed" in result.output
+    assert not target.exists()

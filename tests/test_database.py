@@ -195,3 +195,49 @@ def test_a_writer_queued_behind_another_waits_one_timeout_in_all_not_two(app, mo
     assert answers["first"][0] == answers["second"][0] == 503
     # One wait is 2 s; the bound tells it from two on a slow machine.
     assert answers["second"][1] < 3.0, answers
+
+
+def test_sqlite_connections_enforce_foreign_keys(app, database_url):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite pragma")
+    with app.app_context():
+        assert db.session.execute(sa.text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_deleting_a_site_with_its_comments_leaves_no_orphan(app, api, keys):
+    made = api.post("/api/v1/comments", comment(site="other")).get_json()
+    answer = api.delete("/api/v1/admin/sites/other?delete_comments=true", key=keys.admin)
+    assert answer.status_code == 204
+    with app.app_context():
+        left = db.session.execute(sa.text("SELECT count(*) FROM comments WHERE id = :id"),
+                                  {"id": made["id"]}).scalar()
+    assert left == 0
+
+
+def test_a_head_of_the_thread_page_takes_no_write_lock(app, api, database_url):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's write lock")
+    api.post("/api/v1/comments", comment())
+    statements = []
+    with app.app_context():
+        engine = db.engine
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert api.client.head("/api/v1/comments?thread=/2026/11/27/a-story").status_code == 200
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    assert statements and not any("BEGIN IMMEDIATE" in s for s in statements)
+
+
+def test_an_insert_naming_a_missing_column_reads_as_the_schema():
+    from sqlalchemy.exc import OperationalError
+
+    from moderation.errors import _names_what_is_not_there
+
+    error = OperationalError("INSERT ...", {}, sqlite3.OperationalError(
+        "table comments has no column named thread_url"))
+    assert _names_what_is_not_there(error)

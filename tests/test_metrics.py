@@ -24,6 +24,10 @@ def value(text: str, prefix: str) -> float:
     return 0.0
 
 
+def scrape(api) -> str:
+    return api.get("/metrics").get_data(as_text=True)
+
+
 def test_metrics_count_requests_verdicts_and_queue_depth(api):
     before = api.get("/metrics").get_data(as_text=True)
     api.post("/api/v1/comments", comment(content="a holdword"))
@@ -291,3 +295,65 @@ def test_the_time_a_body_takes_to_come_is_in_the_latency(api):
                       content_type="application/json", content_length=len(body))
     assert answer.status_code == 201
     assert took() - before >= 0.3
+
+
+def test_verdicts_are_counted_by_their_own_outcome(api):
+    before = scrape(api)
+    assert api.post("/api/v1/comments", comment(content="plain words")).status_code == 201
+    assert api.post("/api/v1/comments", comment(content="spammyword here",
+                                                author_email="s@example.org")).status_code == 201
+    after = scrape(api)
+    for outcome in ("approved", "spam"):
+        series = f'moderation_verdicts_total{{outcome="{outcome}"}}'
+        assert value(after, series) == value(before, series) + 1, outcome
+    pending = 'moderation_verdicts_total{outcome="pending"}'
+    assert value(after, pending) == value(before, pending)
+
+
+def test_every_rule_that_hit_is_counted(api):
+    before = scrape(api)
+    api.post("/api/v1/comments", comment(content="holdword and spammyword"))
+    after = scrape(api)
+    for rule in ("HOLD_WORD", "SPAMMY_WORD"):
+        series = f'moderation_rule_hits_total{{rule="{rule}"}}'
+        assert value(after, series) == value(before, series) + 1, rule
+
+
+def test_queue_depth_covers_every_site(api, keys):
+    assert api.post("/api/v1/comments", comment(site="other")).status_code == 201
+    text = scrape(api)
+    assert value(text, 'moderation_queue_depth{site="other",status="approved"}') == 1
+    assert 'moderation_queue_depth{site="other",status="pending"} 0.0' in text.splitlines()
+
+
+def test_requests_are_labelled_by_route_pattern_not_raw_path(api, keys):
+    api.get("/api/v1/moderation/comments/12345", key=keys.admin)
+    text = scrape(api)
+    assert "/comments/12345" not in text
+    assert 'route="/api/v1/moderation/comments/<id:comment_id>"' in text
+
+
+def test_classifier_size_is_reported(app, api, keys):
+    from moderation.extensions import db
+    from moderation.models import ClassifierToken, ClassifierTotal
+
+    with app.app_context():
+        before_tokens = db.session.query(ClassifierToken).count()
+    # Teach it: a moderator marks one comment spam and one ham.
+    ids = [api.post("/api/v1/comments", comment(content=f"words number {n} casino",
+                                                author_email=f"c{n}@example.org")
+                    ).get_json()["id"] for n in range(2)]
+    for comment_id, action in zip(ids, ("spam", "approve"), strict=True):
+        detail = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.admin)
+        api.post(f"/api/v1/moderation/comments/{comment_id}/decision",
+                 {"action": action, "reason": "t"}, key=keys.admin,
+                 headers={"If-Match": detail.headers["ETag"]})
+    with app.app_context():
+        tokens = db.session.query(ClassifierToken).count()
+        totals = dict(db.session.query(ClassifierTotal.label, ClassifierTotal.messages).all())
+    text = scrape(api)
+    assert tokens > before_tokens
+    assert value(text, "moderation_classifier_tokens ") == tokens
+    assert totals and all(
+        value(text, f'moderation_classifier_messages{{label="{label}"}}') == count
+        for label, count in totals.items()), totals

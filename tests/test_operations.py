@@ -112,7 +112,6 @@ def test_the_development_server_logs_no_client_address_nor_request_line():
 
 
 def test_proxy_hops_take_the_client_ip_from_x_forwarded_for(database_url, app):
-    from moderation.extensions import db
     from moderation.models import Comment
     from tests.conftest import close_app, make_app
 
@@ -144,7 +143,6 @@ def test_a_forwarded_for_that_is_no_address_does_not_cost_the_comment(
         database_url, app, forwarded, stored):
     """Behind a proxy that passes the client's own X-Forwarded-For on, remote_addr is what
     the client wrote: stored as it was, PostgreSQL refused the valid comment (422)."""
-    from moderation.extensions import db
     from moderation.models import Comment
     from tests.conftest import close_app, make_app
 
@@ -163,7 +161,6 @@ def test_control_characters_in_the_browsers_headers_do_not_cost_the_comment(app,
     """The User-Agent and Referer are the browser's, kept with the comment; a NUL in one
     made PostgreSQL refuse the comment (422) and SQLite store it. Bytes 0x80-0x9F arrive
     as C1 controls (headers are Latin-1), which the moderator's page showed as garbage."""
-    from moderation.extensions import db
     from moderation.models import Comment
 
     answer = api.post("/api/v1/comments", comment(), headers={
@@ -178,7 +175,6 @@ def test_control_characters_in_the_browsers_headers_do_not_cost_the_comment(app,
 def test_utf8_in_the_browsers_headers_is_stored_as_sent(app, api):
     """Headers reach the app read as Latin-1: a User-Agent naming "Café" in UTF-8 was
     stored as "CafÃ©". Bytes that are not UTF-8 stay as Latin-1 read them."""
-    from moderation.extensions import db
     from moderation.models import Comment
 
     utf8 = "CaféApp/2.1 (Zürich)".encode().decode("latin-1")  # as the server hands it on
@@ -194,10 +190,7 @@ def test_utf8_in_the_browsers_headers_is_stored_as_sent(app, api):
 def test_a_database_error_in_the_log_carries_no_values(app):
     """SQLAlchemy puts a failed statement's parameters in its message, and errors are
     logged with it: the values (an email, a comment) must not reach the log."""
-    import sqlalchemy as sa
     from sqlalchemy.exc import IntegrityError
-
-    from moderation.extensions import db
 
     with app.app_context():
         try:
@@ -259,3 +252,20 @@ def test_a_sqlite_database_named_by_database_url_is_made_private_too(tmp_path, m
     assert {"comments.sqlite3", "comments.sqlite3-wal", "comments.sqlite3-shm"} <= set(modes)
     assert set(modes.values()) == {0o600}, modes
     assert stat.S_IMODE(database.parent.stat().st_mode) == 0o755  # the operator's folder
+
+
+def test_the_limit_log_line_keeps_no_commenter_hash():
+    from moderation.logs import _limit_without_commenter
+
+    record = logging.LogRecord("flask-limiter", logging.INFO, __file__, 1,
+                               "ratelimit %s (%s) exceeded at endpoint: %s",
+                               ("5 per 1 minute", "LIMITER/email:default:abcdef0123456789",
+                                "public.submit"), None)
+    assert _limit_without_commenter(record)
+    assert "abcdef0123456789" not in record.getMessage()
+    assert "LIMITER/email:default" in record.getMessage()
+
+
+def test_flask_limiters_log_is_written_as_json(app):
+    limiter_log = logging.getLogger("flask-limiter")
+    assert any(isinstance(h.formatter, JsonFormatter) for h in limiter_log.handlers)

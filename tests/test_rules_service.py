@@ -199,3 +199,24 @@ def test_a_request_while_no_rules_file_loaded_is_a_503_with_the_rules_wait(datab
         assert ready.status_code == 503 and ready.get_json()["checks"]["rules"] == "not loaded"
     finally:
         close_app(app)
+
+
+def test_the_rules_route_reports_a_refused_file_and_keeps_the_version(database_url, tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules:\n  - {id: GOOD, type: terms, terms: [casino], score: 9}\n")
+    app = make_app(database_url, RULES_FILE=str(rules), RULES_RELOAD_INTERVAL=60)
+    try:
+        from moderation.services import keys as key_service
+        with app.app_context():
+            admin = key_service.create_key("rules-admin", "admin", [])[1]
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {admin}"}
+        first = client.get("/api/v1/admin/rules", headers=headers).get_json()
+        assert first["loaded_at"] is not None and first["last_error"] is None
+        rules.write_text("version: 1\nrules:\n  - {id: BROKEN_ONE, type: nonsense}\n")
+        app.extensions["moderation.rules"].check_now()
+        state = client.get("/api/v1/admin/rules", headers=headers).get_json()
+        assert "BROKEN_ONE" in (state["last_error"] or "")
+        assert state["version"] == first["version"]
+    finally:
+        close_app(app)

@@ -165,3 +165,47 @@ def test_rekey_goes_through_every_batch(app, api):
     with app.app_context():
         assert identity.rekey(batch=1) == 3
         assert identity.secret_matches() is True
+
+
+def test_rekey_hashes_again_what_old_instances_stored_meanwhile(app, api, monkeypatch):
+    import sqlalchemy as sa
+
+    from moderation.extensions import db
+    from moderation.services import identity
+
+    made = api.post("/api/v1/comments", comment()).get_json()
+
+    waits = []
+
+    def an_old_instance_stores_meanwhile(seconds):
+        waits.append(seconds)
+        # What an instance still on the old secret writes during the wait.
+        db.session.execute(sa.text("UPDATE comments SET email_hash = 'old' WHERE id = :id"),
+                           {"id": made["id"]})
+        db.session.commit()
+
+    monkeypatch.setattr(identity.time, "sleep", an_old_instance_stores_meanwhile)
+    with app.app_context():
+        identity.rekey()
+        stored = db.session.execute(sa.text("SELECT email_hash FROM comments WHERE id = :id"),
+                                    {"id": made["id"]}).scalar()
+        assert stored == identity.email_hash("ada@example.org")
+        # The second pass waits out the old instances' last look at the fingerprint.
+        assert waits and waits[0] > app.config["SECRET_CHECK_INTERVAL"]
+
+
+def test_rekey_asks_first_and_does_nothing_when_told_no(app, runner, api):
+    import sqlalchemy as sa
+
+    from moderation.extensions import db
+
+    made = api.post("/api/v1/comments", comment()).get_json()
+    with app.app_context():
+        db.session.execute(sa.text("UPDATE comments SET email_hash = 'other' WHERE id = :id"),
+                           {"id": made["id"]})
+        db.session.commit()
+    result = runner.invoke(args=["rekey"], input="n\n")
+    assert result.exit_code == 1
+    with app.app_context():
+        assert db.session.execute(sa.text("SELECT email_hash FROM comments WHERE id = :id"),
+                                  {"id": made["id"]}).scalar() == "other"

@@ -13,7 +13,7 @@ import pytest
 
 from moderation import create_app
 from moderation.errors import ConfigError
-from tests.conftest import PERMISSIVE_RULES
+from tests.conftest import PERMISSIVE_RULES, close_app, make_app
 
 ROOT = Path(__file__).parent.parent
 BIN = ROOT / ".venv" / "bin"
@@ -162,3 +162,12 @@ def test_a_file_system_without_hard_links_still_gets_a_secret(instance, monkeypa
     secret = _instance_secret(instance)
     assert len(secret) == 64 and (instance / "secret_key").read_text() == secret
     assert [path.name for path in instance.iterdir()] == ["secret_key"]
+
+
+def test_redis_storage_gets_timeouts_by_default(database_url):
+    app = make_app(database_url, RATELIMIT_STORAGE_URI="redis://127.0.0.1:1")
+    try:
+        options = app.config["RATELIMIT_STORAGE_OPTIONS"]
+        assert options["socket_timeout"] == 1.0 and options["socket_connect_timeout"] == 1.0
+    finally:
+        close_app(app)

@@ -369,3 +369,21 @@ def test_a_web_address_that_is_not_linked_is_still_escaped(api):
     [item] = api.get("/api/v1/comments?thread=/2026/11/27/a-story").get_json()["items"]
     assert "<a " not in item["content_html"]
     assert "x=1&amp;y=2&amp;lt;" in item["content_html"]
+
+
+def test_a_last_page_exactly_full_has_no_next_cursor(api):
+    for n in range(2):
+        assert api.post("/api/v1/comments", comment(content=f"Comment number {n}",
+                                                    author_email=f"p{n}@example.org")
+                        ).status_code == 201
+    page = api.get("/api/v1/comments?thread=/2026/11/27/a-story&limit=2").get_json()
+    assert len(page["items"]) == 2 and page["next_cursor"] is None
+
+
+def test_the_thread_page_says_when_the_thread_is_closed(api, keys):
+    api.post("/api/v1/comments", comment())
+    url = "/api/v1/comments?thread=/2026/11/27/a-story"
+    assert api.get(url).get_json()["closed"] is False
+    assert api.put("/api/v1/moderation/threads", {"site": "default", "thread":
+                   "/2026/11/27/a-story", "closed": True}, key=keys.moderator).status_code == 200
+    assert api.get(url).get_json()["closed"] is True
