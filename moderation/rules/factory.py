@@ -37,7 +37,7 @@ ListReader = Callable[[str, str], list[tuple[str, str]]]
 # The keys each type's matcher is built from; a per-site override that changes none of
 # them shares the compiled matcher (and its index) with the file's own rule.
 MATCHER_KEYS: dict[str, tuple[str, ...]] = {
-    "terms": ("terms", "match"),
+    "terms": ("terms", "match", "plurals"),
     "regex": ("pattern", "raw"),
     "links": ("at_least",),
     "domains": ("domains",),

@@ -568,3 +568,14 @@ def test_sites_that_each_change_a_pattern_share_the_regex_budget() -> None:
     with pytest.raises(RulesError) as refused:
         parse_rules(text)
     assert "the 31 sets of regex rules" in refused.value.messages[0]
+
+
+def test_a_site_override_of_any_matcher_setting_builds_a_matcher_of_its_own() -> None:
+    """A site override that changes none of MATCHER_KEYS shares the file's compiled
+    matcher: a type's own setting missing there (`plurals` was) is ignored on the site."""
+    from moderation.rules.factory import MATCHER_KEYS
+    from moderation.rules.schema import RULE_SCHEMAS
+
+    shared = set.intersection(*(set(schema().fields) for schema in RULE_SCHEMAS.values()))
+    for rule_type, schema in RULE_SCHEMAS.items():
+        assert set(MATCHER_KEYS[rule_type]) == set(schema().fields) - shared, rule_type

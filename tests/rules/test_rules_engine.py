@@ -229,3 +229,21 @@ def test_pending_may_equal_spam_so_that_nothing_is_held_on_score() -> None:
                           "rules: [{id: FIVE, type: terms, terms: [five], score: 5.0}]\n")
     submission = Submission("default", "t", "Ann", "a@b.org", content="five")
     assert evaluate(ruleset, submission, Context()).outcome == "spam"
+
+
+@pytest.mark.parametrize("override", ["plurals: true", "match: substring"])
+def test_a_site_may_change_how_a_terms_rule_matches(override: str) -> None:
+    """Found by a mutation audit: a site's `plurals: true` reused the file's compiled
+    matcher, so "best casinos" stayed approved on that site."""
+    ruleset = parse_rules(
+        "version: 1\ntrust: {hold_new_commenters: false}\n"
+        "rules: [{id: T, type: terms, terms: [casino], outcome: spam}]\n"
+        f"sites: {{news: {{rules: {{T: {{{override}}}}}}}}}\n"
+    )
+    text = "best casinos" if "plurals" in override else "megacasinoworld deals"
+
+    def outcome(site: str) -> str:
+        submission = Submission(site, "t", "Ann", "a@b.org", content=text)
+        return evaluate(ruleset, submission, Context()).outcome
+
+    assert (outcome("news"), outcome("default")) == ("spam", "approved")
