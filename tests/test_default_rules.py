@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from moderation.rules import default_rules_path, load_rules
+from moderation.rules import Context, Submission, default_rules_path, evaluate, load_rules
 from tests.conftest import comment
 
 
@@ -185,3 +185,48 @@ def test_self_promotion_in_the_name_is_self_promotion(api, keys):
     status, rules = judged(api, keys, author_name="Check out my channel",
                            content="Great song!", user_agent="Mozilla/5.0")
     assert status == "spam" and "SELF_PROMOTION" in rules
+
+# Each shipped rule on an example of its own, judged in-process (a mutation audit: dropping
+# a term, an alternative or a list entry, or moving a score, went unnoticed).
+KNOWN = Context(approved_count=1)
+
+
+def judge(content="Good point.", name="Ann", email="reader@example.org", ua="Mozilla/5.0",
+          context=KNOWN):
+    submission = Submission("default", "t", name, email, content=content, user_agent=ua)
+    verdict = evaluate(load_rules(default_rules_path()), submission, context)
+    return verdict.outcome, {hit.rule for hit in verdict.hits}
+
+
+@pytest.mark.parametrize(("fields", "rule"), [
+    ({"content": "Buy tramadol online"}, "PHARMA_TERMS"),
+    ({"content": "Claim 50 free spins today"}, "GAMBLING_TERMS"),
+    ({"content": "Message me on Telegram +1 555 010 0199"}, "MESSENGER_CONTACT"),
+    ({"content": "cheap meds here"}, "CHEAP_MEDS"),
+    ({"content": "THIS COUNCIL IS USELESS AND CORRUPT AND LAZY ok then"}, "SHOUTING"),
+    ({"content": "Nooooooooooo way"}, "REPEATED_CHARACTERS"),
+    ({"email": "x@guerrillamail.com"}, "DISPOSABLE_EMAIL"),
+    ({"content": "see https://tinyurl.com/abc"}, "SHORTENED_LINK"),
+    ({"name": "Fucking Idiot"}, "ABUSE_TERMS"),
+])
+def test_each_shipped_rule_hits_its_own_example(fields, rule):
+    assert rule in judge(**fields)[1]
+
+
+def test_a_url_in_the_name_and_one_weak_term_hold_the_comment():
+    assert judge(content="Nice piece on the casino vote.", name="www.loans.example") == (
+        "pending", {"GAMBLING_TERMS", "URL_IN_NAME"})
+
+
+def test_scores_summing_to_exactly_the_pending_threshold_hold_the_comment():
+    assert judge(content="Nice piece on the casino vote, click here") == (
+        "pending", {"GAMBLING_TERMS", "PROMOTION_TERMS"})
+
+
+def test_two_bad_comments_in_a_row_put_a_regular_back_under_review():
+    outcome, rules = judge(context=Context(approved_count=5, recent_bad_run=2))
+    assert outcome == "pending" and "TRUST_BAD_RUN" in rules
+
+
+def test_a_missing_user_agent_alone_does_not_hold_a_known_commenter():
+    assert judge(ua="") == ("approved", {"NO_USER_AGENT"})

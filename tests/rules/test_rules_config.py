@@ -579,3 +579,56 @@ def test_a_site_override_of_any_matcher_setting_builds_a_matcher_of_its_own() ->
     shared = set.intersection(*(set(schema().fields) for schema in RULE_SCHEMAS.values()))
     for rule_type, schema in RULE_SCHEMAS.items():
         assert set(MATCHER_KEYS[rule_type]) == set(schema().fields) - shared, rule_type
+
+
+HEAD = "version: 1\ntrust: {hold_new_commenters: false}\nrules:\n"
+
+
+def verdict(yaml_text: str, site: str = "news", **fields: str) -> tuple[str, list[str]]:
+    values = {"site": site, "thread": "t", "author_name": "Ann", "author_email": "a@b.org"}
+    values.update(fields)
+    result = evaluate(parse_rules(yaml_text), Submission(**values), Context())
+    return result.outcome, [hit.rule for hit in result.hits]
+
+
+def test_a_site_may_switch_a_terms_rule_to_substring():
+    y = HEAD + "  - {id: T, type: terms, terms: [casino], outcome: spam}\n" \
+               "sites:\n  news: {rules: {T: {match: substring}}}\n"
+    assert verdict(y, content="megacasinoworld deals") == ("spam", ["T"])
+    assert verdict(y, site="other", content="megacasinoworld deals")[1] == []
+
+
+def test_a_site_may_make_a_regex_raw_and_case_sensitive():
+    y = HEAD + "  - {id: R, type: regex, pattern: 'SALE', outcome: spam}\n" \
+               "sites:\n  news: {rules: {R: {raw: true}}}\n"
+    assert verdict(y, content="the yard sale is on")[1] == []
+    assert verdict(y, site="other", content="the yard sale is on")[1] == ["R"]
+
+
+def test_a_site_may_change_an_email_rules_domains():
+    y = HEAD + "  - {id: E, type: email, domains: [trash.example], outcome: spam}\n" \
+               "sites:\n  news: {rules: {E: {domains: [junk.example]}}}\n"
+    assert verdict(y, content="hi", author_email="x@junk.example") == ("spam", ["E"])
+
+
+def test_a_site_may_give_a_scored_rule_an_outcome():
+    y = HEAD + "  - {id: T, type: terms, terms: [casino], score: 1.0}\n" \
+               "sites:\n  news: {rules: {T: {outcome: spam}}}\n"
+    assert verdict(y, content="casino") == ("spam", ["T"])
+
+
+@pytest.mark.parametrize("rule_id", ["TRUST_NEW", "TRUST_KNOWN", "TRUST_BAD_RUN", "HONEYPOT",
+                                     "FORM_TOO_FAST", "PRE_MODERATE"])
+def test_every_engine_hit_id_is_reserved(rule_id):
+    with pytest.raises(RulesError, match="reserved"):
+        parse_rules(f"version: 1\nrules:\n  - {{id: {rule_id}, type: terms, terms: [x], "
+                    "score: 1}\n")
+
+
+def test_aliases_expanding_past_a_million_values_are_refused():
+    items = ", ".join(["x"] * 1000)
+    aliases = ", ".join(["*a"] * 1001)
+    text = f"version: 1\nrules:\n  - {{id: T, type: terms, terms: &a [{items}], score: 1}}\n" \
+           f"  - {{id: U, type: terms, terms: [{aliases}], score: 1}}\n"
+    with pytest.raises(RulesError, match="aliases"):
+        parse_rules(text)

@@ -14,6 +14,7 @@ from moderation.rules import (
     ClassifierScore,
     Context,
     Hit,
+    RulesError,
     Submission,
     evaluate,
     parse_rules,
@@ -858,3 +859,77 @@ def test_a_one_letter_word_is_not_joined_to_the_next() -> None:
     rule = "{id: X, type: terms, terms: [abroad], score: 1}"
     assert hits_of(rule, content="It is a broad church") == []
     assert [hit.rule for hit in hits_of(rule, content="Sent ab road")] == ["X"]
+
+
+SPAM_HOSTS = "{id: D, type: domains, domains: [spam.example, bit.ly], outcome: spam}"
+
+
+def test_the_host_after_the_last_at_sign_is_the_one_visited():
+    assert [h.rule for h in hits_of(SPAM_HOSTS, content="https://a@b@spam%2Eexample/")] == ["D"]
+
+
+def test_a_listed_host_in_the_path_of_a_bare_link_is_not_a_host():
+    assert hits_of(SPAM_HOSTS, content="see en.wikipedia.org/wiki/Bit.ly") == []
+
+
+def test_version_numbers_in_a_name_are_no_web_address():
+    for name in ("Version 1.2.10", "Agent 0.07"):
+        assert hits_of("{id: X, type: url_in_name, score: 1}", author_name=name) == []
+
+
+def test_a_link_no_browser_follows_names_no_listed_host():
+    assert hits_of("{id: D, type: domains, domains: [news.example], outcome: spam}",
+                   content="see https://evil.example%2F.news.example/") == []
+
+
+def test_a_links_rule_on_content_only_ignores_the_author_url():
+    assert hits_of("{id: L, type: links, at_least: 2, targets: [content], score: 1}",
+                   content="see https://a.example/", author_url="https://me.example/") == []
+
+
+def test_a_link_only_in_the_author_url_is_reported_there():
+    [hit] = hits_of("{id: L, type: links, at_least: 1, score: 1}", content="hi",
+                    author_url="https://me.example/")
+    assert (hit.target, hit.match) == ("author_url", "https://me.example/")
+
+
+def test_the_author_url_counts_towards_at_least():
+    [hit] = hits_of("{id: L, type: links, at_least: 2, score: 1}",
+                    content="see https://a.example/", author_url="https://me.example/")
+    assert (hit.rule, hit.target) == ("L", "content")
+
+
+def test_length_max_is_inclusive():
+    assert hits_of("{id: X, type: length, max: 5, score: 1}", content="12345") == []
+    assert [h.rule for h in hits_of("{id: X, type: length, max: 5, score: 1}",
+                                    content="123456")] == ["X"]
+
+
+def test_an_unknown_named_list_is_refused_for_domains():
+    with pytest.raises(RulesError, match="unknown list 'list:disposible'"):
+        parse_rules("version: 1\nrules:\n  - {id: E, type: email, domains: 'list:disposible', "
+                    "score: 1}\n")
+
+
+def test_a_network_written_with_host_bits_is_taken_as_its_network():
+    assert [h.rule for h in hits_of("{id: I, type: ip, cidrs: [203.0.113.7/24], score: 1}",
+                                    ip="203.0.113.200")] == ["I"]
+
+
+def test_a_link_attribute_in_capitals_is_not_read_as_words():
+    assert hits_of("{id: T, type: terms, terms: [viagra], score: 1}",
+                   content='read <a HREF="https://news.example/viagra-recall">the story</a>') == []
+
+
+@pytest.mark.parametrize(("content", "match"), [("you b!tch", "b!tch"),
+                                               ("buy v!agra", "v!agra")])
+def test_a_bang_inside_a_word_is_leetspeak(content: str, match: str) -> None:
+    rule = "{id: T, type: terms, terms: [bitch, viagra], score: 1}"
+    assert [hit.match for hit in hits_of(rule, content=content)] == [match]
+
+
+@pytest.mark.parametrize(("content", "match"), [("buy 1ip1tor", "1ip1tor"),
+                                               ("over the 1im1t", "1im1t")])
+def test_a_1_may_be_read_l_then_i_in_one_word(content: str, match: str) -> None:
+    rule = "{id: T, type: terms, terms: [lipitor, limit], score: 1}"
+    assert [hit.match for hit in hits_of(rule, content=content)] == [match]

@@ -136,3 +136,13 @@ def test_every_folded_span_maps_inside_the_original(text: str, data: st.DataObje
     end = data.draw(st.integers(start + 1, len(folded.text)))
     begin, finish = folded.original_span(start, end)
     assert 0 <= begin < finish <= len(text)
+
+
+def test_spaced_digits_are_not_joined_into_a_number():
+    assert normalise("version 1.2.3").text == "version 1.2.3"
+    assert normalise("rated 1 2 3 stars").text == "rated 1 2 3 stars"
+
+
+def test_folding_text_with_escaped_markup_twice_is_folding_once():
+    once = normalise("café &amp;lt;b&amp;gt;").text
+    assert normalise(once).text == once and "<" not in once and "&" not in once
