@@ -182,7 +182,8 @@ def test_of_the_commands_only_moderation_run_counts_refused_rules_files(
 
 def test_a_request_while_no_rules_file_loaded_is_a_503_with_the_rules_wait(database_url,
                                                                            tmp_path):
-    """A process serving without rules (the file broke before it started) answers 503:
+    """An app built without its rules (as the `moderation` command builds one while the
+    file is broken; gunicorn and `moderation run` refuse to start instead) answers 503:
     its Retry-After is the rules' 30 s, which the limits' hook replaced by the database's 5."""
     from moderation.services.rules import RULES_RETRY_AFTER
 
