@@ -135,3 +135,15 @@ def test_the_last_active_admin_key_cannot_be_revoked(api, keys):
     assert api.delete(f"/api/v1/admin/keys/{second['id']}",
                       key=second["secret"]).status_code == 409
     assert api.get("/api/v1/admin/keys", key=second["secret"]).status_code == 200
+
+
+def test_revoking_a_revoked_key_again_keeps_when_it_was_revoked(api, keys):
+    """The revocation time, in the audit trail, does not move on a second DELETE."""
+    listed = api.get("/api/v1/admin/keys", key=keys.admin).get_json()["items"]
+    moderator = next(key for key in listed if key["name"] == "mod")
+    path = f"/api/v1/admin/keys/{moderator['id']}"
+    assert api.delete(path, key=keys.admin).status_code == 204
+    first = api.get(path, key=keys.admin).get_json()["revoked_at"]
+    assert first is not None
+    assert api.delete(path, key=keys.admin).status_code == 204
+    assert api.get(path, key=keys.admin).get_json()["revoked_at"] == first

@@ -295,3 +295,50 @@ def test_an_erasure_does_not_wait_on_a_long_read_to_empty_the_log(api, app, keys
     assert erased.get_json() == {"erased": 1}
     assert took < 5, took  # 15 s and more before
     assert "could not be emptied" in caplog.text
+
+
+def test_an_erasure_with_the_content_forgets_the_page_title_url_and_text_hash(api, app, keys):
+    """What the commenter sent goes, and the text's hash, which would confirm a guess at it.
+    A held comment (HOLD_WORD) does not name the page, so its title is only on the comment."""
+    made = api.post("/api/v1/comments", comment(
+        thread="/erase-me", content="a holdword by ada", thread_title="Ada's own title",
+        thread_url="https://news.example/ada")).get_json()
+    assert made["status"] == "pending"
+    erased = api.post("/api/v1/admin/privacy/erase",
+                      {"email": "ada@example.org", "delete_content": True}, key=keys.admin)
+    assert erased.get_json() == {"erased": 1}
+    with app.app_context():
+        row = db.session.get(Comment, made["id"])
+        assert (row.thread_title, row.thread_url, row.content, row.content_hash) == (
+            None, None, "", "")
+
+
+def test_the_export_gives_the_values_stored_not_only_the_field_names(api, keys):
+    """Each value as stored, not only the field names."""
+    posted = api.post("/api/v1/comments", comment(
+        ip="198.51.100.9", user_agent="Ada's browser", referrer="https://ref.example/?u=ada",
+        thread_title="A story", thread_url="https://news.example/story"),
+        key=keys.site).get_json()
+    detail = api.get(f"/api/v1/moderation/comments/{posted['id']}", key=keys.admin).get_json()
+    [exported] = api.get("/api/v1/admin/privacy/export?email=ada@example.org",
+                         key=keys.admin).get_json()["comments"]
+    assert (exported["referrer"], exported["sent_thread_title"], exported["sent_thread_url"],
+            exported["ip"], exported["user_agent"]) == (
+        "https://ref.example/?u=ada", "A story", "https://news.example/story",
+        "198.51.100.9", "Ada's browser")
+    assert exported["rules_version"] == detail["rules_version"] and exported["rules_version"]
+    assert exported["score"] == detail["score"] and exported["hits"] == detail["hits"]
+
+
+def test_an_erasure_changes_the_version_so_an_older_etag_is_412(api, keys):
+    """A decision made on the comment as it was before the erasure must not land silently."""
+    made = api.post("/api/v1/comments", comment(content="a holdword")).get_json()
+    before = api.get(f"/api/v1/moderation/comments/{made['id']}", key=keys.moderator)
+    etag = before.headers["ETag"]
+    api.post("/api/v1/admin/privacy/erase", {"email": "ada@example.org"}, key=keys.admin)
+    after = api.get(f"/api/v1/moderation/comments/{made['id']}", key=keys.moderator)
+    assert after.headers["ETag"] != etag
+    assert after.get_json()["version"] == before.get_json()["version"] + 1
+    late = api.post(f"/api/v1/moderation/comments/{made['id']}/decision",
+                    {"action": "approve"}, key=keys.moderator, headers={"If-Match": etag})
+    assert late.status_code == 412

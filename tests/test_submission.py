@@ -816,3 +816,72 @@ def test_a_honeypot_may_be_named_after_no_field_intake_reads():
     from moderation.rules.schema import SUBMISSION_FIELDS
 
     assert set(SUBMISSION.load_fields) | set(WORDPRESS_FIELDS) <= SUBMISSION_FIELDS
+
+
+def test_a_retry_of_a_comment_stored_before_the_thread_closed_gets_its_first_answer(api, keys):
+    """The comment was taken before the page closed: its retry is answered as it was."""
+    body = comment(thread="/closing")
+    first = api.post("/api/v1/comments", body, headers={"Idempotency-Key": "retry-1"})
+    assert first.status_code == 201
+    assert api.put("/api/v1/moderation/threads", {"thread": "/closing", "closed": True},
+                   key=keys.moderator).status_code == 200
+    again = api.post("/api/v1/comments", body, headers={"Idempotency-Key": "retry-1"})
+    assert again.status_code == 201 and again.get_json() == first.get_json()
+    # A new comment on the closed page is still refused.
+    assert api.post("/api/v1/comments", comment(thread="/closing", content="new words"),
+                    headers={"Idempotency-Key": "retry-2"}).status_code == 403
+
+
+def test_the_same_words_after_a_moderator_deleted_them_are_not_a_duplicate(api, keys):
+    """A deleted comment is no longer there to be repeated."""
+    first = api.post("/api/v1/comments", comment()).get_json()
+    decided = api.post(f"/api/v1/moderation/comments/{first['id']}/decision",
+                       {"action": "delete", "reason": "typo"}, key=keys.moderator,
+                       headers={"If-Match": "*"})
+    assert decided.status_code == 200
+    again = api.post("/api/v1/comments", comment())
+    assert again.status_code == 201, again.get_json()
+
+
+def test_every_rule_that_hit_finds_the_comment_in_the_queue(api, keys):
+    """Every rule that hit is stored with the comment, so `rule=` finds it by any of them."""
+    made = api.post("/api/v1/comments", comment(content="holdword and spammyword")).get_json()
+    detail = api.get(f"/api/v1/moderation/comments/{made['id']}", key=keys.moderator).get_json()
+    assert {hit["rule"] for hit in detail["hits"]} >= {"HOLD_WORD", "SPAMMY_WORD"}
+    for rule in ("HOLD_WORD", "SPAMMY_WORD"):
+        page = api.get(f"/api/v1/moderation/queue?status=spam&rule={rule}",
+                       key=keys.moderator).get_json()
+        assert [item["id"] for item in page["items"]] == [made["id"]], rule
+
+
+def test_a_retried_blocked_comment_is_blocked_again_with_the_same_answer(api):
+    """A retry gets the first answer, a 403 included, not a 201 with the 403's body."""
+    body = comment(content="buy forbiddenword now")
+    first = api.post("/api/v1/comments", body, headers={"Idempotency-Key": "blocked-1"})
+    assert first.status_code == 403
+    again = api.post("/api/v1/comments", body, headers={"Idempotency-Key": "blocked-1"})
+    assert again.status_code == 403 and again.get_json() == first.get_json()
+
+
+def test_the_stored_score_keeps_its_fraction(api, keys):
+    """HOLD_WORD scores 3.5 in tests/data/permissive_rules.yaml."""
+    made = api.post("/api/v1/comments", comment(content="a holdword here")).get_json()
+    assert made["status"] == "pending"
+    detail = api.get(f"/api/v1/moderation/comments/{made['id']}", key=keys.moderator).get_json()
+    assert detail["score"] == 3.5
+
+
+def test_the_same_comment_after_the_duplicates_window_is_taken(api, app):
+    """The window (a day by default) bounds the duplicate check."""
+    import datetime as dt
+
+    from moderation.models import Comment
+
+    first = api.post("/api/v1/comments", comment()).get_json()
+    assert api.post("/api/v1/comments", comment()).status_code == 409
+    with app.app_context():
+        db.session.execute(sa.update(Comment).where(Comment.id == first["id"]).values(
+            created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=2)))
+        db.session.commit()
+    again = api.post("/api/v1/comments", comment())
+    assert again.status_code == 201, again.get_json()
