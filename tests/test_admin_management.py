@@ -243,3 +243,11 @@ def test_a_key_name_with_invisible_characters_is_refused(api, keys):
     answer = api.post("/api/v1/admin/keys", {"name": "mod\u200b", "role": "moderator",
                                              "sites": ["default"]}, key=keys.admin)
     assert answer.status_code == 422 and "name" in answer.get_json()["errors"]
+
+
+def test_a_dry_run_refuses_an_email_that_intake_would_refuse(api, keys):
+    answer = api.post("/api/v1/admin/rules/test",
+                      {"comment": {"author_email": "not an address", "content": "hi"}},
+                      key=keys.admin)
+    assert answer.status_code == 422
+    assert "comment" in answer.get_json()["errors"]

@@ -194,3 +194,16 @@ def test_a_moderator_of_two_sites_sees_both_and_no_third(api, keys):
         assert api.get(f"/api/v1/moderation/queue?site={site}", key=both).status_code == 200
     assert api.get("/api/v1/moderation/queue?site=third", key=both).status_code == 403
     assert api.get("/api/v1/moderation/queue?site=fourth", key=both).status_code == 404
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER"])
+def test_the_bearer_scheme_is_case_insensitive(api, keys, scheme):
+    answer = api.client.get("/api/v1/moderation/queue",
+                            headers={"Authorization": f"{scheme} {keys.moderator}"})
+    assert answer.status_code == 200
+
+
+def test_a_bearer_key_after_two_spaces_is_taken(api, keys):
+    answer = api.client.get("/api/v1/moderation/queue",
+                            headers={"Authorization": f"Bearer  {keys.moderator}"})
+    assert answer.status_code == 200

@@ -145,3 +145,27 @@ def test_an_origin_no_browser_sends_is_not_allowed_and_not_a_500(api, two_sites)
     read = api.get("/api/v1/comments?site=news&thread=/a", headers={"Origin": bad})
     assert (preflight.status_code, posted.status_code, read.status_code) == (204, 403, 200)
     assert _allowed(preflight) is _allowed(posted) is _allowed(read) is None
+
+
+def test_a_blank_padded_site_is_readable_only_by_its_own_origins(api, app, keys):
+    with app.app_context():
+        from moderation.services import sites
+
+        sites.create_site("news", "News", ["https://news.example"])
+    answer = api.get("/api/v1/comments?site=%20other%20&thread=/story",
+                     headers={"Origin": "https://news.example"})
+    assert answer.status_code == 200
+    assert "Access-Control-Allow-Origin" not in answer.headers
+    own = api.get("/api/v1/comments?site=%20other%20&thread=/story",
+                  headers={"Origin": "https://other.example"})
+    assert own.headers.get("Access-Control-Allow-Origin") == "https://other.example"
+
+
+def test_the_preflight_allows_the_idempotency_key_header(api, keys):
+    answer = api.client.options("/api/v1/comments", headers={
+        "Origin": "https://other.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type, idempotency-key"})
+    allowed = [h.strip().lower()
+               for h in answer.headers.get("Access-Control-Allow-Headers", "").split(",")]
+    assert "idempotency-key" in allowed
+    assert "content-type" in allowed

@@ -391,3 +391,53 @@ def test_a_moderator_cannot_close_another_sites_thread(api, keys):
                       key=keys.other_moderator)
     assert refused.status_code == 403
     assert api.post("/api/v1/comments", comment(thread="/x")).status_code == 201
+
+
+def test_a_decision_reason_over_500_characters_is_refused(api, keys):
+    created = api.post("/api/v1/comments", comment())
+    comment_id = created.get_json()["id"]
+    detail = api.get(f"/api/v1/moderation/comments/{comment_id}", key=keys.moderator)
+    etag = detail.headers["ETag"]
+    answer = api.post(f"/api/v1/moderation/comments/{comment_id}/decision",
+                      {"action": "approve", "reason": "x" * 501}, key=keys.moderator,
+                      headers={"If-Match": etag})
+    assert answer.status_code == 422
+    assert "reason" in answer.get_json()["errors"]
+
+
+def test_a_bulk_decision_on_no_ids_is_refused(api, keys):
+    answer = api.post("/api/v1/moderation/bulk", {"ids": [], "action": "approve"},
+                      key=keys.moderator)
+    assert answer.status_code == 422
+    assert "ids" in answer.get_json()["errors"]
+
+
+@pytest.mark.parametrize("closed", [1, "yes", "true", 0])
+def test_closing_a_thread_takes_only_json_booleans(api, keys, closed):
+    answer = api.put("/api/v1/moderation/threads", {"thread": "/story", "closed": closed},
+                     key=keys.moderator)
+    assert answer.status_code == 422
+    assert "closed" in answer.get_json()["errors"]
+
+
+def test_a_moderator_of_two_sites_closes_a_thread_of_the_default_site(api, keys):
+    made = api.post("/api/v1/admin/keys",
+                    {"name": "two-sites", "role": "moderator", "sites": ["default", "other"]},
+                    key=keys.admin)
+    assert made.status_code == 201, made.get_json()
+    assert api.post("/api/v1/comments", comment(thread="/story")).status_code == 201
+    answer = api.put("/api/v1/moderation/threads", {"thread": "/story", "closed": True},
+                     key=made.get_json()["secret"])
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["site"] == "default"
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("delete", "/api/v1/admin/keys/2147483648"),
+    ("get", "/api/v1/admin/keys/2147483648"),
+    ("get", "/api/v1/moderation/comments/2147483648"),
+    ("post", "/api/v1/moderation/comments/99999999999/decision"),
+])
+def test_an_id_past_the_32_bit_columns_is_a_404_on_every_method(api, keys, method, path):
+    answer = getattr(api, method)(path, key=keys.admin)
+    assert answer.status_code == 404

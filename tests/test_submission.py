@@ -885,3 +885,39 @@ def test_the_same_comment_after_the_duplicates_window_is_taken(api, app):
         db.session.commit()
     again = api.post("/api/v1/comments", comment())
     assert again.status_code == 201, again.get_json()
+
+
+FORM = {"site": "news", "author": "Ada", "email": "ada@example.org",
+        "comment": "Posted from the WordPress form.", "comment_post_ID": "42"}
+
+
+def _news_site(app):
+    with app.app_context():
+        from moderation.services import sites
+
+        sites.create_site("news", "News", ["https://news.example"])
+
+
+def test_the_redirect_prefers_thread_url_to_the_referer(api, app):
+    """Contract: 303 back to thread_url *or* the Referer: thread_url first."""
+    _news_site(app)
+    response = api.client.post(
+        "/api/v1/comments",
+        data={**FORM, "thread_url": "https://news.example/story/"},
+        headers={"Referer": "https://news.example/somewhere-else/"},
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith("https://news.example/story/?comment_status=")
+
+
+@pytest.mark.parametrize("referer", [
+    "https://evil.example\\@news.example/story/",   # a browser goes to evil.example
+    "https://ada:secret@news.example/story/",       # credentials echoed into Location
+])
+def test_a_referer_with_userinfo_is_no_page_to_go_back_to(api, app, referer):
+    """Never an open redirect: Python reads the host after the last "@", a browser may
+    not (backslash ends the authority in special schemes)."""
+    _news_site(app)
+    response = api.client.post("/api/v1/comments", data=FORM, headers={"Referer": referer})
+    assert response.status_code == 201, response.headers.get("Location")
+    assert "Location" not in response.headers

@@ -337,3 +337,41 @@ def test_an_intranets_tors_or_staging_sites_address_is_taken(api, email):
 @pytest.mark.parametrize("email", ["ada@localhost", "ada@x.invalid", "ada@test"])
 def test_names_that_hold_no_mailbox_are_refused(api, email):
     assert api.post("/api/v1/comments", comment(author_email=email)).status_code == 422
+
+
+def test_an_author_name_of_101_characters_is_refused_100_taken(api):
+    too_long = api.post("/api/v1/comments", comment(author_name="a" * 101))
+    assert too_long.status_code == 422
+    assert "author_name" in too_long.get_json()["errors"]
+    # 100, padded with blanks that trimming removes, is fine
+    fine = api.post("/api/v1/comments", comment(author_name="  " + "a" * 100 + "  "))
+    assert fine.status_code == 201, fine.get_json()
+
+
+def test_a_site_keys_user_agent_of_513_characters_is_refused(api, keys):
+    answer = api.post("/api/v1/comments", comment(user_agent="a" * 513), key=keys.site)
+    assert answer.status_code == 422
+    assert "user_agent" in answer.get_json()["errors"]
+    fine = api.post("/api/v1/comments", comment(user_agent="a" * 512), key=keys.site)
+    assert fine.status_code == 201, fine.get_json()
+
+
+def test_a_thread_key_of_513_characters_is_refused_512_taken(api):
+    answer = api.post("/api/v1/comments", comment(thread="t" * 513))
+    assert answer.status_code == 422
+    assert "thread" in answer.get_json()["errors"]
+    assert api.post("/api/v1/comments", comment(thread="t" * 512)).status_code == 201
+
+
+def test_a_thread_title_of_501_characters_is_refused(api):
+    answer = api.post("/api/v1/comments", comment(thread_title="x" * 501))
+    assert answer.status_code == 422
+    assert "thread_title" in answer.get_json()["errors"]
+    assert api.post("/api/v1/comments", comment(thread_title="x" * 500)).status_code == 201
+
+
+@pytest.mark.parametrize("url", ["https:///path", "http:example.org", "https:"])
+def test_a_website_without_a_host_is_refused(api, url):
+    answer = api.post("/api/v1/comments", comment(author_url=url))
+    assert answer.status_code == 422
+    assert "author_url" in answer.get_json()["errors"]

@@ -387,3 +387,9 @@ def test_the_thread_page_says_when_the_thread_is_closed(api, keys):
     assert api.put("/api/v1/moderation/threads", {"site": "default", "thread":
                    "/2026/11/27/a-story", "closed": True}, key=keys.moderator).status_code == 200
     assert api.get(url).get_json()["closed"] is True
+
+
+def test_the_thread_page_trims_its_thread_key(api):
+    page = api.get("/api/v1/comments?thread=%20/story%20")
+    assert page.status_code == 200, page.get_json()
+    assert page.get_json()["thread"] == "/story"
