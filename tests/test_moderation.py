@@ -79,37 +79,25 @@ def test_queue_text_search_ignores_case_beyond_ascii(api, keys):
     assert ids("σοφια") == [greek]
 
 
+def walk(api, key, query):
+    """The ids of every page of the queue asked with ``query``, following next_cursor."""
+    seen, cursor = [], None
+    while True:
+        page = api.get(QUEUE + query + (f"&cursor={cursor}" if cursor else ""), key=key)
+        seen += [item["id"] for item in page.get_json()["items"]]
+        cursor = page.get_json()["next_cursor"]
+        if not cursor:
+            return seen
+
+
 def test_queue_sorts_and_pages_by_key(api, keys):
     made = [post(api, content=f"holdword number {n}", author_email=f"u{n}@example.org")
             for n in range(5)]
     newest = api.get(QUEUE + "?sort=newest", key=keys.moderator).get_json()
     assert [item["id"] for item in newest["items"]] == made[::-1]
-    seen, cursor = [], None
-    while True:
-        query = "?limit=2" + (f"&cursor={cursor}" if cursor else "")
-        page = api.get(QUEUE + query, key=keys.moderator).get_json()
-        seen += [item["id"] for item in page["items"]]
-        cursor = page["next_cursor"]
-        if not cursor:
-            break
-    assert seen == made
-    seen, cursor = [], None
-    while True:
-        query = "?sort=newest&limit=2" + (f"&cursor={cursor}" if cursor else "")
-        page = api.get(QUEUE + query, key=keys.moderator).get_json()
-        seen += [item["id"] for item in page["items"]]
-        cursor = page["next_cursor"]
-        if not cursor:
-            break
-    assert seen == made[::-1]
-    by_score, cursor = [], None
-    while True:
-        query = "?sort=score&limit=2" + (f"&cursor={cursor}" if cursor else "")
-        page = api.get(QUEUE + query, key=keys.moderator).get_json()
-        by_score += [item["id"] for item in page["items"]]
-        cursor = page["next_cursor"]
-        if not cursor:
-            break
+    assert walk(api, keys.moderator, "?limit=2") == made
+    assert walk(api, keys.moderator, "?sort=newest&limit=2") == made[::-1]
+    by_score = walk(api, keys.moderator, "?sort=score&limit=2")
     assert sorted(by_score) == made and len(by_score) == len(set(by_score))
 
 
