@@ -58,6 +58,21 @@ def backtest(api: Api, keys: Keys, rules: str, limit: int = 100) -> Any:
                     key=keys.admin)
 
 
+def learned_rule(api: Api, keys: Keys, pairs: int, spam_above: float,
+                 ham_below: float) -> dict[str, Any]:
+    """Decide ``pairs`` spam and ham comments, then backtest a classifier rule LEARNED with
+    those thresholds: its line of the report."""
+    for n in range(pairs):
+        decide(api, keys, post(api, f"Cheap replica watches discount code {n} buy now",
+                               f"s{n}@example.org"), "spam")
+        decide(api, keys, post(api, f"The council should publish minute {n} of the meeting",
+                               f"h{n}@example.org"), "approve")
+    rules = CANDIDATE + ("  - {id: LEARNED, type: classifier, weight: 10.0, "
+                         f"spam_above: {spam_above}, ham_below: {ham_below}}}\n")
+    report = backtest(api, keys, rules).json
+    return {rule["rule"]: rule for rule in report["rules"]}["LEARNED"]
+
+
 def test_counts_match_the_hand_made_history(api: Api, keys: Keys) -> None:
     history(api, keys)
     response = backtest(api, keys, CANDIDATE)
@@ -169,15 +184,7 @@ def test_erased_comments_are_left_out(api: Api, keys: Keys) -> None:
 def test_the_classifier_hits_where_it_scored_toward_spam(api: Api, keys: Keys) -> None:
     """Counted where it vouched for a comment too (a negative score, on most ham), a
     classifier that told spam from ham well read S/O 0.495 (audit)."""
-    for n in range(4):
-        decide(api, keys, post(api, f"Cheap replica watches discount code {n} buy now",
-                               f"s{n}@example.org"), "spam")
-        decide(api, keys, post(api, f"The council should publish minute {n} of the meeting",
-                               f"h{n}@example.org"), "approve")
-    rules = CANDIDATE + ("  - {id: LEARNED, type: classifier, weight: 10.0, spam_above: 0.6,"
-                         " ham_below: 0.4}\n")
-    report = backtest(api, keys, rules).json
-    learned = {rule["rule"]: rule for rule in report["rules"]}["LEARNED"]
+    learned = learned_rule(api, keys, pairs=4, spam_above=0.6, ham_below=0.4)
     assert (learned["spam_hits"], learned["ham_hits"], learned["s_o"]) == (4, 0, 1.0)
 
 
@@ -220,13 +227,5 @@ def test_each_replayed_comment_is_left_out_of_the_classifier(api: Api, keys: Key
     """Exactly the minimum of each kind: with its own decision left out, no replay has
     enough to judge by, so the classifier hits nothing (it would hit them all, judging
     the comments it learned from)."""
-    for n in range(3):
-        decide(api, keys, post(api, f"Cheap replica watches discount code {n} buy now",
-                               f"s{n}@example.org"), "spam")
-        decide(api, keys, post(api, f"The council should publish minute {n} of the meeting",
-                               f"h{n}@example.org"), "approve")
-    rules = CANDIDATE + ("  - {id: LEARNED, type: classifier, weight: 10.0, spam_above: 0.51,"
-                         " ham_below: 0.49}\n")
-    report = backtest(api, keys, rules).json
-    learned = {rule["rule"]: rule for rule in report["rules"]}["LEARNED"]
+    learned = learned_rule(api, keys, pairs=3, spam_above=0.51, ham_below=0.49)
     assert (learned["spam_hits"], learned["ham_hits"]) == (0, 0)

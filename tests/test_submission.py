@@ -891,16 +891,9 @@ FORM = {"site": "news", "author": "Ada", "email": "ada@example.org",
         "comment": "Posted from the WordPress form.", "comment_post_ID": "42"}
 
 
-def _news_site(app):
-    with app.app_context():
-        from moderation.services import sites
 
-        sites.create_site("news", "News", ["https://news.example"])
-
-
-def test_the_redirect_prefers_thread_url_to_the_referer(api, app):
+def test_the_redirect_prefers_thread_url_to_the_referer(api, two_sites):
     """Contract: 303 back to thread_url *or* the Referer: thread_url first."""
-    _news_site(app)
     response = api.client.post(
         "/api/v1/comments",
         data={**FORM, "thread_url": "https://news.example/story/"},
@@ -914,10 +907,9 @@ def test_the_redirect_prefers_thread_url_to_the_referer(api, app):
     "https://evil.example\\@news.example/story/",   # a browser goes to evil.example
     "https://ada:secret@news.example/story/",       # credentials echoed into Location
 ])
-def test_a_referer_with_userinfo_is_no_page_to_go_back_to(api, app, referer):
+def test_a_referer_with_userinfo_is_no_page_to_go_back_to(api, two_sites, referer):
     """Never an open redirect: Python reads the host after the last "@", a browser may
     not (backslash ends the authority in special schemes)."""
-    _news_site(app)
     response = api.client.post("/api/v1/comments", data=FORM, headers={"Referer": referer})
     assert response.status_code == 201, response.headers.get("Location")
     assert "Location" not in response.headers

@@ -199,7 +199,7 @@ def _submission() -> _Submission:
     if from_form:
         # A form carries what its theme and plugins add (WordPress's own extras, Akismet's
         # ak_js, a nonce); the page's visitor cannot fix those, so they are ignored, not 422.
-        body = {name: value for name, value in body.items() if name in SUBMISSION.load_fields}
+        body = {name: value for name, value in body.items() if name in forms.INTAKE_FIELDS}
     try:
         fields, errors = SUBMISSION.load(body), None
     except ValidationError as error:
